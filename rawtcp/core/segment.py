@@ -1,0 +1,129 @@
+"""The Segment value type: what the core consumes and produces.
+
+Segments compare with ``==`` so tests can state exactly what must be sent.
+A :class:`Packet` is a segment with its IP source and destination (strings, IPv4 or IPv6).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+
+class Flags(enum.IntFlag):
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+# Scapy's letter order, so "SA", "FA", "PA", "R", "RA" read the same as in Scapy.
+_LETTERS = "FSRPAUEC"
+
+
+def flags_str(flags: int) -> str:
+    """Flags as Scapy-style letters: SYN|ACK -> 'SA'."""
+    return "".join(ch for i, ch in enumerate(_LETTERS) if flags & (1 << i))
+
+
+def parse_flags(text: str) -> Flags:
+    """'SA' -> SYN|ACK. Raises ValueError on an unknown letter."""
+    out = Flags(0)
+    for ch in text.upper():
+        i = _LETTERS.find(ch)
+        if i < 0:
+            raise ValueError(f"unknown TCP flag letter {ch!r} (use {_LETTERS})")
+        out |= Flags(1 << i)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """TCP options we understand. Unknown options are skipped by the decoders."""
+
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    sack_blocks: tuple[tuple[int, int], ...] = ()
+    timestamps: tuple[int, int] | None = None  # (TSval, TSecr)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.mss is not None
+            or self.wscale is not None
+            or self.sack_permitted
+            or self.sack_blocks
+            or self.timestamps is not None
+        )
+
+    def to_dict(self) -> dict:
+        d: dict = {}
+        if self.mss is not None:
+            d["mss"] = self.mss
+        if self.wscale is not None:
+            d["wscale"] = self.wscale
+        if self.sack_permitted:
+            d["sack_perm"] = True
+        if self.sack_blocks:
+            d["sack"] = [list(b) for b in self.sack_blocks]
+        if self.timestamps is not None:
+            d["ts"] = list(self.timestamps)
+        return d
+
+
+NO_OPTIONS = Options()
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int = 0
+    flags: Flags = Flags(0)
+    window: int = 0
+    options: Options = field(default=NO_OPTIONS)
+    payload: bytes = b""
+    urgent: int = 0
+
+    @property
+    def seq_len(self) -> int:
+        """Sequence space the segment occupies: payload + SYN + FIN."""
+        n = len(self.payload)
+        if self.flags & Flags.SYN:
+            n += 1
+        if self.flags & Flags.FIN:
+            n += 1
+        return n
+
+    def has(self, flag: Flags) -> bool:
+        return bool(self.flags & flag)
+
+    def replace(self, **kw) -> "Segment":
+        return replace(self, **kw)
+
+    def __str__(self) -> str:
+        s = f"{self.src_port}>{self.dst_port} [{flags_str(self.flags)}] seq={self.seq}"
+        if self.flags & Flags.ACK:
+            s += f" ack={self.ack}"
+        s += f" win={self.window} len={len(self.payload)}"
+        if self.options:
+            s += f" {self.options.to_dict()}"
+        return s
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """A segment with its IP addresses: what links, codecs, faults and the stack exchange."""
+
+    src: str
+    dst: str
+    segment: Segment
+
+    def __str__(self) -> str:
+        s = self.segment
+        return f"{self.src}:{s.src_port} > {self.dst}:{s.dst_port} {str(s).split(' ', 1)[1]}"
