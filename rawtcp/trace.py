@@ -1,0 +1,353 @@
+"""Trace sinks: the event log (:class:`Tracer`) and the packet capture (:class:`PcapRecorder`).
+
+Theory of operation
+-------------------
+The core, the fault engine and the runtime all report what happens by calling a *tracer*,
+which is any ``callable(dict) -> None`` (see docs/contracts.md, "Trace events").
+:class:`Tracer` is the standard one. It
+
+* keeps the events in memory, in a bounded deque (``max_events``; the oldest are evicted and
+  counted in ``evicted``), unless ``keep=False``;
+* writes every event as one JSON line to ``path`` (buffered; ``flush()`` or ``close()`` push it
+  to the file);
+* calls every subscriber with the event (a subscriber that raises is removed and the error is
+  counted in ``subscriber_errors``: a broken observer never breaks the stack);
+* stamps ``wall`` (absolute wall-clock seconds, float) on the event when it was built with a
+  ``clock`` function, e.g. ``Tracer(clock=time.time)``.
+
+Events are written as given. The tracer never mutates the caller's dict except to add
+``wall``; values JSON cannot hold (bytes, enums, tuples...) are written via ``_json_default``.
+All methods are thread-safe: the runtime thread emits while a user thread reads.
+
+:class:`PcapRecorder` writes raw IP packets (both directions, IPv4 and IPv6 in one file) in
+the classic libpcap format with ``LINKTYPE_RAW`` (101), microsecond timestamps. It is written
+with ``struct`` so recording costs a few microseconds per packet.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import errno
+import json
+import os
+import struct
+import threading
+from typing import Any, Callable, Iterable
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], None]
+
+__all__ = [
+    "Tracer",
+    "read_trace",
+    "PcapRecorder",
+    "read_pcap",
+    "LINKTYPE_RAW",
+]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj).hex()
+    if isinstance(obj, enum.Enum):
+        return obj.name
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return str(obj)
+
+
+class Tracer:
+    """A trace sink: ``tracer(event)`` records one event dict.
+
+    ``Tracer(path=None, *, keep=True, max_events=100_000, clock=None, subscribers=())``
+
+    - ``path``: JSON-lines file to write (truncated on open), or None for memory only.
+    - ``keep``: keep events in memory for :meth:`events`.
+    - ``max_events``: memory bound; the oldest events are evicted (count in ``evicted``).
+    - ``clock``: zero-argument function returning wall-clock seconds; adds ``wall`` to events.
+    - ``subscribers``: callables receiving every event as it arrives.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        keep: bool = True,
+        max_events: int = 100_000,
+        clock: Callable[[], float] | None = None,
+        subscribers: Iterable[Subscriber] = (),
+    ) -> None:
+        if max_events < 1:
+            raise OSError(errno.EINVAL, f"max_events must be >= 1, got {max_events}")
+        self._lock = threading.Lock()
+        self._events: collections.deque[Event] | None = (
+            collections.deque(maxlen=max_events) if keep else None
+        )
+        self._clock = clock
+        self._subscribers: list[Subscriber] = list(subscribers)
+        self._file = open(path, "w", encoding="utf-8") if path is not None else None  # noqa: SIM115
+        self.path = path
+        self.count = 0  # events seen in total
+        self.evicted = 0  # events pushed out of memory by max_events
+        self.subscriber_errors = 0
+        self.closed = False
+
+    # -- the sink ---------------------------------------------------------------------------
+    def __call__(self, event: Event) -> None:
+        if self._clock is not None and "wall" not in event:
+            event["wall"] = self._clock()
+        with self._lock:
+            if self.closed:
+                return
+            self.count += 1
+            if self._events is not None:
+                if len(self._events) == self._events.maxlen:
+                    self.evicted += 1
+                self._events.append(event)
+            if self._file is not None:
+                self._file.write(json.dumps(event, default=_json_default, separators=(",", ":")))
+                self._file.write("\n")
+            subs = list(self._subscribers)
+        for cb in subs:
+            try:
+                cb(event)
+            except Exception:  # noqa: BLE001 - an observer must never break the stack
+                with self._lock:
+                    self.subscriber_errors += 1
+                    if cb in self._subscribers:
+                        self._subscribers.remove(cb)
+
+    emit = __call__
+
+    # -- subscribers ------------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every later event. Returns an unsubscribe function."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    # -- reading ----------------------------------------------------------------------------
+    def events(self, kind: str | Iterable[str] | None = None) -> list[Event]:
+        """Events kept in memory, oldest first; only those whose ``ev`` is ``kind`` (or in it)."""
+        with self._lock:
+            evs = list(self._events) if self._events is not None else []
+        if kind is None:
+            return evs
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        return [e for e in evs if e.get("ev") in kinds]
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._events is not None:
+                self._events.clear()
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file. Later events are ignored. Idempotent."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_trace(path: str | os.PathLike[str]) -> list[Event]:
+    """Read a JSON-lines trace file. Blank lines are skipped; a truncated last line (a process
+    killed mid-write) is ignored; a malformed line elsewhere raises ValueError naming it."""
+    out: list[Event] = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    last = max((i for i, s in enumerate(lines) if s.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == last:
+                break
+            raise ValueError(f"{path}:{i + 1}: not a JSON trace event: {e}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pcap
+# ---------------------------------------------------------------------------------------------
+
+LINKTYPE_RAW = 101  # raw IPv4 or IPv6, version read from the first nibble
+_PCAP_MAGIC_US = 0xA1B2C3D4
+_GLOBAL = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone, sigfigs, snaplen, network
+_RECORD = struct.Struct("<IIII")  # ts_sec, ts_usec, incl_len, orig_len
+
+
+class PcapRecorder:
+    """Classic pcap writer (LINKTYPE_RAW, microsecond timestamps).
+
+    ``rec = PcapRecorder(path, snaplen=65535)``; ``rec.record(ip_bytes, ts_us)`` with ``ts_us``
+    the absolute capture time in microseconds since the Unix epoch (or any origin you like:
+    Wireshark shows it as a date). ``rec.record_packet(pkt, ts_us)`` encodes a
+    :class:`rawtcp.core.segment.Packet` first. ``close()`` flushes; it is a context manager.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], snaplen: int = 65535) -> None:
+        if not 0 < snaplen <= 262144:
+            raise OSError(errno.EINVAL, f"snaplen must be in 1..262144, got {snaplen}")
+        self.path = path
+        self.snaplen = snaplen
+        self.count = 0
+        self._lock = threading.Lock()
+        self._f = open(path, "wb")  # noqa: SIM115
+        self._f.write(_GLOBAL.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
+
+    def record(self, ip_bytes: bytes, ts_us: int) -> None:
+        """Append one raw IP packet captured at ``ts_us`` (integer microseconds)."""
+        ts_us = int(ts_us)
+        if ts_us < 0:
+            raise OSError(errno.EINVAL, f"pcap timestamp must be >= 0 us, got {ts_us}")
+        n = len(ip_bytes)
+        incl = min(n, self.snaplen)
+        hdr = _RECORD.pack(ts_us // 1_000_000, ts_us % 1_000_000, incl, n)
+        with self._lock:
+            if self._f is None:
+                raise OSError(errno.EBADF, "PcapRecorder is closed; create a new one")
+            self._f.write(hdr)
+            self._f.write(ip_bytes[:incl] if incl < n else ip_bytes)
+            self.count += 1
+
+    def record_packet(self, pkt: Any, ts_us: int, corrupt: bool = False) -> None:
+        """Encode a Packet (rawtcp.wire when present, else Scapy) and record it."""
+        self.record(encode_packet(pkt, corrupt=corrupt), ts_us)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._f is not None:
+                self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is not None:
+                self._f.close()
+                self._f = None
+
+    def __enter__(self) -> "PcapRecorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_pcap(path: str | os.PathLike[str]) -> tuple[int, list[tuple[int, bytes]]]:
+    """Read a classic pcap file: returns (linktype, [(ts_us, frame_bytes), ...]).
+
+    Handles both byte orders and the nanosecond variant. A truncated last record is ignored.
+    Raises ValueError if the file is not a classic pcap (pcapng is not read here: use Scapy).
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        raise ValueError(f"{path}: too short for a pcap file")
+    magic_le = struct.unpack_from("<I", data)[0]
+    for endian in ("<", ">"):
+        magic = struct.unpack_from(endian + "I", data)[0]
+        if magic in (0xA1B2C3D4, 0xA1B23C4D):
+            break
+    else:
+        raise ValueError(f"{path}: not a classic pcap file (magic {magic_le:#010x})")
+    nano = magic == 0xA1B23C4D
+    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
+    rec = struct.Struct(endian + "IIII")
+    out: list[tuple[int, bytes]] = []
+    off = 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _orig = rec.unpack_from(data, off)
+        off += 16
+        if off + incl > len(data):
+            break
+        ts = sec * 1_000_000 + (frac // 1000 if nano else frac)
+        out.append((ts, data[off : off + incl]))
+        off += incl
+    return linktype, out
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding helpers (lazy: rawtcp.wire may not exist yet; Scapy is the fallback)
+# ---------------------------------------------------------------------------------------------
+
+
+def encode_packet(pkt: Any, corrupt: bool = False) -> bytes:
+    """Packet -> IP bytes, with a deliberately wrong TCP checksum when ``corrupt``."""
+    raw: bytes | None = None
+    try:
+        from rawtcp.wire import fast  # type: ignore[attr-defined]
+
+        raw = fast.encode_ip(pkt)
+    except (ImportError, AttributeError):
+        raw = bytes(to_scapy(pkt))
+    if corrupt:
+        from rawtcp.faults import corrupt_tcp_checksum
+
+        raw = corrupt_tcp_checksum(raw)
+    return raw
+
+
+def to_scapy(pkt: Any) -> Any:
+    """Packet -> Scapy IP()/TCP() (rawtcp.wire.scapy_codec when present)."""
+    try:
+        from rawtcp.wire import scapy_codec  # type: ignore[attr-defined]
+
+        return scapy_codec.to_scapy(pkt)
+    except (ImportError, AttributeError):
+        pass
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+
+    from rawtcp.core.segment import flags_str
+
+    s = pkt.segment
+    o = s.options
+    opts: list = []
+    if o.mss is not None:
+        opts.append(("MSS", o.mss))
+    if o.sack_permitted:
+        opts.append(("SAckOK", b""))
+    if o.timestamps is not None:
+        opts.append(("Timestamp", tuple(o.timestamps)))
+    if o.wscale is not None:
+        opts.append(("WScale", o.wscale))
+    if o.sack_blocks:
+        opts.append(("SAck", tuple(x for b in o.sack_blocks for x in b)))
+    tcp = TCP(
+        sport=s.src_port,
+        dport=s.dst_port,
+        seq=s.seq,
+        ack=s.ack,
+        flags=flags_str(s.flags),
+        window=s.window,
+        urgptr=s.urgent,
+        options=opts,
+    )
+    ip = IPv6(src=pkt.src, dst=pkt.dst) if ":" in pkt.src else IP(src=pkt.src, dst=pkt.dst)
+    return ip / tcp / s.payload if s.payload else ip / tcp
