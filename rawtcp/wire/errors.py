@@ -1,0 +1,37 @@
+"""Errors raised by the wire codecs.
+
+Every malformed input to a decoder raises :class:`ParseError` and nothing else, so the
+runtime can drop the packet and count it under ``exc.reason``.  Encoders raise plain
+:class:`ValueError` when asked to build something TCP/IP cannot carry (a port above 65535,
+options longer than 40 bytes, ...): that is a programming error, not bad input from a peer.
+"""
+
+from __future__ import annotations
+
+# The short codes, documented in one place.  A counter or a trace `drop` event uses them as
+# its reason ("bad-checksum" is the name the contracts already use for TCP checksum drops).
+REASONS: dict[str, str] = {
+    "short": "fewer bytes than the fixed IPv4/IPv6/TCP header",
+    "bad-version": "IP version nibble is neither 4 nor 6",
+    "bad-ihl": "IPv4 header length below 20 bytes or beyond the total length",
+    "truncated": "a length field (IPv4 total length, IPv6 payload length, extension header, "
+    "TCP data offset) points past the end of the bytes",
+    "bad-ip-checksum": "IPv4 header checksum does not verify",
+    "fragment": "an IPv4 or IPv6 fragment (rawtcp does not reassemble)",
+    "routing-header": "IPv6 routing header with segments left: we are not the final destination",
+    "not-tcp": "the upper-layer protocol is not TCP",
+    "bad-offset": "TCP data offset below 5 (20 bytes)",
+    "bad-checksum": "TCP checksum over the pseudo-header does not verify",
+    "option-overrun": "a TCP option runs past the end of the TCP header",
+    "bad-option-length": "a TCP option length below 2, or wrong for its kind "
+    "(MSS 4, WS 3, SACK-permitted 2, timestamps 10, SACK 2+8n with n >= 1)",
+}
+
+
+class ParseError(ValueError):
+    """Malformed packet.  ``reason`` is one of the short codes in :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)

@@ -1,0 +1,299 @@
+"""The hot-path codec: ``struct`` and big-integer checksums, no Scapy.
+
+Checksums (RFC 1071): the one's-complement sum of 16-bit words is congruent to the buffer
+read as one big-endian integer, modulo 0xffff (because 2**16 == 1 mod 0xffff).  So a whole
+segment is summed with one ``int.from_bytes`` and one ``%``, with no per-word Python loop.
+Pieces that start at even offsets can be summed separately and added.  The one subtlety is
+that the folded sum is never 0 for our inputs (the pseudo-header holds protocol 6), so
+"folded sum == 0xffff" is the same as "integer sum % 0xffff == 0", which is how a received
+segment verifies (RFC 9293 section 3.1, "Checksum").
+
+Option layout and decoding rules: see :mod:`rawtcp.wire.layout`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from rawtcp.core.segment import NO_OPTIONS, Flags, Options, Packet, Segment
+from rawtcp.wire.errors import ParseError
+from rawtcp.wire.layout import (
+    FIXED_LENGTH,
+    IPV6_FRAGMENT,
+    MAX_OPTIONS,
+    PROTO_TCP,
+    address_pair,
+    address_str,
+)
+
+__all__ = [
+    "encode_tcp",
+    "decode_tcp",
+    "encode_ip",
+    "decode_ip",
+    "corrupt_checksum",
+    "internet_checksum",
+]
+
+_TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack offset flags window csum urgent
+_IP4 = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
+_H = struct.Struct("!H")
+_II = struct.Struct("!II")
+_MSS = struct.Struct("!BBH")
+_TS = struct.Struct("!4sII")
+_WS = struct.Struct("!BBBB")
+_TS_SP_PREFIX = b"\x04\x02\x08\x0a"
+_TS_PREFIX = b"\x01\x01\x08\x0a"
+_SP_ALONE = b"\x01\x01\x04\x02"
+_FLAGS = tuple(Flags(i) for i in range(256))
+_DF = 0x4000
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 checksum of ``data`` (what goes in the header field)."""
+    n = int.from_bytes(data, "big")
+    if len(data) & 1:
+        n <<= 8
+    r = n % 0xFFFF
+    if r == 0 and n:
+        r = 0xFFFF
+    return 0xFFFF - r
+
+
+def _addr_sum(src: str, dst: str) -> tuple[int, int]:
+    version, a, b = address_pair(src, dst)
+    return version, int.from_bytes(a + b, "big")
+
+
+# --------------------------------------------------------------------------------------- TCP
+
+
+def _encode_options(o: Options) -> bytes:
+    parts = []
+    if o.mss is not None:
+        parts.append(_MSS.pack(2, 4, o.mss))
+    ts = o.timestamps
+    if ts is not None:
+        if len(ts) != 2:
+            raise ValueError(f"timestamps must be (TSval, TSecr), got {ts!r}")
+        parts.append(_TS.pack(_TS_SP_PREFIX if o.sack_permitted else _TS_PREFIX, ts[0], ts[1]))
+    if o.wscale is not None:
+        parts.append(_WS.pack(1, 3, 3, o.wscale))
+    if o.sack_permitted and ts is None:
+        parts.append(_SP_ALONE)
+    blocks = o.sack_blocks
+    if blocks:
+        n = len(blocks)
+        flat = [edge for block in blocks for edge in block]
+        if len(flat) != 2 * n:
+            raise ValueError(f"SACK blocks must be (left, right) pairs, got {blocks!r}")
+        parts.append(struct.pack(f"!BBBB{2 * n}I", 1, 1, 5, 2 + 8 * n, *flat))
+    out = b"".join(parts)
+    if len(out) > MAX_OPTIONS:
+        raise ValueError(
+            f"options need {len(out)} bytes, TCP allows {MAX_OPTIONS}: "
+            "drop SACK blocks or timestamps"
+        )
+    return out
+
+
+def _encode_tcp(seg: Segment, pseudo: int) -> bytes:
+    """TCP bytes; ``pseudo`` is the address part of the pseudo-header sum."""
+    o = seg.options
+    payload = seg.payload
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+    try:
+        opts = b"" if o is NO_OPTIONS else _encode_options(o)
+        hlen = 20 + len(opts)
+        fields = [
+            seg.src_port, seg.dst_port, seg.seq, seg.ack, hlen << 2, seg.flags,
+            seg.window, 0, seg.urgent,
+        ]
+        hdr = _TCP.pack(*fields)
+    except struct.error as e:
+        raise ValueError(f"segment field out of range: {e} ({seg})") from None
+    length = hlen + len(payload)
+    total = pseudo + PROTO_TCP + length + int.from_bytes(hdr + opts, "big")
+    if payload:
+        p = int.from_bytes(payload, "big")
+        total += p << 8 if len(payload) & 1 else p
+    r = total % 0xFFFF or 0xFFFF  # total > 0: the pseudo-header holds protocol 6
+    fields[7] = 0xFFFF - r
+    return b"".join((_TCP.pack(*fields), opts, payload))
+
+
+def encode_tcp(seg: Segment, src: str, dst: str) -> bytes:
+    """TCP header + options + payload, checksum over the IPv4/IPv6 pseudo-header."""
+    return _encode_tcp(seg, _addr_sum(src, dst)[1])
+
+
+def _parse_options(data: bytes, i: int, end: int) -> Options:
+    # Fast paths for the layouts Linux sends on established connections.
+    if end - i == 12 and data[i : i + 4] == _TS_PREFIX:
+        return Options(timestamps=_TS.unpack_from(data, i)[1:])
+    mss = wscale = ts = None
+    sack_perm = False
+    sack: tuple[tuple[int, int], ...] = ()
+    while i < end:
+        kind = data[i]
+        if kind == 0:  # EOL: the rest is padding
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise ParseError("option-overrun", f"option kind {kind} has no length byte")
+        length = data[i + 1]
+        if length < 2:
+            raise ParseError("bad-option-length", f"option kind {kind} length {length}")
+        if i + length > end:
+            raise ParseError(
+                "option-overrun", f"option kind {kind} length {length} at {i} ends past {end}"
+            )
+        want = FIXED_LENGTH.get(kind)
+        if want is not None:
+            if length != want:
+                raise ParseError(
+                    "bad-option-length", f"option kind {kind} length {length}, want {want}"
+                )
+            if kind == 2:
+                mss = _H.unpack_from(data, i + 2)[0]
+            elif kind == 3:
+                wscale = data[i + 2]
+            elif kind == 4:
+                sack_perm = True
+            else:
+                ts = _II.unpack_from(data, i + 2)
+        elif kind == 5:
+            if length < 10 or (length - 2) % 8:
+                raise ParseError("bad-option-length", f"SACK option length {length}")
+            edges = struct.unpack_from(f"!{(length - 2) // 4}I", data, i + 2)
+            sack = tuple(zip(edges[0::2], edges[1::2]))
+        i += length
+    return Options(mss, wscale, sack_perm, sack, ts)
+
+
+def _decode_tcp(data: bytes, pseudo: int, verify: bool) -> Segment:
+    n = len(data)
+    if n < 20:
+        raise ParseError("short", f"TCP segment of {n} bytes, need 20")
+    sport, dport, seq, ack, off, flags, window, _csum, urgent = _TCP.unpack_from(data)
+    hlen = (off >> 4) << 2
+    if hlen < 20:
+        raise ParseError("bad-offset", f"TCP data offset {off >> 4} words, need >= 5")
+    if hlen > n:
+        raise ParseError("truncated", f"TCP header of {hlen} bytes in a {n}-byte segment")
+    if verify:
+        total = pseudo + PROTO_TCP + n + (
+            int.from_bytes(data, "big") << 8 if n & 1 else int.from_bytes(data, "big")
+        )
+        if total % 0xFFFF:
+            raise ParseError("bad-checksum", "TCP checksum does not verify")
+    options = NO_OPTIONS if hlen == 20 else _parse_options(data, 20, hlen)
+    return Segment(
+        sport, dport, seq, ack, _FLAGS[flags], window, options, bytes(data[hlen:]), urgent
+    )
+
+
+def decode_tcp(data: bytes, src: str, dst: str, verify: bool = True) -> Segment:
+    """Parse a TCP segment that travelled between ``src`` and ``dst``.
+
+    Raises ParseError (short, bad-offset, truncated, bad-checksum, option-overrun,
+    bad-option-length).  Reserved header bits are ignored.
+    """
+    return _decode_tcp(data, _addr_sum(src, dst)[1], verify)
+
+
+# ---------------------------------------------------------------------------------------- IP
+
+
+def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0) -> bytes:
+    """A whole IPv4 (DF set, no options) or IPv6 (no extension headers) packet."""
+    version, a, b = address_pair(pkt.src, pkt.dst)
+    tcp = _encode_tcp(pkt.segment, int.from_bytes(a + b, "big"))
+    try:
+        if version == 4:
+            fields = [0x45, 0, 20 + len(tcp), ident, _DF, ttl, PROTO_TCP, 0, a, b]
+            hdr = _IP4.pack(*fields)
+            fields[7] = internet_checksum(hdr)
+            return _IP4.pack(*fields) + tcp
+        return _IP6.pack(0x60000000, len(tcp), PROTO_TCP, ttl, a, b) + tcp
+    except struct.error as e:
+        raise ValueError(f"IP field out of range: {e} (ttl={ttl}, ident={ident})") from None
+
+
+def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
+    """Walk the IP header(s): (TCP start, TCP end, packed src, packed dst)."""
+    n = len(data)
+    if n == 0:
+        raise ParseError("short", "empty packet")
+    version = data[0] >> 4
+    if version == 4:
+        if n < 20:
+            raise ParseError("short", f"IPv4 packet of {n} bytes, need 20")
+        ihl = (data[0] & 0x0F) << 2
+        if ihl < 20:
+            raise ParseError("bad-ihl", f"IPv4 header length {ihl}")
+        total, frag = struct.unpack_from("!H2xH", data, 2)
+        if total > n:
+            raise ParseError("truncated", f"IPv4 total length {total}, have {n} bytes")
+        if ihl > total:
+            raise ParseError("bad-ihl", f"IPv4 header length {ihl} > total length {total}")
+        if verify and int.from_bytes(data[:ihl], "big") % 0xFFFF:
+            raise ParseError("bad-ip-checksum", "IPv4 header checksum does not verify")
+        if frag & 0x3FFF:
+            raise ParseError("fragment", "IPv4 fragment (MF set or offset > 0)")
+        if data[9] != PROTO_TCP:
+            raise ParseError("not-tcp", f"IPv4 protocol {data[9]}")
+        return ihl, total, data[12:16], data[16:20]
+    if version == 6:
+        if n < 40:
+            raise ParseError("short", f"IPv6 packet of {n} bytes, need 40")
+        end = 40 + _H.unpack_from(data, 4)[0]
+        if end > n:
+            raise ParseError("truncated", f"IPv6 payload length {end - 40}, have {n - 40}")
+        nh = data[6]
+        i = 40
+        while nh == 0 or nh == 43 or nh == 60:
+            if i + 2 > end:
+                raise ParseError("truncated", f"IPv6 extension header {nh} at {i} cut off")
+            hlen = (data[i + 1] + 1) << 3
+            if i + hlen > end:
+                raise ParseError("truncated", f"IPv6 extension header {nh} overruns payload")
+            if nh == 43 and data[i + 3]:
+                raise ParseError("routing-header", f"segments left {data[i + 3]}")
+            nh = data[i]
+            i += hlen
+        if nh == IPV6_FRAGMENT:
+            raise ParseError("fragment", "IPv6 fragment header")
+        if nh != PROTO_TCP:
+            raise ParseError("not-tcp", f"IPv6 next header {nh}")
+        return i, end, data[8:24], data[24:40]
+    raise ParseError("bad-version", f"IP version {version}")
+
+
+def decode_ip(data: bytes, verify: bool = True) -> Packet:
+    """Parse a whole IPv4 or IPv6 packet carrying TCP.  Bytes past the IP length are ignored.
+
+    IPv4 options are skipped; IPv6 hop-by-hop, destination-options and routing headers
+    (segments left 0) are skipped.  Raises ParseError (see ``errors.REASONS``).
+    """
+    start, end, a, b = _locate(data, verify)
+    seg = _decode_tcp(data[start:end], int.from_bytes(a + b, "big"), verify)
+    return Packet(address_str(a), address_str(b), seg)
+
+
+def corrupt_checksum(ip_packet: bytes) -> bytes:
+    """The same packet with one bit of its TCP checksum flipped (fault injection).
+
+    A single-bit change always breaks the one's-complement sum, unlike inverting all 16
+    bits (0x0000 and 0xffff are the same number in one's complement).
+    """
+    start, end, _a, _b = _locate(ip_packet, verify=False)
+    if end - start < 18:
+        raise ParseError("short", "no room for a TCP checksum")
+    out = bytearray(ip_packet)
+    out[start + 17] ^= 0x01
+    return bytes(out)
