@@ -1,0 +1,13 @@
+"""The lab: private network namespaces with a real Linux kernel on the other side.
+
+- `TunLab` (rawtcp.lab.tunlab): one namespace, a TUN device, rawtcp at its far end.
+- `VethLab` (rawtcp.lab.vethlab): namespaces "k" (kernel peer) and "r" (rawtcp) joined by a
+  veth pair; rawtcp uses a PacketLink (own address) or a RawIpLink (kernel's address).
+- `peers` (kernel TCP servers and clients), `kernel` (socket states via `ss`),
+  `netem` (loss with nftables), `cleanup` (leftovers after a crash).
+"""
+
+from rawtcp.lab.tunlab import TunLab
+from rawtcp.lab.vethlab import VethLab
+
+__all__ = ["TunLab", "VethLab"]

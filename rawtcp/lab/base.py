@@ -1,0 +1,158 @@
+"""What every lab shares: unique names, namespaces, and a teardown that always runs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import signal
+import subprocess
+import time
+from typing import Any
+
+from rawtcp import privileges
+from rawtcp.lab import registry
+from rawtcp.link.base import Link
+from rawtcp.link.inet import run
+
+PREFIX = registry.PREFIX
+
+
+def unique_tag() -> str:
+    """'rt' + 6 random hex digits: short enough for 15-character interface names."""
+    return PREFIX + secrets.token_hex(3)
+
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(f"/var/run/netns/{name}")
+
+
+def add_netns(name: str) -> None:
+    registry.register("netns", name)
+    try:
+        run(["ip", "netns", "add", name])
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+    except BaseException:
+        delete_netns(name)
+        raise
+
+
+def netns_pids(name: str) -> list[int]:
+    p = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    return [int(x) for x in p.stdout.split() if x.isdigit()]
+
+
+def delete_netns(name: str) -> None:
+    """Kill what still runs inside (processes the lab started), then delete the namespace."""
+    for _ in range(2):
+        pids = [p for p in netns_pids(name) if p != os.getpid()]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and any(registry.pid_alive(p) for p in pids):
+            time.sleep(0.01)
+    if netns_exists(name):
+        run(["ip", "netns", "del", name], check=False)
+    registry.unregister("netns", name)
+
+
+class Lab:
+    """Base for labs: a context manager that builds on enter and always tears down.
+
+    Subclasses implement `_build()` and list their namespaces in `self._netns`.
+    Links opened with `open_link()` and peers started with `peer()`/`client()` are closed or
+    stopped by the teardown too.
+    """
+
+    def __init__(self) -> None:
+        self.tag = unique_tag()
+        self._netns: list[str] = []
+        self._links: list[Link] = []
+        self._peers: list[Any] = []
+        self._built = False
+
+    def __enter__(self) -> "Lab":
+        privileges.check(need_tun=False)
+        try:
+            self._build()
+            self._built = True
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _new_netns(self, name: str) -> str:
+        self._netns.append(name)
+        add_netns(name)
+        return name
+
+    def _track(self, link: Link) -> Link:
+        self._links.append(link)
+        return link
+
+    def _require_built(self) -> None:
+        if not self._built:
+            raise OSError(errno.ENOTCONN, "the lab is not set up; use it as `with Lab(...) as lab:`")
+
+    def close(self) -> None:
+        """Stop peers, close links, delete namespaces (and all they contain). Idempotent."""
+        errors: list[BaseException] = []
+        for p in self._peers:
+            try:
+                p.stop()
+            except Exception as e:   # keep tearing down
+                errors.append(e)
+        self._peers.clear()
+        for link in self._links:
+            try:
+                link.close()
+            except Exception as e:
+                errors.append(e)
+        self._links.clear()
+        for ns in reversed(self._netns):
+            try:
+                delete_netns(ns)
+            except Exception as e:
+                errors.append(e)
+        self._netns.clear()
+        self._built = False
+        if errors:
+            raise errors[0]
+
+    # -------------------------------------------------------------- kernel peers
+    def server(self, kind: str, port: int = 0, **opts: Any) -> Any:
+        """Start a kernel TCP server in the kernel's namespace (see rawtcp.lab.peers)."""
+        from rawtcp.lab.peers import Server
+
+        self._require_built()
+        opts.setdefault("bind", self.kernel_bind_addr())
+        srv = Server(self.kernel_netns, kind, port=port, **opts)
+        self._peers.append(srv)
+        return srv.start()
+
+    def client(self, port: int, host: str | None = None, **opts: Any) -> Any:
+        """Start a kernel TCP client in the kernel's namespace that connects to rawtcp."""
+        from rawtcp.lab.peers import Client
+
+        self._require_built()
+        cl = Client(self.kernel_netns, host or self.rawtcp_addr, port, **opts)
+        self._peers.append(cl)
+        return cl.start()
+
+    def kernel_bind_addr(self) -> str:
+        return "::" if any(":" in a for a in self.kernel_addrs) else "0.0.0.0"
+
+    kernel_netns: str
+    kernel_addrs: list[str]
+    rawtcp_addr: str

@@ -1,0 +1,96 @@
+"""Remove what crashed rawtcp processes left behind: `python -m rawtcp.lab.cleanup [--force]`.
+
+clean() walks the registry (/run/rawtcp/registry): entries whose owning pid is dead (all of
+them with force=True) are removed: namespaces (with every device and nftables table inside
+them), interfaces, nftables tables. orphans=True also removes namespaces and root-namespace
+nftables tables with rawtcp's names ("rt" + hex / "rt_...") that no live process has
+registered; it is off by default because the prefix is short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+from rawtcp.lab import registry
+from rawtcp.lab.base import delete_netns, netns_exists
+from rawtcp.link import nft
+from rawtcp.link.netns import ip_cmd
+
+_NETNS_RE = re.compile(r"^rt[0-9a-f]{6}[a-z]?$")
+_TABLE_RE = re.compile(r"^rt_[a-z]+_\d+_[0-9a-f]{6}$")
+
+
+def list_labs() -> list[dict]:
+    """Every registered object: {kind, name, netns, family, pid, alive, created}."""
+    return [{"kind": e.kind, "name": e.name, "netns": e.netns, "family": e.family,
+             "pid": e.pid, "alive": e.alive(), "created": e.created}
+            for e in registry.entries()]
+
+
+def _remove(e: registry.Entry) -> str:
+    if e.kind == "netns":
+        delete_netns(e.name)
+        return f"netns {e.name}"
+    if e.kind == "nft":
+        if e.netns is None or netns_exists(e.netns):
+            nft.delete_table(e.netns, e.family or "inet", e.name)
+        else:
+            registry.unregister("nft", e.name, e.netns)
+        return f"nft table {e.family} {e.name}" + (f" in {e.netns}" if e.netns else "")
+    if e.kind == "link":
+        if e.netns is None or netns_exists(e.netns):
+            subprocess.run(ip_cmd(e.netns) + ["link", "del", e.name], capture_output=True)
+        registry.unregister("link", e.name, e.netns)
+        return f"link {e.name}"
+    os.unlink(e.path)
+    return f"unknown entry {e.path}"
+
+
+def clean(force: bool = False, orphans: bool = False) -> list[str]:
+    """Remove leftovers; returns a description of each removed object."""
+    done: list[str] = []
+    entries = registry.entries()
+    live = {(e.kind, e.name) for e in entries if e.alive() and not force}
+    # tables and links first: a namespace removal takes its contents with it
+    order = {"nft": 0, "link": 1, "netns": 2}
+    for e in sorted(entries, key=lambda e: order.get(e.kind, 3)):
+        if force or not e.alive():
+            done.append(_remove(e))
+    if orphans:
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        for line in names.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if _NETNS_RE.match(name) and ("netns", name) not in live:
+                delete_netns(name)
+                done.append(f"netns {name} (orphan)")
+        tables = nft.nft(["list", "tables"], None, check=False)
+        for line in tables.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and _TABLE_RE.match(parts[2]) and ("nft", parts[2]) not in live:
+                nft.delete_table(None, parts[1], parts[2])
+                done.append(f"nft table {parts[1]} {parts[2]} (orphan)")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rawtcp.lab.cleanup")
+    p.add_argument("--force", action="store_true", help="also remove live processes' objects")
+    p.add_argument("--orphans", action="store_true", help="also unregistered rt* objects")
+    p.add_argument("--list", action="store_true", help="only list what is registered")
+    a = p.parse_args(argv)
+    if a.list:
+        for e in list_labs():
+            print(f"{e['kind']:6} {e['name']:28} netns={e['netns']} pid={e['pid']} "
+                  f"{'alive' if e['alive'] else 'dead'}")
+        return 0
+    for d in clean(force=a.force, orphans=a.orphans):
+        print("removed", d)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

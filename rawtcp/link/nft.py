@@ -1,0 +1,63 @@
+"""nftables tables that rawtcp creates: load one atomically, read its counters, delete it.
+
+Each table is recorded in the lab registry (rawtcp.lab.registry) while it exists, so
+`rawtcp.lab.cleanup.clean()` can remove it if the process dies before `delete_table`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from rawtcp.link.inet import run
+from rawtcp.link.netns import exec_prefix
+
+
+def unique_table_name(kind: str) -> str:
+    """e.g. "rt_rawip_1234_9f3a0c": the "rt" prefix, what made it, pid, random."""
+    import os
+    return f"rt_{kind}_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+def nft(args: list[str], netns: str | None, input: str | None = None,
+        check: bool = True) -> str:
+    return run(exec_prefix(netns) + ["nft"] + args, input=input, check=check).stdout
+
+
+def add_table(netns: str | None, family: str, name: str, body: str) -> None:
+    """Create table `family name` with `body` (chains, sets) in one transaction."""
+    from rawtcp.lab import registry
+
+    registry.register("nft", name, netns, family)
+    try:
+        nft(["-f", "-"], netns, input=f"table {family} {name} {{\n{body}\n}}\n")
+    except BaseException:
+        delete_table(netns, family, name)
+        raise
+
+
+def delete_table(netns: str | None, family: str, name: str) -> None:
+    from rawtcp.lab import registry
+
+    nft(["delete", "table", family, name], netns, check=False)
+    registry.unregister("nft", name, netns)
+
+
+def table_exists(netns: str | None, family: str, name: str) -> bool:
+    return f"table {family} {name}" in nft(["list", "tables"], netns, check=False).splitlines()
+
+
+def rule_counters(netns: str | None, family: str, name: str) -> list[dict]:
+    """Every rule of the table that has a counter: {"chain", "comment", "packets", "bytes"}."""
+    out = json.loads(nft(["-j", "list", "table", family, name], netns) or "{}")
+    rules = []
+    for item in out.get("nftables", []):
+        r = item.get("rule")
+        if not r:
+            continue
+        for e in r.get("expr", []):
+            if "counter" in e and isinstance(e["counter"], dict):
+                rules.append({"chain": r.get("chain"), "comment": r.get("comment"),
+                              "packets": e["counter"]["packets"],
+                              "bytes": e["counter"]["bytes"]})
+    return rules
