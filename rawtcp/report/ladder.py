@@ -1,0 +1,284 @@
+"""Ladder diagrams in the terminal, like the classic TCP sequence diagrams.
+
+rawtcp is the left column, the peer (the kernel) the right one; time runs down, in ms since
+the first event. One arrow per segment, labelled with flags, relative seq/ack and payload
+length::
+
+          ms  rawtcp        10.7.0.1:40000                      10.7.0.2:80  peer
+       0.000  SYN_SENT     |                                         |
+       0.000               |-------------- S seq=0 len=0 ----------->|
+       1.000               |<-------- SA seq=0 ack=1 len=0 ----------|
+     200.000               |--- A seq=2 ack=2 len=0 ---X             |
+     300.000               |<------- FA seq=1 ack=2 len=0 [rtx] -----|
+                           |                                         | LAST_ACK
+
+- rawtcp's state changes (``state`` events) are written left of the left column, the peer's
+  (``kernel`` events, repeated states folded) right of the right column;
+- a segment dropped by a fault (``fault`` event, action drop) stops where it died: an outgoing
+  one half-way with an ``X``, an incoming one short of rawtcp (``X`` at its tip);
+- ``[rtx]`` marks a retransmission (sequence space already sent in that direction),
+  ``[corrupt]``, ``[delay N ms]``, ``[dup]``, ``[held]`` the other faults on our outgoing
+  segments; faults on incoming segments and segments rawtcp discarded (``drop`` events)
+  become ``~`` notes in the middle.
+
+:func:`render_ladder` draws trace events; :func:`ladder_from_pcap` draws a capture.
+Plain ASCII unless ``color=True`` (ANSI).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawtcp.report.segs import enrich, seg_events_from_pcap
+
+Event = dict[str, Any]
+
+__all__ = ["render_ladder", "ladder_from_pcap"]
+
+TIME_W = 10
+STATE_W = 12
+
+_RESET = "\x1b[0m"
+_STYLE = {
+    "out": "\x1b[32m",  # green
+    "in": "\x1b[36m",  # cyan
+    "x": "\x1b[1;31m",  # bold red
+    "rtx": "\x1b[33m",  # yellow
+    "state": "\x1b[1m",  # bold
+    "note": "\x1b[2m",  # dim
+}
+
+
+@dataclass
+class _Row:
+    t: int
+    kind: str  # "seg", "state", "kernel", "note"
+    ev: Event
+    tags: list[str] = field(default_factory=list)
+    dropped: bool = False
+    corrupt: bool = False
+
+
+def _label(ev: Event, tags: list[str]) -> str:
+    flags = ev.get("flags") or "."
+    seq = ev.get("rseq") if ev.get("rseq") is not None else ev.get("seq")
+    s = f"{flags} seq={seq}"
+    if "A" in flags:
+        ack = ev.get("rack") if ev.get("rack") is not None else ev.get("ack")
+        s += f" ack={ack}"
+    s += f" len={ev.get('len', 0)}"
+    for t in tags:
+        s += f" [{t}]"
+    return s
+
+
+def _same_seg(a: Event, b: Event) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("seq", "ack", "flags", "len", "sport", "dport"))
+
+
+def _conn_of(ev: Event) -> str | None:
+    return ev.get("conn")
+
+
+def _build_rows(events: list[Event], conn: str | None) -> list[_Row]:
+    rows: list[_Row] = []
+    last_kernel: dict[str | None, str] = {}
+    for ev in enrich(events):
+        if conn is not None and ev.get("conn") not in (None, conn):
+            continue
+        kind = ev.get("ev")
+        t = int(ev.get("t", 0))
+        if kind == "seg":
+            r = _Row(t, "seg", ev)
+            if ev.get("rtx"):
+                r.tags.append("rtx")
+            rows.append(r)
+        elif kind == "state":
+            rows.append(_Row(t, "state", ev))
+        elif kind == "kernel":
+            st = str(ev.get("state"))
+            key = _conn_of(ev)
+            if last_kernel.get(key) == st:
+                continue
+            last_kernel[key] = st
+            rows.append(_Row(t, "kernel", ev))
+        elif kind == "fault":
+            _apply_fault(rows, ev, t)
+        elif kind == "drop":
+            reason = ev.get("reason", "?")
+            what = f" {ev['flags']} seq={ev.get('rseq', ev.get('seq'))}" if "flags" in ev else ""
+            rows.append(_Row(t, "note", ev, tags=[f"rawtcp dropped{what}: {reason}"]))
+        elif kind == "error":
+            rows.append(_Row(t, "note", ev, tags=[f"error {ev.get('errno')}: {ev.get('message')}"]))
+    return rows
+
+
+def _apply_fault(rows: list[_Row], ev: Event, t: int) -> None:
+    action = ev.get("action")
+    d = ev.get("dir")
+    target: _Row | None = None
+    if d == "out":
+        for r in reversed(rows):
+            if r.kind == "seg" and r.ev.get("dir") == "out" and _same_seg(r.ev, ev):
+                if not r.dropped:
+                    target = r
+                break
+    if target is None:
+        if action == "drop":
+            # no matching seg event (an incoming segment never reaches the core): draw it here
+            seg = dict(ev)
+            seg["ev"] = "seg"
+            r = _Row(t, "seg", seg, dropped=True)
+            rows.append(r)
+        else:
+            extra = f" {ev['ms']:g}ms" if action == "delay" and "ms" in ev else ""
+            what = _label(ev, [])
+            rows.append(_Row(t, "note", ev, tags=[f"fault {action}{extra} {d} {what}"]))
+        return
+    if action == "drop":
+        target.dropped = True
+    elif action == "corrupt":
+        target.corrupt = True
+        target.tags.append("corrupt")
+    elif action == "delay":
+        target.tags.append(f"delay {ev.get('ms', 0):g}ms")
+    elif action == "duplicate":
+        target.tags.append("dup" if ev.get("copies", 1) == 1 else f"dup x{ev['copies']}")
+    elif action == "reorder":
+        target.tags.append("held")
+
+
+class _Line:
+    """A line as styled pieces, so padding is computed on the plain text."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self.parts: list[str] = []
+
+    def add(self, text: str, style: str | None = None) -> None:
+        if self.color and style and text.strip():
+            self.parts.append(_STYLE[style] + text + _RESET)
+        else:
+            self.parts.append(text)
+
+    def __str__(self) -> str:
+        return "".join(self.parts).rstrip()
+
+
+def _arrow(row: _Row, aw: int, line: _Line) -> None:
+    ev = row.ev
+    d = ev.get("dir")
+    lab = " " + _label(ev, row.tags) + " "
+    style = "rtx" if "rtx" in row.tags else d
+    n = len(lab)
+    if row.dropped:
+        # stops where it died: about half-way, never shorter than its label
+        length = max(aw // 2, n + 6)
+        length = min(length, aw) if n + 6 <= aw else n + 6
+        if d == "out":
+            body = "---" + lab + "-" * (length - n - 4)
+            line.add(body, style)
+            line.add("X", "x")
+            line.add(" " * max(0, aw - length))
+        else:
+            body = "-" * (length - n - 4) + lab + "---"
+            line.add(" " * max(0, aw - length))
+            line.add("X", "x")
+            line.add(body, style)
+        return
+    fill = max(aw - n - 1, 6)
+    a = fill // 2
+    b = fill - a
+    if d == "out":
+        line.add("-" * a + lab + "-" * b, style)
+        line.add("X" if row.corrupt else ">", "x" if row.corrupt else style)
+    else:
+        line.add("X" if row.corrupt else "<", "x" if row.corrupt else style)
+        line.add("-" * b + lab + "-" * a, style)
+
+
+def render_ladder(
+    events: list[Event],
+    width: int = 80,
+    color: bool = False,
+    conn: str | None = None,
+    left: str = "rawtcp",
+    right: str = "peer",
+) -> str:
+    """Draw the events as a ladder diagram (see the module docstring). ``width`` is the total
+    line width for arrows whose labels fit; ``conn`` keeps one connection
+    (``"laddr:lport>raddr:rport"``, events without ``conn`` are kept)."""
+    if width < 60:
+        raise OSError(errno.EINVAL, f"ladder width must be at least 60 columns, got {width}")
+    events = sorted(events, key=lambda e: e.get("t", 0))  # stable: same-time order kept
+    rows = _build_rows(events, conn)
+    aw = width - (TIME_W + 1 + STATE_W + 1 + 2 + 1 + STATE_W)
+    t0 = min((r.t for r in rows), default=0)
+    t0 = min([t0] + [int(e["t"]) for e in events if "t" in e])
+    # the two addresses, from the first segment
+    laddr = raddr = ""
+    for r in rows:
+        if r.kind == "seg":
+            e = r.ev
+            a = f"{e.get('src')}:{e.get('sport')}"
+            b = f"{e.get('dst')}:{e.get('dport')}"
+            laddr, raddr = (a, b) if e.get("dir") == "out" else (b, a)
+            break
+    out: list[str] = []
+    head = f"{'ms':>{TIME_W}} {left:<{STATE_W}}  "
+    mid = aw - len(laddr) - len(raddr)
+    head += laddr + " " * max(1, mid) + raddr + f"  {right}"
+    out.append(head.rstrip())
+    blank = " " * aw
+    for r in rows:
+        line = _Line(color)
+        line.add(f"{(r.t - t0) / 1000:{TIME_W}.3f} ")
+        if r.kind == "state":
+            line.add(f"{str(r.ev.get('new')):<{STATE_W}}", "state")
+            line.add(" |" + blank + "|")
+        elif r.kind == "kernel":
+            line.add(" " * STATE_W + " |" + blank + "| ")
+            line.add(str(r.ev.get("state")), "state")
+        elif r.kind == "note":
+            text = "~ " + r.tags[0]
+            line.add(" " * STATE_W + " |")
+            if len(text) <= aw - 2:
+                line.add(f" {text:<{aw - 1}}", "note")
+                line.add("|")
+            else:  # a long note runs over the peer's column, cut at the line width
+                room = width - (TIME_W + 1 + STATE_W + 3)
+                if len(text) > room:
+                    text = text[: room - 3] + "..."
+                line.add(" " + text, "note")
+        else:
+            line.add(" " * STATE_W + " |")
+            _arrow(r, aw, line)
+            line.add("|")
+        out.append(str(line))
+    return "\n".join(out) + "\n"
+
+
+def ladder_from_pcap(
+    path: str | os.PathLike[str],
+    our_addr: str | None = None,
+    width: int = 80,
+    color: bool = False,
+) -> str:
+    """A ladder of every TCP segment in a pcap; our side is ``our_addr`` ("10.0.0.1",
+    "10.0.0.1:40000", "[fd00::1]:40000") or the side that sent the first SYN."""
+    from rawtcp.report.segs import _split_addr
+
+    if our_addr is not None:
+        try:
+            _split_addr(our_addr)
+        except ValueError as e:
+            raise OSError(
+                errno.EINVAL,
+                f"bad our_addr {our_addr!r} ({e}): use 10.0.0.1, fd00::1, 10.0.0.1:40000 "
+                "or [fd00::1]:40000",
+            ) from None
+    events = seg_events_from_pcap(path, our_addr)
+    return render_ladder(events, width=width, color=color, right="peer")
