@@ -1,0 +1,52 @@
+"""RFC 6298 retransmission timer computation: SRTT, RTTVAR, RTO, backoff.
+
+Karn's algorithm (RFC 6298 section 3) lives with the caller: it only feeds samples from
+segments that were never retransmitted. All values are integer microseconds.
+"""
+
+from __future__ import annotations
+
+K = 4
+G = 1_000  # clock granularity we assume (1 ms), RFC 6298 2.x "G"
+
+
+class RttEstimator:
+    """SRTT / RTTVAR / RTO with exponential backoff (RFC 6298 2.1-2.5, 5.5)."""
+
+    __slots__ = ("rto_min", "rto_max", "srtt", "rttvar", "base_rto", "backoff")
+
+    def __init__(self, rto_initial: int, rto_min: int, rto_max: int) -> None:
+        self.rto_min = rto_min
+        self.rto_max = rto_max
+        self.srtt: int | None = None
+        self.rttvar: int | None = None
+        self.base_rto = max(rto_min, min(rto_initial, rto_max))  # RFC 6298 2.1
+        self.backoff = 0
+
+    def sample(self, r: int) -> None:
+        """Feed one RTT measurement R (us)."""
+        r = max(r, 1)
+        if self.srtt is None or self.rttvar is None:
+            # RFC 6298 2.2: first measurement.
+            self.srtt = r
+            self.rttvar = r // 2
+        else:
+            # RFC 6298 2.3: alpha = 1/8, beta = 1/4.
+            self.rttvar = (3 * self.rttvar + abs(self.srtt - r)) // 4
+            self.srtt = (7 * self.srtt + r) // 8
+        rto = self.srtt + max(G, K * self.rttvar)
+        self.base_rto = max(self.rto_min, min(rto, self.rto_max))  # RFC 6298 2.4, 2.5
+        self.backoff = 0
+
+    @property
+    def rto(self) -> int:
+        """The current RTO including exponential backoff (RFC 6298 5.5), capped at rto_max."""
+        return min(self.base_rto << self.backoff, self.rto_max)
+
+    def back_off(self) -> None:
+        """RFC 6298 5.5: double the RTO after a timeout."""
+        if (self.base_rto << self.backoff) < self.rto_max:
+            self.backoff += 1
+
+    def reset_backoff(self) -> None:
+        self.backoff = 0

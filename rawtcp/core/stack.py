@@ -1,0 +1,422 @@
+"""The sans-IO stack: demultiplexing by 4-tuple, listeners (SYN queue + accept queue),
+resets for segments that meet no connection (RFC 9293 3.10.7.1), ports and bindings, ISNs.
+
+Inputs: ``on_packet(pkt, now)``, ``on_timer(now)`` and the user calls; outputs:
+``take_packets()`` and ``poll_at()``. See docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import ipaddress
+import random
+from typing import Any, Callable
+
+from .config import SEC, Config
+from .isn import IsnGenerator
+from .segment import Flags, Packet, Segment, flags_str
+from .seq import MASK, add
+from .tcb import State, Tcb, TcbOptions
+
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def _canon(addr: str) -> str:
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        raise OSError(errno.EINVAL, f"{addr!r} is not an IPv4/IPv6 address") from None
+
+
+def _overlap(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    va = ":" in a
+    vb = ":" in b
+    return va == vb and (a in WILDCARDS or b in WILDCARDS)
+
+
+class Binding:
+    """A local (address, port) reserved by bind()."""
+
+    def __init__(self, stack: "Stack", addr: str, port: int, reuse: bool) -> None:
+        self.stack = stack
+        self.addr = addr
+        self.port = port
+        self.reuse = reuse
+        self.listening = False
+        self.released = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            try:
+                self.stack._bindings.remove(self)
+            except ValueError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<Binding {self.addr}:{self.port}{' reuse' if self.reuse else ''}>"
+
+
+class Listener:
+    """A passive open (RFC 9293 LISTEN). Children in SYN_RECEIVED wait in the SYN queue,
+    established ones in the accept queue; both are bounded by the backlog."""
+
+    def __init__(self, stack: "Stack", binding: Binding, backlog: int,
+                 options: TcbOptions | None = None) -> None:
+        self.stack = stack
+        self.binding = binding
+        self.backlog = max(1, backlog)
+        self.options = options
+        self.syn_queue: list[Tcb] = []
+        self.accept_queue: collections.deque[Tcb] = collections.deque()
+        self.closed = False
+
+    @property
+    def addr(self) -> str:
+        return self.binding.addr
+
+    @property
+    def port(self) -> int:
+        return self.binding.port
+
+    @property
+    def pending(self) -> int:
+        return len(self.accept_queue)
+
+    def accept(self) -> Tcb | None:
+        if self.closed:
+            raise OSError(errno.EINVAL, "accept: the listener is closed")
+        if self.accept_queue:
+            t = self.accept_queue.popleft()
+            t.listener = None
+            return t
+        return None
+
+    def _has_room(self) -> bool:
+        return len(self.accept_queue) < self.backlog
+
+    def _established(self, tcb: Tcb) -> None:
+        if tcb in self.syn_queue:
+            self.syn_queue.remove(tcb)
+        self.accept_queue.append(tcb)
+
+    def _child_closed(self, tcb: Tcb) -> None:
+        if tcb in self.syn_queue:
+            self.syn_queue.remove(tcb)
+
+    def on_segment(self, pkt: Packet, now: int) -> None:
+        """RFC 9293 3.10.7.2 LISTEN."""
+        seg = pkt.segment
+        st = self.stack
+        f = seg.flags
+        if f & Flags.RST:
+            st._drop(None, seg, "rst-to-listener", now, pkt)
+            return
+        if f & Flags.ACK:
+            st._reply_rst((pkt.dst, seg.dst_port), (pkt.src, seg.src_port), seg, now)
+            st._drop(None, seg, "ack-to-listener", now, pkt)
+            return
+        if not f & Flags.SYN:
+            st._drop(None, seg, "no-syn", now, pkt)
+            return
+        if len(self.accept_queue) >= self.backlog or len(self.syn_queue) >= self.backlog:
+            st._drop(None, seg, "backlog", now, pkt)  # Linux: drop the SYN, the peer retries
+            return
+        child = Tcb(st, (pkt.dst, seg.dst_port), (pkt.src, seg.src_port), self.options)
+        child.state = State.LISTEN
+        child.listener = self
+        child._now = now
+        st._tcbs[(pkt.dst, seg.dst_port, pkt.src, seg.src_port)] = child
+        self.syn_queue.append(child)
+        child._input_listen(seg, now)
+
+    def close(self, now: int) -> None:
+        """Stop listening; connections never accepted are reset."""
+        if self.closed:
+            return
+        self.closed = True
+        for t in list(self.syn_queue) + list(self.accept_queue):
+            t.listener = None
+            t.abort(now)
+        self.syn_queue.clear()
+        self.accept_queue.clear()
+        self.stack._listeners.pop((self.addr, self.port), None)
+        self.binding.listening = False
+        self.binding.release()
+        self.stack._trace_ev(now, "state", conn=f"{self.addr}:{self.port}>*:*",
+                             old="LISTEN", new="CLOSED", reason="listener closed")
+
+
+class Stack:
+    """A sans-IO TCP stack; see docs/contracts.md for the full contract."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        isn: Callable[[str, int, str, int, int], int] | None = None,
+        rng: random.Random | None = None,
+        tracer: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self.rng = rng if rng is not None else random.Random()
+        self._isn = isn if isn is not None else IsnGenerator(self.rng)
+        self.tracer = tracer
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._tcbs: dict[tuple[str, int, str, int], Tcb] = {}
+        self._listeners: dict[tuple[str, int], Listener] = {}
+        self._bindings: list[Binding] = []
+        self._out: list[Packet] = []
+        self._now = 0
+        self._challenge_window = -1
+        self._challenge_count = 0
+
+    # ------------------------------------------------------------------ tracing
+    def _trace_ev(self, now: int, ev: str, **fields: Any) -> None:
+        if self.tracer is not None:
+            d = {"t": now, "ev": ev}
+            d.update(fields)
+            self.tracer(d)
+
+    def _seg_fields(self, tcb: Tcb | None, src: str, dst: str, seg: Segment, out: bool) -> dict:
+        rseq = rack = None
+        if tcb is not None:
+            if out:
+                rseq = (seg.seq - tcb.iss) & MASK if tcb.iss or tcb.snd_max else None
+                rack = (seg.ack - tcb.irs) & MASK if tcb.irs is not None and seg.flags & Flags.ACK else None
+            else:
+                rseq = (seg.seq - tcb.irs) & MASK if tcb.irs is not None else None
+                rack = (seg.ack - tcb.iss) & MASK if seg.flags & Flags.ACK and tcb.snd_max else None
+        return {
+            "src": src, "dst": dst, "sport": seg.src_port, "dport": seg.dst_port,
+            "seq": seg.seq, "ack": seg.ack, "rseq": rseq, "rack": rack,
+            "flags": flags_str(seg.flags), "win": seg.window, "len": len(seg.payload),
+            "opts": seg.options.to_dict(),
+        }
+
+    # ------------------------------------------------------------------ I/O
+    def _transmit(self, tcb: Tcb | None, seg: Segment, now: int,
+                  local: str | None = None, remote: str | None = None) -> None:
+        src = tcb.local[0] if tcb is not None else local
+        dst = tcb.remote[0] if tcb is not None else remote
+        assert src is not None and dst is not None
+        self._out.append(Packet(src, dst, seg))
+        self.counters["segments_out"] += 1
+        if seg.flags & Flags.RST:
+            self.counters["rst_sent"] += 1
+        if self.tracer is not None:
+            d = {"t": now, "ev": "seg", "dir": "out"}
+            if tcb is not None:
+                d["conn"] = tcb.conn
+            d.update(self._seg_fields(tcb, src, dst, seg, True))
+            d["state"] = tcb.state.name if tcb is not None else "CLOSED"
+            self.tracer(d)
+
+    def _drop(self, tcb: Tcb | None, seg: Segment, reason: str, now: int,
+              pkt: Packet | None = None) -> None:
+        self.counters["dropped_" + reason.replace("-", "_")] += 1
+        if self.tracer is not None:
+            d: dict[str, Any] = {"t": now, "ev": "drop", "reason": reason, "dir": "in"}
+            if tcb is not None:
+                d["conn"] = tcb.conn
+                d.update(self._seg_fields(tcb, tcb.remote[0], tcb.local[0], seg, False))
+            elif pkt is not None:
+                d.update(self._seg_fields(None, pkt.src, pkt.dst, seg, False))
+            self.tracer(d)
+
+    def _reply_rst(self, local: tuple[str, int], remote: tuple[str, int], seg: Segment,
+                   now: int) -> None:
+        """RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST> if ACK set, else
+        <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. Never answer a RST."""
+        if seg.flags & Flags.RST:
+            return
+        if seg.flags & Flags.ACK:
+            r = Segment(local[1], remote[1], seg.ack, 0, Flags.RST, 0)
+        else:
+            r = Segment(local[1], remote[1], 0, add(seg.seq, seg.seq_len), Flags.RST | Flags.ACK, 0)
+        tcb = self._tcbs.get((local[0], local[1], remote[0], remote[1]))
+        if tcb is not None:
+            self._transmit(tcb, r, now)
+        else:
+            self._transmit(None, r, now, local[0], remote[0])
+
+    def _challenge_allowed(self, now: int) -> bool:
+        """RFC 5961 7: at most config.challenge_ack_limit challenge ACKs per second."""
+        w = now // SEC
+        if w != self._challenge_window:
+            self._challenge_window = w
+            self._challenge_count = 0
+        if self._challenge_count >= self.config.challenge_ack_limit:
+            return False
+        self._challenge_count += 1
+        return True
+
+    def on_packet(self, pkt: Packet, now: int) -> None:
+        """A segment arrived for us (already checksummed by the codec)."""
+        self._now = now
+        seg = pkt.segment
+        self.counters["segments_in"] += 1
+        key = (pkt.dst, seg.dst_port, pkt.src, seg.src_port)
+        tcb = self._tcbs.get(key)
+        if self.tracer is not None:
+            d = {"t": now, "ev": "seg", "dir": "in"}
+            if tcb is not None:
+                d["conn"] = tcb.conn
+            d.update(self._seg_fields(tcb, pkt.src, pkt.dst, seg, False))
+            lst0 = None if tcb else self._find_listener(pkt.dst, seg.dst_port)
+            d["state"] = tcb.state.name if tcb is not None else ("LISTEN" if lst0 else "CLOSED")
+            self.tracer(d)
+        if tcb is not None:
+            tcb._now = now
+            tcb.on_segment(seg, now)
+            return
+        lst = self._find_listener(pkt.dst, seg.dst_port)
+        if lst is not None:
+            lst.on_segment(pkt, now)
+            return
+        # RFC 9293 3.10.7.1: CLOSED (no TCB): answer with RST unless it is one.
+        self._drop(None, seg, "no-listener", now, pkt)
+        self._reply_rst((pkt.dst, seg.dst_port), (pkt.src, seg.src_port), seg, now)
+
+    def _find_listener(self, addr: str, port: int) -> Listener | None:
+        lst = self._listeners.get((addr, port))
+        if lst is None:
+            lst = self._listeners.get(("::" if ":" in addr else "0.0.0.0", port))
+        return lst
+
+    def on_timer(self, now: int) -> None:
+        self._now = now
+        for tcb in list(self._tcbs.values()):
+            d = tcb.timers.next_deadline()
+            if d is not None and d <= now:
+                tcb._now = now
+                tcb.on_timer(now)
+
+    def poll_at(self) -> int | None:
+        best = None
+        for tcb in self._tcbs.values():
+            d = tcb.timers.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def take_packets(self) -> list[Packet]:
+        out, self._out = self._out, []
+        return out
+
+    # ------------------------------------------------------------------ ports
+    def _port_in_use(self, addr: str, port: int, reuse: bool) -> bool:
+        for b in self._bindings:
+            if b.port == port and _overlap(b.addr, addr):
+                if not (reuse and b.reuse and not b.listening):
+                    return True
+        for (la, lp, _ra, _rp), t in self._tcbs.items():
+            if lp == port and _overlap(la, addr) and not reuse:
+                return True
+        for (la, lp) in self._listeners:
+            if lp == port and _overlap(la, addr):
+                return True
+        return False
+
+    def _ephemeral(self, addr: str) -> int:
+        lo, hi = self.config.ephemeral_low, self.config.ephemeral_high
+        n = hi - lo + 1
+        if n <= 0:
+            raise OSError(errno.EADDRNOTAVAIL, "no ephemeral ports configured")
+        start = self.rng.randrange(n)
+        used = {b.port for b in self._bindings}
+        used.update(k[1] for k in self._tcbs)
+        used.update(k[1] for k in self._listeners)
+        for i in range(n):
+            p = lo + (start + i) % n
+            if p not in used:
+                return p
+        raise OSError(errno.EADDRNOTAVAIL,
+                      "no free ephemeral port: close connections or widen the port range")
+
+    def bind(self, local_addr: str, port: int, reuse: bool = False) -> Binding:
+        addr = _canon(local_addr)
+        if not 0 <= port <= 65535:
+            raise OSError(errno.EINVAL, f"port {port} out of range 0..65535")
+        if port == 0:
+            port = self._ephemeral(addr)
+        elif self._port_in_use(addr, port, reuse):
+            raise OSError(errno.EADDRINUSE,
+                          f"{addr}:{port} is already in use (also by TIME_WAIT connections); "
+                          "choose another port or set SO_REUSEADDR")
+        b = Binding(self, addr, port, reuse)
+        self._bindings.append(b)
+        return b
+
+    def listen(self, b: Binding, backlog: int, options: TcbOptions | None = None) -> Listener:
+        if b.released:
+            raise OSError(errno.EINVAL, "listen: the binding was released; bind again")
+        key = (b.addr, b.port)
+        if key in self._listeners:
+            if self._listeners[key].binding is b:
+                self._listeners[key].backlog = max(1, backlog)
+                return self._listeners[key]
+            raise OSError(errno.EADDRINUSE, f"{b.addr}:{b.port} already has a listener")
+        for (la, lp) in self._listeners:
+            if lp == b.port and _overlap(la, b.addr):
+                raise OSError(errno.EADDRINUSE, f"{la}:{lp} already listens on this port")
+        lst = Listener(self, b, backlog, options)
+        b.listening = True
+        self._listeners[key] = lst
+        self._trace_ev(self._now, "state", conn=f"{b.addr}:{b.port}>*:*",
+                       old="CLOSED", new="LISTEN", reason="listen")
+        return lst
+
+    def connect(self, b: Binding | None, local_addr: str, remote_addr: str, remote_port: int,
+                now: int, options: TcbOptions | None = None) -> Tcb:
+        self._now = now
+        laddr = _canon(local_addr)
+        raddr = _canon(remote_addr)
+        if laddr in WILDCARDS:
+            raise OSError(errno.EINVAL, "connect: give a concrete local address (not a wildcard)")
+        if not 0 < remote_port <= 65535:
+            raise OSError(errno.EINVAL, f"connect: remote port {remote_port} out of range 1..65535")
+        if b is None:
+            b = self.bind(laddr, 0)
+        elif b.released:
+            raise OSError(errno.EINVAL, "connect: the binding was released; bind again")
+        key = (laddr, b.port, raddr, remote_port)
+        if key in self._tcbs:
+            raise OSError(errno.EADDRINUSE,
+                          f"connect: {laddr}:{b.port}>{raddr}:{remote_port} already exists")
+        tcb = Tcb(self, (laddr, b.port), (raddr, remote_port), options)
+        tcb.binding = b
+        tcb._now = now
+        self._tcbs[key] = tcb
+        tcb._open_active(now)
+        return tcb
+
+    def lookup(self, local_addr: str, local_port: int, remote_addr: str,
+               remote_port: int) -> Tcb | None:
+        return self._tcbs.get((local_addr, local_port, remote_addr, remote_port))
+
+    def connections(self) -> list[Tcb]:
+        return list(self._tcbs.values())
+
+    def listeners(self) -> list[Listener]:
+        return list(self._listeners.values())
+
+    def _tcb_closed(self, tcb: Tcb) -> None:
+        key = (tcb.local[0], tcb.local[1], tcb.remote[0], tcb.remote[1])
+        if self._tcbs.get(key) is tcb:
+            del self._tcbs[key]
+        if tcb.listener is not None:
+            tcb.listener._child_closed(tcb)
+        if tcb.binding is not None and not tcb.binding.listening:
+            tcb.binding.release()
+
+    def close(self, now: int) -> None:
+        """Abort everything this stack owns (RST for synchronized connections)."""
+        for lst in list(self._listeners.values()):
+            lst.close(now)
+        for t in list(self._tcbs.values()):
+            t.abort(now)
+        for b in list(self._bindings):
+            b.release()

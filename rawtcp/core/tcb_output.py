@@ -1,0 +1,276 @@
+"""Output processing: ``_output(now)`` is the one place that decides what a connection sends
+(SYN, SYN-ACK, data, retransmissions, FIN, pure ACKs), plus the segment builder.
+
+Order of decisions in ``_output``:
+1. handshake segments (SYN in SYN-SENT, SYN-ACK until our SYN is acknowledged);
+2. NewReno fast retransmit of snd_una (RFC 5681 3.2 / RFC 6582), or SACK hole
+   retransmissions bounded by ``pipe`` (RFC 6675 5);
+3. new data / go-back-N after a timeout from snd_nxt, limited by the peer's window and cwnd,
+   with sender SWS avoidance and Nagle (RFC 1122 4.2.3.4, RFC 896), and the FIN after the data;
+4. a pure ACK when one is owed (``ack_now``);
+5. timers: retransmission (RFC 6298 5.1-5.3) or persist (RFC 9293 3.8.6.1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .segment import Flags, Options, Segment
+from .seq import MASK
+
+if TYPE_CHECKING:
+    from .tcb import Tcb
+
+_ACK = Flags.ACK
+_NO_OPTS = Options()
+
+
+class TcbOutput:
+    # ------------------------------------------------------------------ segment building
+    def _tsval(self: "Tcb", now: int) -> int:
+        return (now // 1000) & MASK  # RFC 7323 5.4: a 1 ms timestamp clock
+
+    def _syn_options(self: "Tcb", now: int, reply: bool) -> Options:
+        o = self.options
+        if not reply:  # SYN: offer everything we have enabled
+            return Options(
+                mss=o.mss,
+                wscale=self.rcv_wscale if o.window_scaling else None,
+                sack_permitted=o.sack,
+                timestamps=(self._tsval(now), 0) if o.timestamps else None,
+            )
+        # SYN-ACK: only what both sides offered (RFC 7323 1.3, 2.2; RFC 2018 2)
+        return Options(
+            mss=o.mss,
+            wscale=self.rcv_wscale if self.ws_ok else None,
+            sack_permitted=self.sack_ok,
+            timestamps=(self._tsval(now), self.ts_recent) if self.ts_ok else None,
+        )
+
+    def _window_field(self: "Tcb", syn: bool) -> int:
+        """Receive window to advertise, with receiver SWS avoidance (RFC 1122 4.2.3.3) and
+        without ever shrinking the right edge (RFC 9293 3.8.6.2.2)."""
+        rcvbuf = self.options.rcvbuf
+        free = max(0, rcvbuf - len(self.rbuf))
+        if syn:
+            w = min(free, 0xFFFF)  # RFC 7323 2.2: the SYN window is never scaled
+            if self.irs is not None and self.rcv_nxt + w > self.rcv_adv:
+                self.rcv_adv = self.rcv_nxt + w
+            return w
+        rcv_nxt = self.rcv_nxt
+        right = rcv_nxt + free
+        cur = self.rcv_adv
+        if right < cur or (right - cur < min(rcvbuf // 2, self.smss) and cur > rcv_nxt):
+            right = cur
+        shift = self.rcv_wscale if self.ws_ok else 0
+        field = min((right - rcv_nxt) >> shift, 0xFFFF)
+        adv = rcv_nxt + (field << shift)
+        if adv > cur:
+            self.rcv_adv = adv
+        return field
+
+    def _make_segment(self: "Tcb", seq: int, flags: Flags, payload: bytes, now: int) -> Segment:
+        syn = bool(flags & Flags.SYN)
+        if syn:
+            opts = self._syn_options(now, reply=bool(flags & _ACK))
+        elif self.ts_ok or (self.sack_ok and self.ooo):
+            blocks: tuple = ()
+            if self.sack_ok and self.ooo:
+                lim = 3 if self.ts_ok else 4
+                blocks = tuple((s & MASK, e & MASK) for s, e in self.ooo.sack_blocks(lim))
+            opts = Options(
+                sack_blocks=blocks,
+                timestamps=(self._tsval(now), self.ts_recent) if self.ts_ok else None,
+            )
+        else:
+            opts = _NO_OPTS
+        ack = self.rcv_nxt & MASK if flags & _ACK else 0
+        return Segment(
+            self.local[1], self.remote[1], seq & MASK, ack, flags,
+            self._window_field(syn), opts, payload,
+        )
+
+    def _emit(self: "Tcb", seg: Segment, now: int) -> None:
+        if seg.flags & _ACK:
+            self.last_ack_sent = self.rcv_nxt
+            self.ack_now = False
+            if "delack" in self.timers.deadlines:
+                self.timers.cancel("delack")
+        self.stack._transmit(self, seg, now)
+
+    # ------------------------------------------------------------------ special segments
+    def _send_rst_here(self: "Tcb", now: int) -> None:
+        """RST|ACK from our current position (abort, close with unread data)."""
+        seg = Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
+                      self.rcv_nxt & MASK, Flags.RST | _ACK, 0)
+        self.stack._transmit(self, seg, now)
+
+    def _send_probe(self: "Tcb", now: int) -> None:
+        """Zero-window probe / keep-alive: seq = SND.UNA - 1, no data, elicits an ACK."""
+        seg = self._make_segment(self.snd_una - 1, _ACK, b"", now)
+        self._emit(seg, now)
+
+    def _send_seq(self: "Tcb", seq: int, n: int, flags: Flags, now: int) -> int:
+        """Send n data bytes from seq (plus FIN if in flags). Returns the end sequence."""
+        payload = self.sbuf.peek(seq, n) if n else b""
+        seg = self._make_segment(seq, flags, payload, now)
+        end = seq + n + (1 if flags & (Flags.FIN | Flags.SYN) else 0)
+        if seq < self.snd_max:
+            self.total_retrans += 1
+            self.rtt_seq = None  # Karn's algorithm (RFC 6298 3)
+            self.stack.counters["retransmits"] += 1
+            if self._tracer is not None:
+                self._trace(now, "retransmit", seq=seg.seq, rseq=(seg.seq - self.iss) & MASK,
+                            len=n, flags=str(flags_letters(flags)), count=self.retransmits)
+        elif self.rtt_seq is None:
+            self.rtt_seq = end
+            self.rtt_time = now
+        if end > self.snd_max:
+            self.snd_max = end
+        self._emit(seg, now)
+        return end
+
+    # ------------------------------------------------------------------ the output function
+    def _output(self: "Tcb", now: int, rto: bool = False, force: bool = False) -> None:
+        from .tcb import State
+
+        st = self.state
+        if st is State.CLOSED or st is State.LISTEN:
+            return
+        if st is State.TIME_WAIT:
+            if self.ack_now:
+                self._emit(self._make_segment(self.snd_nxt, _ACK, b"", now), now)
+            return
+        if self.snd_una == self.iss:
+            # Our SYN is not acknowledged yet: SYN-SENT, or SYN-RECEIVED (maybe FIN queued).
+            if self.snd_nxt == self.iss:
+                flags = Flags.SYN if st is State.SYN_SENT else Flags.SYN | _ACK
+                self.snd_nxt = self._send_seq(self.iss, 0, flags, now)
+            elif self.ack_now and st is not State.SYN_SENT:
+                self._emit(self._make_segment(self.snd_nxt, _ACK, b"", now), now)
+            self.ack_now = False
+            self._arm_timers(now)
+            return
+
+        sent = False
+        smss = self.smss
+        sbuf = self.sbuf
+        data_end = sbuf.end
+        fin_queued = self.fin_queued
+        cc = self.cc
+        una = self.snd_una
+
+        # 2a. NewReno: fast retransmit / partial ACK retransmits SND.UNA (ignores cwnd).
+        if self.rtx_pending:
+            self.rtx_pending = False
+            n = min(smss, data_end - una)
+            if n > 0:
+                fl = _ACK | (Flags.FIN if fin_queued and una + n == data_end else 0)
+                end = self._send_seq(una, n, fl, now)
+                sent = True
+                if end > self.snd_nxt:
+                    self.snd_nxt = end
+            elif fin_queued and una == data_end:
+                self._send_seq(una, 0, _ACK | Flags.FIN, now)
+                sent = True
+
+        wnd_edge = una + self.snd_wnd
+        # 2b. SACK recovery (RFC 6675 5): retransmit holes while pipe < cwnd.
+        if cc.in_recovery and self.sack_ok:
+            pipe = self._pipe()
+            hs = self.sb.highest
+            while hs is not None and pipe < cc.cwnd:
+                seq = self.sb.skip(max(self.rtx_next, una))
+                if seq >= hs or seq >= data_end:
+                    break
+                hole_end = self.sb.next_sacked_start(seq) or hs
+                n = min(smss, hole_end - seq, data_end - seq)
+                fl = _ACK | (Flags.FIN if fin_queued and seq + n == data_end else 0)
+                self._send_seq(seq, n, fl, now)
+                self.rtx_next = seq + n
+                pipe += n
+                sent = True
+            edge = min(wnd_edge, self.snd_nxt + max(0, cc.cwnd - pipe))
+        else:
+            edge = min(wnd_edge, una + cc.cwnd)
+
+        # 3. New data, or go-back-N after a timeout, from SND.NXT.
+        nodelay = self.options.nodelay
+        while True:
+            seq = self.snd_nxt
+            if seq < self.snd_max and self.sb:
+                s2 = self.sb.skip(seq)
+                if s2 != seq:
+                    self.snd_nxt = seq = min(s2, self.snd_max)
+            avail = data_end - seq
+            if avail > 0:
+                room = edge - seq
+                n = min(avail, smss, room)
+                if n <= 0:
+                    if force and self.snd_wnd > 0 and seq < wnd_edge:
+                        n = min(avail, smss, wnd_edge - seq)
+                    else:
+                        break
+                if n < smss and seq >= self.snd_max and not force:
+                    if n < avail:
+                        # Limited by a window: sender SWS avoidance (RFC 1122 4.2.3.4).
+                        if not (edge == wnd_edge and n >= self.max_snd_wnd // 2):
+                            break
+                    elif not nodelay and self.snd_max > una and not fin_queued:
+                        # Nagle (RFC 896, RFC 1122 4.2.3.4): one small segment in flight.
+                        break
+                force = False
+                fl = _ACK
+                if seq + n == data_end:
+                    fl |= Flags.PSH
+                    if fin_queued:
+                        fl |= Flags.FIN
+                self.snd_nxt = self._send_seq(seq, n, fl, now)
+                sent = True
+                continue
+            if fin_queued and seq == data_end:
+                # FIN alone (first time, or again after a timeout).
+                self.snd_nxt = self._send_seq(seq, 0, _ACK | Flags.FIN, now)
+                sent = True
+            break
+
+        # 4. A pure ACK if one is owed and nothing carried it.
+        if not sent and self.ack_now:
+            self._emit(self._make_segment(self.snd_nxt, _ACK, b"", now), now)
+        self._arm_timers(now)
+
+    def _pipe(self: "Tcb") -> int:
+        """RFC 6675 pipe, simplified: unSACKed bytes above the highest SACK, plus holes below
+        it that were already retransmitted in this recovery (holes not yet retransmitted are
+        counted as lost)."""
+        una = self.snd_una
+        hs = self.sb.highest
+        if hs is None or hs <= una:
+            return max(0, self.snd_nxt - una)
+        pipe = max(0, self.snd_nxt - hs)
+        pipe += self.sb.unsacked_between(una, min(max(self.rtx_next, una), hs))
+        return pipe
+
+    def _arm_timers(self: "Tcb", now: int) -> None:
+        timers = self.timers
+        if self.snd_nxt > self.snd_una:
+            timers.cancel("persist") if "persist" in timers.deadlines else None
+            if "rtx" not in timers.deadlines:
+                timers.set("rtx", now + self.rtt.rto)  # RFC 6298 5.1
+        else:
+            if "rtx" in timers.deadlines:
+                timers.cancel("rtx")  # RFC 6298 5.2
+            pending = self.sbuf.end > self.snd_nxt or (
+                self.fin_queued and self.snd_nxt <= self.sbuf.end)
+            if pending and self.snd_una > self.iss:
+                if "persist" not in timers.deadlines:
+                    self._arm_persist(now)
+            elif "persist" in timers.deadlines:
+                timers.cancel("persist")
+                self.persist_backoff = 0
+
+
+def flags_letters(flags: int) -> str:
+    from .segment import flags_str
+
+    return flags_str(flags)

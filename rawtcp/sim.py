@@ -1,0 +1,243 @@
+"""Two core Stacks on a virtual clock over a simulated link (deterministic for a seed).
+
+The clock jumps straight to the next event (a packet arrival or a stack timer), so simulated
+minutes cost nothing. Link impairments use one ``random.Random(seed)``:
+
+- ``loss``: probability a packet is dropped (each direction, each copy);
+- ``duplicate``: probability a packet is delivered twice;
+- ``reorder``: probability a packet is held back by an extra random delay;
+- ``delay_us``: one-way propagation delay; ``bandwidth_bps``: optional serialization.
+
+    sim = Sim(seed=1, loss=0.05)
+    res = transfer(sim, 1_000_000)
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .core.config import MS, SEC, Config
+from .core.segment import Packet
+from .core.stack import Stack
+from .core.tcb import State, Tcb
+
+A_ADDR = "10.0.0.1"
+B_ADDR = "10.0.0.2"
+
+
+class Sim:
+    """Stacks ``a`` (10.0.0.1) and ``b`` (10.0.0.2) joined by a lossy link."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        loss: float = 0.0,
+        reorder: float = 0.0,
+        duplicate: float = 0.0,
+        delay_us: int = 10 * MS,
+        bandwidth_bps: int | None = None,
+        config: Config | None = None,
+        config_b: Config | None = None,
+        tracer: Callable[[dict], None] | None = None,
+        drop: Callable[[str, Packet], bool] | None = None,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.loss = loss
+        self.reorder = reorder
+        self.duplicate = duplicate
+        self.delay_us = delay_us
+        self.bandwidth_bps = bandwidth_bps
+        self.drop = drop  # optional rule: drop(direction "a>b"/"b>a", pkt) -> True to drop
+        self.now = 0
+        ta = (lambda ev: tracer(dict(ev, stack="a"))) if tracer else None
+        tb = (lambda ev: tracer(dict(ev, stack="b"))) if tracer else None
+        self.a = Stack(config or Config(), rng=random.Random(self.rng.getrandbits(64)), tracer=ta)
+        self.b = Stack(config_b or config or Config(), rng=random.Random(self.rng.getrandbits(64)),
+                       tracer=tb)
+        self._heap: list[tuple[int, int, Stack, Packet]] = []
+        self._n = 0
+        self._busy_until = {id(self.a): 0, id(self.b): 0}
+        self.hooks: list[Callable[["Sim"], None]] = []
+        self.delivered = 0
+        self.lost = 0
+        self.events = 0
+
+    def peer(self, st: Stack) -> Stack:
+        return self.b if st is self.a else self.a
+
+    def _flush(self) -> None:
+        for src in (self.a, self.b):
+            pkts = src.take_packets()
+            if not pkts:
+                continue
+            dst = self.peer(src)
+            direction = "a>b" if src is self.a else "b>a"
+            for p in pkts:
+                self._send(src, dst, direction, p)
+
+    def _send(self, src: Stack, dst: Stack, direction: str, p: Packet) -> None:
+        rng = self.rng
+        t = self.now
+        if self.bandwidth_bps:
+            start = max(t, self._busy_until[id(src)])
+            t = start + (len(p.segment.payload) + 40) * 8 * SEC // self.bandwidth_bps
+            self._busy_until[id(src)] = t
+        if self.drop is not None and self.drop(direction, p):
+            self.lost += 1
+            return
+        copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
+        for _ in range(copies):
+            if self.loss and rng.random() < self.loss:
+                self.lost += 1
+                continue
+            at = t + self.delay_us
+            if self.reorder and rng.random() < self.reorder:
+                at += rng.randint(1, 2 * self.delay_us + 1)
+            self._n += 1
+            heapq.heappush(self._heap, (at, self._n, dst, p))
+
+    def step(self) -> bool:
+        """Advance to the next event and process it. False when nothing is left to do."""
+        self._flush()
+        ta, tb = self.a.poll_at(), self.b.poll_at()
+        tp = self._heap[0][0] if self._heap else None
+        cands = [x for x in (ta, tb, tp) if x is not None]
+        if not cands:
+            return False
+        t = min(cands)
+        if t > self.now:
+            self.now = t
+        self.events += 1
+        if tp is not None and tp == t:
+            _, _, dst, p = heapq.heappop(self._heap)
+            self.delivered += 1
+            dst.on_packet(p, self.now)
+        elif ta is not None and ta == t:
+            self.a.on_timer(self.now)
+        else:
+            self.b.on_timer(self.now)
+        for h in self.hooks:
+            h(self)
+        self._flush()
+        return True
+
+    def run_until(self, predicate: Callable[[], bool], max_time_us: int) -> bool:
+        """Run events until predicate() is true (True) or time/events run out (False)."""
+        for h in self.hooks:
+            h(self)
+        self._flush()
+        while not predicate():
+            if self.now > max_time_us:
+                return False
+            if not self.step():
+                return predicate()
+        return True
+
+    def run_for(self, duration_us: int) -> None:
+        end = self.now + duration_us
+        while True:
+            self._flush()
+            ta, tb = self.a.poll_at(), self.b.poll_at()
+            tp = self._heap[0][0] if self._heap else None
+            cands = [x for x in (ta, tb, tp) if x is not None]
+            if not cands or min(cands) > end:
+                self.now = max(self.now, end)
+                return
+            self.step()
+
+
+@dataclass
+class TransferResult:
+    ok: bool
+    sent_ab: bytes
+    sent_ba: bytes
+    recv_ab: bytes = b""
+    recv_ba: bytes = b""
+    client: Tcb | None = None
+    server: Tcb | None = None
+    closed: bool = False
+    time_us: int = 0
+    info: dict = field(default_factory=dict)
+
+
+class _App:
+    """A simple application: write everything, shutdown(SHUT_WR), read to EOF, close()."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.off = 0
+        self.tcb: Tcb | None = None
+        self.got = bytearray()
+        self.shut = False
+        self.closed = False
+
+    def pump(self, now: int) -> None:
+        t = self.tcb
+        if t is None or self.closed:
+            return
+        st = t.state
+        if st in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN):
+            return
+        if t.error is not None or st is State.CLOSED:
+            self.closed = True
+            return
+        if not self.shut:
+            while self.off < len(self.data):
+                n = t.send(self.data[self.off : self.off + 65536], now)
+                if n == 0:
+                    break
+                self.off += n
+            if self.off >= len(self.data):
+                t.shutdown(1, now)
+                self.shut = True
+        while t.readable:
+            self.got += t.recv(1 << 20, now)
+        if t.eof and self.shut:
+            t.close(now)
+            self.closed = True
+
+
+def transfer(sim: Sim, nbytes_each_way: int, max_time_us: int = 3600 * SEC,
+             port: int = 5000, seed: int = 0) -> TransferResult:
+    """Connect a (client) to b (server), send nbytes each way at once, close both ways.
+
+    ok = both byte streams arrived identical and both connections reached CLOSED (the
+    active closer after TIME_WAIT)."""
+    rnd = random.Random(seed)
+    d_ab = rnd.randbytes(nbytes_each_way)
+    d_ba = rnd.randbytes(nbytes_each_way)
+    lst = sim.b.listen(sim.b.bind(B_ADDR, port), 16)
+    ca, cb = _App(d_ab), _App(d_ba)
+    ca.tcb = sim.a.connect(None, A_ADDR, B_ADDR, port, sim.now)
+
+    def hook(s: Sim) -> None:
+        if cb.tcb is None:
+            cb.tcb = lst.accept()
+        ca.pump(s.now)
+        cb.pump(s.now)
+
+    sim.hooks.append(hook)
+    try:
+        done = sim.run_until(
+            lambda: ca.closed and cb.closed and ca.tcb is not None and cb.tcb is not None
+            and ca.tcb.closed and cb.tcb.closed,
+            max_time_us,
+        )
+    finally:
+        sim.hooks.remove(hook)
+        lst.close(sim.now)
+    res = TransferResult(
+        ok=False, sent_ab=d_ab, sent_ba=d_ba, recv_ab=bytes(cb.got), recv_ba=bytes(ca.got),
+        client=ca.tcb, server=cb.tcb, closed=done, time_us=sim.now,
+    )
+    if ca.tcb is not None:
+        res.info["client"] = ca.tcb.info()
+    if cb.tcb is not None:
+        res.info["server"] = cb.tcb.info()
+    res.ok = (done and res.recv_ab == d_ab and res.recv_ba == d_ba
+              and ca.tcb is not None and ca.tcb.error is None
+              and cb.tcb is not None and cb.tcb.error is None)
+    return res
