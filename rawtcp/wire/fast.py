@@ -113,7 +113,7 @@ def _encode_tcp(seg: Segment, pseudo: int) -> bytes:
         ]
         hdr = _TCP.pack(*fields)
     except struct.error as e:
-        raise ValueError(f"segment field out of range: {e} ({seg})") from None
+        raise ValueError(f"segment field out of range: {e}") from None
     length = hlen + len(payload)
     total = pseudo + PROTO_TCP + length + int.from_bytes(hdr + opts, "big")
     if payload:

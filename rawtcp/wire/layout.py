@@ -72,7 +72,7 @@ def check_segment(seg: Segment) -> None:
     _check_uint("dst_port", seg.dst_port, 16)
     _check_uint("seq", seg.seq, 32)
     _check_uint("ack", seg.ack, 32)
-    _check_uint("flags", int(seg.flags), 8)
+    _check_uint("flags", seg.flags, 8)
     _check_uint("window", seg.window, 16)
     _check_uint("urgent", seg.urgent, 16)
     o = seg.options
