@@ -1,0 +1,29 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rawtcp import privileges
+
+pytestmark = pytest.mark.kernel
+
+
+def test_root_passes() -> None:
+    privileges.check()
+    assert privileges.missing() == []
+
+
+def test_unprivileged_user_gets_one_clear_message() -> None:
+    code = ("from rawtcp import privileges\n"
+            "try:\n    privileges.check()\n"
+            "except PermissionError as e:\n    print(e.errno, e.strerror)\n")
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", sys.executable, "-c", code],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.strip()
+    assert out.startswith("1 rawtcp needs root, or a container with CAP_NET_ADMIN and "
+                          "CAP_NET_RAW and /dev/net/tun")
+    assert "missing: CAP_NET_ADMIN, CAP_NET_RAW, /dev/net/tun" in out
