@@ -1,3 +1,33 @@
-"""rawtcp: a userspace TCP stack in Python that talks to real Linux kernels over raw packets."""
+"""rawtcp: a userspace TCP stack in Python that talks to real Linux kernels over raw packets.
+
+>>> import rawtcp                                   # doctest: +SKIP
+>>> with rawtcp.Stack(link) as st:                  # doctest: +SKIP
+...     s = st.socket()
+...     s.connect(("10.0.0.1", 7))
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+__all__ = ["Stack", "Config", "State", "Socket", "__version__"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import rawtcp` stays cheap
+    if name == "Stack":
+        from rawtcp.runtime import Stack
+
+        return Stack
+    if name == "Config":
+        from rawtcp.core.config import Config
+
+        return Config
+    if name == "State":
+        from rawtcp.core.tcb import State
+
+        return State
+    if name == "Socket":
+        from rawtcp.socket import Socket
+
+        return Socket
+    raise AttributeError(f"module 'rawtcp' has no attribute {name!r}")

@@ -1,0 +1,151 @@
+"""The `rawtcp` command.
+
+Every user error ends as one clear line on stderr and a non-zero exit status (2 for a bad
+argument); a traceback only appears with RAWTCP_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)", 2)
+
+
+def _add_link_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("link")
+    g.add_argument("--link", choices=["lab", "tun", "packet", "rawip"], default="lab",
+                   help="lab: a private lab with a kernel peer (default); tun: a TUN device; "
+                        "packet: AF_PACKET on --iface with our own --addr; rawip: raw IP "
+                        "socket on an address the kernel owns")
+    g.add_argument("--lab", metavar="NAME", help="use a lab made by `rawtcp lab up`")
+    g.add_argument("--iface", help="interface for --link packet/rawip")
+    g.add_argument("--addr", help="our IP address (packet: one the kernel does not have)")
+    g.add_argument("--netns", help="network namespace to open the link in")
+    _add_fault_args(p)
+    g2 = p.add_argument_group("observation")
+    g2.add_argument("--pcap", metavar="FILE", help="write both directions to a pcap file")
+    g2.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace")
+    g2.add_argument("--ladder", action="store_true", help="print a ladder diagram at the end")
+
+
+def _add_fault_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("faults (see docs/faults.md)")
+    for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
+        g.add_argument(f"--{action}", action="append", default=[], metavar="RULE",
+                       help=f"{action} matching segments, e.g. 'out flags=A nth=1'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rawtcp", description="A userspace TCP stack that talks to real kernels.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+
+    d = sub.add_parser("demo", help="build a private lab, run the lifecycle and final-ACK-drop "
+                                    "experiments against the kernel, show ladders")
+    d.add_argument("--dir", help="where to write pcap/trace/ladders (default: a new directory)")
+    d.add_argument("--color", action="store_true", help="colour the ladders")
+
+    e = sub.add_parser("experiment", help="named experiments against a real kernel")
+    esub = e.add_subparsers(dest="ecmd", metavar="ACTION", parser_class=_Parser)
+    esub.add_parser("list", help="list the catalogue")
+    r = esub.add_parser("run", help="run one experiment")
+    r.add_argument("name")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--runs", type=int, default=1)
+    r.add_argument("--json", action="store_true", help="machine-readable result")
+    r.add_argument("--report", metavar="DIR", help="write trace, pcap, ladder and plots here")
+    r.add_argument("--color", action="store_true")
+    r.add_argument("--quiet", "-q", action="store_true", help="no ladder, only the verdict")
+
+    c = sub.add_parser("connect", help="netcat-like client over rawtcp")
+    c.add_argument("host")
+    c.add_argument("port", type=int)
+    c.add_argument("--timeout", type=float, default=10.0)
+    _add_link_args(c)
+
+    ls = sub.add_parser("listen", help="netcat-like server over rawtcp (one connection)")
+    ls.add_argument("port", type=int)
+    ls.add_argument("--timeout", type=float, default=60.0)
+    _add_link_args(ls)
+
+    lab = sub.add_parser("lab", help="private network labs")
+    lsub = lab.add_subparsers(dest="lcmd", metavar="ACTION", parser_class=_Parser)
+    up = lsub.add_parser("up", help="create a persistent lab (two namespaces and a veth)")
+    up.add_argument("--ipv6", action="store_true")
+    dn = lsub.add_parser("down", help="remove a lab")
+    dn.add_argument("name")
+    lsub.add_parser("list", help="list labs")
+    cl = lsub.add_parser("clean", help="remove leftovers of crashed runs")
+    cl.add_argument("--force", action="store_true", help="also labs of live processes")
+
+    ld = sub.add_parser("ladder", help="draw a ladder diagram from a trace (.jsonl) or a pcap")
+    ld.add_argument("file")
+    ld.add_argument("--color", action="store_true")
+    ld.add_argument("--ours", metavar="ADDR", help="(pcap) our address; default: SYN sender")
+
+    pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
+                                           "final-ACK drop (used by docker compose)")
+    pc.add_argument("--peer", required=True, help="host name or address of an echo server")
+    pc.add_argument("--port", type=int, default=7)
+    pc.add_argument("--iface", help="interface (default: the one routing to the peer)")
+    pc.add_argument("--pcap", metavar="FILE")
+    return p
+
+
+def _version() -> str:
+    from rawtcp import __version__
+
+    return f"rawtcp {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.cmd:
+            build_parser().print_help()
+            return 2
+        from rawtcp import commands
+
+        return int(commands.dispatch(args) or 0)
+    except CliError as e:
+        print(str(e), file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("rawtcp: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, LookupError, RuntimeError) as e:
+        if os.environ.get("RAWTCP_DEBUG"):
+            raise
+        code = 2 if type(e).__name__ == "RuleError" else 1
+        print(f"rawtcp: {_one_line(e)}", file=sys.stderr)
+        return code
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e) if not isinstance(e, OSError) or not e.strerror else \
+        (f"{e.strerror}" + (f": {e.filename}" if e.filename else ""))
+    return " ".join(msg.split()) or type(e).__name__
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Real time and a real link: the only place in rawtcp that reads the clock and blocks.
+
+One event-loop thread per :class:`Stack`. It waits (selectors) on the link's fd and a
+wake-up pipe, and sleeps until the earliest of the core's ``poll_at()``, the next packet and
+the next packet held back by a fault rule. User calls come from other threads: every call
+into the core takes the stack lock, then the output is flushed to the link and waiters are
+woken through one condition variable.
+
+Pipeline (both directions go through the fault engine, when there is one)::
+
+    link.recv_batch -> decode -> pcap(in) -> faults("in") -> core.on_packet
+    core.take_packets -> faults("out") -> encode (+corrupt) -> pcap(out) -> link.send
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import threading
+import time
+from typing import Any, Callable
+
+from rawtcp.core.config import Config
+from rawtcp.core.segment import Packet
+from rawtcp.core.stack import Stack as CoreStack
+
+log = logging.getLogger("rawtcp")
+
+Event = dict[str, Any]
+
+
+def _wire():
+    from rawtcp import wire
+
+    return wire
+
+
+class StackError(OSError):
+    """The event loop failed; every socket of the stack reports it."""
+
+
+class Stack:
+    """A rawtcp stack running on a link in its own event-loop thread.
+
+    >>> with Stack(link) as st:                       # doctest: +SKIP
+    ...     s = st.socket()
+    ...     s.connect(("10.0.0.1", 7))
+    """
+
+    def __init__(
+        self,
+        link,
+        config: Config | None = None,
+        *,
+        faults=None,
+        tracer: Callable[[Event], None] | None = None,
+        pcap=None,
+        isn=None,
+        rng=None,
+        name: str | None = None,
+        start: bool = True,
+    ) -> None:
+        self.link = link
+        self.config = config or Config()
+        self.name = name or f"rawtcp-{getattr(link, 'name', 'link')}"
+        self._t0 = time.monotonic_ns()
+        self._tracer = tracer
+        self._pcap = None
+        self._own_pcap = False
+        if pcap is not None:
+            if isinstance(pcap, (str, os.PathLike)):
+                from rawtcp.trace import PcapRecorder
+
+                self._pcap = PcapRecorder(os.fspath(pcap))
+                self._own_pcap = True
+            else:
+                self._pcap = pcap
+        self.faults = None
+        if faults:
+            from rawtcp.faults import FaultEngine
+
+            if isinstance(faults, FaultEngine):
+                self.faults = faults
+                if getattr(faults, "tracer", None) is None:
+                    faults.tracer = self._trace
+                if getattr(faults, "state_of", None) is None:
+                    faults.state_of = self._state_of
+            else:
+                self.faults = FaultEngine(list(faults), tracer=self._trace, state_of=self._state_of)
+        self.core = CoreStack(self.config, isn=isn, rng=rng, tracer=self._trace if tracer else None)
+        self.counters: dict[str, int] = {
+            "frames_in": 0,
+            "frames_out": 0,
+            "dropped_malformed": 0,
+            "dropped_not_ours": 0,
+            "dropped_corrupt": 0,
+            "send_errors": 0,
+        }
+        self.addresses = [str(a) for a in getattr(link, "addresses", [])]
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.error: BaseException | None = None
+        self._held: list[tuple[int, int, str, Packet, bool]] = []  # fault-delayed packets
+        self._tie = itertools.count()
+        self._sockets: "set[Any]" = set()
+        self._stopping = False
+        self._closed = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(link.fileno(), selectors.EVENT_READ, "link")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        if start:
+            self._thread.start()
+
+    # ------------------------------------------------------------------ clock and tracing
+    def now(self) -> int:
+        """Microseconds since the stack started (the core's clock)."""
+        return (time.monotonic_ns() - self._t0) // 1000
+
+    def _trace(self, ev: Event) -> None:
+        if self._tracer is not None:
+            self._tracer(ev)
+
+    def _state_of(self, pkt: Packet, direction: str) -> str | None:
+        s = pkt.segment
+        if direction == "in":
+            tcb = self.core.lookup(pkt.dst, s.dst_port, pkt.src, s.src_port)
+        else:
+            tcb = self.core.lookup(pkt.src, s.src_port, pkt.dst, s.dst_port)
+        return tcb.state.name if tcb is not None else None
+
+    # ------------------------------------------------------------------ user side
+    def socket(self, family: int | None = None, type: int | None = None, proto: int = 0):
+        """A BSD-like socket on this stack (``AF_INET``/``AF_INET6``, ``SOCK_STREAM``)."""
+        from rawtcp.socket import Socket
+
+        return Socket(self, family, type, proto)
+
+    def call(self, fn: Callable[[int], Any]) -> Any:
+        """Run ``fn(now)`` against the core under the lock, then flush and wake everyone."""
+        with self.lock:
+            self._check_alive()
+            now = self.now()
+            try:
+                return fn(now)
+            finally:
+                self._flush(now)
+                self.cond.notify_all()
+                self._notify_sockets()
+                self._wake()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Block until ``predicate()`` (evaluated under the lock) holds; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            while True:
+                if predicate():
+                    return True
+                if self.error is not None:
+                    raise StackError(errno.EIO, f"rawtcp event loop failed: {self.error!r}")
+                if self._closed:
+                    raise OSError(errno.EBADF, "the rawtcp stack is closed")
+                if deadline is None:
+                    self.cond.wait(1.0)
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self.cond.wait(min(left, 1.0))
+
+    def _check_alive(self) -> None:
+        if self.error is not None:
+            raise StackError(errno.EIO, f"rawtcp event loop failed: {self.error!r}")
+        if self._closed:
+            raise OSError(errno.EBADF, "the rawtcp stack is closed")
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _notify_sockets(self) -> None:
+        for s in list(self._sockets):
+            s._update_ready()
+
+    def default_address(self, family: int) -> str:
+        import socket as _s
+
+        for a in self.addresses:
+            if (":" in a) == (family == _s.AF_INET6):
+                return a
+        fam = "IPv6" if family == _s.AF_INET6 else "IPv4"
+        raise OSError(errno.EADDRNOTAVAIL, f"the link {self.link.name} has no {fam} address")
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                with self.lock:
+                    deadline = self.core.poll_at()
+                    if self._held:
+                        h = self._held[0][0]
+                        deadline = h if deadline is None else min(deadline, h)
+                now = self.now()
+                if deadline is None:
+                    timeout = 1.0
+                else:
+                    timeout = min(max(0.0, (deadline - now) / 1e6), 1.0)
+                ready = self._sel.select(timeout)
+                frames: list[bytes] = []
+                for key, _ in ready:
+                    if key.data == "link":
+                        frames.extend(self.link.recv_batch())
+                    else:
+                        try:
+                            while os.read(self._wake_r, 4096):
+                                pass
+                        except (BlockingIOError, OSError):
+                            pass
+                if self._stopping:
+                    break
+                with self.lock:
+                    now = self.now()
+                    for raw in frames:
+                        self._input(raw, now)
+                    self._release_held(now)
+                    pa = self.core.poll_at()
+                    if pa is not None and pa <= now:
+                        self.core.on_timer(now)
+                    self._flush(now)
+                    self.cond.notify_all()
+                    self._notify_sockets()
+        except BaseException as exc:  # never silent: logged, traced, and sockets see it
+            log.exception("rawtcp event loop failed")
+            with self.lock:
+                self.error = exc
+                self._trace({"t": self.now(), "ev": "error", "errno": errno.EIO, "message": repr(exc)})
+                self.cond.notify_all()
+                self._notify_sockets()
+
+    def _input(self, raw: bytes, now: int) -> None:
+        wire = _wire()
+        self.counters["frames_in"] += 1
+        try:
+            pkt = wire.decode_ip(raw)
+        except wire.ParseError as e:
+            reason = getattr(e, "reason", "malformed")
+            if reason == "not-tcp":
+                return
+            self.counters["dropped_malformed"] += 1
+            self._trace({"t": now, "ev": "drop", "dir": "in", "reason": reason})
+            if self._pcap is not None:
+                self._pcap.record(raw, self._t0 // 1000 + now)
+            return
+        if self.addresses and pkt.dst not in self.addresses:
+            self.counters["dropped_not_ours"] += 1
+            return
+        if self._pcap is not None:
+            self._pcap.record(raw, self._t0 // 1000 + now)
+        if self.faults is None:
+            self.core.on_packet(pkt, now)
+            return
+        for when, p, corrupt in self.faults.process("in", pkt, now):
+            self._deliver_in(when, p, corrupt, now)
+
+    def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int) -> None:
+        if when > now:
+            heapq.heappush(self._held, (when, next(self._tie), "in", pkt, corrupt))
+            return
+        if corrupt:
+            # What the core would see after a checksum check: nothing. Count it as such.
+            self.counters["dropped_corrupt"] += 1
+            self._trace({"t": now, "ev": "drop", "dir": "in", "reason": "bad-checksum"})
+            return
+        self.core.on_packet(pkt, now)
+
+    def _release_held(self, now: int) -> None:
+        if self.faults is not None and hasattr(self.faults, "release_due"):
+            for when, p, corrupt, *rest in self.faults.release_due(now):
+                direction = rest[0] if rest else "out"
+                if direction == "in":
+                    self._deliver_in(when, p, corrupt, now)
+                else:
+                    self._transmit(p, corrupt, now)
+        while self._held and self._held[0][0] <= now:
+            _, _, direction, p, corrupt = heapq.heappop(self._held)
+            if direction == "in":
+                self._deliver_in(now, p, corrupt, now)
+            else:
+                self._transmit(p, corrupt, now)
+
+    def _flush(self, now: int) -> None:
+        for pkt in self.core.take_packets():
+            if self.faults is None:
+                self._transmit(pkt, False, now)
+                continue
+            for when, p, corrupt in self.faults.process("out", pkt, now):
+                if when > now:
+                    heapq.heappush(self._held, (when, next(self._tie), "out", p, corrupt))
+                else:
+                    self._transmit(p, corrupt, now)
+
+    def _transmit(self, pkt: Packet, corrupt: bool, now: int) -> None:
+        wire = _wire()
+        raw = wire.encode_ip(pkt)
+        if corrupt:
+            raw = wire.corrupt_checksum(raw)
+        if self._pcap is not None:
+            self._pcap.record(raw, self._t0 // 1000 + now)
+        try:
+            self.link.send(raw)
+            self.counters["frames_out"] += 1
+        except OSError as e:
+            # A full device queue or a vanished route is packet loss, not a crash; TCP recovers.
+            self.counters["send_errors"] += 1
+            self._trace({"t": now, "ev": "error", "errno": e.errno, "message": f"send: {e}"})
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Stop the loop and release the link, fds, pcap and trace resources. Idempotent."""
+        if self._closed:
+            return
+        self._stopping = True
+        self._wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(5.0)
+        with self.lock:
+            self._closed = True
+            self.cond.notify_all()
+        try:
+            self._sel.close()
+        finally:
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            for s in list(self._sockets):
+                s._release_notifier()
+            try:
+                self.link.close()
+            finally:
+                if self._pcap is not None and self._own_pcap:
+                    self._pcap.close()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<rawtcp.Stack {self.name} on {self.link!r}>"

@@ -1,0 +1,648 @@
+"""BSD-like sockets over a running rawtcp :class:`~rawtcp.runtime.Stack`.
+
+A :class:`Socket` behaves like ``socket.socket`` for ``SOCK_STREAM``: the same calls, the
+same options and the same errno values, but the TCP underneath is rawtcp's own.
+
+``fileno()`` is a real file descriptor (one end of a private socketpair) whose readiness
+mirrors the rawtcp socket: readable when data, EOF, an error or a pending connection is
+waiting; writable when there is room in the send buffer or the connect finished. So it
+works with ``selectors``, ``select`` and ``asyncio``'s reader/writer callbacks.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket as _socket
+import struct
+import time
+from typing import Any, Iterable
+
+from rawtcp.core.tcb import State
+
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+SOCK_STREAM = _socket.SOCK_STREAM
+SOL_SOCKET = _socket.SOL_SOCKET
+IPPROTO_TCP = _socket.IPPROTO_TCP
+SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
+SO_REUSEADDR = _socket.SO_REUSEADDR
+SO_RCVBUF = _socket.SO_RCVBUF
+SO_SNDBUF = _socket.SO_SNDBUF
+SO_RCVLOWAT = _socket.SO_RCVLOWAT
+SO_SNDLOWAT = _socket.SO_SNDLOWAT
+SO_LINGER = _socket.SO_LINGER
+SO_KEEPALIVE = _socket.SO_KEEPALIVE
+SO_ERROR = _socket.SO_ERROR
+SO_TYPE = _socket.SO_TYPE
+TCP_NODELAY = _socket.TCP_NODELAY
+TCP_MAXSEG = _socket.TCP_MAXSEG
+TCP_INFO = getattr(_socket, "TCP_INFO", 11)
+
+_SYNCHRONIZED_OPEN = {State.ESTABLISHED, State.CLOSE_WAIT}
+_GONE = {State.CLOSED, State.TIME_WAIT}
+
+
+def _err(code: int, what: str) -> OSError:
+    return OSError(code, f"{os.strerror(code)}: {what}")
+
+
+class _Notifier:
+    """A socketpair whose user end's readiness we set by hand.
+
+    Readable: a byte waits in the user end. Not writable: the user end's peer queue is full
+    (we fill it by writing from the user end itself, and drain it again on the other end).
+    """
+
+    def __init__(self) -> None:
+        self.user, self.ctl = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        for s in (self.user, self.ctl):
+            s.setblocking(False)
+            s.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096)
+            s.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096)
+        self.readable = False
+        self.writable = True
+
+    def set(self, readable: bool, writable: bool) -> None:
+        if readable != self.readable:
+            if readable:
+                self.ctl.send(b"r")
+            else:
+                self._drain(self.user)
+            self.readable = readable
+        if writable != self.writable:
+            if writable:
+                self._drain(self.ctl)
+            else:
+                try:
+                    for _ in range(1024):
+                        self.user.send(b"\0" * 4096)
+                except (BlockingIOError, InterruptedError):
+                    pass
+            self.writable = writable
+
+    @staticmethod
+    def _drain(s: _socket.socket) -> None:
+        try:
+            for _ in range(1024):
+                if not s.recv(65536):
+                    break
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        self.user.close()
+        self.ctl.close()
+
+
+class Socket:
+    """A TCP socket of a rawtcp stack. Create it with ``stack.socket(AF_INET, SOCK_STREAM)``."""
+
+    def __init__(self, stack, family: int | None = None, type: int | None = None, proto: int = 0,
+                 *, _tcb=None, _binding=None) -> None:
+        family = AF_INET if family is None else family
+        type = SOCK_STREAM if type is None else type
+        if family not in (AF_INET, AF_INET6):
+            raise _err(errno.EAFNOSUPPORT, "rawtcp sockets are AF_INET or AF_INET6")
+        if type != SOCK_STREAM or proto not in (0, _socket.IPPROTO_TCP):
+            raise _err(errno.EPROTONOSUPPORT, "rawtcp only does TCP (SOCK_STREAM)")
+        self._stack = stack
+        self.family = family
+        self.type = type
+        self.proto = proto
+        self._timeout: float | None = _socket.getdefaulttimeout()
+        self._binding = _binding
+        self._tcb = _tcb
+        self._listener = None
+        self._closed = False
+        self._shut_rd = False
+        self._shut_wr = False
+        self._connecting = False
+        self._pending_error: int | None = None
+        self._reported_error = False
+        self._opts: dict[tuple[int, int], Any] = {
+            (SOL_SOCKET, SO_REUSEADDR): 0,
+            (SOL_SOCKET, SO_RCVBUF): stack.config.rcvbuf,
+            (SOL_SOCKET, SO_SNDBUF): stack.config.sndbuf,
+            (SOL_SOCKET, SO_RCVLOWAT): 1,
+            (SOL_SOCKET, SO_SNDLOWAT): 1,
+            (SOL_SOCKET, SO_LINGER): (0, 0),
+            (SOL_SOCKET, SO_KEEPALIVE): int(stack.config.keepalive),
+            (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
+            (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
+        }
+        self._notifier = _Notifier()
+        with stack.lock:
+            stack._sockets.add(self)
+            self._update_ready()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def tcb(self):
+        """The core connection (for inspection), or None."""
+        return self._tcb
+
+    def _call(self, fn):
+        return self._stack.call(fn)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _err(errno.EBADF, "the socket is closed")
+
+    def _wait(self, predicate, what: str) -> None:
+        """Block per the socket's timeout mode until predicate() holds."""
+        if self._timeout == 0.0:
+            with self._stack.lock:
+                if predicate():
+                    return
+            raise BlockingIOError(errno.EAGAIN, f"{os.strerror(errno.EAGAIN)}: {what}")
+        if not self._stack.wait_for(predicate, self._timeout):
+            raise TimeoutError(errno.ETIMEDOUT, f"timed out: {what}")
+
+    def _resolve(self, address) -> tuple[str, int]:
+        if not isinstance(address, tuple) or len(address) < 2:
+            raise _err(errno.EINVAL, f"address must be (host, port), got {address!r}")
+        host, port = address[0], address[1]
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise OverflowError("port must be 0-65535.")
+        if host in ("", None):
+            return "", port
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            fam = self.family
+            try:
+                infos = _socket.getaddrinfo(host, port, fam, SOCK_STREAM)
+            except _socket.gaierror as e:
+                raise _err(errno.EINVAL, f"cannot resolve {host!r}: {e}") from None
+            ip = ipaddress.ip_address(infos[0][4][0])
+        if (ip.version == 6) != (self.family == AF_INET6):
+            raise _err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
+        return str(ip), port
+
+    def _tcb_error(self) -> int | None:
+        t = self._tcb
+        return None if t is None else t.error
+
+    def _apply_options(self, tcb) -> None:
+        o = getattr(tcb, "options", None)
+        if o is None:
+            return
+        mapping = {
+            "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)],
+            "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)],
+            "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
+            "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
+            "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
+        }
+        for k, v in mapping.items():
+            if hasattr(o, k):
+                setattr(o, k, v)
+        hook = getattr(tcb, "options_changed", None)
+        if callable(hook):
+            hook()
+
+    def _tcb_options(self):
+        from rawtcp.core import tcb as tcbmod
+
+        cls = getattr(tcbmod, "TcbOptions", None)
+        if cls is None:
+            return None
+        o = cls.from_config(self._stack.config) if hasattr(cls, "from_config") else cls()
+        for k, v in {
+            "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)],
+            "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)],
+            "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
+            "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
+            "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
+        }.items():
+            if hasattr(o, k):
+                setattr(o, k, v)
+        return o
+
+    def _readiness(self) -> tuple[bool, bool]:
+        if self._closed:
+            return False, False
+        if self._listener is not None:
+            return self._listener.pending > 0, False
+        t = self._tcb
+        if t is None:
+            return False, False
+        if t.error is not None:
+            return True, True
+        if t.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            return False, False
+        lowat = self._opts[(SOL_SOCKET, SO_RCVLOWAT)]
+        readable = t.readable >= lowat or t.eof or self._shut_rd or (0 < t.readable and t.eof)
+        writable = (t.send_space >= self._opts[(SOL_SOCKET, SO_SNDLOWAT)]
+                    or t.state not in _SYNCHRONIZED_OPEN)
+        return readable, writable
+
+    def _update_ready(self) -> None:
+        """Called by the stack under its lock after every change."""
+        if self._closed:
+            return
+        try:
+            r, w = self._readiness()
+            self._notifier.set(r, w)
+        except OSError:
+            pass
+
+    def _release_notifier(self) -> None:
+        try:
+            self._notifier.close()
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ naming
+    def bind(self, address) -> None:
+        """Bind to (addr, port); addr '' means the link's address, port 0 an ephemeral one."""
+        self._check_open()
+        if self._binding is not None or self._tcb is not None:
+            raise _err(errno.EINVAL, "the socket is already bound")
+        host, port = self._resolve(address)
+        if host == "":
+            host = self._stack.default_address(self.family)
+        if self._stack.addresses and host not in self._stack.addresses:
+            raise _err(errno.EADDRNOTAVAIL, f"{host} is not an address of this rawtcp link "
+                                            f"(it has {', '.join(self._stack.addresses)})")
+        reuse = bool(self._opts[(SOL_SOCKET, SO_REUSEADDR)])
+        self._binding = self._call(lambda now: self._stack.core.bind(host, port, reuse=reuse))
+
+    def getsockname(self):
+        if self._tcb is not None:
+            a, p = self._tcb.local
+        elif self._binding is not None:
+            a, p = self._binding.addr, self._binding.port
+        else:
+            a, p = ("0.0.0.0", 0) if self.family == AF_INET else ("::", 0)
+        return (a, p) if self.family == AF_INET else (a, p, 0, 0)
+
+    def getpeername(self):
+        self._check_open()
+        t = self._tcb
+        if t is None or t.state in (State.SYN_SENT, State.CLOSED) and t.error is None and \
+                not self._was_connected():
+            raise _err(errno.ENOTCONN, "the socket is not connected")
+        a, p = t.remote
+        return (a, p) if self.family == AF_INET else (a, p, 0, 0)
+
+    def _was_connected(self) -> bool:
+        t = self._tcb
+        return t is not None and t.state not in (State.SYN_SENT, State.CLOSED)
+
+    # ------------------------------------------------------------------ passive open
+    def listen(self, backlog: int = 128) -> None:
+        self._check_open()
+        if self._tcb is not None:
+            raise _err(errno.EINVAL, "a connected socket cannot listen")
+        if self._listener is not None:
+            return
+        if self._binding is None:
+            self.bind(("", 0))
+        backlog = max(0, min(int(backlog), 4096))
+        self._listener = self._call(lambda now: self._stack.core.listen(self._binding, backlog))
+
+    def accept(self):
+        """Wait for a connection; returns (Socket, address) like socket.accept()."""
+        self._check_open()
+        if self._listener is None:
+            raise _err(errno.EINVAL, "call listen() before accept()")
+        lst = self._listener
+        got: list = []
+
+        def ready() -> bool:
+            if not got:
+                t = lst.accept()
+                if t is not None:
+                    got.append(t)
+            return bool(got)
+
+        self._wait(ready, "accept")
+        tcb = got[0]
+        child = Socket(self._stack, self.family, self.type, self.proto, _tcb=tcb)
+        child._opts.update(self._opts)
+        child._timeout = self._timeout if self._timeout != 0.0 else None
+        with self._stack.lock:
+            self._update_ready()
+            child._update_ready()
+        return child, child.getpeername()
+
+    # ------------------------------------------------------------------ active open
+    def connect(self, address) -> None:
+        code = self._connect(address)
+        if code:
+            raise _err(code, f"connect to {address!r}")
+
+    def connect_ex(self, address) -> int:
+        try:
+            return self._connect(address)
+        except BlockingIOError as e:
+            return e.errno or errno.EAGAIN
+        except OSError as e:
+            return e.errno or errno.EIO
+
+    def _connect(self, address) -> int:
+        self._check_open()
+        if self._listener is not None:
+            return errno.EINVAL
+        if self._tcb is not None:
+            if self._connecting:
+                st = self._tcb.state
+                if st == State.SYN_SENT or st == State.SYN_RECEIVED:
+                    if self._timeout == 0.0:
+                        return errno.EALREADY
+                elif self._tcb.error is not None:
+                    self._connecting = False
+                    return self._take_error()
+                else:
+                    self._connecting = False
+                    return 0
+            else:
+                return errno.EISCONN
+        else:
+            host, port = self._resolve(address)
+            if host == "" or port == 0:
+                return errno.EINVAL if port == 0 else errno.EADDRNOTAVAIL
+            local = self._binding.addr if self._binding else self._stack.default_address(self.family)
+            opts = self._tcb_options()
+
+            def do(now):
+                return self._stack.core.connect(self._binding, local, host, port, now,
+                                                options=opts)
+
+            self._tcb = self._call(do)
+            self._connecting = True
+            if self._timeout == 0.0:
+                return errno.EINPROGRESS
+        t = self._tcb
+        try:
+            self._wait(lambda: t.state not in (State.SYN_SENT, State.SYN_RECEIVED)
+                       or t.error is not None, "connect")
+        except TimeoutError:
+            return errno.ETIMEDOUT
+        except BlockingIOError:
+            return errno.EALREADY
+        self._connecting = False
+        if t.error is not None:
+            return self._take_error()
+        if t.state == State.CLOSED:
+            return errno.ECONNREFUSED
+        return 0
+
+    def _take_error(self) -> int:
+        code = self._tcb.error if self._tcb is not None else None
+        self._reported_error = True
+        return code or errno.ECONNREFUSED
+
+    # ------------------------------------------------------------------ data
+    def _need_conn(self) -> Any:
+        self._check_open()
+        t = self._tcb
+        if t is None or self._listener is not None:
+            raise _err(errno.ENOTCONN, "the socket is not connected")
+        if t.state in (State.SYN_SENT, State.SYN_RECEIVED) and t.error is None:
+            if self._timeout == 0.0:
+                raise BlockingIOError(errno.EAGAIN, "connection still in progress")
+            self._wait(lambda: t.state not in (State.SYN_SENT, State.SYN_RECEIVED)
+                       or t.error is not None, "connect")
+        return t
+
+    def send(self, data, flags: int = 0) -> int:
+        t = self._need_conn()
+        data = bytes(data)
+        if self._shut_wr:
+            raise BrokenPipeError(errno.EPIPE, "send after shutdown(SHUT_WR)")
+        if not data:
+            return 0
+        lowat = self._opts[(SOL_SOCKET, SO_SNDLOWAT)]
+
+        def ready() -> bool:
+            return t.error is not None or t.send_space >= min(lowat, len(data)) or \
+                t.state not in _SYNCHRONIZED_OPEN
+
+        self._wait(ready, "send")
+        if t.error is not None:
+            self._reported_error = True
+            raise _err(t.error, "send")
+        if t.state not in _SYNCHRONIZED_OPEN:
+            raise BrokenPipeError(errno.EPIPE, f"send in state {t.state.name}")
+        return self._call(lambda now: t.send(data, now))
+
+    def sendall(self, data, flags: int = 0) -> None:
+        view = memoryview(bytes(data))
+        deadline = None if not self._timeout else time.monotonic() + self._timeout
+        while view:
+            n = self.send(view[:1 << 20])
+            view = view[n:]
+            if deadline is not None and time.monotonic() > deadline and view:
+                raise TimeoutError(errno.ETIMEDOUT, "timed out: sendall")
+
+    def sendmsg(self, buffers: Iterable, ancdata=(), flags: int = 0, address=None) -> int:
+        """writev semantics: the buffers go out as one stream, in order."""
+        if ancdata:
+            raise _err(errno.EINVAL, "rawtcp sockets carry no ancillary data")
+        if address is not None:
+            raise _err(errno.EISCONN, "TCP sockets take no address in sendmsg")
+        return self.send(b"".join(bytes(b) for b in buffers), flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        t = self._need_conn()
+        if self._shut_rd or bufsize == 0:
+            return b""
+        lowat = min(self._opts[(SOL_SOCKET, SO_RCVLOWAT)], bufsize)
+
+        def ready() -> bool:
+            return t.readable >= lowat or t.eof or t.error is not None or \
+                t.state == State.CLOSED or self._shut_rd
+
+        self._wait(ready, "recv")
+        data = self._call(lambda now: t.recv(bufsize, now))
+        if data:
+            return data
+        if t.error is not None and not self._reported_error:
+            self._reported_error = True
+            raise _err(t.error, "recv")
+        return b""
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        mv = memoryview(buffer).cast("B")
+        n = nbytes or len(mv)
+        data = self.recv(n, flags)
+        mv[: len(data)] = data
+        return len(data)
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
+        data = self.recv(bufsize, flags)
+        return data, [], 0, self._peer_or_none()
+
+    def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
+        """readv semantics: fill the buffers in order from one read."""
+        views = [memoryview(b).cast("B") for b in buffers]
+        data = self.recv(sum(len(v) for v in views), flags)
+        off = 0
+        for v in views:
+            k = min(len(v), len(data) - off)
+            v[:k] = data[off: off + k]
+            off += k
+            if off >= len(data):
+                break
+        return len(data), [], 0, self._peer_or_none()
+
+    def _peer_or_none(self):
+        try:
+            return self.getpeername()
+        except OSError:
+            return None
+
+    # ------------------------------------------------------------------ closing
+    def shutdown(self, how: int) -> None:
+        self._check_open()
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise _err(errno.EINVAL, "how must be SHUT_RD, SHUT_WR or SHUT_RDWR")
+        t = self._tcb
+        if t is None or t.state in (State.CLOSED, State.SYN_SENT) and not self._was_connected():
+            raise _err(errno.ENOTCONN, "the socket is not connected")
+        if how in (SHUT_RD, SHUT_RDWR):
+            self._shut_rd = True
+        if how in (SHUT_WR, SHUT_RDWR):
+            self._shut_wr = True
+        self._call(lambda now: t.shutdown(how, now))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        stack = self._stack
+        try:
+            if self._listener is not None:
+                lst = self._listener
+                self._call(lambda now: lst.close(now))
+            elif self._tcb is not None:
+                t = self._tcb
+                onoff, linger = self._opts[(SOL_SOCKET, SO_LINGER)]
+                if onoff and linger == 0:
+                    self._call(lambda now: t.abort(now))
+                else:
+                    self._call(lambda now: t.close(now))
+                    if onoff and linger > 0:
+                        stack.wait_for(lambda: t.state in _GONE or t.error is not None,
+                                       float(linger))
+            elif self._binding is not None:
+                b = self._binding
+                self._call(lambda now: b.release())
+        except OSError:
+            if stack.error is None and not stack._closed:
+                raise
+        finally:
+            self._closed = True
+            with stack.lock:
+                stack._sockets.discard(self)
+            self._release_notifier()
+
+    def detach(self) -> int:
+        raise _err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to detach")
+
+    # ------------------------------------------------------------------ modes and options
+    def settimeout(self, value: float | None) -> None:
+        if value is not None:
+            value = float(value)
+            if value < 0:
+                raise ValueError("Timeout value out of range")
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    def fileno(self) -> int:
+        if self._closed:
+            return -1
+        return self._notifier.user.fileno()
+
+    def setsockopt(self, level: int, optname: int, value) -> None:
+        self._check_open()
+        key = (level, optname)
+        if key == (SOL_SOCKET, SO_LINGER):
+            if isinstance(value, (bytes, bytearray)):
+                onoff, linger = struct.unpack("ii", bytes(value)[:8])
+            else:
+                onoff, linger = value
+            if linger < 0:
+                raise _err(errno.EINVAL, "l_linger must be >= 0")
+            self._opts[key] = (int(onoff), int(linger))
+            return
+        if key not in self._opts:
+            raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
+        if isinstance(value, (bytes, bytearray)):
+            value = struct.unpack("i", bytes(value)[:4])[0]
+        value = int(value)
+        if key in ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF)):
+            if value <= 0:
+                raise _err(errno.EINVAL, "buffer sizes must be positive")
+            value = max(value, 2048)
+        if key == (IPPROTO_TCP, TCP_MAXSEG) and not 88 <= value <= 65495:
+            raise _err(errno.EINVAL, "TCP_MAXSEG must be between 88 and 65495")
+        if key in ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT)):
+            value = max(1, value)
+        self._opts[key] = value
+        if self._tcb is not None:
+            t = self._tcb
+            self._call(lambda now: self._apply_options(t))
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None):
+        self._check_open()
+        key = (level, optname)
+        if key == (SOL_SOCKET, SO_ERROR):
+            if self._pending_error is not None:
+                code, self._pending_error = self._pending_error, None
+                return code
+            t = self._tcb
+            if t is not None and t.error is not None and not self._reported_error:
+                self._reported_error = True
+                return t.error
+            return 0
+        if key == (SOL_SOCKET, SO_TYPE):
+            return SOCK_STREAM
+        if key == (IPPROTO_TCP, TCP_INFO):
+            return self.tcp_info()
+        if key == (SOL_SOCKET, SO_LINGER):
+            onoff, linger = self._opts[key]
+            return struct.pack("ii", onoff, linger) if buflen else (onoff, linger)
+        if key not in self._opts:
+            raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
+        v = self._opts[key]
+        if key == (IPPROTO_TCP, TCP_MAXSEG) and self._tcb is not None:
+            v = self._tcb.info().get("mss", v)
+        return struct.pack("i", v) if buflen else v
+
+    def tcp_info(self) -> dict:
+        """The connection's TCP state and counters (like Linux TCP_INFO)."""
+        t = self._tcb
+        if t is None:
+            return {"state": "LISTEN" if self._listener is not None else "CLOSED"}
+        with self._stack.lock:
+            return dict(t.info())
+
+    @property
+    def state(self) -> str:
+        """The RFC 9293 state name of the connection."""
+        return self.tcp_info()["state"] if self._tcb is None else self._tcb.state.name
+
+    # ------------------------------------------------------------------ context manager
+    def __enter__(self) -> "Socket":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        st = "closed" if self._closed else self.state
+        return f"<rawtcp.Socket {st} local={self.getsockname()}>"
