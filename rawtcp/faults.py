@@ -54,11 +54,13 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import math
 import random
 import re
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from rawtcp.core.segment import Flags, Packet, flags_str
 
@@ -66,15 +68,15 @@ __all__ = [
     "ACTIONS",
     "KEYS",
     "STATES",
-    "RuleError",
+    "Delivery",
+    "FaultEngine",
     "FlagMatch",
     "NumMatch",
-    "Rule",
-    "parse_rule",
-    "FaultEngine",
     "ReleaseQueue",
+    "Rule",
+    "RuleError",
     "corrupt_tcp_checksum",
-    "Delivery",
+    "parse_rule",
 ]
 
 ACTIONS = ("drop", "delay", "duplicate", "reorder", "corrupt")
@@ -132,7 +134,7 @@ class FlagMatch:
         return s
 
     @classmethod
-    def parse(cls, value: str) -> "FlagMatch":
+    def parse(cls, value: str) -> FlagMatch:
         """``FA`` exact; ``+F`` contains F; ``-A`` lacks A; ``+F-A`` both; ``none`` no flags."""
         if value.lower() == "none":
             return cls(exact=0)
@@ -197,7 +199,7 @@ class NumMatch:
         return f"{key}{self.op}{val}"
 
     @classmethod
-    def parse(cls, key: str, op: str, value: str) -> "NumMatch":
+    def parse(cls, key: str, op: str, value: str) -> NumMatch:
         absolute = False
         if value.startswith("abs:"):
             if key != "seq":
@@ -283,11 +285,11 @@ class Rule:
 
     @property
     def delay_us(self) -> int:
-        return int(round((self.ms or 0.0) * 1000))
+        return round((self.ms or 0.0) * 1000)
 
     @property
     def max_hold_us(self) -> int:
-        return int(round((self.ms if self.ms is not None else DEFAULT_REORDER_MS) * 1000))
+        return round((self.ms if self.ms is not None else DEFAULT_REORDER_MS) * 1000)
 
 
 def _validate(r: Rule) -> None:
@@ -410,7 +412,7 @@ def _float(v: str) -> float:
         f = float(v)
     except ValueError:
         raise ValueError(f"expected a number, got {v!r}") from None
-    if f != f or f in (float("inf"), float("-inf")):
+    if not math.isfinite(f):
         raise ValueError(f"expected a finite number, got {v!r}")
     return f
 
@@ -424,10 +426,18 @@ class _View:
     """Per-packet lazy facts shared by all rules (state and Scapy packet computed once)."""
 
     __slots__ = (
-        "pkt", "direction", "now", "_engine", "_state", "_state_done", "_scapy", "rseq", "rack"
+        "_engine",
+        "_scapy",
+        "_state",
+        "_state_done",
+        "direction",
+        "now",
+        "pkt",
+        "rack",
+        "rseq"
     )
 
-    def __init__(self, engine: "FaultEngine", direction: str, pkt: Packet, now: int) -> None:
+    def __init__(self, engine: FaultEngine, direction: str, pkt: Packet, now: int) -> None:
         self.pkt = pkt
         self.now = now
         self.direction = direction
@@ -551,9 +561,7 @@ class FaultEngine:
             return False
         if r.count is not None and r.applied >= r.count:
             return False
-        if r.p is not None and not self._rngs[i].random() < r.p:
-            return False
-        return True
+        return r.p is None or self._rngs[i].random() < r.p
 
     # -- the interface ----------------------------------------------------------------------
     def process(self, direction: str, pkt: Packet, now: int) -> list[Delivery]:
@@ -593,7 +601,8 @@ class FaultEngine:
             self._trace(now, r, v, extra)
         items: list[Delivery] = [(now + delay, pkt, corrupt) for _ in range(copies)]
         if hold is not None:
-            self._held.append(_Held(now + hold.max_hold_us, hold.after or 1, direction, items, hold))
+            deadline = now + hold.max_hold_us
+            self._held.append(_Held(deadline, hold.after or 1, direction, items, hold))
             return []
         out = items
         self._passed(direction, now, out)

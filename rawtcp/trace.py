@@ -33,17 +33,18 @@ import json
 import os
 import struct
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, Self
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
 __all__ = [
-    "Tracer",
-    "read_trace",
-    "PcapRecorder",
-    "read_pcap",
     "LINKTYPE_RAW",
+    "PcapRecorder",
+    "Tracer",
+    "read_pcap",
+    "read_trace",
 ]
 
 
@@ -167,7 +168,7 @@ class Tracer:
                 self._file.close()
                 self._file = None
 
-    def __enter__(self) -> "Tracer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -252,7 +253,7 @@ class PcapRecorder:
                 self._f.close()
                 self._f = None
 
-    def __enter__(self) -> "PcapRecorder":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,4 +2,4 @@
 
 from rawtcp.report.ladder import ladder_from_pcap, render_ladder
 
-__all__ = ["render_ladder", "ladder_from_pcap"]
+__all__ = ["ladder_from_pcap", "render_ladder"]

@@ -36,7 +36,7 @@ from rawtcp.report.segs import enrich, seg_events_from_pcap
 
 Event = dict[str, Any]
 
-__all__ = ["render_ladder", "ladder_from_pcap"]
+__all__ = ["ladder_from_pcap", "render_ladder"]
 
 TIME_W = 10
 STATE_W = 12
@@ -237,7 +237,7 @@ def render_ladder(
         line = _Line(color)
         line.add(f"{(r.t - t0) / 1000:{TIME_W}.3f} ")
         if r.kind == "state":
-            line.add(f"{str(r.ev.get('new')):<{STATE_W}}", "state")
+            line.add(f"{r.ev.get('new')!s:<{STATE_W}}", "state")
             line.add(" |" + blank + "|")
         elif r.kind == "kernel":
             line.add(" " * STATE_W + " |" + blank + "| ")

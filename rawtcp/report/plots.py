@@ -20,7 +20,7 @@ from rawtcp.report.segs import enrich
 
 Event = dict[str, Any]
 
-__all__ = ["time_sequence", "sweep_plot"]
+__all__ = ["sweep_plot", "time_sequence"]
 
 _FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -162,8 +162,8 @@ def sweep_plot(
         (ax2, "retransmits", "tab:red", "retransmissions", 1),
     ):
         mean = [v / div for v in s[f"{key}_mean"]]
-        lo = [(m - v / div) for m, v in zip(mean, s[f"{key}_min"])]
-        hi = [(v / div - m) for m, v in zip(mean, s[f"{key}_max"])]
+        lo = [(m - v / div) for m, v in zip(mean, s[f"{key}_min"], strict=True)]
+        hi = [(v / div - m) for m, v in zip(mean, s[f"{key}_max"], strict=True)]
         ax.errorbar(x, mean, yerr=[lo, hi], marker="o", capsize=4, color=color,
                     label="mean, min/max")
         ax.set_ylabel(ylabel)

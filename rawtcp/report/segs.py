@@ -14,7 +14,7 @@ from rawtcp.core.segment import Flags, parse_flags
 Event = dict[str, Any]
 _MOD = 1 << 32
 
-__all__ = ["seq_len", "flow", "enrich", "seg_events_from_pcap"]
+__all__ = ["enrich", "flow", "seg_events_from_pcap", "seq_len"]
 
 
 def seq_len(ev: Event) -> int:
@@ -90,7 +90,7 @@ def seg_events_from_pcap(path: str | os.PathLike[str], our_addr: str | None = No
             if ip is None or not ip.haslayer(TCP):
                 continue
             tcp = ip[TCP]
-            t = int(round(float(p.time) * 1_000_000))
+            t = round(float(p.time) * 1_000_000)
             rows.append((t, str(ip.src), int(tcp.sport), str(ip.dst), int(tcp.dport), tcp))
     ours: tuple[str, int | None] | None = None
     if our_addr is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ from rawtcp.core.segment import Packet, Segment, parse_flags
 from rawtcp.report.ladder import ladder_from_pcap, render_ladder
 from rawtcp.trace import PcapRecorder, encode_packet
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ladder_fixture import CONN, PEER, US, trace  # noqa: E402
+from .ladder_fixture import CONN, PEER, US, trace
 
 GOLDEN = Path(__file__).parent / "golden"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
 from rawtcp.report.plots import sweep_plot, time_sequence
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ladder_fixture import CONN, PEER, US, trace  # noqa: E402
+from .ladder_fixture import CONN, PEER, US, trace
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ISS, IRS = 7000, 9000
