@@ -209,6 +209,10 @@ class Stack:
                     if self._held:
                         h = self._held[0][0]
                         deadline = h if deadline is None else min(deadline, h)
+                    if self.faults is not None:
+                        f = self.faults.pending_release_at()
+                        if f is not None:
+                            deadline = f if deadline is None else min(deadline, f)
                 now = self.now()
                 if deadline is None:
                     timeout = 1.0
@@ -284,9 +288,9 @@ class Stack:
 
     def _release_held(self, now: int) -> None:
         if self.faults is not None and hasattr(self.faults, "release_due"):
-            for when, p, corrupt, *rest in self.faults.release_due(now):
-                direction = rest[0] if rest else "out"
-                if direction == "in":
+            for when, p, corrupt in self.faults.release_due(now):
+                # A held packet is ours (outgoing) when its source is one of our addresses.
+                if not self._is_ours(p.src):
                     self._deliver_in(when, p, corrupt, now)
                 else:
                     self._transmit(p, corrupt, now)
@@ -296,6 +300,11 @@ class Stack:
                 self._deliver_in(now, p, corrupt, now)
             else:
                 self._transmit(p, corrupt, now)
+
+    def _is_ours(self, addr: str) -> bool:
+        if self.addresses:
+            return addr in self.addresses
+        return any(t.local[0] == addr for t in self.core.connections())
 
     def _flush(self, now: int) -> None:
         for pkt in self.core.take_packets():
