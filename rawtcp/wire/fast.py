@@ -193,7 +193,7 @@ def _decode_tcp(data: bytes, pseudo: int, verify: bool) -> Segment:
             raise ParseError("bad-checksum", "TCP checksum does not verify")
     options = NO_OPTIONS if hlen == 20 else _parse_options(data, 20, hlen)
     return Segment(
-        sport, dport, seq, ack, _FLAGS[flags], window, options, bytes(data[hlen:]), urgent
+        sport, dport, seq, ack, _FLAGS[flags], window, options, data[hlen:], urgent
     )
 
 
@@ -203,6 +203,8 @@ def decode_tcp(data: bytes, src: str, dst: str, verify: bool = True) -> Segment:
     Raises ParseError (short, bad-offset, truncated, bad-checksum, option-overrun,
     bad-option-length).  Reserved header bits are ignored.
     """
+    if type(data) is not bytes:
+        data = bytes(data)
     return _decode_tcp(data, _addr_sum(src, dst)[1], verify)
 
 
@@ -280,6 +282,8 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
     IPv4 options are skipped; IPv6 hop-by-hop, destination-options and routing headers
     (segments left 0) are skipped.  Raises ParseError (see ``errors.REASONS``).
     """
+    if type(data) is not bytes:
+        data = bytes(data)
     start, end, a, b = _locate(data, verify)
     seg = _decode_tcp(data[start:end], int.from_bytes(a + b, "big"), verify)
     return Packet(address_str(a), address_str(b), seg)
@@ -291,6 +295,7 @@ def corrupt_checksum(ip_packet: bytes) -> bytes:
     A single-bit change always breaks the one's-complement sum, unlike inverting all 16
     bits (0x0000 and 0xffff are the same number in one's complement).
     """
+    ip_packet = bytes(ip_packet)
     start, end, _a, _b = _locate(ip_packet, verify=False)
     if end - start < 18:
         raise ParseError("short", "no room for a TCP checksum")
