@@ -568,6 +568,8 @@ class FaultEngine:
         """Apply the rules to one packet; returns what to deliver (see module docstring)."""
         if direction not in ("in", "out"):
             raise OSError(errno.EINVAL, f"direction must be 'in' or 'out', not {direction!r}")
+        if not self.rules:
+            return [(now, pkt, False)]
         self._learn(pkt)
         v = _View(self, direction, pkt, now)
         delay = 0
