@@ -225,7 +225,8 @@ class Tcb(TcbInput, TcbOutput):
                 self.timers.cancel(name)
             d = self.cfg.time_wait_duration
             if d <= 0:
-                # Ablation: no TIME_WAIT at all.
+                # Ablation: no TIME_WAIT at all (still ACK the FIN that brought us here).
+                self._output(now)
                 self._set_state(State.CLOSED, "time-wait disabled", now)
             else:
                 self.timers.set("time_wait", now + d)

@@ -1,0 +1,296 @@
+"""Close paths, one section per RFC 9293 state: FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
+LAST_ACK, CLOSING, TIME_WAIT (RFC 9293 3.6, 3.10.4, 3.10.7.4; RFC 6298 for FIN
+retransmission; RFC 1337)."""
+
+from __future__ import annotations
+
+import errno
+
+from conftest import ISS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
+
+from rawtcp.core.config import MS, SEC
+from rawtcp.core.tcb import State
+
+TW = 60 * SEC  # 2 * MSL with msl = 30 s
+
+
+# ------------------------------------------------------------------ active close
+def test_active_close_full_sequence(fin_wait_1: Harness) -> None:
+    """RFC 9293 3.6 figure 12 (normal close): FIN_WAIT_1 -> FIN_WAIT_2 -> TIME_WAIT ->
+    CLOSED after 2*MSL."""
+    h = fin_wait_1
+    h.send(p(ack=ISS + 2), at=30 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.send(p(flags="FA", ack=ISS + 2), at=40 * MS)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=40 * MS + TW - 1)
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=40 * MS + TW)
+    assert h.tcb.state is State.CLOSED and h.tcb.error is None
+    assert [e for e in h.state_events() if e[0] != "CLOSED"][-4:] == [
+        ("ESTABLISHED", "FIN_WAIT_1"), ("FIN_WAIT_1", "FIN_WAIT_2"),
+        ("FIN_WAIT_2", "TIME_WAIT"), ("TIME_WAIT", "CLOSED")]
+
+
+def test_fin_wait_1_fin_with_ack_goes_straight_to_time_wait(fin_wait_1: Harness) -> None:
+    """RFC 9293 3.10.7.4 eighth (FIN-WAIT-1): FIN that also acks our FIN -> TIME_WAIT."""
+    h = fin_wait_1
+    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.TIME_WAIT
+
+
+def test_fin_wait_1_retransmits_fin_at_rto_then_twice_rto(fin_wait_1: Harness) -> None:
+    """RFC 6298 5.4-5.5 + RFC 9293 3.10.4: FIN retransmitted at RTO, then 2*RTO, none before."""
+    h = fin_wait_1
+    fin = u(flags="FA")
+    t0 = 20 * MS
+    h.recv_nothing(at=t0 + RTO - 1)
+    h.recv([fin], at=t0 + RTO)
+    h.recv_nothing(at=t0 + RTO + 2 * RTO - 1)
+    h.recv([fin], at=t0 + 3 * RTO)
+    h.recv_nothing(at=t0 + 7 * RTO - 1)
+    h.recv([fin], at=t0 + 7 * RTO)
+    rt = [e for e in h.events if e["ev"] == "retransmit"]
+    assert [e["count"] for e in rt] == [1, 2, 3] and rt[0]["flags"] == "FA"
+
+
+def test_fin_wait_1_fin_retransmission_runs_out_to_etimedout() -> None:
+    """RFC 9293 3.8.3 R2 (retries2): the FIN is given up after retries2 timeouts."""
+    h = Harness(plain_config(retries2=2))
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS + RTO)
+    h.recv([u(flags="FA")], at=20 * MS + 3 * RTO)
+    h.recv_nothing(at=20 * MS + 7 * RTO)
+    assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
+
+
+def test_close_sends_queued_data_before_fin(est: Harness) -> None:
+    """RFC 9293 3.10.4 CLOSE: the FIN follows all queued data (here in the same segment)."""
+    h = est
+    h.tcb.send(b"bye", 20 * MS)
+    h.recv([u(flags="PA", payload=b"bye")], at=20 * MS)
+    h.tcb.close(21 * MS)
+    assert h.tcb.state is State.FIN_WAIT_1
+    h.recv([u(seq=ISS + 4, flags="FA")], at=21 * MS)
+    h.send(p(ack=ISS + 5), at=30 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
+
+
+def test_orphaned_fin_wait_2_times_out() -> None:
+    """Linux tcp_fin_timeout: after close() a FIN_WAIT_2 connection dies after fin_timeout."""
+    h = Harness(plain_config(fin_timeout=10 * SEC))
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.send(p(ack=ISS + 2), at=30 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.recv_nothing(at=30 * MS + 10 * SEC - 1)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.recv_nothing(at=30 * MS + 10 * SEC)
+    assert h.tcb.state is State.CLOSED
+
+
+def test_half_close_fin_wait_2_has_no_timeout_and_receives_data() -> None:
+    """RFC 9293 3.6 half-close: after shutdown(SHUT_WR) FIN_WAIT_2 waits for the peer
+    (no fin_timeout) and still receives data."""
+    h = Harness(plain_config(fin_timeout=10 * SEC))
+    h.passive_open()
+    h.tcb.shutdown(1, 20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.send(p(ack=ISS + 2), at=30 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.recv_nothing(at=100 * SEC)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.send(p(ack=ISS + 2, flags="PA", payload=b"more"), at=101 * SEC)
+    h.send(p(seq=PISS + 5, ack=ISS + 2, flags="FA"), at=101 * SEC)
+    h.recv([u(seq=ISS + 2, ack=PISS + 6, win=RCVBUF - 5)])
+    assert h.tcb.state is State.TIME_WAIT
+    assert h.tcb.recv(100, 101 * SEC) == b"more" and h.tcb.eof
+
+
+def test_send_after_shutdown_wr_is_epipe(est: Harness) -> None:
+    """RFC 9293 3.10.2 SEND in FIN-WAIT: "connection closing" -> EPIPE."""
+    est.tcb.shutdown(1, 20 * MS)
+    try:
+        est.tcb.send(b"x", 21 * MS)
+    except OSError as e:
+        assert e.errno == errno.EPIPE
+    else:
+        raise AssertionError("send after SHUT_WR must fail")
+
+
+# ------------------------------------------------------------------ passive close
+def test_passive_close_close_wait_last_ack_closed(close_wait: Harness) -> None:
+    """RFC 9293 3.6: FIN received -> CLOSE_WAIT; close -> LAST_ACK; ACK -> CLOSED."""
+    h = close_wait
+    assert h.tcb.eof
+    h.tcb.close(30 * MS)
+    h.recv([u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)], at=30 * MS)
+    assert h.tcb.state is State.LAST_ACK
+    h.send(p(seq=PISS + 2, ack=ISS + 2), at=40 * MS)
+    assert h.tcb.state is State.CLOSED and h.tcb.error is None
+    h.recv_nothing(at=10 * SEC)
+
+
+def test_close_wait_can_still_send(close_wait: Harness) -> None:
+    """RFC 9293 3.10.2 SEND in CLOSE-WAIT: allowed (half-close from the peer)."""
+    h = close_wait
+    assert h.tcb.send(b"late", 25 * MS) == 4
+    h.recv([u(flags="PA", ack=PISS + 2, payload=b"late", win=RCVBUF - 1)], at=25 * MS)
+
+
+def test_last_ack_retransmits_fin_with_backoff(last_ack: Harness) -> None:
+    """RFC 6298 5.4-5.5: LAST_ACK retransmits its FIN at RTO, then 2*RTO, nothing before."""
+    h = last_ack
+    fin = u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
+    t0 = 30 * MS
+    h.recv_nothing(at=t0 + RTO - 1)
+    h.recv([fin], at=t0 + RTO)
+    h.recv_nothing(at=t0 + 3 * RTO - 1)
+    h.recv([fin], at=t0 + 3 * RTO)
+    h.send(p(seq=PISS + 2, ack=ISS + 2), at=t0 + 3 * RTO + 10 * MS)
+    assert h.tcb.state is State.CLOSED
+
+
+# ------------------------------------------------------------------ simultaneous close
+def test_simultaneous_close_via_closing(closing: Harness) -> None:
+    """RFC 9293 3.6 figure 13: FIN_WAIT_1 -> CLOSING -> TIME_WAIT -> CLOSED."""
+    h = closing
+    h.send(p(seq=PISS + 2, ack=ISS + 2), at=30 * MS)
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=30 * MS + TW)
+    assert h.tcb.state is State.CLOSED
+    assert ("FIN_WAIT_1", "CLOSING") in h.state_events()
+    assert ("CLOSING", "TIME_WAIT") in h.state_events()
+
+
+def test_closing_retransmits_fin_with_backoff(closing: Harness) -> None:
+    """RFC 6298 5.4-5.5: in CLOSING the unacked FIN is retransmitted at RTO, 2*RTO."""
+    h = closing
+    fin = u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
+    t0 = 20 * MS  # the FIN was first sent at 20 ms
+    h.recv_nothing(at=t0 + RTO - 1)
+    h.recv([fin], at=t0 + RTO)
+    h.recv_nothing(at=t0 + 3 * RTO - 1)
+    h.recv([fin], at=t0 + 3 * RTO)
+
+
+# ------------------------------------------------------------------ TIME_WAIT
+def test_time_wait_reacks_retransmitted_fin_and_restarts_2msl(time_wait: Harness) -> None:
+    """RFC 9293 3.10.7.4 eighth (TIME-WAIT): a retransmitted FIN is ACKed and the 2 MSL
+    timeout restarts."""
+    h = time_wait
+    t1 = 40 * MS + 10 * SEC
+    h.send(p(flags="FA", ack=ISS + 2), at=t1)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.recv_nothing(at=40 * MS + TW)
+    assert h.tcb.state is State.TIME_WAIT  # would have ended here without the restart
+    h.recv_nothing(at=t1 + TW - 1)
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=t1 + TW)
+    assert h.tcb.state is State.CLOSED
+
+
+def test_time_wait_ignores_rst_rfc1337(time_wait: Harness) -> None:
+    """RFC 1337: RST in TIME_WAIT is ignored (TIME-WAIT assassination protection)."""
+    h = time_wait
+    h.send(p(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
+    h.recv_nothing()
+    assert h.tcb.state is State.TIME_WAIT
+    assert h.stack.counters["dropped_rfc1337"] == 1
+
+
+def test_time_wait_rst_closes_without_rfc1337() -> None:
+    """RFC 9293 3.10.7.4 second (TIME-WAIT) with RFC 1337 off: RST -> CLOSED."""
+    h = Harness(plain_config(rfc1337=False))
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.TIME_WAIT
+    h.send(p(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
+    assert h.tcb.state is State.CLOSED
+
+
+def test_time_wait_zero_ablation_late_fin_meets_rst() -> None:
+    """Ablation time_wait = 0: no TIME_WAIT; the peer's retransmitted FIN (our ACK was lost)
+    meets no TCB and is answered with RST (RFC 9293 3.10.7.1) - the hazard TIME_WAIT
+    prevents (RFC 9293 3.6.1)."""
+    h = Harness(plain_config(time_wait=0))
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.CLOSED
+    assert ("TIME_WAIT", "CLOSED") in h.state_events()
+    h.send(p(flags="FA", ack=ISS + 2), at=300 * MS)
+    h.recv([u(seq=ISS + 2, ack=0, flags="R", win=0)])
+
+
+# ------------------------------------------------------------------ RST in every state
+def test_rst_in_established_is_econnreset(est: Harness) -> None:
+    """RFC 9293 3.10.7.4 second (ESTABLISHED): RST -> ECONNRESET, CLOSED."""
+    est.send(p(flags="R", win=0), at=20 * MS)
+    assert est.tcb.state is State.CLOSED and est.tcb.error == errno.ECONNRESET
+
+
+def test_rst_in_fin_wait_1_and_2(fin_wait_1: Harness) -> None:
+    """RFC 9293 3.10.7.4 second (FIN-WAIT-1/2): RST -> CLOSED with ECONNRESET."""
+    fin_wait_1.send(p(flags="R", win=0), at=25 * MS)
+    assert fin_wait_1.tcb.state is State.CLOSED
+    assert fin_wait_1.tcb.error == errno.ECONNRESET
+
+
+def test_rst_in_fin_wait_2(fin_wait_2: Harness) -> None:
+    """RFC 9293 3.10.7.4 second (FIN-WAIT-2)."""
+    fin_wait_2.send(p(flags="R", win=0), at=35 * MS)
+    assert fin_wait_2.tcb.state is State.CLOSED
+
+
+def test_rst_in_close_wait(close_wait: Harness) -> None:
+    """RFC 9293 3.10.7.4 second (CLOSE-WAIT)."""
+    close_wait.send(p(seq=PISS + 2, flags="R", win=0), at=25 * MS)
+    assert close_wait.tcb.state is State.CLOSED
+    assert close_wait.tcb.error == errno.ECONNRESET
+
+
+def test_rst_in_closing_and_last_ack(closing: Harness) -> None:
+    """RFC 9293 3.10.7.4 second (CLOSING, LAST-ACK): RST -> CLOSED, no error."""
+    closing.send(p(seq=PISS + 2, flags="R", win=0), at=30 * MS)
+    assert closing.tcb.state is State.CLOSED and closing.tcb.error is None
+
+
+def test_rst_in_last_ack(last_ack: Harness) -> None:
+    """RFC 9293 3.10.7.4 second (LAST-ACK)."""
+    last_ack.send(p(seq=PISS + 2, flags="R", win=0), at=35 * MS)
+    assert last_ack.tcb.state is State.CLOSED and last_ack.tcb.error is None
+
+
+def test_close_with_unread_data_sends_rst(est: Harness) -> None:
+    """Linux / RFC 2525 2.17: close() with unread received data sends RST, not FIN."""
+    h = est
+    h.send(p(flags="PA", payload=b"unread"), at=20 * MS)
+    h.tcb.close(21 * MS)
+    h.recv([u(ack=PISS + 7, flags="RA", win=0)], at=21 * MS)
+    assert h.tcb.state is State.CLOSED
+
+
+def test_abort_sends_rst(est: Harness) -> None:
+    """RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>, CLOSED."""
+    est.tcb.abort(20 * MS)
+    est.recv([u(flags="RA", win=0)], at=20 * MS)
+    assert est.tcb.state is State.CLOSED
+
+
+def test_data_after_close_in_fin_wait_2_gets_rst(fin_wait_2: Harness) -> None:
+    """Linux (RFC 2525 2.17): data arriving for an orphaned connection -> RST, CLOSED."""
+    h = fin_wait_2
+    h.send(p(ack=ISS + 2, flags="PA", payload=b"zzz"), at=35 * MS)
+    h.recv([u(seq=ISS + 2, ack=PISS + 1, flags="RA", win=0)])
+    assert h.tcb.state is State.CLOSED

@@ -1,0 +1,161 @@
+"""Opening connections: RFC 9293 3.5 (three-way handshake), 3.10.7.2 (LISTEN),
+3.10.7.3 (SYN-SENT), simultaneous open, SYN retransmission (RFC 6298, RFC 9293 3.8.1)."""
+
+from __future__ import annotations
+
+import errno
+
+from conftest import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, p, u
+
+from rawtcp.core.config import MS, SEC
+from rawtcp.core.segment import Options
+from rawtcp.core.tcb import State
+
+
+def test_passive_open(h: Harness) -> None:
+    """RFC 9293 3.5 figure 6: LISTEN -> SYN_RECEIVED -> ESTABLISHED."""
+    h.passive_open()
+    assert ("LISTEN", "SYN_RECEIVED") in h.state_events()
+    assert ("SYN_RECEIVED", "ESTABLISHED") in h.state_events()
+    assert h.tcb.info()["rto"] == RTO
+
+
+def test_active_open(h: Harness) -> None:
+    """RFC 9293 3.5 figure 6: CLOSED -> SYN_SENT -> ESTABLISHED, ACK of the SYN-ACK."""
+    h.active_open()
+    assert h.state_events()[:2] == [("CLOSED", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
+
+
+def test_active_open_data_queued_in_syn_sent_goes_with_the_ack(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.2: data SENT in SYN-SENT is queued and sent once ESTABLISHED."""
+    h = syn_sent
+    assert h.tcb.send(b"hello", 1 * MS) == 5
+    h.recv_nothing(at=2 * MS)
+    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=RTT)
+    h.recv([u(flags="PA", payload=b"hello")])
+
+
+def test_simultaneous_open(syn_sent: Harness) -> None:
+    """RFC 9293 3.5 figure 7: SYN crosses SYN -> SYN_RECEIVED, SYN-ACK, then ESTABLISHED."""
+    h = syn_sent
+    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.recv([u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
+    assert h.tcb.state is State.SYN_RECEIVED
+    # The peer's SYN-ACK (a duplicate of its SYN plus an ACK of ours): unacceptable -> ACK.
+    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=6 * MS)
+    h.recv([u()])
+    # The peer's ACK of our SYN-ACK completes it.
+    h.send(p(), at=7 * MS)
+    assert h.tcb.state is State.ESTABLISHED
+    assert ("SYN_SENT", "SYN_RECEIVED") in h.state_events()
+
+
+def test_syn_retransmitted_with_backoff_then_etimedout() -> None:
+    """RFC 6298 5.5 + RFC 9293 3.8.3 (R2 for SYN): SYN at 1 s, 2 s, 4 s ... then ETIMEDOUT."""
+    from conftest import plain_config
+
+    h = Harness(plain_config(syn_retries=3))
+    b = h.stack.bind("10.0.0.1", 80)
+    tcb = h.stack.connect(b, "10.0.0.1", "10.0.0.2", 49152, 0)
+    syn = u(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
+    h.recv([syn], at=0)
+    h.recv_nothing(at=1 * SEC - 1)
+    h.recv([syn], at=1 * SEC)
+    h.recv_nothing(at=3 * SEC - 1)
+    h.recv([syn], at=3 * SEC)
+    h.recv_nothing(at=7 * SEC - 1)
+    h.recv([syn], at=7 * SEC)
+    assert tcb.state is State.SYN_SENT
+    h.recv_nothing(at=15 * SEC - 1)
+    assert tcb.state is State.SYN_SENT
+    h.recv_nothing(at=15 * SEC)
+    assert tcb.state is State.CLOSED and tcb.error == errno.ETIMEDOUT
+    assert any(e["ev"] == "retransmit" for e in h.events)
+
+
+def test_syn_sent_rst_with_good_ack_is_refused(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.7.3 second: RST with acceptable ACK -> ECONNREFUSED, CLOSED."""
+    h = syn_sent
+    h.send(p(seq=0, ack=ISS + 1, flags="RA", win=0), at=RTT)
+    h.recv_nothing()
+    assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ECONNREFUSED
+
+
+def test_syn_sent_rst_with_bad_ack_is_ignored(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.7.3 first: an RST whose ACK is unacceptable is dropped."""
+    h = syn_sent
+    h.send(p(seq=0, ack=ISS + 5, flags="RA", win=0), at=RTT)
+    h.recv_nothing()
+    assert h.tcb.state is State.SYN_SENT
+
+
+def test_syn_sent_bad_ack_gets_rst(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.7.3 first: SEG.ACK =< ISS or > SND.NXT -> <SEQ=SEG.ACK><CTL=RST>."""
+    h = syn_sent
+    h.send(p(seq=PISS, ack=ISS + 100, flags="SA"), at=RTT)
+    h.recv([u(seq=ISS + 100, ack=0, flags="R", win=0)])
+    assert h.tcb.state is State.SYN_SENT
+
+
+def test_syn_sent_close_goes_closed(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.4 CLOSE in SYN-SENT: delete the TCB, nothing sent."""
+    h = syn_sent
+    h.tcb.close(1 * MS)
+    h.recv_nothing(at=5 * SEC)
+    assert h.tcb.state is State.CLOSED
+
+
+def test_syn_received_retransmits_syn_ack_then_gives_up() -> None:
+    """RFC 6298 5.5: SYN-ACK retransmitted at RTO, 2*RTO...; synack_retries, then CLOSED."""
+    from conftest import plain_config
+
+    h = Harness(plain_config(synack_retries=2))
+    h.listen()
+    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=0)
+    sa = u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
+    h.recv([sa])
+    h.recv_nothing(at=1 * SEC - 1)
+    h.recv([sa], at=1 * SEC)
+    h.recv_nothing(at=3 * SEC - 1)
+    h.recv([sa], at=3 * SEC)
+    h.recv_nothing(at=7 * SEC)
+    assert h.stack.connections() == []
+    assert h.listener.accept() is None
+
+
+def test_syn_received_duplicate_syn_resends_syn_ack(syn_received: Harness) -> None:
+    """RFC 9293 3.10.7.4 / Linux: a retransmitted SYN in SYN_RECEIVED gets the SYN-ACK again."""
+    h = syn_received
+    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=500 * MS)
+    h.recv([u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
+
+
+def test_syn_received_bad_ack_gets_rst(syn_received: Harness) -> None:
+    """RFC 9293 3.10.7.4 fifth (SYN-RECEIVED): unacceptable ACK -> <SEQ=SEG.ACK><CTL=RST>."""
+    h = syn_received
+    h.send(p(ack=ISS + 50), at=RTT)
+    h.recv([u(seq=ISS + 50, ack=0, flags="R", win=0)])
+    assert h.tcb.state is State.SYN_RECEIVED
+
+
+def test_syn_received_rst_returns_to_listen(syn_received: Harness) -> None:
+    """RFC 9293 3.10.7.4 second: RST in SYN-RECEIVED from a passive open -> back to LISTEN
+    (the child is removed, the listener keeps listening)."""
+    h = syn_received
+    h.send(p(flags="R", win=0), at=RTT)
+    h.recv_nothing()
+    assert h.tcb.state is State.CLOSED and h.tcb.error is None
+    assert h.stack.connections() == []
+    # A new SYN still works.
+    h.send(p(seq=PISS + 1000, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
+    h.recv([u(seq=ISS, ack=PISS + 1001, flags="SA", win=min(RCVBUF, 65535),
+              opts=Options(mss=MSS))])
+
+
+def test_data_with_final_ack_of_handshake(syn_received: Harness) -> None:
+    """RFC 9293 3.10.7.4: the ACK completing the handshake may carry data."""
+    h = syn_received
+    h.send(p(flags="PA", payload=b"abc"), at=RTT)
+    assert h.tcb.state is State.ESTABLISHED
+    h.recv([u(ack=PISS + 4, win=RCVBUF - 3)], at=RTT + 40 * MS)
+    assert h.listener.accept().recv(10, RTT + 41 * MS) == b"abc"
