@@ -4,20 +4,23 @@ rawtcp is the left column, the peer (the kernel) the right one; time runs down, 
 the first event. One arrow per segment, labelled with flags, relative seq/ack and payload
 length::
 
-          ms  rawtcp        10.7.0.1:40000                      10.7.0.2:80  peer
-       0.000  SYN_SENT     |                                         |
-       0.000               |-------------- S seq=0 len=0 ----------->|
-       1.000               |<-------- SA seq=0 ack=1 len=0 ----------|
-     200.000               |--- A seq=2 ack=2 len=0 ---X             |
-     300.000               |<------- FA seq=1 ack=2 len=0 [rtx] -----|
-                           |                                         | LAST_ACK
+            ms rawtcp        10.7.0.1:40000                10.7.0.2:80  peer
+         0.000              |                                         | LISTEN
+         0.000 SYN_SENT     |                                         |
+         0.000              |------------ S seq=0 len=0 ------------->|
+         1.000              |<--------- SA seq=0 ack=1 len=0 ---------|
+         6.000              |<-------- FA seq=1 ack=102 len=0 --------|
+         6.000 TIME_WAIT    |                                         |
+         6.000              |--- A seq=102 ack=2 len=0 --X            |
+       206.000              |<----- FA seq=1 ack=102 len=0 [rtx] -----|
+       206.000              |-------- A seq=102 ack=2 len=0 --------->|
 
 - rawtcp's state changes (``state`` events) are written left of the left column, the peer's
   (``kernel`` events, repeated states folded) right of the right column;
 - a segment dropped by a fault (``fault`` event, action drop) stops where it died: an outgoing
   one half-way with an ``X``, an incoming one short of rawtcp (``X`` at its tip);
 - ``[rtx]`` marks a retransmission (sequence space already sent in that direction),
-  ``[corrupt]``, ``[delay N ms]``, ``[dup]``, ``[held]`` the other faults on our outgoing
+  ``[corrupt]``, ``[delay 300ms]``, ``[dup]``, ``[held]`` the other faults on our outgoing
   segments; faults on incoming segments and segments rawtcp discarded (``drop`` events)
   become ``~`` notes in the middle.
 
