@@ -7,6 +7,7 @@
 
 Addresses (only inside the namespace, no default route):
 kernel 10.77.0.1 / fd77::1 on the TUN device, rawtcp 10.77.0.2 / fd77::2 routed to it.
+The device, and so the kernel's addresses, exist while the link from open_link() is open.
 """
 
 from __future__ import annotations
