@@ -58,6 +58,7 @@ class Stack:
         *,
         faults=None,
         tracer: Callable[[Event], None] | None = None,
+        trace=None,
         pcap=None,
         isn=None,
         rng=None,
@@ -68,6 +69,15 @@ class Stack:
         self.config = config or Config()
         self.name = name or f"rawtcp-{getattr(link, 'name', 'link')}"
         self._t0 = time.monotonic_ns()
+        self._own_tracer = None
+        if trace is not None and tracer is None:
+            # contracts.md spells it trace=: a JSON-lines path (owned) or a callable
+            if isinstance(trace, (str, os.PathLike)):
+                from rawtcp.trace import Tracer
+
+                self._own_tracer = tracer = Tracer(os.fspath(trace))
+            else:
+                tracer = trace
         self._tracer = tracer
         self._pcap = None
         self._own_pcap = False
@@ -209,6 +219,9 @@ class Stack:
                     if self._held:
                         h = self._held[0][0]
                         deadline = h if deadline is None else min(deadline, h)
+                    pr = self._fault_release_at()
+                    if pr is not None:
+                        deadline = pr if deadline is None else min(deadline, pr)
                     if self.faults is not None:
                         f = self.faults.pending_release_at()
                         if f is not None:
@@ -275,6 +288,11 @@ class Stack:
         for when, p, corrupt in self.faults.process("in", pkt, now):
             self._deliver_in(when, p, corrupt, now)
 
+    def _fault_release_at(self) -> int | None:
+        f = self.faults
+        fn = getattr(f, "pending_release_at", None) if f is not None else None
+        return fn() if callable(fn) else None
+
     def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int) -> None:
         if when > now:
             heapq.heappush(self._held, (when, next(self._tie), "in", pkt, corrupt))
@@ -334,9 +352,18 @@ class Stack:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Stop the loop and release the link, fds, pcap and trace resources. Idempotent."""
+        """Abort every connection still open (RST, like an exiting process with SO_LINGER 0),
+        stop the loop and release the link, fds, pcap and trace resources. Idempotent."""
         if self._closed:
             return
+        if self.error is None and not self._stopping:
+            try:
+                with self.lock:
+                    now = self.now()
+                    self.core.close(now)
+                    self._flush(now)
+            except Exception:  # noqa: BLE001 - closing must release resources regardless
+                log.exception("rawtcp: aborting connections on close failed")
         self._stopping = True
         self._wake()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
@@ -359,6 +386,8 @@ class Stack:
             finally:
                 if self._pcap is not None and self._own_pcap:
                     self._pcap.close()
+                if self._own_tracer is not None:
+                    self._own_tracer.close()
 
     def __enter__(self) -> "Stack":
         return self

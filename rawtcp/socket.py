@@ -42,6 +42,8 @@ TCP_INFO = getattr(_socket, "TCP_INFO", 11)
 
 _SYNCHRONIZED_OPEN = {State.ESTABLISHED, State.CLOSE_WAIT}
 _GONE = {State.CLOSED, State.TIME_WAIT}
+# States in which close() with a positive SO_LINGER still waits (our FIN not yet acked).
+_CLOSING = {State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 
 
 def _err(code: int, what: str) -> OSError:
@@ -196,9 +198,19 @@ class Socket:
             "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
             "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
         }
+        keepalive = mapping.pop("keepalive")
         for k, v in mapping.items():
             if hasattr(o, k):
                 setattr(o, k, v)
+        sbuf = getattr(tcb, "sbuf", None)
+        if sbuf is not None and hasattr(sbuf, "limit"):
+            sbuf.limit = max(mapping["sndbuf"], len(sbuf))
+        if keepalive != bool(getattr(o, "keepalive", False)):
+            set_ka = getattr(tcb, "set_keepalive", None)
+            if callable(set_ka):
+                set_ka(keepalive, self._stack.now())
+            else:
+                o.keepalive = keepalive
         hook = getattr(tcb, "options_changed", None)
         if callable(hook):
             hook()
@@ -224,6 +236,8 @@ class Socket:
     def _readiness(self) -> tuple[bool, bool]:
         if self._closed:
             return False, False
+        if self._stack.error is not None:
+            return True, True
         if self._listener is not None:
             return self._listener.pending > 0, False
         t = self._tcb
@@ -302,7 +316,9 @@ class Socket:
         if self._binding is None:
             self.bind(("", 0))
         backlog = max(0, min(int(backlog), 4096))
-        self._listener = self._call(lambda now: self._stack.core.listen(self._binding, backlog))
+        opts = self._tcb_options()
+        self._listener = self._call(
+            lambda now: self._stack.core.listen(self._binding, backlog, options=opts))
 
     def accept(self):
         """Wait for a connection; returns (Socket, address) like socket.accept()."""
@@ -397,11 +413,16 @@ class Socket:
         return code or errno.ECONNREFUSED
 
     # ------------------------------------------------------------------ data
-    def _need_conn(self) -> Any:
+    def _need_conn(self, code: int = errno.ENOTCONN) -> Any:
+        """The connection, or OSError(code) when there is none (Linux: EPIPE for send,
+        ENOTCONN for recv)."""
         self._check_open()
         t = self._tcb
         if t is None or self._listener is not None:
-            raise _err(errno.ENOTCONN, "the socket is not connected")
+            if code == errno.EPIPE:
+                raise BrokenPipeError(code, "send on a socket that is not connected; "
+                                            "call connect() first")
+            raise _err(code, "the socket is not connected; call connect() or accept() first")
         if t.state in (State.SYN_SENT, State.SYN_RECEIVED) and t.error is None:
             if self._timeout == 0.0:
                 raise BlockingIOError(errno.EAGAIN, "connection still in progress")
@@ -410,7 +431,7 @@ class Socket:
         return t
 
     def send(self, data, flags: int = 0) -> int:
-        t = self._need_conn()
+        t = self._need_conn(errno.EPIPE)
         data = bytes(data)
         if self._shut_wr:
             raise BrokenPipeError(errno.EPIPE, "send after shutdown(SHUT_WR)")
@@ -424,6 +445,8 @@ class Socket:
 
         self._wait(ready, "send")
         if t.error is not None:
+            if self._reported_error:
+                raise BrokenPipeError(errno.EPIPE, "send on a failed connection")
             self._reported_error = True
             raise _err(t.error, "send")
         if t.state not in _SYNCHRONIZED_OPEN:
@@ -528,7 +551,7 @@ class Socket:
                 else:
                     self._call(lambda now: t.close(now))
                     if onoff and linger > 0:
-                        stack.wait_for(lambda: t.state in _GONE or t.error is not None,
+                        stack.wait_for(lambda: t.state not in _CLOSING or t.error is not None,
                                        float(linger))
             elif self._binding is not None:
                 b = self._binding
@@ -629,7 +652,9 @@ class Socket:
         if t is None:
             return {"state": "LISTEN" if self._listener is not None else "CLOSED"}
         with self._stack.lock:
-            return dict(t.info())
+            info = dict(t.info())
+        info.setdefault("retransmissions", info.get("total_retrans", 0))
+        return info
 
     @property
     def state(self) -> str:
