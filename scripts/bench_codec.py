@@ -14,17 +14,27 @@ import sys
 import timeit
 
 from rawtcp.core.segment import Flags, Options, Packet, Segment
-from rawtcp.wire import fast
-from rawtcp.wire import scapy_codec
+from rawtcp.wire import fast, scapy_codec
 
 CASES = {
     "SYN+opts": Segment(
-        40000, 80, 1, 0, Flags.SYN, 64240,
+        40000,
+        80,
+        1,
+        0,
+        Flags.SYN,
+        64240,
         Options(mss=1460, wscale=7, sack_permitted=True, timestamps=(123456, 0)),
     ),
     "ACK 1448B": Segment(
-        40000, 80, 1, 1, Flags.ACK | Flags.PSH, 501,
-        Options(timestamps=(123456, 654321)), bytes(range(256)) * 5 + bytes(168),
+        40000,
+        80,
+        1,
+        1,
+        Flags.ACK | Flags.PSH,
+        501,
+        Options(timestamps=(123456, 654321)),
+        bytes(range(256)) * 5 + bytes(168),
     ),
 }
 ADDRS = {"v4": ("10.0.0.1", "10.0.0.2"), "v6": ("fd00::1", "fd00::2")}
@@ -46,8 +56,8 @@ def main() -> None:
             row = [f"{case} {fam}"]
             for codec, n in ((fast, 20000), (scapy_codec, 300)):
                 n = max(n // 10, 10) if quick else n
-                row.append(per_call_us(lambda c=codec: c.encode_ip(pkt), n))
-                row.append(per_call_us(lambda c=codec: c.decode_ip(raw), n))
+                row.append(per_call_us(lambda c=codec, p=pkt: c.encode_ip(p), n))
+                row.append(per_call_us(lambda c=codec, r=raw: c.decode_ip(r), n))
             rows.append(row)
     head = ("segment", "fast build", "fast parse", "scapy build", "scapy parse")
     print(f"{head[0]:<14}" + "".join(f"{h:>13}" for h in head[1:]) + "   (us per call)")

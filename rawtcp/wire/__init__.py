@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ParseError",
-    "encode_ip",
-    "decode_ip",
-    "encode_tcp",
-    "decode_tcp",
     "corrupt_checksum",
-    "to_scapy",
+    "decode_ip",
+    "decode_tcp",
+    "encode_ip",
+    "encode_tcp",
     "from_scapy",
+    "to_scapy",
 ]
 
 

@@ -27,11 +27,11 @@ from rawtcp.wire.layout import (
 )
 
 __all__ = [
-    "encode_tcp",
+    "corrupt_checksum",
+    "decode_ip",
     "decode_tcp",
     "encode_ip",
-    "decode_ip",
-    "corrupt_checksum",
+    "encode_tcp",
     "internet_checksum",
 ]
 
@@ -103,13 +103,20 @@ def _encode_tcp(seg: Segment, pseudo: int) -> bytes:
     o = seg.options
     payload = seg.payload
     if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")  # noqa: TRY004
     try:
         opts = b"" if o is NO_OPTIONS else _encode_options(o)
         hlen = 20 + len(opts)
         fields = [
-            seg.src_port, seg.dst_port, seg.seq, seg.ack, hlen << 2, seg.flags,
-            seg.window, 0, seg.urgent,
+            seg.src_port,
+            seg.dst_port,
+            seg.seq,
+            seg.ack,
+            hlen << 2,
+            seg.flags,
+            seg.window,
+            0,
+            seg.urgent,
         ]
         hdr = _TCP.pack(*fields)
     except struct.error as e:
@@ -186,15 +193,16 @@ def _decode_tcp(data: bytes, pseudo: int, verify: bool) -> Segment:
     if hlen > n:
         raise ParseError("truncated", f"TCP header of {hlen} bytes in a {n}-byte segment")
     if verify:
-        total = pseudo + PROTO_TCP + n + (
-            int.from_bytes(data, "big") << 8 if n & 1 else int.from_bytes(data, "big")
+        total = (
+            pseudo
+            + PROTO_TCP
+            + n
+            + (int.from_bytes(data, "big") << 8 if n & 1 else int.from_bytes(data, "big"))
         )
         if total % 0xFFFF:
             raise ParseError("bad-checksum", "TCP checksum does not verify")
     options = NO_OPTIONS if hlen == 20 else _parse_options(data, 20, hlen)
-    return Segment(
-        sport, dport, seq, ack, _FLAGS[flags], window, options, data[hlen:], urgent
-    )
+    return Segment(sport, dport, seq, ack, _FLAGS[flags], window, options, data[hlen:], urgent)
 
 
 def decode_tcp(data: bytes, src: str, dst: str, verify: bool = True) -> Segment:

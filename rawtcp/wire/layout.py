@@ -61,7 +61,7 @@ def options_length(o: Options) -> int:
 
 def _check_uint(name: str, value: object, bits: int) -> None:
     if not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
+        raise ValueError(f"{name} must be an int, got {value!r}")  # noqa: TRY004
     if not 0 <= value < (1 << bits):
         raise ValueError(f"{name}={value} does not fit in {bits} bits (0..{(1 << bits) - 1})")
 
@@ -96,7 +96,7 @@ def check_segment(seg: Segment) -> None:
             f"options need {n} bytes, TCP allows {MAX_OPTIONS}: drop SACK blocks or timestamps"
         )
     if not isinstance(seg.payload, (bytes, bytearray, memoryview)):
-        raise ValueError(f"payload must be bytes, got {type(seg.payload).__name__}")
+        raise ValueError(f"payload must be bytes, got {type(seg.payload).__name__}")  # noqa: TRY004
 
 
 @lru_cache(maxsize=4096)

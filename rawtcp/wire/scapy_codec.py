@@ -38,7 +38,7 @@ from rawtcp.wire.layout import (
     check_segment,
 )
 
-__all__ = ["encode_tcp", "decode_tcp", "encode_ip", "decode_ip", "to_scapy", "from_scapy"]
+__all__ = ["decode_ip", "decode_tcp", "encode_ip", "encode_tcp", "from_scapy", "to_scapy"]
 
 _OPTIONS_FIELD: TCPOptionsField = next(f for f in TCP.fields_desc if f.name == "options")
 _SCAPY_NAME = {2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp"}

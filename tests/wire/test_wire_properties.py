@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from wire_helpers import fix_checksums, ipv4_bytes, ipv6_bytes, tcp_bytes
 
 from rawtcp.core.segment import Flags, Options, Packet, Segment
-from rawtcp.wire import ParseError, corrupt_checksum
-from rawtcp.wire import fast
+from rawtcp.wire import ParseError, corrupt_checksum, fast
 from rawtcp.wire import scapy_codec as ref
 from rawtcp.wire.layout import MAX_OPTIONS, options_length
 
@@ -41,8 +40,11 @@ def options(draw: st.DrawFn) -> Options:
     if room >= 1 and draw(st.booleans()):
         n = draw(st.integers(1, min(4, room)))
         o = o.__class__(
-            o.mss, o.wscale, o.sack_permitted,
-            tuple(draw(st.lists(st.tuples(u32, u32), min_size=n, max_size=n))), o.timestamps,
+            o.mss,
+            o.wscale,
+            o.sack_permitted,
+            tuple(draw(st.lists(st.tuples(u32, u32), min_size=n, max_size=n))),
+            o.timestamps,
         )
     assert options_length(o) <= MAX_OPTIONS
     return o

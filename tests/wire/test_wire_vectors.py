@@ -16,8 +16,7 @@ from scapy.layers.inet6 import IPv6
 from wire_helpers import ext_header, ipv4_bytes, ipv6_bytes, set_tcp_checksum, tcp_bytes
 
 from rawtcp.core.segment import Flags, Options, Packet, Segment
-from rawtcp.wire import ParseError
-from rawtcp.wire import fast
+from rawtcp.wire import ParseError, fast
 from rawtcp.wire import scapy_codec as ref
 from rawtcp.wire.errors import REASONS
 
@@ -46,8 +45,10 @@ def test_internet_checksum_rfc1071_example() -> None:
 def test_linux_style_syn_matches_scapy_built_independently(src: str, dst: str) -> None:
     """A SYN laid out as Linux sends it (MSS, SACK_PERM+TS, NOP+WS), built by hand in Scapy
     with Scapy computing lengths and checksums: our bytes must be identical."""
-    ip = IP(src=src, dst=dst, flags="DF", ttl=64, id=0) if ":" not in src else IPv6(
-        src=src, dst=dst, hlim=64
+    ip = (
+        IP(src=src, dst=dst, flags="DF", ttl=64, id=0)
+        if ":" not in src
+        else IPv6(src=src, dst=dst, hlim=64)
     )
     expected = bytes(
         ip
@@ -70,7 +71,7 @@ def test_linux_style_syn_matches_scapy_built_independently(src: str, dst: str) -
     assert raw == expected
     hlen = 20 if ":" not in src else 40
     # Options block exactly as in a Linux SYN capture.
-    assert raw[hlen + 20 :] == bytes.fromhex("020405b4" "0402080a0001e24000000000" "01030307")
+    assert raw[hlen + 20 :] == bytes.fromhex("020405b40402080a0001e2400000000001030307")
     for codec in CODECS:
         assert codec.decode_ip(raw) == Packet(src, dst, LINUX_SYN)
 
@@ -81,7 +82,12 @@ def test_fixed_ipv4_syn_vector() -> None:
         "10.0.0.1",
         "10.0.0.2",
         Segment(
-            1234, 80, 1000, 0, Flags.SYN, 65535,
+            1234,
+            80,
+            1000,
+            0,
+            Flags.SYN,
+            65535,
             Options(mss=1460, wscale=7, sack_permitted=True, timestamps=(1, 0)),
         ),
     )
@@ -101,7 +107,12 @@ def test_fixed_ipv4_syn_vector() -> None:
 
 def test_established_segment_with_sack_and_payload() -> None:
     seg = Segment(
-        80, 40000, 5000, 7000, Flags.ACK | Flags.PSH, 501,
+        80,
+        40000,
+        5000,
+        7000,
+        Flags.ACK | Flags.PSH,
+        501,
         Options(timestamps=(10, 20), sack_blocks=((100, 200), (300, 400), (500, 600))),
         b"hello world",
     )

@@ -30,9 +30,7 @@ def tcp_bytes(
 ) -> bytes:
     """A TCP segment with raw option bytes (padded with nothing: pass a multiple of 4)."""
     words = offset_words if offset_words is not None else 5 + len(options) // 4
-    hdr = struct.pack(
-        "!HHIIBBHHH", sport, dport, seq, ack, words << 4, flags, window, 0, urgent
-    )
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, words << 4, flags, window, 0, urgent)
     seg = hdr + options + payload
     if fix_checksum:
         seg = set_tcp_checksum(seg, src, dst)
@@ -69,19 +67,22 @@ def ipv4_bytes(
     fix_checksum: bool = True,
 ) -> bytes:
     tot = total if total is not None else 20 + len(ip_options) + len(payload)
-    hdr = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x40 | ihl,
-        0,
-        tot,
-        ident,
-        flags_frag,
-        ttl,
-        proto,
-        0,
-        ipaddress.IPv4Address(src).packed,
-        ipaddress.IPv4Address(dst).packed,
-    ) + ip_options
+    hdr = (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x40 | ihl,
+            0,
+            tot,
+            ident,
+            flags_frag,
+            ttl,
+            proto,
+            0,
+            ipaddress.IPv4Address(src).packed,
+            ipaddress.IPv4Address(dst).packed,
+        )
+        + ip_options
+    )
     if fix_checksum:
         hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
     return hdr + payload
