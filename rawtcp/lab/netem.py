@@ -95,7 +95,8 @@ class Loss:
                 proto = f"meta l4proto {r.proto} " if r.proto else ""
                 flags = flags_expr(r.flags)
                 thr = int(round(r.percent * 100))
-                rules.append(f"{proto}{flags}{r.match} numgen random mod 10000 < {thr} "
+                chance = "" if thr >= 10000 else f"numgen random mod 10000 < {thr} "
+                rules.append(f"{proto}{flags}{r.match} {chance}"
                              f"counter drop comment \"r{i}-random\"")
                 continue
             flags = flags_expr(r.flags)
