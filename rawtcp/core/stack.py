@@ -184,11 +184,11 @@ class Stack:
         rseq = rack = None
         if tcb is not None:
             if out:
-                rseq = (seg.seq - tcb.iss) & MASK if tcb.iss or tcb.snd_max else None
+                rseq = (seg.seq - tcb.iss) & MASK if tcb.opened else None
                 rack = (seg.ack - tcb.irs) & MASK if tcb.irs is not None and seg.flags & Flags.ACK else None
             else:
                 rseq = (seg.seq - tcb.irs) & MASK if tcb.irs is not None else None
-                rack = (seg.ack - tcb.iss) & MASK if seg.flags & Flags.ACK and tcb.snd_max else None
+                rack = (seg.ack - tcb.iss) & MASK if seg.flags & Flags.ACK and tcb.opened else None
         return {
             "src": src, "dst": dst, "sport": seg.src_port, "dport": seg.dst_port,
             "seq": seg.seq, "ack": seg.ack, "rseq": rseq, "rack": rack,

@@ -137,6 +137,7 @@ class Tcb(TcbInput, TcbOutput):
         self.listener: "Listener | None" = None
         # --- send sequence space (absolute) ---
         self.iss = 0
+        self.opened = False              # an ISS was chosen (SYN sent or SYN-ACK planned)
         self.snd_una = 0
         self.snd_nxt = 0
         self.snd_max = 0
@@ -145,6 +146,7 @@ class Tcb(TcbInput, TcbOutput):
         self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self.sbuf = SendBuffer(0, self.options.sndbuf)
+        self.snd_sml = 0                 # end of the last small segment sent (Nagle)
         self.fin_queued = False          # user asked for FIN (close/shutdown(SHUT_WR))
         self.orphan = False              # close() called: no user any more
         # --- receive sequence space (absolute) ---
@@ -300,6 +302,7 @@ class Tcb(TcbInput, TcbOutput):
         """RFC 9293 3.10.1 OPEN call, active: select ISS, send SYN, enter SYN-SENT."""
         self.iss = self.stack._isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self.opened = True
         self.sbuf.rebase(self.iss + 1)
         self._set_state(State.SYN_SENT, "active open", now)
         self._output(now)
@@ -311,7 +314,7 @@ class Tcb(TcbInput, TcbOutput):
         st = self.state
         if self.error is not None and st is State.CLOSED:
             raise OSError(self.error, f"send: connection failed ({errno.errorcode[self.error]})")
-        if self.fin_queued or st in FIN_STATES or st is State.CLOSED and self.iss:
+        if self.fin_queued or st in FIN_STATES or st is State.CLOSED and self.opened:
             raise OSError(errno.EPIPE, "send: the sending side was shut down; open a new connection")
         if st in (State.CLOSED, State.LISTEN):
             raise OSError(errno.ENOTCONN, "send: not connected; call connect() first")
@@ -323,7 +326,7 @@ class Tcb(TcbInput, TcbOutput):
     def recv(self, n: int, now: int) -> bytes:
         """Up to n bytes of in-order data; b"" when nothing is ready."""
         self.stack._now = now
-        if self.state in (State.LISTEN,) or (self.state is State.CLOSED and not self.iss):
+        if self.state in (State.LISTEN,) or (self.state is State.CLOSED and not self.opened):
             raise OSError(errno.ENOTCONN, "recv: not connected; call connect() or accept() first")
         if n <= 0 or not self.rbuf or self.rd_shutdown:
             return b""

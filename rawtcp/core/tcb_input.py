@@ -70,6 +70,7 @@ class TcbInput:
         self._negotiate(seg.options)
         self.iss = self.stack._isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self.opened = True
         self.sbuf.rebase(self.iss + 1)
         self.snd_wnd = seg.window  # never scaled in a SYN
         self.max_snd_wnd = self.snd_wnd

@@ -122,9 +122,12 @@ class TcbOutput:
             if self._tracer is not None:
                 self._trace(now, "retransmit", seq=seg.seq, rseq=(seg.seq - self.iss) & MASK,
                             len=n, flags=str(flags_letters(flags)), count=self.retransmits)
-        elif self.rtt_seq is None:
-            self.rtt_seq = end
-            self.rtt_time = now
+        else:
+            if self.rtt_seq is None:
+                self.rtt_seq = end
+                self.rtt_time = now
+            if 0 < n < self.smss:
+                self.snd_sml = end
         if end > self.snd_max:
             self.snd_max = end
         self._emit(seg, now)
@@ -216,8 +219,9 @@ class TcbOutput:
                         # Limited by a window: sender SWS avoidance (RFC 1122 4.2.3.4).
                         if not (edge == wnd_edge and n >= self.max_snd_wnd // 2):
                             break
-                    elif not nodelay and self.snd_max > una and not fin_queued:
-                        # Nagle (RFC 896, RFC 1122 4.2.3.4): one small segment in flight.
+                    elif not nodelay and self.snd_sml > una and not fin_queued:
+                        # Nagle (RFC 896, RFC 1122 4.2.3.4) with Minshall's refinement (as
+                        # Linux): no new small segment while a small one is unacknowledged.
                         break
                 force = False
                 fl = _ACK

@@ -1,0 +1,271 @@
+"""ESTABLISHED: data transfer, delayed ACK (RFC 1122 4.2.3.2), Nagle (RFC 896 / RFC 1122
+4.2.3.4), flow control and zero-window probing (RFC 9293 3.8.6), retransmission
+(RFC 6298), fast retransmit / recovery (RFC 5681 3.2, RFC 6582), keep-alive (RFC 1122
+4.2.3.6)."""
+
+from __future__ import annotations
+
+import errno
+
+from conftest import ISS, MSS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
+
+from rawtcp.core.config import MS, SEC
+from rawtcp.core.tcb import State
+
+T = 20 * MS
+
+
+# ------------------------------------------------------------------ receiving, delayed ACK
+def test_delayed_ack_fires_after_timeout(est: Harness) -> None:
+    """RFC 1122 4.2.3.2: an ACK may be delayed (here 40 ms, < 500 ms)."""
+    h = est
+    h.send(p(flags="PA", payload=b"x" * 100), at=T)
+    h.recv_nothing(at=T + 40 * MS - 1)
+    h.recv([u(ack=PISS + 101, win=RCVBUF - 100)], at=T + 40 * MS)
+    assert h.tcb.recv(1000, T + 41 * MS) == b"x" * 100
+
+
+def test_delayed_ack_every_second_full_segment(est: Harness) -> None:
+    """RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second full-sized segment."""
+    h = est
+    h.send(p(flags="A", payload=b"a" * MSS), at=T)
+    h.recv_nothing()
+    h.send(p(seq=PISS + 1 + MSS, flags="A", payload=b"b" * MSS), at=T + 1)
+    h.recv([u(ack=PISS + 1 + 2 * MSS, win=RCVBUF - 2 * MSS)])
+
+
+def test_out_of_order_data_is_acked_at_once(est: Harness) -> None:
+    """RFC 5681 4.2 / RFC 1122 4.2.2.21: out-of-order data -> immediate duplicate ACK;
+    filling the hole -> immediate ACK of everything."""
+    h = est
+    h.send(p(seq=PISS + 101, flags="PA", payload=b"y" * 100), at=T)
+    h.recv([u(ack=PISS + 1)])
+    h.send(p(seq=PISS + 1, flags="A", payload=b"x" * 100), at=T + 1)
+    h.recv([u(ack=PISS + 201, win=RCVBUF - 200)])
+    assert h.tcb.recv(1000, T + 2) == b"x" * 100 + b"y" * 100
+
+
+def test_delayed_ack_disabled() -> None:
+    """config.delayed_ack = 0: every data segment is ACKed at once."""
+    h = Harness(plain_config(delayed_ack=0))
+    h.passive_open()
+    h.send(p(flags="PA", payload=b"x" * 10), at=T)
+    h.recv([u(ack=PISS + 11, win=RCVBUF - 10)])
+
+
+def test_data_is_acked_with_piggyback(est: Harness) -> None:
+    """RFC 9293 3.10.7.4: the ACK rides on outgoing data, no separate pure ACK."""
+    h = est
+    h.send(p(flags="PA", payload=b"ping"), at=T)
+    h.tcb.send(b"pong", T + 1 * MS)
+    h.recv([u(ack=PISS + 5, flags="PA", payload=b"pong", win=RCVBUF - 4)], at=T + 100 * MS)
+
+
+def test_window_update_after_reading(est: Harness) -> None:
+    """RFC 1122 4.2.3.3: once the app frees enough buffer the window update is sent."""
+    h = Harness(plain_config(delayed_ack=0))
+    h.passive_open()
+    for i in range(4):
+        h.send(p(seq=PISS + 1 + i * MSS, payload=bytes(MSS)), at=T)
+    assert len(h.take()) == 4
+    assert len(h.tcb.recv(100_000, T + 1)) == 4 * MSS
+    h.recv([u(ack=PISS + 1 + 4 * MSS, win=RCVBUF)])
+
+
+# ------------------------------------------------------------------ sending, Nagle
+def test_large_write_is_split_into_mss_segments(est: Harness) -> None:
+    """RFC 9293 3.7.1: segments carry at most the peer's MSS; PSH on the last one."""
+    h = est
+    data = bytes(range(256)) * 12  # 3072
+    h.tcb.send(data, T)
+    h.recv([u(payload=data[:MSS]), u(seq=ISS + 1 + MSS, payload=data[MSS:2 * MSS]),
+            u(seq=ISS + 1 + 2 * MSS, flags="PA", payload=data[2 * MSS:])], at=T)
+
+
+def test_nagle_holds_second_small_segment_until_ack(est: Harness) -> None:
+    """RFC 896 / RFC 1122 4.2.3.4: one small segment in flight; the next waits for its ACK."""
+    h = est
+    h.tcb.send(b"a", T)
+    h.recv([u(flags="PA", payload=b"a")], at=T)
+    h.tcb.send(b"b", T + 1)
+    h.tcb.send(b"c", T + 2)
+    h.recv_nothing(at=T + 5 * MS)
+    h.send(p(ack=ISS + 2), at=T + 10 * MS)
+    h.recv([u(seq=ISS + 2, flags="PA", payload=b"bc")])
+
+
+def test_nodelay_sends_small_segments_at_once() -> None:
+    """TCP_NODELAY disables Nagle (RFC 1122 4.2.3.4 "MUST be able to disable")."""
+    h = Harness(plain_config(nodelay=True))
+    h.passive_open()
+    h.tcb.send(b"a", T)
+    h.tcb.send(b"b", T + 1)
+    h.recv([u(flags="PA", payload=b"a"), u(seq=ISS + 2, flags="PA", payload=b"b")], at=T + 1)
+
+
+def test_send_respects_peer_window(est: Harness) -> None:
+    """RFC 9293 3.8.6: never send beyond SND.UNA + SND.WND."""
+    h = est
+    h.send(p(win=2000), at=T)
+    h.tcb.send(bytes(5000), T + 1)
+    # 1460 fit; the 540 left would be a silly window (RFC 1122 4.2.3.4): held back.
+    h.recv([u(payload=bytes(MSS))], at=T + 1)
+    h.send(p(ack=ISS + 1 + MSS, win=2000), at=T + 10 * MS)
+    h.recv([u(seq=ISS + 1 + MSS, payload=bytes(MSS))])
+    assert h.tcb.info()["snd_nxt"] == ISS + 1 + 2 * MSS <= ISS + 1 + MSS + 2000
+
+
+def test_sender_sws_avoidance_waits_for_useful_window(est: Harness) -> None:
+    """RFC 1122 4.2.3.4: with data waiting, do not send a tiny segment into a window that
+    is much smaller than the largest window seen."""
+    h = est
+    h.tcb.send(bytes(4000), T)
+    assert len(h.take(at=T)) == 3
+    # The peer acks everything but leaves only 100 bytes of window.
+    h.send(p(ack=ISS + 4001, win=100), at=T + 10 * MS)
+    h.tcb.send(bytes(4000), T + 11 * MS)
+    h.recv_nothing(at=T + 11 * MS)
+
+
+# ------------------------------------------------------------------ zero window
+def test_zero_window_probes_with_backoff_and_no_data(est: Harness) -> None:
+    """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: with a zero window, send no data, only probes,
+    with exponential backoff; resume when the window opens."""
+    h = est
+    h.send(p(win=0), at=T)
+    h.tcb.send(b"hello", T + 1)
+    h.recv_nothing(at=T + 1 + RTO - 1)
+    probe = u(seq=ISS)  # SND.UNA - 1, no data: elicits an ACK with the window
+    h.recv([probe], at=T + 1 + RTO)
+    h.send(p(win=0), at=T + 1 + RTO + 10 * MS)        # still zero
+    h.recv_nothing(at=T + 1 + 3 * RTO - 1)
+    h.recv([probe], at=T + 1 + 3 * RTO)
+    h.recv_nothing(at=T + 1 + 7 * RTO - 1)
+    h.recv([probe], at=T + 1 + 7 * RTO)
+    h.send(p(win=1000), at=T + 2 * SEC)               # window opens
+    h.recv([u(flags="PA", payload=b"hello")])
+    assert h.tcb.state is State.ESTABLISHED
+
+
+def test_never_sends_new_data_into_zero_window_even_at_rto(est: Harness) -> None:
+    """RFC 9293 3.8.6.1: data outstanding when the peer closes its window is not resent
+    into the zero window at RTO; probes are sent instead."""
+    h = est
+    h.tcb.send(b"x" * 100, T)
+    h.recv([u(flags="PA", payload=b"x" * 100)], at=T)
+    h.send(p(ack=ISS + 1, win=0), at=T + 10 * MS)     # acks nothing, closes the window
+    h.tcb.send(b"y" * 100, T + 11 * MS)
+    for seg in h.take(at=T + 5 * SEC):
+        assert seg.payload == b"", f"sent data into a zero window: {seg}"
+
+
+# ------------------------------------------------------------------ retransmission
+def test_data_retransmitted_at_rto_then_twice_rto(est: Harness) -> None:
+    """RFC 6298 5.1, 5.4, 5.5: retransmit at RTO, then 2*RTO; nothing before."""
+    h = est
+    h.tcb.send(b"d" * 100, T)
+    seg = u(flags="PA", payload=b"d" * 100)
+    h.recv([seg], at=T)
+    h.recv_nothing(at=T + RTO - 1)
+    h.recv([seg], at=T + RTO)
+    h.recv_nothing(at=T + 3 * RTO - 1)
+    h.recv([seg], at=T + 3 * RTO)
+    assert h.tcb.info()["rto"] == 4 * RTO
+    h.send(p(ack=ISS + 101), at=T + 3 * RTO + 10 * MS)
+    assert h.tcb.info()["rto"] == RTO  # backoff reset by the new ACK
+    h.recv_nothing(at=T + 10 * SEC)
+
+
+def test_data_retransmission_runs_out_to_etimedout() -> None:
+    """RFC 9293 3.8.3 R2: after retries2 timeouts the connection fails with ETIMEDOUT."""
+    h = Harness(plain_config(retries2=3))
+    h.passive_open()
+    h.tcb.send(b"z", T)
+    h.recv([u(flags="PA", payload=b"z")], at=T)
+    assert len(h.take(at=T + 7 * RTO)) == 3
+    h.recv_nothing(at=T + 15 * RTO)
+    assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
+
+
+def test_rtt_sample_updates_rto(est: Harness) -> None:
+    """RFC 6298 2.3: SRTT/RTTVAR follow samples; RTO floor rto_min."""
+    h = est
+    info = h.tcb.info()
+    assert info["srtt"] == 10 * MS and info["rttvar"] == 5 * MS
+    h.tcb.send(b"q", T)
+    h.send(p(ack=ISS + 2), at=T + 150 * MS)
+    info = h.tcb.info()
+    assert info["srtt"] == (7 * 10 * MS + 150 * MS) // 8
+    assert info["rttvar"] == (3 * 5 * MS + 140 * MS) // 4
+    # RFC 6298 2.3/2.4 with Linux's rto_min floor of 200 ms.
+    assert info["rto"] == max(200 * MS, info["srtt"] + 4 * info["rttvar"])
+
+
+def test_fast_retransmit_on_three_dup_acks() -> None:
+    """RFC 5681 3.2: the third duplicate ACK retransmits the missing segment at once
+    (NewReno, RFC 6582), before any RTO; the full ACK ends recovery."""
+    h = Harness(plain_config(nodelay=True))
+    h.passive_open()
+    data = bytes(5 * MSS)
+    h.tcb.send(data, T)
+    assert len(h.take(at=T)) == 5
+    h.send(p(ack=ISS + 1 + MSS), at=T + 10 * MS)       # segment 2 lost
+    h.send(p(ack=ISS + 1 + MSS), at=T + 11 * MS)
+    h.send(p(ack=ISS + 1 + MSS), at=T + 12 * MS)
+    h.recv_nothing()
+    h.send(p(ack=ISS + 1 + MSS), at=T + 13 * MS)       # third duplicate
+    h.recv([u(seq=ISS + 1 + MSS, payload=bytes(MSS))])
+    assert h.tcb.info()["in_recovery"]
+    assert h.stack.counters["fast_retransmits"] == 1
+    h.send(p(ack=ISS + 1 + 5 * MSS), at=T + 25 * MS)
+    assert not h.tcb.info()["in_recovery"]
+    assert h.tcb.info()["cwnd"] == h.tcb.info()["ssthresh"] or h.tcb.info()["cwnd"] <= 3 * MSS
+
+
+def test_newreno_partial_ack_retransmits_next_hole() -> None:
+    """RFC 6582 3.2 step 5: a partial ACK retransmits the next unacknowledged segment."""
+    h = Harness(plain_config(nodelay=True))
+    h.passive_open()
+    h.tcb.send(bytes(6 * MSS), T)
+    assert len(h.take(at=T)) == 6
+    for i in range(4):
+        h.send(p(ack=ISS + 1 + MSS), at=T + 10 * MS + i)  # 2 and 4 lost
+    h.recv([u(seq=ISS + 1 + MSS, payload=bytes(MSS))])
+    h.send(p(ack=ISS + 1 + 3 * MSS), at=T + 20 * MS)     # partial ACK
+    got = h.take()
+    assert got and got[0] == u(seq=ISS + 1 + 3 * MSS, payload=bytes(MSS))
+
+
+# ------------------------------------------------------------------ keep-alive
+def test_keepalive_probes_then_etimedout() -> None:
+    """RFC 1122 4.2.3.6: keep-alive after idle time, probes every interval, and the
+    connection dies (RST, ETIMEDOUT) when keepalive_probes go unanswered (Linux)."""
+    h = Harness(plain_config(keepalive=True, keepalive_time=10 * SEC,
+                             keepalive_intvl=1 * SEC, keepalive_probes=2))
+    h.passive_open()  # ESTABLISHED at 10 ms
+    t0 = 10 * MS
+    probe = u(seq=ISS)
+    h.recv_nothing(at=t0 + 10 * SEC - 1)
+    h.recv([probe], at=t0 + 10 * SEC)
+    h.recv([probe], at=t0 + 11 * SEC)
+    h.recv([u(flags="RA", win=0)], at=t0 + 12 * SEC)
+    assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
+
+
+def test_keepalive_answered_keeps_connection() -> None:
+    """RFC 1122 4.2.3.6: an answered probe restarts the idle timer."""
+    h = Harness(plain_config(keepalive=True, keepalive_time=10 * SEC,
+                             keepalive_intvl=1 * SEC, keepalive_probes=2))
+    h.passive_open()
+    t0 = 10 * MS
+    h.recv([u(seq=ISS)], at=t0 + 10 * SEC)
+    h.send(p(), at=t0 + 10 * SEC + 10 * MS)
+    h.recv_nothing(at=t0 + 20 * SEC)
+    h.recv([u(seq=ISS)], at=t0 + 20 * SEC + 10 * MS)
+    assert h.tcb.state is State.ESTABLISHED
+
+
+def test_keepalive_off_by_default(est: Harness) -> None:
+    """Keep-alive is off unless asked for (RFC 1122 4.2.3.6 "MUST default to off")."""
+    est.recv_nothing(at=3 * 3600 * SEC)
+    assert est.tcb.state is State.ESTABLISHED
