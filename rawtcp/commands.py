@@ -1,0 +1,387 @@
+"""What each `rawtcp` subcommand does (the parser lives in cli.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from rawtcp.cli import CliError, print_json
+
+DEMO_EXPERIMENTS = ("lifecycle", "final-ack-drop", "final-ack-drop-passive")
+LABS_DIR = os.environ.get("RAWTCP_LABS", "/run/rawtcp/labs")
+
+
+def dispatch(args) -> int:
+    cmd = args.cmd
+    if cmd == "ladder":
+        return cmd_ladder(args)
+    if cmd == "experiment" and getattr(args, "ecmd", None) == "list":
+        return cmd_experiment_list(args)
+    if cmd == "experiment" and not getattr(args, "ecmd", None):
+        raise CliError("rawtcp experiment: give an action: list or run NAME", 2)
+    if cmd == "lab" and not getattr(args, "lcmd", None):
+        raise CliError("rawtcp lab: give an action: up, down, list or clean", 2)
+    from rawtcp import privileges
+
+    privileges.check(need_tun=cmd in ("demo", "experiment"))
+    if cmd == "demo":
+        return cmd_demo(args)
+    if cmd == "experiment":
+        return cmd_experiment_run(args)
+    if cmd == "lab":
+        return cmd_lab(args)
+    if cmd in ("connect", "listen"):
+        return cmd_netcat(args)
+    if cmd == "peer-check":
+        return cmd_peer_check(args)
+    raise CliError(f"rawtcp: unknown command {cmd!r}", 2)
+
+
+# --------------------------------------------------------------------------- output helpers
+def _out(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _verdict_block(res) -> str:
+    lines = []
+    for c in res.checks:
+        mark = "ok  " if c.ok else "FAIL"
+        lines.append(f"  [{mark}] {c.name}" + (f"  ({c.evidence})" if c.evidence else ""))
+    lines.append(f"  => {res.name}: {'PASS' if res.passed else 'FAIL'}"
+                 f" in {res.duration_s:.2f} s" + (f"  {res.metrics}" if res.metrics else ""))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from rawtcp.experiments import REGISTRY, load_all, run_experiment
+
+    load_all()
+    outdir = args.dir or os.path.abspath(time.strftime("rawtcp-demo-%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+    _out("rawtcp demo: a private network namespace, a TUN device, the real Linux kernel on")
+    _out("the other side. rawtcp runs its own TCP; the kernel runs Linux's.")
+    t0 = time.monotonic()
+    results = []
+    for name in DEMO_EXPERIMENTS:
+        exp = REGISTRY[name]
+        _out("")
+        _out(f"=== {name}: {exp.title}")
+        _out(f"    expect: {exp.expect}")
+        res = run_experiment(name, report_dir=outdir, color=args.color)
+        results.append(res)
+        _out(res.ladder)
+        _out(_verdict_block(res))
+    ok = all(r.passed for r in results)
+    _out("")
+    _out(f"rawtcp demo: {sum(r.passed for r in results)}/{len(results)} experiments held "
+         f"in {time.monotonic() - t0:.1f} s; pcap, trace and ladders in {outdir}")
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------- experiments
+def cmd_experiment_list(args) -> int:
+    from rawtcp.experiments import load_all
+
+    reg = load_all()
+    width = max(len(n) for n in reg)
+    for name, exp in reg.items():
+        slow = " (slow)" if exp.slow else ""
+        _out(f"{name:<{width}}  {exp.title}{slow}")
+        _out(f"{'':<{width}}    expect: {exp.expect}")
+    return 0
+
+
+def cmd_experiment_run(args) -> int:
+    from rawtcp.experiments import load_all, run_experiment
+
+    reg = load_all()
+    if args.name not in reg:
+        raise CliError(f"rawtcp: no experiment named {args.name!r} "
+                       f"(known: {', '.join(reg)})", 2)
+    if args.runs < 1 or args.runs > 1000:
+        raise CliError("rawtcp: --runs must be between 1 and 1000", 2)
+    results = []
+    show = not args.json and not args.quiet
+    for i in range(args.runs):
+        seed = args.seed + i
+        rdir = args.report
+        if rdir and args.runs > 1:
+            rdir = os.path.join(rdir, f"run{i + 1}-seed{seed}")
+        if not args.json:
+            _out(f"=== {args.name} (seed {seed}, run {i + 1}/{args.runs})")
+
+        def progress(msg: str) -> None:
+            if show:
+                print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+        res = run_experiment(args.name, seed=seed, report_dir=rdir, progress=progress,
+                             color=args.color)
+        results.append(res)
+        if not args.json:
+            if show and res.ladder:
+                _out(res.ladder)
+            _out(_verdict_block(res))
+            if res.files:
+                _out("  files: " + ", ".join(f"{k}={v}" for k, v in res.files.items()))
+    ok = all(r.passed for r in results)
+    if args.json:
+        out = [r.to_dict() for r in results]
+        print_json(out[0] if len(out) == 1 else {"experiment": args.name, "runs": out,
+                                                  "passed": ok})
+    elif args.runs > 1:
+        _out(f"{args.name}: {sum(r.passed for r in results)}/{len(results)} runs passed")
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------- ladder
+def cmd_ladder(args) -> int:
+    from rawtcp.report.ladder import ladder_from_pcap, render_ladder
+
+    path = args.file
+    if not os.path.exists(path):
+        raise CliError(f"rawtcp ladder: no such file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                b"\xa1\xb2\x3c\x4d"):
+        _out(ladder_from_pcap(path, our_addr=args.ours, width=100, color=args.color))
+        return 0
+    from rawtcp.trace import read_trace
+
+    try:
+        events = read_trace(path)
+    except ValueError as e:
+        raise CliError(f"rawtcp ladder: {path} is neither a pcap nor a JSON-lines trace ({e})")
+    if not events:
+        raise CliError(f"rawtcp ladder: {path} holds no events")
+    _out(render_ladder(events, width=100, color=args.color, right="peer"))
+    return 0
+
+
+# --------------------------------------------------------------------------- labs
+def _lab_records() -> list[dict]:
+    out = []
+    try:
+        names = sorted(os.listdir(LABS_DIR))
+    except FileNotFoundError:
+        return out
+    for n in names:
+        if n.endswith(".json"):
+            with open(os.path.join(LABS_DIR, n), encoding="utf-8") as f:
+                out.append(json.load(f))
+    return out
+
+
+def _lab_record(name: str) -> dict:
+    p = os.path.join(LABS_DIR, f"{name}.json")
+    if not os.path.exists(p):
+        known = ", ".join(r["name"] for r in _lab_records()) or "none"
+        raise CliError(f"rawtcp: no lab named {name!r} (labs: {known}; make one with "
+                       "`rawtcp lab up`)")
+    with open(p, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def cmd_lab(args) -> int:
+    from rawtcp.lab import registry
+    from rawtcp.lab.base import delete_netns
+
+    if args.lcmd == "up":
+        from rawtcp.lab import VethLab
+
+        lab = VethLab(mode="packet", family="dual" if args.ipv6 else "ipv4")
+        lab.__enter__()
+        # Persistent: the namespaces outlive this process, so take them out of the crash
+        # registry (which removes objects of dead processes) and keep our own record.
+        for ns in (lab.kernel_netns, lab.rawtcp_netns):
+            registry.unregister("netns", ns)
+        rec = {"name": lab.tag, "kernel_netns": lab.kernel_netns,
+               "rawtcp_netns": lab.rawtcp_netns, "rawtcp_if": lab.rawtcp_if,
+               "kernel_addrs": lab.kernel_addrs, "rawtcp_addrs": lab.rawtcp_addrs,
+               "created": time.time()}
+        os.makedirs(LABS_DIR, exist_ok=True)
+        with open(os.path.join(LABS_DIR, f"{lab.tag}.json"), "w", encoding="utf-8") as f:
+            json.dump(rec, f)
+        _out(f"lab {lab.tag} is up: kernel {', '.join(lab.kernel_addrs)} in netns "
+             f"{lab.kernel_netns}; rawtcp {', '.join(lab.rawtcp_addrs)} (AF_PACKET) in "
+             f"netns {lab.rawtcp_netns}")
+        _out(f"  kernel server:  ip netns exec {lab.kernel_netns} python3 -m http.server 8080")
+        _out(f"  rawtcp client:  rawtcp connect --lab {lab.tag} {lab.kernel_addr} 8080")
+        _out(f"  remove it:      rawtcp lab down {lab.tag}")
+        return 0
+    if args.lcmd == "down":
+        rec = _lab_record(args.name)
+        for ns in (rec["rawtcp_netns"], rec["kernel_netns"]):
+            delete_netns(ns)
+        os.unlink(os.path.join(LABS_DIR, f"{args.name}.json"))
+        _out(f"lab {args.name} removed")
+        return 0
+    if args.lcmd == "list":
+        from rawtcp.lab.cleanup import list_labs
+
+        recs = _lab_records()
+        for r in recs:
+            _out(f"lab {r['name']}: kernel {', '.join(r['kernel_addrs'])} "
+                 f"({r['kernel_netns']}), rawtcp {', '.join(r['rawtcp_addrs'])} "
+                 f"({r['rawtcp_netns']})")
+        objs = list_labs()
+        for o in objs:
+            state = "in use" if o["alive"] else "leftover"
+            _out(f"{o['kind']} {o['name']}" + (f" in {o['netns']}" if o["netns"] else "")
+                 + f" (pid {o['pid']}, {state})")
+        if not recs and not objs:
+            _out("no labs")
+        return 0
+    if args.lcmd == "clean":
+        from rawtcp.lab.cleanup import clean
+
+        done = clean(force=args.force, orphans=True)
+        if args.force:
+            for r in _lab_records():
+                for ns in (r["rawtcp_netns"], r["kernel_netns"]):
+                    delete_netns(ns)
+                os.unlink(os.path.join(LABS_DIR, f"{r['name']}.json"))
+                done.append(f"lab {r['name']}")
+        for d in done:
+            _out(f"removed {d}")
+        _out(f"{len(done)} object(s) removed")
+        return 0
+    raise CliError(f"rawtcp lab: unknown action {args.lcmd!r}", 2)
+
+
+# --------------------------------------------------------------------------- links for CLI
+def _fault_engine(args, seed: int = 0):
+    from rawtcp.faults import FaultEngine, parse_rule
+
+    rules = []
+    for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
+        for text in getattr(args, action, []) or []:
+            rules.append(parse_rule(action, text))
+    return FaultEngine(rules, seed=seed) if rules else None
+
+
+def _open_link(args):
+    if args.lab:
+        from rawtcp.link.packet import PacketLink
+
+        rec = _lab_record(args.lab)
+        return PacketLink(rec["rawtcp_if"], rec["rawtcp_addrs"], netns=rec["rawtcp_netns"])
+    if args.link == "lab":
+        raise CliError("rawtcp: choose a link: --lab NAME (from `rawtcp lab up`), "
+                       "--link rawip --iface IF, --link packet --iface IF --addr ADDR, or "
+                       "--link tun --addr ADDR", 2)
+    if args.link == "tun":
+        from rawtcp.link.tun import TunLink
+
+        if not args.addr:
+            raise CliError("rawtcp: --link tun needs --addr (rawtcp's address behind the TUN)", 2)
+        return TunLink([args.addr], [_peer_side(args.addr)], netns=args.netns)
+    if not args.iface:
+        raise CliError(f"rawtcp: --link {args.link} needs --iface", 2)
+    if args.link == "packet":
+        from rawtcp.link.packet import PacketLink
+
+        if not args.addr:
+            raise CliError("rawtcp: --link packet needs --addr (an address the kernel does not "
+                           "have on that interface)", 2)
+        return PacketLink(args.iface, [args.addr], netns=args.netns)
+    from rawtcp.link import discover
+    from rawtcp.link.rawip import RawIpLink
+
+    addrs = [args.addr] if args.addr else discover.addresses_of(args.iface, args.netns)
+    if not addrs:
+        raise CliError(f"rawtcp: interface {args.iface} has no address; give --addr")
+    return RawIpLink(addrs, netns=args.netns, name=args.iface)
+
+
+def _peer_side(addr: str) -> str:
+    import ipaddress
+
+    ip = ipaddress.ip_address(addr)
+    other = ip + 1 if int(ip) % 2 == 0 else ip - 1
+    return str(other)
+
+
+def cmd_netcat(args) -> int:
+    from rawtcp.core.config import Config
+    from rawtcp.runtime import Stack
+    from rawtcp.trace import Tracer
+
+    tracer = Tracer(args.trace) if (args.trace or args.ladder) else None
+    link = _open_link(args)
+    st = Stack(link, Config(), faults=_fault_engine(args), tracer=tracer, pcap=args.pcap)
+    try:
+        import socket as _s
+
+        if args.cmd == "connect":
+            fam = _s.AF_INET6 if ":" in args.host else _s.AF_INET
+            s = st.socket(fam)
+            s.settimeout(args.timeout)
+            s.connect((args.host, args.port))
+            print(f"rawtcp: connected to {args.host}:{args.port}", file=sys.stderr)
+        else:
+            fam = _s.AF_INET6 if all(":" in a for a in st.addresses) else _s.AF_INET
+            lsock = st.socket(fam)
+            lsock.bind(("", args.port))
+            lsock.listen(1)
+            lsock.settimeout(args.timeout)
+            print(f"rawtcp: listening on {lsock.getsockname()[0]}:{args.port}", file=sys.stderr)
+            s, peer = lsock.accept()
+            lsock.close()
+            print(f"rawtcp: connection from {peer[0]}:{peer[1]}", file=sys.stderr)
+            s.settimeout(None)
+        _pump(s)
+        s.close()
+        st.wait_for(lambda: s.tcb.state.name in ("CLOSED", "TIME_WAIT"), 5.0)
+    finally:
+        st.close()
+        if tracer is not None:
+            tracer.close()
+            if args.ladder:
+                from rawtcp.report.ladder import render_ladder
+
+                print(render_ladder(tracer.events(), width=100, right="peer"), file=sys.stderr)
+    return 0
+
+
+def _pump(s) -> None:
+    """stdin -> socket (then SHUT_WR), socket -> stdout, until the peer's EOF."""
+    def reader() -> None:
+        try:
+            while True:
+                data = os.read(sys.stdin.fileno(), 65536)
+                if not data:
+                    break
+                s.sendall(data)
+            s.shutdown(1)
+        except OSError:
+            pass
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    s.settimeout(None)
+    out = sys.stdout.buffer
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        out.write(data)
+        out.flush()
+
+
+# --------------------------------------------------------------------------- peer-check
+def cmd_peer_check(args) -> int:
+    from rawtcp.experiments.remote import peer_check
+
+    ok, text = peer_check(args.peer, args.port, iface=args.iface, pcap=args.pcap,
+                          progress=_out)
+    _out(text)
+    return 0 if ok else 1
+
+
+__all__ = ["dispatch", "Any"]
