@@ -359,8 +359,10 @@ class TcbInput:
             self.stack.counters["dupacks_in"] += 1
             if cc.in_recovery:
                 cc.on_dupack_in_recovery()
-            elif self.dupacks == 3 and cc.can_enter_recovery(ack):
-                # RFC 5681 3.2 fast retransmit / RFC 6675 5 step 4.
+            elif (self.dupacks >= 3 or (self.sack_ok and self.sb.sacked_bytes()
+                                         >= 3 * self.smss)) and cc.can_enter_recovery(ack):
+                # RFC 5681 3.2 fast retransmit; RFC 6675 5 step 4 (DupAcks >= DupThresh
+                # or IsLost(SND.UNA): DupThresh segments SACKed above it).
                 cc.enter_recovery(self.snd_max - una, self.snd_max)
                 self.rtt_seq = None
                 self.stack.counters["fast_retransmits"] += 1

@@ -1,0 +1,252 @@
+"""The stack: RST for segments that meet no connection (RFC 9293 3.10.7.1), listeners with
+SYN and accept queues bounded by the backlog, bind conflicts and ephemeral ports, ISNs
+(RFC 6528), trace events (docs/contracts.md)."""
+
+from __future__ import annotations
+
+import errno
+import random
+
+import pytest
+from conftest import ISS, LPORT, MSS, PEER, PISS, RCVBUF, RTT, US, Harness, p, plain_config, u
+
+from rawtcp.core.config import MS, SEC
+from rawtcp.core.isn import IsnGenerator
+from rawtcp.core.segment import Options
+from rawtcp.core.stack import Stack
+from rawtcp.core.tcb import State
+
+
+# ------------------------------------------------------------------ CLOSED port
+def test_syn_to_closed_port_gets_rst_ack(h: Harness) -> None:
+    """RFC 9293 3.10.7.1: no ACK bit -> <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>."""
+    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.recv([u(seq=0, ack=PISS + 1, flags="RA", win=0)])
+    assert h.stack.counters["dropped_no_listener"] == 1
+    assert h.stack.counters["rst_sent"] == 1
+
+
+def test_ack_to_closed_port_gets_rst(h: Harness) -> None:
+    """RFC 9293 3.10.7.1: ACK bit on -> <SEQ=SEG.ACK><CTL=RST>."""
+    h.send(p(seq=PISS, ack=777, flags="PA", payload=b"abc"), at=0)
+    h.recv([u(seq=777, ack=0, flags="R", win=0)])
+
+
+def test_rst_to_closed_port_is_ignored(h: Harness) -> None:
+    """RFC 9293 3.10.7.1: "An incoming segment containing a RST is discarded"."""
+    h.send(p(flags="R", win=0), at=0)
+    h.recv_nothing()
+
+
+def test_data_with_fin_to_closed_port_ack_covers_fin(h: Harness) -> None:
+    """RFC 9293 3.10.7.1: SEG.LEN counts SYN and FIN."""
+    h.send(p(seq=PISS, ack=0, flags="F", payload=b"12345"), at=0)
+    h.recv([u(seq=0, ack=PISS + 6, flags="RA", win=0)])
+
+
+# ------------------------------------------------------------------ LISTEN
+def test_listener_rst_for_ack(h: Harness) -> None:
+    """RFC 9293 3.10.7.2 second: an ACK in LISTEN -> <SEQ=SEG.ACK><CTL=RST>."""
+    h.listen()
+    h.send(p(ack=4242), at=0)
+    h.recv([u(seq=4242, ack=0, flags="R", win=0)])
+
+
+def test_listener_ignores_rst(h: Harness) -> None:
+    """RFC 9293 3.10.7.2 first: an RST in LISTEN is ignored."""
+    h.listen()
+    h.send(p(flags="R", win=0), at=0)
+    h.recv_nothing()
+
+
+def _syn(port: int):
+    return p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS), sport=port)
+
+
+def _synack(port: int):
+    return u(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS), dport=port)
+
+
+def test_backlog_bounds_syn_queue_and_accept_queue(h: Harness) -> None:
+    """Listen backlog (RFC 9293 3.10.1, Linux behaviour): SYNs beyond the backlog are
+    dropped (the client retries); a full accept queue drops the final ACK."""
+    h.listen(backlog=1)
+    h.send(_syn(1001), at=0)
+    h.recv([_synack(1001)])
+    h.send(_syn(1002), at=1)                  # SYN queue full
+    h.recv_nothing()
+    assert h.stack.counters["dropped_backlog"] == 1
+    h.send(p(sport=1001), at=RTT)             # 1001 established -> accept queue
+    assert h.listener.pending == 1
+    h.send(_syn(1003), at=RTT + 1)            # accept queue full
+    h.recv_nothing()
+    assert h.stack.counters["dropped_backlog"] == 2
+    a = h.listener.accept()
+    assert a is not None and a.remote == (PEER, 1001) and a.state is State.ESTABLISHED
+    assert h.listener.accept() is None
+    h.send(_syn(1003), at=RTT + 2)
+    h.recv([_synack(1003)])
+
+
+def test_full_accept_queue_drops_final_ack(h: Harness) -> None:
+    """Linux: when the accept queue is full the handshake-completing ACK is dropped; the
+    child stays in SYN_RECEIVED and the SYN-ACK is retransmitted later."""
+    h.listen(backlog=1)
+    h.send(_syn(1001), at=0)
+    h.send(p(sport=1001), at=RTT)
+    h.take()
+    h.listener.backlog = 2
+    h.send(_syn(1002), at=RTT + 1)
+    h.recv([_synack(1002)])
+    h.listener.backlog = 1
+    h.send(p(sport=1002), at=RTT + 2)
+    assert h.stack.lookup(US, LPORT, PEER, 1002).state is State.SYN_RECEIVED
+    assert h.stack.counters["dropped_accept_queue_full"] == 1
+
+
+def test_listener_close_resets_unaccepted(h: Harness) -> None:
+    """Closing a listener aborts connections never accepted (RST, RFC 9293 3.10.5)."""
+    h.listen()
+    h.send(_syn(1001), at=0)
+    h.send(p(sport=1001), at=RTT)
+    h.take()
+    h.listener.close(RTT + 1)
+    h.recv([u(flags="RA", win=0, dport=1001)])
+    assert h.stack.connections() == []
+    h.send(_syn(1005), at=RTT + 2)
+    h.recv([u(seq=0, ack=PISS + 1, flags="RA", win=0, dport=1005)])
+
+
+# ------------------------------------------------------------------ bind
+def test_bind_conflict_is_eaddrinuse() -> None:
+    """bind(2) EADDRINUSE: same port, same or wildcard address."""
+    st = Stack(rng=random.Random(1))
+    st.bind("10.0.0.1", 80)
+    for addr in ("10.0.0.1", "0.0.0.0"):
+        with pytest.raises(OSError) as ei:
+            st.bind(addr, 80)
+        assert ei.value.errno == errno.EADDRINUSE
+    st.bind("10.0.0.2", 80)          # another address is fine
+    st.bind("::", 80)                # another family is fine
+
+
+def test_bind_reuse_both_sides() -> None:
+    """SO_REUSEADDR on both bindings (none listening) allows sharing the port."""
+    st = Stack(rng=random.Random(1))
+    b = st.bind("10.0.0.1", 80, reuse=True)
+    st.bind("10.0.0.1", 80, reuse=True)
+    st.listen(b, 4)
+    with pytest.raises(OSError) as ei:
+        st.bind("10.0.0.1", 80, reuse=True)
+    assert ei.value.errno == errno.EADDRINUSE
+
+
+def test_bind_after_release_succeeds() -> None:
+    st = Stack(rng=random.Random(1))
+    b = st.bind("10.0.0.1", 80)
+    b.release()
+    st.bind("10.0.0.1", 80)
+
+
+def test_time_wait_blocks_bind_unless_reuse(time_wait: Harness) -> None:
+    """A TIME_WAIT connection holds its port: bind -> EADDRINUSE unless SO_REUSEADDR
+    (Linux inet_csk_bind_conflict)."""
+    h = time_wait
+    h.listener.close(50 * MS)
+    with pytest.raises(OSError) as ei:
+        h.stack.bind(US, LPORT)
+    assert ei.value.errno == errno.EADDRINUSE
+    assert "TIME_WAIT" in str(ei.value)
+    h.stack.bind(US, LPORT, reuse=True).release()
+    h.take(at=61 * SEC)
+    assert h.tcb.state is State.CLOSED
+    h.stack.bind(US, LPORT)
+
+
+def test_ephemeral_ports_run_out_eaddrnotavail() -> None:
+    """EADDRNOTAVAIL when every ephemeral port is taken (connect(2))."""
+    st = Stack(plain_config(ephemeral_low=40000, ephemeral_high=40001), rng=random.Random(1))
+    a = st.connect(None, US, PEER, 80, 0)
+    b = st.connect(None, US, PEER, 80, 0)
+    assert {a.local[1], b.local[1]} == {40000, 40001}
+    with pytest.raises(OSError) as ei:
+        st.connect(None, US, PEER, 80, 0)
+    assert ei.value.errno == errno.EADDRNOTAVAIL
+    with pytest.raises(OSError) as ei:
+        st.bind(US, 0)
+    assert ei.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_connect_duplicate_four_tuple() -> None:
+    st = Stack(rng=random.Random(1))
+    b = st.bind(US, 5555)
+    st.connect(b, US, PEER, 80, 0)
+    with pytest.raises(OSError) as ei:
+        st.connect(b, US, PEER, 80, 0)
+    assert ei.value.errno == errno.EADDRINUSE
+
+
+def test_api_misuse_raises_oserror() -> None:
+    st = Stack(rng=random.Random(1))
+    with pytest.raises(OSError) as ei:
+        st.bind("not-an-ip", 80)
+    assert ei.value.errno == errno.EINVAL
+    with pytest.raises(OSError):
+        st.connect(None, "0.0.0.0", PEER, 80, 0)
+
+
+def test_closed_connection_releases_ephemeral_port() -> None:
+    st = Stack(plain_config(ephemeral_low=40000, ephemeral_high=40000), rng=random.Random(1))
+    a = st.connect(None, US, PEER, 80, 0)
+    a.abort(1)
+    b = st.connect(None, US, PEER, 80, 2)
+    assert b.local[1] == 40000
+
+
+# ------------------------------------------------------------------ ISN
+def test_isn_rfc6528_keyed_and_clocked() -> None:
+    """RFC 6528 3: ISN = M + F(4-tuple, secret); M ticks every 4 us."""
+    g = IsnGenerator(random.Random(1))
+    a = g("10.0.0.1", 1, "10.0.0.2", 2, 0)
+    assert g("10.0.0.1", 1, "10.0.0.2", 2, 400) == (a + 100) % (1 << 32)
+    assert g("10.0.0.1", 1, "10.0.0.2", 3, 0) != a
+    assert IsnGenerator(random.Random(2))("10.0.0.1", 1, "10.0.0.2", 2, 0) != a
+    assert IsnGenerator(random.Random(1))("10.0.0.1", 1, "10.0.0.2", 2, 0) == a
+
+
+# ------------------------------------------------------------------ tracing
+def test_trace_events_follow_contract(est: Harness) -> None:
+    """docs/contracts.md trace events: seg (relative seq/ack), state, timer, rto."""
+    h = est
+    h.tcb.send(b"hi", 20 * MS)
+    h.take(at=20 * MS + 200 * MS)
+    kinds = {e["ev"] for e in h.events}
+    assert {"seg", "state", "timer", "rto", "retransmit"} <= kinds
+    for e in h.events:
+        assert isinstance(e["t"], int) and "ev" in e
+    segs = [e for e in h.events if e["ev"] == "seg"]
+    first_out = next(e for e in segs if e["dir"] == "out")
+    assert first_out["flags"] == "SA" and first_out["rseq"] == 0 and first_out["rack"] == 1
+    data_out = [e for e in segs if e["dir"] == "out" and e["len"] == 2]
+    assert data_out[0]["rseq"] == 1 and data_out[0]["conn"] == "10.0.0.1:80>10.0.0.2:49152"
+    assert set(data_out[0]) >= {"src", "dst", "sport", "dport", "seq", "ack", "rseq", "rack",
+                                "flags", "win", "len", "opts", "state", "dir", "conn"}
+    st = [e for e in h.events if e["ev"] == "state"]
+    assert all(set(e) >= {"old", "new", "reason"} for e in st)
+    timers = [e for e in h.events if e["ev"] == "timer"]
+    assert {e["action"] for e in timers} >= {"set", "fired", "cancel"}
+    assert all(e["name"] in ("rtx", "persist", "delack", "keepalive", "time_wait",
+                             "fin_wait_2") for e in timers)
+
+
+def test_no_tracer_costs_nothing() -> None:
+    """tracer=None: the stack works and emits nothing."""
+    h = Harness()
+    h.stack.tracer = None
+    st = Stack(plain_config(), isn=lambda *a: ISS, rng=random.Random(1), tracer=None)
+    lst = st.listen(st.bind(US, LPORT), 4)
+    from rawtcp.core.segment import Packet
+
+    st.on_packet(Packet(PEER, US, p(seq=PISS, ack=0, flags="S")), 0)
+    st.on_packet(Packet(PEER, US, p()), 1)
+    assert lst.accept() is not None
