@@ -147,5 +147,7 @@ def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - `python -m rawtcp.cli`: use the real module
+    from rawtcp.cli import main as _main
+
+    sys.exit(_main())
