@@ -151,6 +151,7 @@ class Socket:
     def _check_open(self) -> None:
         if self._closed:
             raise _err(errno.EBADF, "the socket is closed")
+        self._stack._check_alive()   # EBADF once the stack is closed, EIO if its loop failed
 
     def _wait(self, predicate, what: str) -> None:
         """Block per the socket's timeout mode until predicate() holds."""

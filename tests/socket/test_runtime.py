@@ -1,0 +1,171 @@
+"""The runtime: one event-loop thread per stack, thread-safe user calls, loud failures,
+and a close() that releases everything."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import selectors
+import socket
+import threading
+
+import pytest
+
+from conftest import B4, Pair, fast_config
+from rawtcp.link.memory import MemoryLink
+from rawtcp.runtime import Stack, StackError
+from rawtcp.trace import Tracer
+
+PORT = 5100
+
+
+def test_one_loop_thread_per_stack(pair: Pair) -> None:
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("stack-a") == 1 and names.count("stack-b") == 1
+
+
+def test_concurrent_user_threads_on_many_sockets(pair: Pair) -> None:
+    """Eight client threads share one stack; every stream arrives intact."""
+    ls = pair.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(16)
+    ls.settimeout(3)
+    n = 8
+    payloads = [os.urandom(100_000 + i) for i in range(n)]
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def server() -> None:
+        try:
+            for _ in range(n):
+                s, _ = ls.accept()
+                threading.Thread(target=serve, args=(s,)).start()
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    def serve(s) -> None:
+        s.settimeout(5)
+        h = hashlib.sha256()
+        first = s.recv(4)
+        idx = int.from_bytes(first, "big") if len(first) == 4 else -1
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            h.update(d)
+        results[idx] = h.hexdigest()
+        s.close()
+
+    def client(i: int) -> None:
+        try:
+            c = pair.a.socket()
+            c.settimeout(5)
+            c.connect((B4, PORT))
+            c.sendall(i.to_bytes(4, "big"))
+            c.sendall(payloads[i])
+            c.close()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    srv = threading.Thread(target=server)
+    srv.start()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    srv.join(10)
+    assert pair.b.wait_for(lambda: len(results) == n, 5), (results.keys(), errors)
+    assert not errors
+    for i in range(n):
+        assert results[i] == hashlib.sha256(payloads[i]).hexdigest()
+
+
+class ExplodingLink(MemoryLink):
+    """A link whose receive path raises once armed (a bug anywhere in the loop)."""
+
+    armed = False
+
+    def recv_batch(self) -> list[bytes]:
+        if self.armed:
+            raise RuntimeError("boom from the link")
+        return super().recv_batch()
+
+
+def test_loop_error_is_logged_and_seen_by_sockets(caplog) -> None:
+    la = ExplodingLink(["10.1.0.1"], name="mem-a")
+    lb = MemoryLink(["10.1.0.2"], name="mem-b")
+    la.peer, lb.peer = lb, la
+    ta = Tracer()
+    with Stack(la, fast_config(), tracer=ta, name="ex-a") as a, \
+            Stack(lb, fast_config(), name="ex-b") as b:
+        ls = b.socket()
+        ls.bind(("", PORT))
+        ls.listen(1)
+        c = a.socket()
+        c.settimeout(2)
+        c.connect((B4, PORT))
+        ls.settimeout(2)
+        s, _ = ls.accept()
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ)
+        assert sel.select(0) == []
+        with caplog.at_level(logging.ERROR, logger="rawtcp"):
+            la.armed = True
+            s.sendall(b"wake the loop")
+            ev = sel.select(2)                # the failure makes the socket readable...
+        sel.close()
+        assert ev
+        with pytest.raises(StackError) as e:  # ...and the call reports it
+            c.recv(10)
+        assert e.value.errno == errno.EIO and "boom from the link" in str(e.value)
+        with pytest.raises(OSError):
+            c.send(b"x")
+        assert any("event loop failed" in r.getMessage() for r in caplog.records)
+        assert any(ev["ev"] == "error" and "boom" in ev["message"] for ev in ta.events())
+        assert isinstance(a.error, RuntimeError)
+
+
+def test_close_releases_everything_and_resets_peers(pair: Pair) -> None:
+    ls = pair.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(1)
+    ls.settimeout(2)
+    c = pair.a.socket()
+    c.settimeout(2)
+    c.connect((B4, PORT))
+    s, _ = ls.accept()
+    fd = c.fileno()
+    pair.a.close()
+    assert not pair.a._thread.is_alive()
+    assert pair.a.link.closed if hasattr(pair.a.link, "closed") else pair.a.link._closed
+    with pytest.raises(OSError):
+        os.fstat(fd)                               # the socket's notifier fd is gone
+    with pytest.raises(ConnectionResetError):      # the peer learns: RST
+        s.recv(10)
+    with pytest.raises(OSError) as e:
+        c.send(b"x")
+    assert e.value.errno == errno.EBADF
+    with pytest.raises(OSError) as e:
+        pair.a.socket().bind(("", 0))
+    assert e.value.errno == errno.EBADF
+    pair.a.close()                                 # idempotent
+
+
+def test_context_manager_and_trace_file(tmp_path) -> None:
+    la, lb = MemoryLink.pair(["10.1.0.1"], ["10.1.0.2"])
+    path = tmp_path / "a.jsonl"
+    with Stack(la, fast_config(), trace=str(path)) as a, Stack(lb, fast_config()) as b:
+        assert a._thread.is_alive()
+        ls = b.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.bind(("", PORT))
+        ls.listen(1)
+        c = a.socket()
+        c.settimeout(2)
+        c.connect((B4, PORT))
+    assert not a._thread.is_alive() and not b._thread.is_alive()
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert ["SYN_SENT", "ESTABLISHED"] == [e["new"] for e in events if e["ev"] == "state"][:2]
