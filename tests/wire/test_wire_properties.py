@@ -11,6 +11,7 @@ return equal Packets; nothing else ever escapes.
 from __future__ import annotations
 
 import ipaddress
+import os
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -213,7 +214,12 @@ def test_mixed_address_families_raise_value_error_in_both() -> None:
 
 # ----------------------------------------------------------------------- arbitrary input
 
-FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# RAWTCP_FUZZ_EXAMPLES=20000 for a long fuzzing session.
+FUZZ = settings(
+    max_examples=int(os.environ.get("RAWTCP_FUZZ_EXAMPLES", "1000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @FUZZ
