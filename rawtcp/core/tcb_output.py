@@ -101,7 +101,7 @@ class TcbOutput:
     # ------------------------------------------------------------------ special segments
     def _send_rst_here(self: "Tcb", now: int) -> None:
         """RST|ACK from our current position (abort, close with unread data)."""
-        seg = Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
+        seg = Segment(self.local[1], self.remote[1], self.snd_max & MASK,
                       self.rcv_nxt & MASK, Flags.RST | _ACK, 0)
         self.stack._transmit(self, seg, now)
 
@@ -142,7 +142,7 @@ class TcbOutput:
             return
         if st is State.TIME_WAIT:
             if self.ack_now:
-                self._emit(self._make_segment(self.snd_nxt, _ACK, b"", now), now)
+                self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
             return
         if self.snd_una == self.iss:
             # Our SYN is not acknowledged yet: SYN-SENT, or SYN-RECEIVED (maybe FIN queued).
@@ -150,7 +150,7 @@ class TcbOutput:
                 flags = Flags.SYN if st is State.SYN_SENT else Flags.SYN | _ACK
                 self.snd_nxt = self._send_seq(self.iss, 0, flags, now)
             elif self.ack_now and st is not State.SYN_SENT:
-                self._emit(self._make_segment(self.snd_nxt, _ACK, b"", now), now)
+                self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
             self.ack_now = False
             self._arm_timers(now)
             return
@@ -238,9 +238,11 @@ class TcbOutput:
                 sent = True
             break
 
-        # 4. A pure ACK if one is owed and nothing carried it.
+        # 4. A pure ACK if one is owed and nothing carried it. Its sequence number is
+        #    SND.MAX, not a rewound SND.NXT: the peer may already hold everything up to
+        #    SND.MAX and would find an older number unacceptable (and ignore the ACK).
         if not sent and self.ack_now:
-            self._emit(self._make_segment(self.snd_nxt, _ACK, b"", now), now)
+            self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
         self._arm_timers(now)
 
     def _pipe(self: "Tcb") -> int:

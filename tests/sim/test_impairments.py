@@ -1,0 +1,111 @@
+"""Two-stack runs with reordering, duplication, NewReno-only (no SACK/timestamps/window
+scaling), serialization delay, determinism, and the close sequence on the simulated link."""
+
+from __future__ import annotations
+
+import pytest
+
+from rawtcp.core.config import MS, SEC, Config
+from rawtcp.core.tcb import State
+from rawtcp.sim import A_ADDR, B_ADDR, Sim, transfer
+
+MB = 1_000_000
+PLAIN = dict(sack=False, timestamps=False, window_scaling=False)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_reordering(seed: int) -> None:
+    """RFC 9293 3.10.7.4 (reassembly of out-of-order segments), RFC 5681 4.2."""
+    sim = Sim(seed=seed, reorder=0.2)
+    res = transfer(sim, MB, seed=seed)
+    assert res.ok and res.recv_ab == res.sent_ab and res.recv_ba == res.sent_ba
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_duplication(seed: int) -> None:
+    """RFC 9293 3.10.7.4: duplicates are trimmed/ACKed, never delivered twice."""
+    sim = Sim(seed=seed, duplicate=0.2)
+    res = transfer(sim, MB, seed=seed)
+    assert res.ok and res.recv_ab == res.sent_ab and res.recv_ba == res.sent_ba
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_everything_at_once(seed: int) -> None:
+    sim = Sim(seed=seed, loss=0.05, reorder=0.1, duplicate=0.1)
+    res = transfer(sim, MB, seed=seed)
+    assert res.ok
+
+
+@pytest.mark.parametrize("loss", [0.05, 0.2])
+def test_newreno_without_sack(loss: float) -> None:
+    """RFC 5681 + RFC 6582 (no SACK, no timestamps, no window scaling) under loss."""
+    sim = Sim(seed=4, loss=loss, config=Config(**PLAIN))
+    res = transfer(sim, MB, seed=4)
+    assert res.ok
+    assert not res.info["client"]["sack"] and not res.info["client"]["timestamps"]
+
+
+def test_mixed_options_between_stacks() -> None:
+    """RFC 7323 / RFC 2018: one side without options -> neither uses them."""
+    sim = Sim(seed=9, loss=0.05, config=Config(), config_b=Config(**PLAIN))
+    res = transfer(sim, 300_000, seed=9)
+    assert res.ok
+    assert not res.info["client"]["sack"] and res.info["client"]["snd_wscale"] == 0
+
+
+def test_serialization_bandwidth_limits_throughput() -> None:
+    """bandwidth_bps: 1 MB at 8 Mbit/s needs at least one second."""
+    sim = Sim(seed=1, bandwidth_bps=8_000_000, config=Config(time_wait=1 * MS))
+    res = transfer(sim, MB, seed=1)
+    assert res.ok
+    assert res.time_us >= 1 * SEC
+
+
+def test_deterministic_for_a_seed() -> None:
+    """The same seed gives the same run, event for event."""
+    runs = []
+    for _ in range(2):
+        ev: list[dict] = []
+        sim = Sim(seed=11, loss=0.1, reorder=0.1, tracer=ev.append)
+        res = transfer(sim, 200_000, seed=3)
+        assert res.ok
+        runs.append((res.time_us, sim.events, len(ev), ev[-1]))
+    assert runs[0] == runs[1]
+
+
+def test_close_sequence_both_sides() -> None:
+    """RFC 9293 3.6: the client (first FIN) goes through TIME_WAIT, the server through
+    LAST_ACK or TIME_WAIT; both reach CLOSED."""
+    ev: list[dict] = []
+    sim = Sim(seed=1, tracer=ev.append)
+    res = transfer(sim, 10_000, seed=1)
+    assert res.ok
+    states = [(e["stack"], e["old"], e["new"]) for e in ev if e["ev"] == "state"
+              and e.get("conn", "").count(">") == 1 and "*" not in e["conn"]]
+    assert ("a", "CLOSED", "SYN_SENT") in states
+    assert ("b", "SYN_RECEIVED", "ESTABLISHED") in states
+    finals = {s: [x for x in states if x[0] == s][-1] for s in ("a", "b")}
+    assert finals["a"][2] == "CLOSED" and finals["b"][2] == "CLOSED"
+    assert any(new == "TIME_WAIT" for _, _, new in states)
+    assert sim.a.connections() == [] and sim.b.connections() == []
+
+
+def test_rst_to_closed_port_over_link() -> None:
+    """RFC 9293 3.10.7.1 end to end: connect to a port nobody listens on -> ECONNREFUSED."""
+    import errno
+
+    sim = Sim(seed=1)
+    t = sim.a.connect(None, A_ADDR, B_ADDR, 9, 0)
+    assert sim.run_until(lambda: t.closed, 10 * SEC)
+    assert t.error == errno.ECONNREFUSED and t.state is State.CLOSED
+
+
+def test_syn_to_unreachable_peer_times_out() -> None:
+    """RFC 9293 3.8.3 / Linux tcp_syn_retries: all SYNs lost -> ETIMEDOUT."""
+    import errno
+
+    sim = Sim(seed=1, loss=1.0, config=Config(syn_retries=2))
+    t = sim.a.connect(None, A_ADDR, B_ADDR, 80, 0)
+    assert sim.run_until(lambda: t.closed, 60 * SEC)
+    assert t.error == errno.ETIMEDOUT
+    assert 7 * SEC <= sim.now < 8 * SEC   # 1 + 2 + 4 s
