@@ -17,6 +17,7 @@ from .config import SEC, Config
 from .isn import IsnGenerator
 from .segment import Flags, Packet, Segment, flags_str
 from .seq import MASK, add
+from .seq import gt as seq_gt
 from .tcb import State, Tcb, TcbOptions
 
 WILDCARDS = ("0.0.0.0", "::")
@@ -268,11 +269,20 @@ class Stack:
             lst0 = None if tcb else self._find_listener(pkt.dst, seg.dst_port)
             d["state"] = tcb.state.name if tcb is not None else ("LISTEN" if lst0 else "CLOSED")
             self.tracer(d)
+        lst = None
         if tcb is not None:
-            tcb._now = now
-            tcb.on_segment(seg, now)
-            return
-        lst = self._find_listener(pkt.dst, seg.dst_port)
+            if (tcb.state is State.TIME_WAIT and seg.flags & (Flags.SYN | Flags.ACK | Flags.RST)
+                    == Flags.SYN and seq_gt(seg.seq, tcb.rcv_nxt & MASK)):
+                # RFC 9293 3.10.7.4 / RFC 6191 (Linux): a new SYN above the old sequence
+                # space may reopen a connection in TIME_WAIT if someone listens.
+                lst = self._find_listener(pkt.dst, seg.dst_port)
+                if lst is not None:
+                    tcb._set_state(State.CLOSED, "new SYN in TIME_WAIT", now)
+            if lst is None:
+                tcb._now = now
+                tcb.on_segment(seg, now)
+                return
+        lst = lst or self._find_listener(pkt.dst, seg.dst_port)
         if lst is not None:
             lst.on_segment(pkt, now)
             return

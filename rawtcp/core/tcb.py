@@ -261,6 +261,7 @@ class Tcb(TcbInput, TcbOutput):
 
     @property
     def send_space(self) -> int:
+        self.sbuf.limit = self.options.sndbuf
         return self.sbuf.free
 
     def info(self) -> dict:
@@ -318,6 +319,7 @@ class Tcb(TcbInput, TcbOutput):
             raise OSError(errno.EPIPE, "send: the sending side was shut down; open a new connection")
         if st in (State.CLOSED, State.LISTEN):
             raise OSError(errno.ENOTCONN, "send: not connected; call connect() first")
+        self.sbuf.limit = self.options.sndbuf  # SO_SNDBUF may change at any time
         n = self.sbuf.write(data)
         if n and st not in (State.SYN_SENT, State.SYN_RECEIVED):
             self._output(now)

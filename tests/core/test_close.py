@@ -294,3 +294,26 @@ def test_data_after_close_in_fin_wait_2_gets_rst(fin_wait_2: Harness) -> None:
     h.send(p(ack=ISS + 2, flags="PA", payload=b"zzz"), at=35 * MS)
     h.recv([u(seq=ISS + 2, ack=PISS + 1, flags="RA", win=0)])
     assert h.tcb.state is State.CLOSED
+
+
+def test_new_syn_in_time_wait_reopens_when_listening(time_wait: Harness) -> None:
+    """RFC 9293 3.10.7.4 / RFC 6191 (as Linux): a SYN with a sequence number above the old
+    connection's ends TIME_WAIT and starts a new passive open."""
+    from conftest import MSS
+
+    from rawtcp.core.segment import Options
+
+    h = time_wait
+    old = h.tcb
+    h.send(p(seq=PISS + 100_000, ack=0, flags="S", opts=Options(mss=MSS)), at=1 * SEC)
+    h.recv([u(seq=ISS, ack=PISS + 100_001, flags="SA", win=64000, opts=Options(mss=MSS))])
+    assert old.state is State.CLOSED
+    assert ("TIME_WAIT", "CLOSED") in h.state_events()
+
+
+def test_old_syn_in_time_wait_is_acked(time_wait: Harness) -> None:
+    """RFC 9293 3.10.7.4: an old SYN in TIME_WAIT is just ACKed (no new connection)."""
+    h = time_wait
+    h.send(p(seq=PISS - 10, ack=0, flags="S"), at=1 * SEC)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.TIME_WAIT

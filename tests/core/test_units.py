@@ -1,0 +1,144 @@
+"""Unit tests of the pure modules: rtt (RFC 6298), congestion (RFC 5681/6582/6675),
+buffers (send buffer, reassembly), timers."""
+
+from __future__ import annotations
+
+import random
+
+from rawtcp.core.buffers import Reassembly, SendBuffer
+from rawtcp.core.config import MS, SEC
+from rawtcp.core.congestion import NewReno, Scoreboard
+from rawtcp.core.rtt import RttEstimator
+from rawtcp.core.timers import Timers
+
+
+def test_rtt_initial_and_first_sample() -> None:
+    """RFC 6298 2.1/2.2: RTO 1 s before a sample; then SRTT=R, RTTVAR=R/2, RTO=SRTT+4*RTTVAR."""
+    r = RttEstimator(1 * SEC, 1 * MS, 60 * SEC)
+    assert r.rto == 1 * SEC
+    r.sample(100 * MS)
+    assert (r.srtt, r.rttvar, r.rto) == (100 * MS, 50 * MS, 300 * MS)
+
+
+def test_rtt_smoothing() -> None:
+    """RFC 6298 2.3: RTTVAR = 3/4 RTTVAR + 1/4 |SRTT-R'|, SRTT = 7/8 SRTT + 1/8 R'."""
+    r = RttEstimator(1 * SEC, 1 * MS, 60 * SEC)
+    r.sample(100 * MS)
+    r.sample(200 * MS)
+    assert r.rttvar == (3 * 50 * MS + 100 * MS) // 4
+    assert r.srtt == (7 * 100 * MS + 200 * MS) // 8
+
+
+def test_rto_min_max_and_backoff() -> None:
+    """RFC 6298 2.4 (minimum), 2.5 (maximum), 5.5 (back off, capped)."""
+    r = RttEstimator(1 * SEC, 200 * MS, 3 * SEC)
+    r.sample(1 * MS)
+    assert r.rto == 200 * MS
+    r.back_off()
+    assert r.rto == 400 * MS
+    for _ in range(10):
+        r.back_off()
+    assert r.rto == 3 * SEC
+    r.sample(1 * MS)
+    assert r.rto == 200 * MS  # a new sample clears the backoff
+
+
+def test_slow_start_and_congestion_avoidance() -> None:
+    """RFC 5681 3.1: slow start grows per ACK, congestion avoidance ~1 SMSS per RTT."""
+    cc = NewReno(1000, 2)
+    cc.on_ack(1000)
+    assert cc.cwnd == 3000
+    cc.ssthresh = 3000
+    for _ in range(3):
+        cc.on_ack(1000)
+    assert cc.cwnd == 4000
+
+
+def test_fast_recovery_newreno() -> None:
+    """RFC 5681 3.2 / RFC 6582: ssthresh = FlightSize/2, cwnd = ssthresh + 3 SMSS, inflate,
+    deflate on full ACK; recover blocks a second entry."""
+    cc = NewReno(1000, 10)
+    assert cc.can_enter_recovery(5)
+    cc.enter_recovery(10_000, snd_max=20_000)
+    assert (cc.ssthresh, cc.cwnd) == (5000, 8000)
+    cc.on_dupack_in_recovery()
+    assert cc.cwnd == 9000
+    cc.on_partial_ack(2000)
+    assert cc.cwnd == 8000
+    cc.exit_recovery(flight=1000)
+    assert cc.cwnd == 2000 and not cc.in_recovery
+    assert not cc.can_enter_recovery(19_000)
+    assert cc.can_enter_recovery(20_001)
+
+
+def test_timeout_collapses_cwnd() -> None:
+    """RFC 5681 3.1 eq. 4: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS."""
+    cc = NewReno(1000, 10)
+    cc.on_timeout(3000, first=True)
+    assert (cc.ssthresh, cc.cwnd) == (2000, 1000)
+    cc.on_timeout(100_000, first=False)
+    assert cc.ssthresh == 2000
+
+
+def test_scoreboard() -> None:
+    """RFC 6675 3: merge SACK blocks, forget below the cumulative ACK, find holes."""
+    sb = Scoreboard()
+    sb.add(300, 400)
+    sb.add(100, 200)
+    sb.add(190, 250)
+    assert sb.ranges == [(100, 250), (300, 400)]
+    assert sb.skip(120) == 250 and sb.skip(260) == 260
+    assert sb.next_sacked_start(250) == 300
+    assert sb.unsacked_between(0, 400) == 100 + 50
+    assert sb.sacked_bytes() == 250 and sb.highest == 400
+    sb.ack_to(200)
+    assert sb.ranges == [(200, 250), (300, 400)]
+
+
+def test_send_buffer() -> None:
+    b = SendBuffer(100, limit=10)
+    assert b.write(b"0123456789abc") == 10 and b.free == 0
+    assert b.peek(103, 4) == b"3456"
+    assert b.ack_to(105) == 5 and b.start == 105 and b.end == 110
+    assert b.write(b"xyz") == 3 and b.peek(108, 10) == b"89xyz"
+
+
+def test_reassembly_random_order_matches_stream() -> None:
+    """Out-of-order segments, overlaps and duplicates rebuild the exact stream."""
+    rng = random.Random(5)
+    data = rng.randbytes(5000)
+    pieces = []
+    off = 0
+    while off < len(data):
+        n = rng.randint(1, 300)
+        pieces.append((off, data[off : off + n]))
+        off += n
+    pieces += [(o + 3, d[3:50]) for o, d in pieces[::3] if len(d) > 3]  # overlapping duplicates
+    rng.shuffle(pieces)
+    r = Reassembly()
+    out = bytearray()
+    nxt = 0
+    for o, d in pieces:
+        if o <= nxt:
+            if o + len(d) > nxt:
+                out += d[nxt - o :]
+                nxt = o + len(d)
+            more = r.pop_ready(nxt)
+            out += more
+            nxt += len(more)
+        else:
+            r.add(o, d)
+            assert r.sack_blocks(4)[0][0] <= o < r.sack_blocks(4)[0][1]
+    assert bytes(out) == data and not r
+
+
+def test_timers_order_and_trace() -> None:
+    seen = []
+    t = Timers(lambda n, a, at: seen.append((n, a, at)))
+    t.set("rtx", 50)
+    t.set("delack", 20)
+    t.cancel("persist")  # not set: no event
+    assert t.next_deadline() == 20
+    assert t.pop_expired(60) == ["delack", "rtx"]
+    assert seen == [("rtx", "set", 50), ("delack", "set", 20), ("delack", "fired", 20),
+                    ("rtx", "fired", 50)]
