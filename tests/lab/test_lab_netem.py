@@ -47,9 +47,9 @@ def test_random_drop_of_tcp_still_transfers(lab) -> None:
         assert cl.wait_event("error")["name"] == "ETIMEDOUT"
         assert loss.dropped() >= 2          # the SYN and at least one retransmission
     with Loss(lab.netns, [RandomDrop(20, match=f"tcp dport {port}")]) as loss:
-        cl = lab.client(port, host=lab.kernel_addr, count=300_000, pattern="q")
+        cl = lab.client(port, host=lab.kernel_addr, count=3_000_000, pattern="q")
         cl.result(timeout=60)
-        assert srv.result(timeout=60) and srv.event("eof")["bytes"] == 300_000
+        assert srv.result(timeout=60) and srv.event("eof")["bytes"] == 3_000_000
         assert loss.dropped() > 0
 
 
