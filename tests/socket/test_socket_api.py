@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import A4, A6, B4, B6, Pair
+from socket_helpers import A4, A6, B4, B6, Pair
 from rawtcp.faults import parse_rule
 
 PORT = 5000
@@ -365,7 +365,7 @@ def test_so_reuseaddr_and_eaddrinuse(pair: Pair) -> None:
 def test_eaddrinuse_against_time_wait_unless_reuseaddr(pair_factory) -> None:
     """RFC 9293 3.4.2 / Linux: a server that closed first keeps its port in TIME_WAIT; a
     restarted server gets EADDRINUSE unless it sets SO_REUSEADDR (as the old one did)."""
-    from conftest import fast_config
+    from socket_helpers import fast_config
 
     p = pair_factory(config=fast_config(msl=2000 * 1000))   # TIME_WAIT lasts 4 s here
     ls = p.b.socket()
@@ -502,7 +502,7 @@ def test_so_linger_positive_waits_for_fin_ack(pair_factory) -> None:
 
 def test_so_keepalive_detects_dead_peer(pair_factory) -> None:
     """RFC 1122 4.2.3.6: unanswered keep-alive probes end the connection with ETIMEDOUT."""
-    from conftest import fast_config
+    from socket_helpers import fast_config
 
     cfg = fast_config(keepalive_time=150_000, keepalive_intvl=50_000, keepalive_probes=2)
     p = pair_factory(config=cfg, faults_b=[parse_rule("drop", "in state=ESTABLISHED")])
@@ -533,7 +533,7 @@ def test_so_error_after_refused_nonblocking_connect(pair: Pair) -> None:
 def test_tcp_nodelay_sends_small_segments_at_once(pair_factory) -> None:
     """RFC 1122 4.2.3.4 Nagle: a small segment waits while data is unacknowledged, unless
     TCP_NODELAY. The peer's ACKs are held back 300 ms to make it visible."""
-    from conftest import fast_config
+    from socket_helpers import fast_config
 
     for nodelay, expect in ((0, 1), (1, 2)):
         p = pair_factory(config=fast_config(rto_min=1_000_000),   # no RTO inside the test
@@ -650,7 +650,7 @@ def test_close_with_unread_data_sends_rst(pair: Pair) -> None:
 
 
 def test_eaddrnotavail_when_ephemeral_ports_run_out(pair_factory) -> None:
-    from conftest import fast_config
+    from socket_helpers import fast_config
 
     p = pair_factory(config=fast_config(ephemeral_low=40000, ephemeral_high=40001))
     ls = listen_on(p.b)

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from conftest import B4, Pair, fast_config
+from socket_helpers import B4, Pair, fast_config
 from rawtcp.link.memory import MemoryLink
 from rawtcp.runtime import Stack, StackError
 from rawtcp.trace import Tracer

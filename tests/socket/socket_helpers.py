@@ -1,4 +1,4 @@
-"""Shared fixtures: two rawtcp stacks joined by an in-process MemoryLink pair.
+"""Helpers for the socket tests: two rawtcp stacks joined by an in-process MemoryLink pair.
 
 Real threads and real time, but short timers (Config below) so that TIME_WAIT, SYN retries
 and RTO backoff finish in well under a second.
@@ -6,10 +6,7 @@ and RTO backoff finish in well under a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-import pytest
 
 from rawtcp.core.config import MS, Config
 from rawtcp.link.memory import MemoryLink
@@ -57,30 +54,3 @@ def make_pair(config: Config | None = None, config_b: Config | None = None,
     return Pair(a, b, ta, tb)
 
 
-@pytest.fixture
-def pair() -> Iterator[Pair]:
-    """Stacks a (10.1.0.1, fd01::1) and b (10.1.0.2, fd01::2) on a MemoryLink pair."""
-    p = make_pair()
-    try:
-        yield p
-    finally:
-        p.a.close()
-        p.b.close()
-
-
-@pytest.fixture
-def pair_factory() -> Iterator:
-    """make(config=..., faults_a=[rules], ...) -> Pair; everything made is closed after."""
-    made: list[Pair] = []
-
-    def make(**kw) -> Pair:
-        p = make_pair(**kw)
-        made.append(p)
-        return p
-
-    try:
-        yield make
-    finally:
-        for p in made:
-            p.a.close()
-            p.b.close()
