@@ -186,7 +186,8 @@ class Stack:
         if tcb is not None:
             if out:
                 rseq = (seg.seq - tcb.iss) & MASK if tcb.opened else None
-                rack = (seg.ack - tcb.irs) & MASK if tcb.irs is not None and seg.flags & Flags.ACK else None
+                has_ack = tcb.irs is not None and seg.flags & Flags.ACK
+                rack = (seg.ack - tcb.irs) & MASK if has_ack else None
             else:
                 rseq = (seg.seq - tcb.irs) & MASK if tcb.irs is not None else None
                 rack = (seg.ack - tcb.iss) & MASK if seg.flags & Flags.ACK and tcb.opened else None

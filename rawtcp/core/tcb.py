@@ -243,7 +243,8 @@ class Tcb(TcbInput, TcbOutput):
     def _fail(self, err: int | None, reason: str, now: int) -> None:
         if err is not None:
             self.error = err
-            self._trace(now, "error", errno=err, message=f"{errno.errorcode.get(err, err)}: {reason}")
+            name = errno.errorcode.get(err, str(err))
+            self._trace(now, "error", errno=err, message=f"{name}: {reason}")
         self._set_state(State.CLOSED, reason, now)
 
     # ------------------------------------------------------------------ properties
@@ -299,9 +300,14 @@ class Tcb(TcbInput, TcbOutput):
         return self.timers.next_deadline()
 
     # ------------------------------------------------------------------ opens
+    def _choose_iss(self, now: int) -> int:
+        """RFC 9293 3.4.1 / RFC 6528: the injected ISN generator, masked to 32 bits."""
+        return self.stack._isn(self.local[0], self.local[1], self.remote[0], self.remote[1],
+                               now) & MASK
+
     def _open_active(self, now: int) -> None:
         """RFC 9293 3.10.1 OPEN call, active: select ISS, send SYN, enter SYN-SENT."""
-        self.iss = self.stack._isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
+        self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.opened = True
         self.sbuf.rebase(self.iss + 1)
@@ -316,7 +322,8 @@ class Tcb(TcbInput, TcbOutput):
         if self.error is not None and st is State.CLOSED:
             raise OSError(self.error, f"send: connection failed ({errno.errorcode[self.error]})")
         if self.fin_queued or st in FIN_STATES or st is State.CLOSED and self.opened:
-            raise OSError(errno.EPIPE, "send: the sending side was shut down; open a new connection")
+            raise OSError(errno.EPIPE,
+                          "send: the sending side was shut down; open a new connection")
         if st in (State.CLOSED, State.LISTEN):
             raise OSError(errno.ENOTCONN, "send: not connected; call connect() first")
         self.sbuf.limit = self.options.sndbuf  # SO_SNDBUF may change at any time
@@ -347,7 +354,8 @@ class Tcb(TcbInput, TcbOutput):
         """SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2."""
         self.stack._now = now
         if how not in (0, 1, 2):
-            raise OSError(errno.EINVAL, "shutdown: how must be SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2)")
+            raise OSError(errno.EINVAL,
+                          "shutdown: how must be SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2)")
         if self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             if self.state is State.SYN_SENT:
                 self._set_state(State.CLOSED, "shutdown in SYN_SENT", now)

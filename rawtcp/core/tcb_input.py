@@ -12,7 +12,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from .segment import Flags, Options, Segment
-from .seq import MASK, lt
+from .seq import lt
 
 if TYPE_CHECKING:
     from .tcb import Tcb
@@ -68,7 +68,7 @@ class TcbInput:
         self.rcv_nxt = self.rcv_adv = seg.seq + 1
         self.last_ack_sent = self.rcv_nxt
         self._negotiate(seg.options)
-        self.iss = self.stack._isn(self.local[0], self.local[1], self.remote[0], self.remote[1], now)
+        self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.opened = True
         self.sbuf.rebase(self.iss + 1)
@@ -425,4 +425,4 @@ class TcbInput:
             self.stack.counters["challenge_acks_limited"] += 1
 
 
-__all__ = ["TcbInput", "MASK"]
+__all__ = ["TcbInput"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .segment import Flags, Options, Segment
+from .segment import Flags, Options, Segment, flags_str
 from .seq import MASK
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class TcbOutput:
             self.stack.counters["retransmits"] += 1
             if self._tracer is not None:
                 self._trace(now, "retransmit", seq=seg.seq, rseq=(seg.seq - self.iss) & MASK,
-                            len=n, flags=str(flags_letters(flags)), count=self.retransmits)
+                            len=n, flags=flags_str(flags), count=self.retransmits)
         else:
             if self.rtt_seq is None:
                 self.rtt_seq = end
@@ -260,7 +260,8 @@ class TcbOutput:
     def _arm_timers(self: "Tcb", now: int) -> None:
         timers = self.timers
         if self.snd_nxt > self.snd_una:
-            timers.cancel("persist") if "persist" in timers.deadlines else None
+            if "persist" in timers.deadlines:
+                timers.cancel("persist")
             if "rtx" not in timers.deadlines:
                 timers.set("rtx", now + self.rtt.rto)  # RFC 6298 5.1
         else:
@@ -274,9 +275,3 @@ class TcbOutput:
             elif "persist" in timers.deadlines:
                 timers.cancel("persist")
                 self.persist_backoff = 0
-
-
-def flags_letters(flags: int) -> str:
-    from .segment import flags_str
-
-    return flags_str(flags)
