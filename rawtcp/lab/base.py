@@ -8,7 +8,7 @@ import secrets
 import signal
 import subprocess
 import time
-from typing import Any
+from typing import Any, Self
 
 from rawtcp import privileges
 from rawtcp.lab import registry
@@ -38,7 +38,8 @@ def add_netns(name: str) -> None:
 
 
 def netns_pids(name: str) -> list[int]:
-    p = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    p = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                       check=False)
     return [int(x) for x in p.stdout.split() if x.isdigit()]
 
 
@@ -76,7 +77,7 @@ class Lab:
         self._peers: list[Any] = []
         self._built = False
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Self:
         privileges.check(need_tun=False)
         try:
             self._build()
@@ -111,19 +112,19 @@ class Lab:
         for p in self._peers:
             try:
                 p.stop()
-            except Exception as e:   # keep tearing down
+            except Exception as e:  # noqa: BLE001 - keep tearing down
                 errors.append(e)
         self._peers.clear()
         for link in self._links:
             try:
                 link.close()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - keep tearing down
                 errors.append(e)
         self._links.clear()
         for ns in reversed(self._netns):
             try:
                 delete_netns(ns)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - keep tearing down
                 errors.append(e)
         self._netns.clear()
         self._built = False

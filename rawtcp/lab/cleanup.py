@@ -43,7 +43,8 @@ def _remove(e: registry.Entry) -> str:
         return f"nft table {e.family} {e.name}" + (f" in {e.netns}" if e.netns else "")
     if e.kind == "link":
         if e.netns is None or netns_exists(e.netns):
-            subprocess.run(ip_cmd(e.netns) + ["link", "del", e.name], capture_output=True)
+            subprocess.run(ip_cmd(e.netns) + ["link", "del", e.name], capture_output=True,
+                           check=False)
         registry.unregister("link", e.name, e.netns)
         return f"link {e.name}"
     os.unlink(e.path)
@@ -61,7 +62,8 @@ def clean(force: bool = False, orphans: bool = False) -> list[str]:
         if force or not e.alive():
             done.append(_remove(e))
     if orphans:
-        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                               check=False).stdout
         for line in names.splitlines():
             name = line.split()[0] if line.split() else ""
             if _NETNS_RE.match(name) and ("netns", name) not in live:

@@ -21,6 +21,7 @@ import re
 import subprocess
 import threading
 import time
+from typing import Self
 
 from rawtcp.link.netns import exec_prefix
 
@@ -121,7 +122,7 @@ def parse_ss(text: str) -> list[dict]:
 def kernel_sockets(netns: str | None, port: int | None = None) -> list[dict]:
     """TCP sockets of the kernel in `netns` (local or remote port == port, if given)."""
     p = subprocess.run(exec_prefix(netns) + ["ss", "-tanoiH", "state", "all"],
-                       capture_output=True, text=True, timeout=10)
+                       capture_output=True, text=True, timeout=10, check=False)
     if p.returncode != 0:
         raise OSError(5, f"ss failed in namespace {netns}: {p.stderr.strip()}")
     socks = parse_ss(p.stdout)
@@ -149,7 +150,7 @@ class StatePoller:
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
 
-    def start(self) -> "StatePoller":
+    def start(self) -> StatePoller:
         self._thread = threading.Thread(target=self._run, daemon=True, name="ss-poller")
         self._thread.start()
         return self
@@ -185,7 +186,7 @@ class StatePoller:
                 if (local is None or s["local"] == local)
                 and (remote is None or s["remote"] == remote)]
 
-    def __enter__(self) -> "StatePoller":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import Self
 
 from rawtcp.link import nft
 
@@ -94,7 +95,7 @@ class Loss:
             if isinstance(r, RandomDrop):
                 proto = f"meta l4proto {r.proto} " if r.proto else ""
                 flags = flags_expr(r.flags)
-                thr = int(round(r.percent * 100))
+                thr = round(r.percent * 100)
                 chance = "" if thr >= 10000 else f"numgen random mod 10000 < {thr} "
                 rules.append(f"{proto}{flags}{r.match} {chance}"
                              f"counter drop comment \"r{i}-random\"")
@@ -123,7 +124,7 @@ class Loss:
                           + "".join(f"    {x}\n" for x in rules) + "  }")
         return "\n".join(sets + chains)
 
-    def install(self) -> "Loss":
+    def install(self) -> Loss:
         if self._installed:
             raise OSError(errno.EALREADY, "loss rules already installed")
         nft.add_table(self.netns, "inet", self.table, self._body())
@@ -142,7 +143,7 @@ class Loss:
     def dropped(self) -> int:
         return sum(c["packets"] for c in self.counters())
 
-    def __enter__(self) -> "Loss":
+    def __enter__(self) -> Self:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:

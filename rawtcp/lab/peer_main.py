@@ -172,10 +172,9 @@ def client(a: argparse.Namespace) -> None:
             s.shutdown(socket.SHUT_WR)
         except OSError as e:
             emit_error(e, "shutdown")
-    if not a.no_read and not read_all(s):
-        if not a.linger0:
-            s.close()
-            return
+    if not a.no_read and not read_all(s) and not a.linger0:
+        s.close()
+        return
     finish(s, a)
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 from rawtcp.link.netns import exec_prefix
 
@@ -60,7 +60,7 @@ class KernelPeer:
     def returncode(self) -> int | None:
         return self._proc.poll() if self._proc else None
 
-    def start(self) -> "KernelPeer":
+    def start(self) -> KernelPeer:
         if self._proc is not None:
             raise OSError(errno.EALREADY, "peer already started")
         self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -137,7 +137,7 @@ class KernelPeer:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "KernelPeer":
+    def __enter__(self) -> Self:
         return self if self._proc else self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
+from typing import Self
 
 
 class Link:
@@ -59,7 +60,7 @@ class Link:
         if len(ip_packet) < 20 or ip_packet[0] >> 4 not in (4, 6):
             raise OSError(errno.EINVAL, "send() takes a whole IPv4 or IPv6 packet")
 
-    def __enter__(self) -> "Link":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

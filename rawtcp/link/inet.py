@@ -12,7 +12,8 @@ def run(cmd: list[str], input: str | None = None, check: bool = True,
         timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
     """Run a system command; on failure raise OSError naming the command and its stderr."""
     try:
-        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                           check=False)
     except FileNotFoundError:
         raise OSError(errno.ENOENT, f"{cmd[0]} is not installed (install iproute2/nftables)") \
             from None

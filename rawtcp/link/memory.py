@@ -29,7 +29,7 @@ class MemoryLink(Link):
 
     @classmethod
     def pair(cls, addr_a: str | list[str], addr_b: str | list[str], mtu: int = 1500,
-             queue_limit: int = 10_000) -> tuple["MemoryLink", "MemoryLink"]:
+             queue_limit: int = 10_000) -> tuple[MemoryLink, MemoryLink]:
         a = cls(addr_a, name="mem-a", mtu=mtu, queue_limit=queue_limit)
         b = cls(addr_b, name="mem-b", mtu=mtu, queue_limit=queue_limit)
         a.peer, b.peer = b, a

@@ -46,7 +46,7 @@ def _ports_expr(ports: Iterable[int] | range | None) -> str:
         return ""
     if isinstance(ports, range) and ports.step == 1 and len(ports) > 0:
         return f"tcp sport {ports.start}-{ports.stop - 1} "
-    ps = sorted(set(int(p) for p in ports))
+    ps = sorted({int(p) for p in ports})
     if not ps or ps[0] < 1 or ps[-1] > 65535:
         raise OSError(errno.EINVAL, "ports must be 1..65535 (or None for every port)")
     return "tcp sport { " + ", ".join(map(str, ps)) + " } "

@@ -47,7 +47,7 @@ def test_lab_created_and_removed(host_snapshot, make) -> None:
             assert ours == ([] if lab.mode == "packet" else lab.rawtcp_addrs)
             assert not discover.tx_checksum_offload(lab.kernel_if, lab.kernel_netns)
         routes = subprocess.run(["ip", "-n", lab.kernel_netns, "route", "show", "default"],
-                                capture_output=True, text=True).stdout
+                                capture_output=True, text=True, check=True).stdout
         assert routes == ""   # no default route
     assert link.closed
     assert_gone(lab, host_snapshot)
@@ -56,12 +56,11 @@ def test_lab_created_and_removed(host_snapshot, make) -> None:
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 def test_teardown_when_body_raises(host_snapshot, exc) -> None:
     lab = VethLab("rawip")
-    with pytest.raises(exc):
-        with lab:
-            lab.open_link()
-            srv = lab.server("hold", port=5000)
-            srv.wait_ready()
-            raise exc("boom")
+    with pytest.raises(exc), lab:
+        lab.open_link()
+        srv = lab.server("hold", port=5000)
+        srv.wait_ready()
+        raise exc("boom")
     assert srv.returncode is not None   # peer killed
     assert_gone(lab, host_snapshot)
 
@@ -72,9 +71,8 @@ def test_teardown_when_build_fails(host_snapshot, monkeypatch) -> None:
     def fail(*a, **k):
         raise OSError(5, "injected")
     monkeypatch.setattr(discover, "mac_of", fail)
-    with pytest.raises(OSError, match="injected"):
-        with lab:
-            pass
+    with pytest.raises(OSError, match="injected"), lab:
+        pass
     assert_gone(lab, host_snapshot)
 
 
@@ -83,7 +81,8 @@ def test_cleanup_removes_leftovers_of_a_killed_process(host_snapshot) -> None:
             "lab = VethLab('rawip').__enter__()\nlab.open_link()\n"
             "print(lab.kernel_netns, lab.rawtcp_netns, flush=True)\n"
             "os.kill(os.getpid(), 9)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       check=False)
     assert p.returncode == -signal.SIGKILL, p.stderr
     k, r = p.stdout.split()
     assert {k, r} <= snapshot()["netns"]

@@ -76,7 +76,7 @@ def test_partial_checksums_from_offloading_kernel_are_completed() -> None:
         client = lab.client(5003, connect_timeout=3, timeout=10)
         got = wait_for(link, is_tcp_syn(lab.rawtcp_addr, 5003))
         client.stop()
-        syn = [p for p in got if is_tcp_syn(lab.rawtcp_addr, 5003)(p)][0]
+        syn = next(p for p in got if is_tcp_syn(lab.rawtcp_addr, 5003)(p))
         assert link.counters["csum_completed"] >= 1
         assert tcp_checksum_ok(syn)
 

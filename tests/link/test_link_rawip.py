@@ -16,7 +16,7 @@ def test_syn_received_and_kernel_rst_suppressed(vethlab_rawip, idx: int) -> None
     dst = lab.rawtcp_addrs[idx]
     client = lab.client(5010, host=dst, connect_timeout=1.5, timeout=10)
     got = wait_for(link, is_tcp_syn(dst, 5010))
-    assert tcp_checksum_ok([p for p in got if is_tcp_syn(dst, 5010)(p)][0])
+    assert tcp_checksum_ok(next(p for p in got if is_tcp_syn(dst, 5010)(p)))
     err = client.wait_event("error", timeout=5)
     # no RST reached the client: it timed out instead of being refused
     assert err["name"] == "ETIMEDOUT", client.events
@@ -44,7 +44,7 @@ def test_rawtcp_own_packets_pass_the_filter(vethlab_rawip) -> None:
     link = lab.open_link()
     client = lab.client(5020, connect_timeout=3, timeout=10)
     got = wait_for(link, is_tcp_syn(lab.rawtcp_addr, 5020))
-    syn = IP([p for p in got if is_tcp_syn(lab.rawtcp_addr, 5020)(p)][0])
+    syn = IP(next(p for p in got if is_tcp_syn(lab.rawtcp_addr, 5020)(p)))
     rst = IP(src=lab.rawtcp_addr, dst=syn.src) / TCP(sport=5020, dport=syn[TCP].sport,
                                                       flags="RA", seq=0, ack=syn[TCP].seq + 1)
     link.send(bytes(rst))
