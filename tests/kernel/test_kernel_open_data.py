@@ -1,0 +1,141 @@
+"""rawtcp against real Linux TCP: opens and bulk data, over the TUN link, the AF_PACKET link
+and the raw IP link, each test in its own lab (private namespaces, unique names)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+
+import pytest
+from kernel_helpers import LINKS, kernel_env, wait_kernel_state
+
+pytestmark = pytest.mark.kernel
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def pattern_sha(pattern: str, count: int) -> str:
+    unit = pattern.encode()
+    return hashlib.sha256((unit * (count // len(unit) + 1))[:count]).hexdigest()
+
+
+@pytest.mark.parametrize("kind", LINKS)
+def test_active_open_to_kernel_listener(kind: str) -> None:
+    """RFC 9293 3.5: our SYN, the kernel's SYN-ACK, our ACK; both sides ESTABLISHED and an
+    echo goes through."""
+    with kernel_env(kind) as env:
+        srv = env.lab.server("echo", port=7001, timeout=20)
+        srv.wait_ready()
+        c = env.connect(7001)
+        assert c.state == "ESTABLISHED"
+        ks = wait_kernel_state(env.netns, 7001, "ESTABLISHED")
+        assert ks["remote_port"] == c.getsockname()[1]
+        syn = env.segs(c.tcb.conn, "out")[0]
+        assert syn["flags"] == "S" and syn["opts"]["mss"]
+        synack = env.segs(c.tcb.conn, "in")[0]
+        assert synack["flags"] == "SA" and synack["rack"] == 1
+        c.sendall(b"hello kernel")
+        got = b""
+        while len(got) < 12:
+            got += c.recv(100)
+        assert got == b"hello kernel"
+        host, port = srv.wait_event("accepted")["peer"]   # dual-stack: v4-mapped
+        assert (host.removeprefix("::ffff:"), port) == c.getsockname()
+        c.close()
+
+
+@pytest.mark.parametrize("kind", LINKS)
+def test_passive_open_from_kernel_client(kind: str) -> None:
+    """RFC 9293 3.5 from the other side: LISTEN, SYN_RECEIVED, ESTABLISHED; accept() gives
+    the kernel client's address."""
+    with kernel_env(kind) as env:
+        ls = env.stack.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.bind(("", 7002))
+        ls.listen(4)
+        ls.settimeout(5)
+        cl = env.lab.client(7002, count=100_000, pattern="passive", timeout=20)
+        s, addr = ls.accept()
+        ev = cl.wait_event("connected")
+        assert list(addr) == ev["local"]
+        assert env.states(s.tcb.conn)[:2] == ["SYN_RECEIVED", "ESTABLISHED"]
+        s.settimeout(5)
+        buf = bytearray()
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        assert hashlib.sha256(buf).hexdigest() == pattern_sha("passive", 100_000)
+        s.sendall(b"bye")
+        s.close()
+        eof = cl.wait_event("eof")
+        assert eof["bytes"] == 3
+
+
+@pytest.mark.parametrize("kind", LINKS)
+def test_ten_megabytes_to_kernel(kind: str) -> None:
+    with kernel_env(kind) as env:
+        srv = env.lab.server("sink", port=7003, timeout=60)
+        srv.wait_ready()
+        c = env.connect(7003, timeout=30)
+        data = bytes(range(251)) * (TEN_MB // 251 + 1)
+        data = data[:TEN_MB]
+        c.sendall(data)
+        c.close()
+        eof = srv.wait_event("eof", timeout=30)
+        assert eof["bytes"] == TEN_MB
+        assert eof["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("kind", LINKS)
+def test_ten_megabytes_from_kernel(kind: str) -> None:
+    with kernel_env(kind) as env:
+        srv = env.lab.server("source", port=7004, count=TEN_MB, pattern="kernel->rawtcp",
+                             timeout=60)
+        srv.wait_ready()
+        c = env.connect(7004, timeout=30)
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = c.recv(1 << 20)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        sent = srv.wait_event("sent", timeout=30)
+        assert n == sent["bytes"] == TEN_MB
+        assert h.hexdigest() == sent["sha256"]
+        c.close()
+
+
+def test_ipv6_over_tun_open_data_close() -> None:
+    """IPv6 (RFC 8200 addresses, RFC 9293 over it): open, 2 MB each way, active close."""
+    with kernel_env("tun", family="ipv6") as env:
+        assert ":" in env.kernel_addr
+        srv = env.lab.server("echo", port=7005, timeout=30)
+        srv.wait_ready()
+        c = env.connect(7005, timeout=20)
+        assert c.family == socket.AF_INET6 and c.getpeername()[0] == env.kernel_addr
+        data = bytes(range(256)) * (2 * 1024 * 1024 // 256)
+        got = bytearray()
+
+        def reader() -> None:
+            while len(got) < len(data):
+                d = c.recv(1 << 20)
+                if not d:
+                    break
+                got.extend(d)
+
+        th = threading.Thread(target=reader)
+        th.start()
+        c.sendall(data)
+        th.join(30)
+        assert bytes(got) == data
+        conn = c.tcb.conn
+        c.close()
+        assert env.stack.wait_for(lambda: c.tcb.closed, 10)
+        assert env.states(conn) == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+                                    "TIME_WAIT", "CLOSED"]
+        eof = srv.wait_event("eof")
+        assert eof["bytes"] == len(data)
