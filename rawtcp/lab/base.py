@@ -70,6 +70,8 @@ class Lab:
     stopped by the teardown too.
     """
 
+    _need_tun = False
+
     def __init__(self) -> None:
         self.tag = unique_tag()
         self._netns: list[str] = []
@@ -78,7 +80,7 @@ class Lab:
         self._built = False
 
     def __enter__(self) -> Self:
-        privileges.check(need_tun=False)
+        privileges.check(need_tun=self._need_tun)
         try:
             self._build()
             self._built = True

@@ -26,6 +26,8 @@ class TunLab(Lab):
     """Attributes: netns (= kernel_netns), tun_name, kernel_addr, rawtcp_addr (first family:
     IPv4 unless family="ipv6"), kernel_addrs, rawtcp_addrs, mtu."""
 
+    _need_tun = True
+
     def __init__(self, family: str = "ipv4", mtu: int = 1500) -> None:
         if family not in FAMILIES:
             raise OSError(errno.EINVAL, f"family must be one of {FAMILIES}, not {family!r}")

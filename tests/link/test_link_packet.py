@@ -90,3 +90,13 @@ def test_clash_with_kernel_address_refused(vethlab_packet) -> None:
     with pytest.raises(OSError) as e:
         PacketLink(lab.kernel_if, [lab.kernel_addr], netns=lab.kernel_netns)
     assert e.value.errno == errno.EADDRINUSE
+
+
+def test_own_mac_other_than_interface(vethlab_packet) -> None:
+    """A MAC of rawtcp's own: the interface goes promiscuous, ARP answers carry that MAC."""
+    lab = vethlab_packet
+    link = lab.open_link(mac="02:72:74:00:00:02")
+    client = lab.client(5004, host=lab.rawtcp_addr, connect_timeout=3, timeout=10)
+    wait_for(link, is_tcp_syn(lab.rawtcp_addr, 5004))
+    client.stop()
+    assert "02:72:74:00:00:02" in neigh(lab.kernel_netns, lab.rawtcp_addr)
