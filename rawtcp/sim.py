@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .core.config import MS, SEC, Config
 from .core.segment import Packet
@@ -57,7 +57,8 @@ class Sim:
         self.a = Stack(config or Config(), rng=random.Random(self.rng.getrandbits(64)), tracer=ta)
         self.b = Stack(config_b or config or Config(), rng=random.Random(self.rng.getrandbits(64)),
                        tracer=tb)
-        self._heap: list[tuple[int, int, Stack, Packet]] = []
+        # (time, tie-break, destination stack or None for a callback, packet or callback)
+        self._heap: list[tuple[int, int, Stack | None, Any]] = []
         self._n = 0
         self._busy_until = {id(self.a): 0, id(self.b): 0}
         self.hooks: list[Callable[["Sim"], None]] = []
@@ -99,6 +100,11 @@ class Sim:
             self._n += 1
             heapq.heappush(self._heap, (at, self._n, dst, p))
 
+    def call_at(self, at: int, fn: Callable[["Sim"], None]) -> None:
+        """Schedule an application callback (e.g. a slow reader's next read)."""
+        self._n += 1
+        heapq.heappush(self._heap, (at, self._n, None, fn))
+
     def step(self) -> bool:
         """Advance to the next event and process it. False when nothing is left to do."""
         self._flush()
@@ -113,8 +119,11 @@ class Sim:
         self.events += 1
         if tp is not None and tp == t:
             _, _, dst, p = heapq.heappop(self._heap)
-            self.delivered += 1
-            dst.on_packet(p, self.now)
+            if dst is None:
+                p(self)
+            else:
+                self.delivered += 1
+                dst.on_packet(p, self.now)
         elif ta is not None and ta == t:
             self.a.on_timer(self.now)
         else:
@@ -166,7 +175,9 @@ class TransferResult:
 class _App:
     """A simple application: write everything, shutdown(SHUT_WR), read to EOF, close()."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, read_chunk: int | None = None, read_after: int = 0) -> None:
+        self.read_chunk = read_chunk
+        self.read_after = read_after
         self.data = memoryview(data)
         self.off = 0
         self.tcb: Tcb | None = None
@@ -174,7 +185,7 @@ class _App:
         self.shut = False
         self.closed = False
 
-    def pump(self, now: int) -> None:
+    def pump(self, now: int, tick: bool = False) -> None:
         t = self.tcb
         if t is None or self.closed:
             return
@@ -193,24 +204,34 @@ class _App:
             if self.off >= len(self.data):
                 t.shutdown(1, now)
                 self.shut = True
-        while t.readable:
-            self.got += t.recv(1 << 20, now)
+        if now < self.read_after:
+            pass  # the application is busy: nothing is read, windows close
+        elif self.read_chunk is not None:
+            if tick:  # a slow reader: read_chunk bytes every 5 ms
+                self.got += t.recv(self.read_chunk, now)
+        else:
+            while t.readable:
+                self.got += t.recv(1 << 20, now)
         if t.eof and self.shut:
             t.close(now)
             self.closed = True
 
 
 def transfer(sim: Sim, nbytes_each_way: int, max_time_us: int = 3600 * SEC,
-             port: int = 5000, seed: int = 0) -> TransferResult:
+             port: int = 5000, seed: int = 0,
+             read_chunk: int | None = None, read_after_us: int = 0) -> TransferResult:
     """Connect a (client) to b (server), send nbytes each way at once, close both ways.
 
     ok = both byte streams arrived identical and both connections reached CLOSED (the
-    active closer after TIME_WAIT)."""
+    active closer after TIME_WAIT). ``read_chunk`` makes both applications slow readers
+    (that many bytes every 5 ms), so receive windows fill up; ``read_after_us`` delays all
+    reading, so the windows close completely (zero-window probing)."""
     rnd = random.Random(seed)
     d_ab = rnd.randbytes(nbytes_each_way)
     d_ba = rnd.randbytes(nbytes_each_way)
     lst = sim.b.listen(sim.b.bind(B_ADDR, port), 16)
-    ca, cb = _App(d_ab), _App(d_ba)
+    ca = _App(d_ab, read_chunk, sim.now + read_after_us)
+    cb = _App(d_ba, read_chunk, sim.now + read_after_us)
     ca.tcb = sim.a.connect(None, A_ADDR, B_ADDR, port, sim.now)
 
     def hook(s: Sim) -> None:
@@ -220,6 +241,13 @@ def transfer(sim: Sim, nbytes_each_way: int, max_time_us: int = 3600 * SEC,
         cb.pump(s.now)
 
     sim.hooks.append(hook)
+    if read_chunk is not None or read_after_us:
+        def tick(s: Sim) -> None:  # the slow reader wakes up every 5 ms
+            ca.pump(s.now, tick=True)
+            cb.pump(s.now, tick=True)
+            if not (ca.closed and cb.closed):
+                s.call_at(s.now + 5 * MS, tick)
+        sim.call_at(sim.now + 5 * MS, tick)
     try:
         done = sim.run_until(
             lambda: ca.closed and cb.closed and ca.tcb is not None and cb.tcb is not None

@@ -60,8 +60,10 @@ class TcbOutput:
         rcv_nxt = self.rcv_nxt
         right = rcv_nxt + free
         cur = self.rcv_adv
-        if right < cur or (right - cur < min(rcvbuf // 2, self.smss) and cur > rcv_nxt):
-            right = cur
+        if right <= cur:
+            right = cur  # never shrink
+        elif right - max(cur, rcv_nxt) < min(rcvbuf // 2, self.smss):
+            right = max(cur, rcv_nxt)  # do not open by a silly amount
         shift = self.rcv_wscale if self.ws_ok else 0
         field = min((right - rcv_nxt) >> shift, 0xFFFF)
         adv = rcv_nxt + (field << shift)

@@ -269,3 +269,27 @@ def test_keepalive_off_by_default(est: Harness) -> None:
     """Keep-alive is off unless asked for (RFC 1122 4.2.3.6 "MUST default to off")."""
     est.recv_nothing(at=3 * 3600 * SEC)
     assert est.tcb.state is State.ESTABLISHED
+
+
+def test_receiver_sws_keeps_window_closed_until_useful() -> None:
+    """RFC 1122 4.2.3.3: a zero window is not reopened by a few bytes; it opens once the
+    application frees min(MSS, rcvbuf/2), and then a window update is sent at once."""
+    h = Harness(plain_config(delayed_ack=0, rcvbuf=4 * MSS))
+    h.listen()
+    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.take()
+    h.send(p(), at=10 * MS)
+    h.tcb = h.listener.accept()
+    for i in range(4):
+        h.send(p(seq=PISS + 1 + i * 536, payload=bytes(536)), at=T)
+    # peer MSS 536 (no option): 4 * 536 of 4 * 1460 bytes buffer used
+    h.take()
+    rest = 4 * MSS - 4 * 536
+    h.send(p(seq=PISS + 1 + 4 * 536, payload=bytes(rest)), at=T + 1)
+    h.recv([u(ack=PISS + 1 + 4 * MSS, win=0)])
+    h.tcb.recv(100, T + 2)                    # 100 bytes free: not worth a window
+    h.recv_nothing()
+    h.send(p(seq=PISS + 4 * MSS), at=T + 3)  # zero-window probe from the peer
+    h.recv([u(ack=PISS + 1 + 4 * MSS, win=0)])
+    h.tcb.recv(1000, T + 4)                   # 1100 free >= min(MSS=536, rcvbuf/2)
+    h.recv([u(ack=PISS + 1 + 4 * MSS, win=1100)])

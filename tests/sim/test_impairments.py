@@ -109,3 +109,34 @@ def test_syn_to_unreachable_peer_times_out() -> None:
     assert sim.run_until(lambda: t.closed, 60 * SEC)
     assert t.error == errno.ETIMEDOUT
     assert 7 * SEC <= sim.now < 8 * SEC   # 1 + 2 + 4 s
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+def test_zero_window_then_resume(seed: int, loss: float) -> None:
+    """RFC 9293 3.8.6.1: the applications read nothing for 3 s, the windows close, the
+    senders probe (persist timer) and never send data into a zero window; the transfer
+    completes once reading starts."""
+    ev: list[dict] = []
+    sim = Sim(seed=seed, loss=loss, config=Config(rcvbuf=16384, sndbuf=32768), tracer=ev.append)
+    res = transfer(sim, 200_000, seed=seed, read_after_us=3 * SEC)
+    assert res.ok
+    assert any(e["ev"] == "timer" and e["name"] == "persist" and e["action"] == "fired"
+               for e in ev)
+    last_win = {"a": None, "b": None}
+    for e in ev:
+        if e["ev"] != "seg":
+            continue
+        if e["dir"] == "in" and e["flags"] != "S":
+            last_win[e["stack"]] = e["win"]
+        elif e["dir"] == "out" and e["len"] > 0:
+            assert last_win[e["stack"]] != 0, f"data sent into a zero window: {e}"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_slow_reader_flow_control(seed: int) -> None:
+    """RFC 9293 3.8.6 flow control with a reader slower than the link."""
+    sim = Sim(seed=seed, loss=0.02, config=Config(rcvbuf=16384, sndbuf=32768))
+    res = transfer(sim, 200_000, seed=seed, read_chunk=500)
+    assert res.ok
+    assert res.time_us - 60 * SEC >= 200_000 // 500 * 5 * MS * 9 // 10
