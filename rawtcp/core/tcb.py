@@ -494,6 +494,19 @@ class Tcb(TcbInput, TcbOutput):
             self.keepalive_out = 0
             self.timers.set("keepalive", now + self.options.keepalive_time)
 
+    def options_changed(self, now: int | None = None) -> None:
+        """Apply changed ``tcb.options`` at once (SO_SNDBUF, TCP_NODELAY pushes pending
+        small segments as Linux does, SO_KEEPALIVE)."""
+        now = self.stack._now if now is None else now
+        self.stack._now = now
+        self.sbuf.limit = max(self.options.sndbuf, len(self.sbuf))
+        if self.options.keepalive and "keepalive" not in self.timers.deadlines:
+            self._arm_keepalive(now)
+        elif not self.options.keepalive and "keepalive" in self.timers.deadlines:
+            self.timers.cancel("keepalive")
+        if self.state in SYNCHRONIZED and self.snd_una > self.iss:
+            self._output(now)
+
     def set_keepalive(self, on: bool, now: int) -> None:
         """Turn keep-alive on/off after the connection is open (SO_KEEPALIVE)."""
         self.stack._now = now

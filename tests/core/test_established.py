@@ -293,3 +293,14 @@ def test_receiver_sws_keeps_window_closed_until_useful() -> None:
     h.recv([u(ack=PISS + 1 + 4 * MSS, win=0)])
     h.tcb.recv(1000, T + 4)                   # 1100 free >= min(MSS=536, rcvbuf/2)
     h.recv([u(ack=PISS + 1 + 4 * MSS, win=1100)])
+
+
+def test_setting_nodelay_pushes_held_small_segment(est: Harness) -> None:
+    """TCP_NODELAY set while Nagle holds data: the data goes out at once (Linux)."""
+    h = est
+    h.tcb.send(b"a", T)
+    h.tcb.send(b"b", T + 1)
+    h.recv([u(flags="PA", payload=b"a")], at=T + 1)
+    h.tcb.options.nodelay = True
+    h.tcb.options_changed(T + 2)
+    h.recv([u(seq=ISS + 2, flags="PA", payload=b"b")], at=T + 2)
