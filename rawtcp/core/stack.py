@@ -191,6 +191,8 @@ class Stack:
             else:
                 rseq = (seg.seq - tcb.irs) & MASK if tcb.irs is not None else None
                 rack = (seg.ack - tcb.iss) & MASK if seg.flags & Flags.ACK and tcb.opened else None
+        if rseq is None and not out and seg.flags & Flags.SYN:
+            rseq = 0  # an incoming SYN defines the peer's ISN
         return {
             "src": src, "dst": dst, "sport": seg.src_port, "dport": seg.dst_port,
             "seq": seg.seq, "ack": seg.ack, "rseq": rseq, "rack": rack,

@@ -159,3 +159,19 @@ def test_data_with_final_ack_of_handshake(syn_received: Harness) -> None:
     assert h.tcb.state is State.ESTABLISHED
     h.recv([u(ack=PISS + 4, win=RCVBUF - 3)], at=RTT + 40 * MS)
     assert h.listener.accept().recv(10, RTT + 41 * MS) == b"abc"
+
+
+def test_retransmitted_syn_ack_in_established_is_acked_again(h: Harness) -> None:
+    """RFC 9293 3.10.7.4 first: our ACK of the SYN-ACK was lost; the peer's retransmitted
+    SYN-ACK is a duplicate (unacceptable) and is answered with an ACK."""
+    h.active_open()
+    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=1 * SEC)
+    h.recv([u()])
+    assert h.tcb.state is State.ESTABLISHED
+
+
+def test_trace_has_relative_numbers_for_the_syn(h: Harness) -> None:
+    """docs/contracts.md: seg events carry rseq/rack relative to ISS/IRS."""
+    h.active_open()
+    segs = [(e["dir"], e["flags"], e["rseq"], e["rack"]) for e in h.events if e["ev"] == "seg"]
+    assert segs == [("out", "S", 0, None), ("in", "SA", 0, 1), ("out", "A", 1, 1)]
