@@ -442,6 +442,7 @@ class Tcb(TcbInput, TcbOutput):
         else:
             flight = self.snd_max - self.snd_una
             self.cc.on_timeout(flight, first=not self._rto_episode)
+            self.cc.recover = self.snd_max  # RFC 6582 3.2 step 1 after a timeout
             self._rto_episode = True
             self.sb.clear()
             self.dupacks = 0

@@ -46,7 +46,7 @@ def test_out_of_order_data_is_acked_at_once(est: Harness) -> None:
 
 
 def test_delayed_ack_disabled() -> None:
-    """config.delayed_ack = 0: every data segment is ACKed at once."""
+    """RFC 1122 4.2.3.2 ablation: config.delayed_ack = 0 ACKs every data segment at once."""
     h = Harness(plain_config(delayed_ack=0))
     h.passive_open()
     h.send(p(flags="PA", payload=b"x" * 10), at=T)

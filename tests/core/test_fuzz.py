@@ -18,6 +18,8 @@ STATES = ["est", "fin_wait_1", "fin_wait_2", "close_wait", "last_ack", "closing"
 
 @pytest.mark.parametrize("state", STATES)
 def test_random_segments_never_raise(state: str, request: pytest.FixtureRequest) -> None:
+    """RFC 9293 3.10.7: random segments in every state are dropped, answered or processed;
+    none raises (DESIGN.md: a bad segment is never an exception)."""
     h: Harness = request.getfixturevalue(state)
     rng = random.Random(zlib.crc32(state.encode()))
     before = h.stack.counters["segments_in"]

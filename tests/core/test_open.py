@@ -171,7 +171,8 @@ def test_retransmitted_syn_ack_in_established_is_acked_again(h: Harness) -> None
 
 
 def test_trace_has_relative_numbers_for_the_syn(h: Harness) -> None:
-    """docs/contracts.md: seg events carry rseq/rack relative to ISS/IRS."""
+    """RFC 9293 3.4 (ISS/IRS) as traced: seg events carry rseq/rack relative to ISS/IRS
+    (docs/contracts.md)."""
     h.active_open()
     segs = [(e["dir"], e["flags"], e["rseq"], e["rack"]) for e in h.events if e["ev"] == "seg"]
     assert segs == [("out", "S", 0, None), ("in", "SA", 0, 1), ("out", "A", 1, 1)]

@@ -119,7 +119,8 @@ def test_listener_close_resets_unaccepted(h: Harness) -> None:
 
 # ------------------------------------------------------------------ bind
 def test_bind_conflict_is_eaddrinuse() -> None:
-    """bind(2) EADDRINUSE: same port, same or wildcard address."""
+    """RFC 9293 3.1 (ports identify connections) / bind(2): EADDRINUSE for the same port
+    on the same or the wildcard address."""
     st = Stack(rng=random.Random(1))
     st.bind("10.0.0.1", 80)
     for addr in ("10.0.0.1", "0.0.0.0"):
@@ -131,7 +132,7 @@ def test_bind_conflict_is_eaddrinuse() -> None:
 
 
 def test_bind_reuse_both_sides() -> None:
-    """SO_REUSEADDR on both bindings (none listening) allows sharing the port."""
+    """RFC 9293 3.1 / SO_REUSEADDR (Linux): both bindings reuse and none listens -> shared."""
     st = Stack(rng=random.Random(1))
     b = st.bind("10.0.0.1", 80, reuse=True)
     st.bind("10.0.0.1", 80, reuse=True)
@@ -142,6 +143,7 @@ def test_bind_reuse_both_sides() -> None:
 
 
 def test_bind_after_release_succeeds() -> None:
+    """RFC 9293 3.1: a released local port can be bound again."""
     st = Stack(rng=random.Random(1))
     b = st.bind("10.0.0.1", 80)
     b.release()
@@ -164,7 +166,8 @@ def test_time_wait_blocks_bind_unless_reuse(time_wait: Harness) -> None:
 
 
 def test_ephemeral_ports_run_out_eaddrnotavail() -> None:
-    """EADDRNOTAVAIL when every ephemeral port is taken (connect(2))."""
+    """RFC 6056 (ephemeral ports) / connect(2): EADDRNOTAVAIL when every ephemeral port
+    is taken."""
     st = Stack(plain_config(ephemeral_low=40000, ephemeral_high=40001), rng=random.Random(1))
     a = st.connect(None, US, PEER, 80, 0)
     b = st.connect(None, US, PEER, 80, 0)
@@ -178,6 +181,7 @@ def test_ephemeral_ports_run_out_eaddrnotavail() -> None:
 
 
 def test_connect_duplicate_four_tuple() -> None:
+    """RFC 9293 3.1: a 4-tuple names one connection; a second connect on it -> EADDRINUSE."""
     st = Stack(rng=random.Random(1))
     b = st.bind(US, 5555)
     st.connect(b, US, PEER, 80, 0)
@@ -187,6 +191,7 @@ def test_connect_duplicate_four_tuple() -> None:
 
 
 def test_api_misuse_raises_oserror() -> None:
+    """RFC 9293 3.9.1 user interface errors: misuse raises OSError with an errno."""
     st = Stack(rng=random.Random(1))
     with pytest.raises(OSError) as ei:
         st.bind("not-an-ip", 80)
@@ -196,6 +201,7 @@ def test_api_misuse_raises_oserror() -> None:
 
 
 def test_closed_connection_releases_ephemeral_port() -> None:
+    """RFC 6056: the ephemeral port of a CLOSED connection is free again."""
     st = Stack(plain_config(ephemeral_low=40000, ephemeral_high=40000), rng=random.Random(1))
     a = st.connect(None, US, PEER, 80, 0)
     a.abort(1)
@@ -240,7 +246,7 @@ def test_trace_events_follow_contract(est: Harness) -> None:
 
 
 def test_no_tracer_costs_nothing() -> None:
-    """tracer=None: the stack works and emits nothing."""
+    """RFC 9293 3.10 processing without a tracer (tracer=None): works, emits nothing."""
     h = Harness()
     h.stack.tracer = None
     st = Stack(plain_config(), isn=lambda *a: ISS, rng=random.Random(1), tracer=None)

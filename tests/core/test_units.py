@@ -96,6 +96,7 @@ def test_scoreboard() -> None:
 
 
 def test_send_buffer() -> None:
+    """RFC 9293 3.3.1 send sequence space: buffer from SND.UNA, freed by ACKs, bounded."""
     b = SendBuffer(100, limit=10)
     assert b.write(b"0123456789abc") == 10 and b.free == 0
     assert b.peek(103, 4) == b"3456"
@@ -104,7 +105,8 @@ def test_send_buffer() -> None:
 
 
 def test_reassembly_random_order_matches_stream() -> None:
-    """Out-of-order segments, overlaps and duplicates rebuild the exact stream."""
+    """RFC 9293 3.10.7.4 seventh (reassembly): out-of-order segments, overlaps and
+    duplicates rebuild the exact stream; RFC 2018 4: the first SACK block is the latest."""
     rng = random.Random(5)
     data = rng.randbytes(5000)
     pieces = []
@@ -133,6 +135,7 @@ def test_reassembly_random_order_matches_stream() -> None:
 
 
 def test_timers_order_and_trace() -> None:
+    """RFC 6298 / RFC 9293 3.8 timers: deadlines fire in order and are traced."""
     seen = []
     t = Timers(lambda n, a, at: seen.append((n, a, at)))
     t.set("rtx", 50)

@@ -31,6 +31,7 @@ def test_duplication(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_everything_at_once(seed: int) -> None:
+    """RFC 9293 3.10 + RFC 5681/6675: loss, reordering and duplication together."""
     sim = Sim(seed=seed, loss=0.05, reorder=0.1, duplicate=0.1)
     res = transfer(sim, MB, seed=seed)
     assert res.ok
@@ -54,7 +55,7 @@ def test_mixed_options_between_stacks() -> None:
 
 
 def test_serialization_bandwidth_limits_throughput() -> None:
-    """bandwidth_bps: 1 MB at 8 Mbit/s needs at least one second."""
+    """RFC 9293 3.10 over a slow link: 1 MB at 8 Mbit/s needs at least one second."""
     sim = Sim(seed=1, bandwidth_bps=8_000_000, config=Config(time_wait=1 * MS))
     res = transfer(sim, MB, seed=1)
     assert res.ok
@@ -62,7 +63,8 @@ def test_serialization_bandwidth_limits_throughput() -> None:
 
 
 def test_deterministic_for_a_seed() -> None:
-    """The same seed gives the same run, event for event."""
+    """RFC 9293 3.10 runs are reproducible: the same seed gives the same run, event for
+    event."""
     runs = []
     for _ in range(2):
         ev: list[dict] = []
