@@ -175,7 +175,6 @@ def linger_abort(run: Run) -> None:
             err = srv.wait_event("error", 5.0)
         except OSError as e:
             err = {"errno": None, "why": str(e)}
-        watch.wait_state("CLOSED", 3.0)
         out = run.segs("out")
         rsts = [e for e in out if "R" in e["flags"]]
         fins = [e for e in out if "F" in e["flags"]]
@@ -187,8 +186,9 @@ def linger_abort(run: Run) -> None:
                   run.states())
         run.check("the kernel application's recv() failed with ECONNRESET",
                   err is not None and err.get("errno") == errno.ECONNRESET, err)
-        run.check("the kernel's socket is gone", "CLOSED" in watch.states()
-                  and not _kernel_conn_states(lab), watch.states())
+        gone = wait_until(lambda: not _kernel_conn_states(lab), 3.0)
+        run.check("the kernel's socket is gone", gone,
+                  f"ss now: {_kernel_conn_states(lab)}; sampled: {watch.states()}")
         if rsts and err and "t" in err:
             run.metrics["rst_at_s"] = _tsec(rsts[0])
 
