@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import errno
 
-from conftest import ISS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
+from core_harness import ISS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State
@@ -299,7 +299,7 @@ def test_data_after_close_in_fin_wait_2_gets_rst(fin_wait_2: Harness) -> None:
 def test_new_syn_in_time_wait_reopens_when_listening(time_wait: Harness) -> None:
     """RFC 9293 3.10.7.4 / RFC 6191 (as Linux): a SYN with a sequence number above the old
     connection's ends TIME_WAIT and starts a new passive open."""
-    from conftest import MSS
+    from core_harness import MSS
 
     from rawtcp.core.segment import Options
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 
-from conftest import ISS, MSS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
+from core_harness import ISS, MSS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State

@@ -7,7 +7,7 @@ import random
 import zlib
 
 import pytest
-from conftest import ISS, PISS, Harness, p
+from core_harness import ISS, PISS, Harness, p
 
 from rawtcp.core.config import MS
 from rawtcp.core.segment import Flags, Options

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from conftest import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, p, u
+from core_harness import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, p, u
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.segment import Options
@@ -52,7 +52,7 @@ def test_simultaneous_open(syn_sent: Harness) -> None:
 
 def test_syn_retransmitted_with_backoff_then_etimedout() -> None:
     """RFC 6298 5.5 + RFC 9293 3.8.3 (R2 for SYN): SYN at 1 s, 2 s, 4 s ... then ETIMEDOUT."""
-    from conftest import plain_config
+    from core_harness import plain_config
 
     h = Harness(plain_config(syn_retries=3))
     b = h.stack.bind("10.0.0.1", 80)
@@ -107,7 +107,7 @@ def test_syn_sent_close_goes_closed(syn_sent: Harness) -> None:
 
 def test_syn_received_retransmits_syn_ack_then_gives_up() -> None:
     """RFC 6298 5.5: SYN-ACK retransmitted at RTO, 2*RTO...; synack_retries, then CLOSED."""
-    from conftest import plain_config
+    from core_harness import plain_config
 
     h = Harness(plain_config(synack_retries=2))
     h.listen()

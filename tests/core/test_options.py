@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import ISS, MSS, PISS, RCVBUF, Harness, p, plain_config, u
+from core_harness import ISS, MSS, PISS, RCVBUF, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, Config
 from rawtcp.core.segment import Options

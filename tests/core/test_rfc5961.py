@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ISS, PISS, RCVBUF, Harness, p, plain_config, u
+from core_harness import ISS, PISS, RCVBUF, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.segment import Options

@@ -8,7 +8,7 @@ import errno
 import random
 
 import pytest
-from conftest import ISS, LPORT, MSS, PEER, PISS, RCVBUF, RTT, US, Harness, p, plain_config, u
+from core_harness import ISS, LPORT, MSS, PEER, PISS, RCVBUF, RTT, US, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.isn import IsnGenerator
