@@ -105,6 +105,15 @@ def wait_kernel_state(netns: str, port: int, states: str | tuple[str, ...],
                   f"{timeout}s; saw {seen[-5:]}")
 
 
+def wait_sampled(poller, state: str, timeout: float = 5.0) -> None:
+    """Wait until a StatePoller has recorded ``state`` (its first ss run takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while state not in poller.states():
+        if time.monotonic() > deadline:
+            raise OSError(errno.ETIMEDOUT, f"the poller never saw {state}: {poller.samples}")
+        time.sleep(0.005)   # the poller runs ss in its own thread: poll its samples, bounded
+
+
 def compact(states: list[str]) -> list[str]:
     """Drop consecutive repeats."""
     out: list[str] = []

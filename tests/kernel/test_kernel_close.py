@@ -8,7 +8,7 @@ import hashlib
 import socket
 
 import pytest
-from kernel_helpers import LINKS, compact, kernel_env, wait_kernel_state
+from kernel_helpers import LINKS, compact, kernel_env, wait_kernel_state, wait_sampled
 
 from rawtcp.lab.kernel import StatePoller
 
@@ -35,11 +35,11 @@ def test_active_close(kind: str) -> None:
         c = env.connect(7101)
         conn = c.tcb.conn
         with StatePoller(env.netns, port=7101, interval=0.01, duration=15) as poll:
-            wait_kernel_state(env.netns, 7101, "ESTABLISHED")
+            wait_sampled(poll, "ESTABLISHED")
             c.sendall(b"x" * 5000)
             c.close()
             assert env.stack.wait_for(lambda: c.tcb.closed, 10)
-            wait_kernel_state(env.netns, 7101, (), gone_ok=True)
+            wait_sampled(poll, "GONE")
         assert env.states(conn) == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
                                     "TIME_WAIT", "CLOSED"]
         assert compact(poll.states()) == ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "GONE"]
@@ -150,7 +150,7 @@ def test_our_final_ack_dropped_kernel_retransmits_fin(kind: str) -> None:
         with StatePoller(env.netns, port=7106, interval=0.01, duration=15) as poll:
             c.close()
             assert env.stack.wait_for(lambda: c.tcb.state.name == "TIME_WAIT", 5)
-            wait_kernel_state(env.netns, 7106, (), gone_ok=True)
+            wait_sampled(poll, "GONE")
             assert c.tcb.state.name == "TIME_WAIT"     # the kernel finished first
         fins = [e for e in env.segs(conn, "in") if "F" in e["flags"]]
         assert len(fins) == 2 and fins[0]["seq"] == fins[1]["seq"]
