@@ -171,7 +171,9 @@ class TcbInput:
             if st is State.TIME_WAIT and f & _FIN:
                 # RFC 9293 3.10.7.4 eighth: a retransmitted FIN: ACK it, restart 2 MSL.
                 self.timers.set("time_wait", now + self.cfg.time_wait_duration)
-            self._drop(seg, "unacceptable", now)
+                self._drop(seg, "retransmitted-fin-reacked", now)
+            else:
+                self._drop(seg, "unacceptable", now)
             self.ack_now = True
             self._output(now)
             return
