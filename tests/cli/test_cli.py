@@ -143,3 +143,71 @@ def test_missing_action_is_exit_2(args):
     r = run(*args)
     assert r.returncode == 2
     one_line(r.stderr)
+
+
+def _lab_up() -> dict:
+    r = run("lab", "up")
+    assert r.returncode == 0, r.stderr
+    name = r.stdout.split()[1]
+    from rawtcp.commands import _lab_record
+
+    return _lab_record(name)
+
+
+def test_connect_netcat_over_a_lab_with_pcap_and_trace(tmp_path):
+    """`rawtcp connect`: stdin goes to the kernel echo server, its answer comes to stdout."""
+    from rawtcp.lab.peers import Server
+
+    rec = _lab_up()
+    try:
+        srv = Server(rec["kernel_netns"], "echo", port=7, bind="0.0.0.0").start()
+        try:
+            srv.wait_ready()
+            pcap, trace = tmp_path / "c.pcap", tmp_path / "c.jsonl"
+            cmd = RAWTCP + ["connect", "--lab", rec["name"], rec["kernel_addrs"][0], "7",
+                            "--pcap", str(pcap), "--trace", str(trace),
+                            "--drop", "out flags=PA nth=1"]
+            r = subprocess.run(cmd, input=b"hello over rawtcp\n", capture_output=True,
+                               timeout=60)
+        finally:
+            srv.stop()
+    finally:
+        run("lab", "down", rec["name"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello over rawtcp\n"
+    from rawtcp.trace import read_trace
+
+    evs = read_trace(trace)
+    faults = [e for e in evs if e["ev"] == "fault"]
+    assert len(faults) == 1 and faults[0]["flags"] == "PA"      # first data segment dropped
+    assert any(e["ev"] == "retransmit" for e in evs)            # ... and retransmitted
+    assert pcap.stat().st_size > 24
+
+
+def test_listen_netcat_accepts_a_kernel_client():
+    from rawtcp.lab.peers import Client
+
+    rec = _lab_up()
+    try:
+        cmd = RAWTCP + ["listen", "--lab", rec["name"], "5000", "--timeout", "20"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            # wait until rawtcp says it listens (bounded by the read timeout of the test)
+            line = proc.stderr.readline().decode()
+            assert "listening" in line, line
+            cl = Client(rec["kernel_netns"], rec["rawtcp_addrs"][0], 5000, count=3000,
+                        no_read=True).start()
+            try:
+                cl.wait_event("sent", timeout=20)
+                out, err = proc.communicate(timeout=30)
+            finally:
+                cl.stop()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        run("lab", "down", rec["name"])
+    assert proc.returncode == 0, err
+    assert len(out) == 3000
