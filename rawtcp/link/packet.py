@@ -136,6 +136,9 @@ class PacketLink(Link):
                  mac: str | None = None, resolve_retries: int = 3,
                  resolve_interval: float = 1.0, queue_limit: int = 16,
                  neighbor_ttl: float = 300.0) -> None:
+        from rawtcp import privileges
+
+        privileges.check(need_tun=False)
         addrs = [ipaddress.ip_address(a) for a in addresses]
         if not addrs:
             raise OSError(errno.EINVAL, "PacketLink needs at least one address of rawtcp's own")

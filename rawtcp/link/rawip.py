@@ -68,6 +68,9 @@ class RawIpLink(Link):
     def __init__(self, addresses: list[str], ports: Iterable[int] | range | None = None,
                  netns: str | None = None, mtu: int = 1500, mark: int = DEFAULT_MARK,
                  name: str | None = None) -> None:
+        from rawtcp import privileges
+
+        privileges.check(need_tun=False)
         addrs = [ipaddress.ip_address(a) for a in addresses]
         if not addrs:
             raise OSError(errno.EINVAL, "RawIpLink needs at least one address")

@@ -48,6 +48,9 @@ class TunLink(Link):
     def __init__(self, addresses: list[str], kernel_addresses: list[str] | None = None,
                  name: str | None = None, netns: str | None = None, mtu: int = 1500,
                  configure: bool = True) -> None:
+        from rawtcp import privileges
+
+        privileges.check(need_tun=True)
         name = name or "rt" + secrets.token_hex(4) + "t"
         if len(name) > 15:
             raise OSError(errno.EINVAL, f"interface name {name!r} is longer than 15 characters")
