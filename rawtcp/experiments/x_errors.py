@@ -8,6 +8,7 @@ backlog (accept queue) and net.ipv4.tcp_abort_on_overflow.
 from __future__ import annotations
 
 import errno
+import itertools
 import re
 import subprocess
 import threading
@@ -28,7 +29,7 @@ def _connect_errno(st, host: str, port: int, timeout: float) -> tuple[object, in
 
 
 def _intervals_ms(events: list[dict]) -> list[float]:
-    return [round((b["t"] - a["t"]) / MS, 1) for a, b in zip(events, events[1:])]
+    return [round((b["t"] - a["t"]) / MS, 1) for a, b in itertools.pairwise(events)]
 
 
 def _doubles(intervals: list[float], first: float, tol: float = 0.2) -> bool:
@@ -39,14 +40,14 @@ def _doubles(intervals: list[float], first: float, tol: float = 0.2) -> bool:
 
 def _sysctl(netns: str, name: str) -> str:
     p = subprocess.run(exec_prefix(netns) + ["sysctl", "-n", name], capture_output=True,
-                       text=True, timeout=10)
+                       text=True, timeout=10, check=False)
     return p.stdout.strip()
 
 
 def _netstat_counters(netns: str) -> dict[str, int]:
     """TcpExt counters of the namespace (/proc/net/netstat, pairs of header/value lines)."""
     p = subprocess.run(exec_prefix(netns) + ["cat", "/proc/net/netstat"], capture_output=True,
-                       text=True, timeout=10)
+                       text=True, timeout=10, check=False)
     out: dict[str, int] = {}
     lines = p.stdout.splitlines()
     for head, vals in zip(lines[::2], lines[1::2]):

@@ -61,7 +61,7 @@ def _timers(netns: str) -> dict[int, tuple[str, float | None]]:
     """{rawtcp's port: (timer name, seconds left)} for the kernel's sockets on PORT, read from
     the raw `ss -tanoH` text (rawtcp.lab.kernel's parser reads "4.988ms" as 4.988 ms)."""
     p = subprocess.run(exec_prefix(netns) + ["ss", "-tanoH", "state", "all"],
-                       capture_output=True, text=True, timeout=10)
+                       capture_output=True, text=True, timeout=10, check=False)
     out: dict[int, tuple[str, float | None]] = {}
     for line in p.stdout.splitlines():
         f = line.split()
@@ -95,7 +95,8 @@ def kernel_time_wait(run: Run) -> None:
                        check=True, timeout=10)
         fin_timeout = subprocess.run(exec_prefix(ns) + ["sysctl", "-n",
                                                         "net.ipv4.tcp_fin_timeout"],
-                                     capture_output=True, text=True, timeout=10).stdout.strip()
+                                     capture_output=True, text=True, timeout=10,
+                                     check=True).stdout.strip()
         srv = lab.server("source", port=PORT, count=100, max_conns=2,
                          timeout=120 if full else 30)
         srv.wait_ready()

@@ -8,6 +8,7 @@ not sent: "the sending TCP must ... not send new data" into a zero window).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 
 from rawtcp.core.config import MS
@@ -21,7 +22,8 @@ PORT = 7
 # reads to EOF and reports what it got (JSON lines like rawtcp.lab.peer_main).
 _SLOW_READER = r"""
 import hashlib, json, socket, sys, threading, time, os
-port, rcvbuf, hold, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+port, rcvbuf = int(sys.argv[1]), int(sys.argv[2])
+hold, limit = float(sys.argv[3]), float(sys.argv[4])
 t0 = time.monotonic()
 def emit(ev, **kw):
     sys.stdout.write(json.dumps({"t": round(time.monotonic() - t0, 6), "event": ev, **kw}) + "\n")
@@ -117,7 +119,7 @@ def zero_window(run: Run) -> None:
         if reopen:
             t_read = reopen[0]["t"]
             probes = [p for p in probes if p["t"] < t_read]
-        ivals = [round((b["t"] - a["t"]) / MS, 1) for a, b in zip(probes, probes[1:])]
+        ivals = [round((b["t"] - a["t"]) / MS, 1) for a, b in itertools.pairwise(probes)]
         bad, zeros = _zero_window_violations(events)
         run.check("the kernel's receive buffer is tiny", ready.get("rcvbuf", 1 << 30) <= 16384,
                   f"SO_RCVBUF {ready.get('rcvbuf')}")
@@ -128,7 +130,7 @@ def zero_window(run: Run) -> None:
                   len(probes) >= 4 and len(timers) >= 4,
                   f"{len(probes)} probes, {len(timers)} persist timer expiries")
         run.check("the probe interval grows (each at least 1.5x the previous)",
-                  len(ivals) >= 3 and all(b >= 1.5 * a for a, b in zip(ivals, ivals[1:])),
+                  len(ivals) >= 3 and all(b >= 1.5 * a for a, b in itertools.pairwise(ivals)),
                   f"intervals {ivals} ms")
         run.check("rawtcp never sent data into the zero window", not bad,
                   f"{len(bad)} data segments sent while the window was zero "

@@ -33,8 +33,8 @@ def _ours() -> set[str]:
 
 
 def _explain(result) -> str:
-    lines = [f"{result.name}: {'PASS' if result.passed else 'FAIL'} in {result.duration_s:.2f} s"
-             f" (error: {result.error})"]
+    lines = [(f"{result.name}: {'PASS' if result.passed else 'FAIL'} in {result.duration_s:.2f} s"
+             f" (error: {result.error})")]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.evidence}" for c in result.checks]
     lines.append(f"  metrics: {result.metrics}")
     if not result.passed and result.ladder:
