@@ -259,7 +259,8 @@ class Stack:
             log.exception("rawtcp event loop failed")
             with self.lock:
                 self.error = exc
-                self._trace({"t": self.now(), "ev": "error", "errno": errno.EIO, "message": repr(exc)})
+                self._trace({"t": self.now(), "ev": "error", "errno": errno.EIO,
+                             "message": f"event loop failed: {exc!r}"})
                 self.cond.notify_all()
                 self._notify_sockets()
 

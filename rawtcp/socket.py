@@ -41,7 +41,6 @@ TCP_MAXSEG = _socket.TCP_MAXSEG
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
 
 _SYNCHRONIZED_OPEN = {State.ESTABLISHED, State.CLOSE_WAIT}
-_GONE = {State.CLOSED, State.TIME_WAIT}
 # States in which close() with a positive SO_LINGER still waits (our FIN not yet acked).
 _CLOSING = {State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 
@@ -272,14 +271,17 @@ class Socket:
 
     # ------------------------------------------------------------------ naming
     def bind(self, address) -> None:
-        """Bind to (addr, port); addr '' means the link's address, port 0 an ephemeral one."""
+        """Bind to (addr, port). As on Linux, addr '' (or 0.0.0.0 / ::) is the wildcard: a
+        listener takes connections to any address of the link of its family, a connection
+        uses the link's first address of its family. Port 0 picks an ephemeral port."""
         self._check_open()
         if self._binding is not None or self._tcb is not None:
             raise _err(errno.EINVAL, "the socket is already bound")
         host, port = self._resolve(address)
-        if host == "":
-            host = self._stack.default_address(self.family)
-        if self._stack.addresses and host not in self._stack.addresses:
+        if host in ("", "0.0.0.0", "::"):
+            self._stack.default_address(self.family)   # EADDRNOTAVAIL if none of the family
+            host = "::" if self.family == AF_INET6 else "0.0.0.0"
+        elif self._stack.addresses and host not in self._stack.addresses:
             raise _err(errno.EADDRNOTAVAIL, f"{host} is not an address of this rawtcp link "
                                             f"(it has {', '.join(self._stack.addresses)})")
         reuse = bool(self._opts[(SOL_SOCKET, SO_REUSEADDR)])
@@ -382,7 +384,10 @@ class Socket:
             host, port = self._resolve(address)
             if host == "" or port == 0:
                 return errno.EINVAL if port == 0 else errno.EADDRNOTAVAIL
-            local = self._binding.addr if self._binding else self._stack.default_address(self.family)
+            if self._binding is not None and self._binding.addr not in ("0.0.0.0", "::"):
+                local = self._binding.addr
+            else:
+                local = self._stack.default_address(self.family)
             opts = self._tcb_options()
 
             def do(now):

@@ -71,7 +71,7 @@ def test_connect_accept_and_names_ipv4(pair: Pair) -> None:
     ls = pair.b.socket()
     ls.bind(("", PORT))
     ls.listen(4)
-    assert ls.getsockname() == (B4, PORT)
+    assert ls.getsockname() == ("0.0.0.0", PORT)      # '' is the wildcard, as on Linux
     c = pair.a.socket(socket.AF_INET, socket.SOCK_STREAM)
     c.settimeout(2)
     assert c.connect_ex((B4, PORT)) == 0
@@ -84,6 +84,22 @@ def test_connect_accept_and_names_ipv4(pair: Pair) -> None:
     assert c.state == "ESTABLISHED" and s.state == "ESTABLISHED"
     assert 32768 <= addr[1] <= 60999          # Config ephemeral range
     assert c.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+
+
+def test_bind_concrete_address_and_wildcard_client(pair: Pair) -> None:
+    ls = pair.b.socket()
+    ls.bind((B4, PORT))
+    ls.listen(2)
+    ls.settimeout(2)
+    assert ls.getsockname() == (B4, PORT)
+    c = pair.a.socket()
+    c.bind(("0.0.0.0", 0))                     # wildcard + ephemeral, then connect
+    port = c.getsockname()[1]
+    c.settimeout(2)
+    c.connect((B4, PORT))
+    assert c.getsockname() == (A4, port)
+    s, addr = ls.accept()
+    assert addr == (A4, port) and s.getsockname() == (B4, PORT)
 
 
 def test_ipv6_names_are_4_tuples(pair: Pair) -> None:
@@ -389,7 +405,7 @@ def test_eaddrinuse_against_time_wait_unless_reuseaddr(pair_factory) -> None:
     d.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     d.bind(("", PORT))
     d.listen(4)
-    assert d.getsockname() == (B4, PORT)
+    assert d.getsockname() == ("0.0.0.0", PORT)
 
 
 def test_so_rcvbuf_drives_advertised_window(pair: Pair) -> None:
