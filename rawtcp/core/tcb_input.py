@@ -333,11 +333,14 @@ class TcbInput:
         una = self.snd_una
         cc = self.cc
         # SACK blocks (RFC 2018) into the scoreboard.
+        new_sack = False
         if self.sack_ok and seg.options.sack_blocks:
+            sacked_before = self.sb.sacked_bytes()
             for s32, e32 in seg.options.sack_blocks:
                 s, e = unwrap(una, s32), unwrap(una, e32)
                 if una < e <= self.snd_max and s < e:
                     self.sb.add(max(s, una), e)
+            new_sack = self.sb.sacked_bytes() > sacked_before
         win = seg.window << self.snd_wscale
         if ack > una:
             acked = self._ack_advance(ack, now)
@@ -355,8 +358,10 @@ class TcbInput:
             else:
                 cc.on_ack(acked)
         elif (ack == una and not seg.payload and not seg.flags & _FIN
-              and win == self.snd_wnd and self.snd_max > una):
-            # RFC 5681 2 "duplicate acknowledgment".
+              and (win == self.snd_wnd or new_sack) and self.snd_max > una):
+            # RFC 5681 2 "duplicate acknowledgment"; with SACK, RFC 6675 2 counts an ACK that
+            # SACKs new data as a duplicate even when the window changed (Linux grows its
+            # receive window while it autotunes, so its duplicate ACKs rarely repeat it).
             self.dupacks += 1
             self.stack.counters["dupacks_in"] += 1
             if cc.in_recovery:

@@ -184,7 +184,11 @@ class TcbOutput:
         if cc.in_recovery and self.sack_ok:
             pipe = self._pipe()
             hs = self.sb.highest
-            while hs is not None and pipe < cc.cwnd:
+            # RFC 6675 5 (4.3): the first segment presumed lost goes out at once, whatever
+            # pipe says; later holes wait for pipe < cwnd.
+            first = self.rtx_next <= una
+            while hs is not None and (pipe < cc.cwnd or first):
+                first = False
                 seq = self.sb.skip(max(self.rtx_next, una))
                 if seq >= hs or seq >= data_end:
                     break
