@@ -32,11 +32,17 @@ SS_TO_RFC = {
     "CLOSING": "CLOSING", "UNCONN": "CLOSED", "CLOSED": "CLOSED",
 }
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|sec|min|h|d)")
+_SEC_DOT_MS = re.compile(r"(?:(\d+)min)?(\d+)\.(\d{3})ms")
 _UNIT_MS = {"ms": 1, "sec": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def parse_duration_ms(text: str) -> float | None:
     """ss timer expiry, e.g. "204ms", "59sec", "1min", "1min2sec" -> milliseconds."""
+    # iproute2 runs seconds and milliseconds together with a dot: "4.988ms" is 4 s 988 ms.
+    m = _SEC_DOT_MS.fullmatch(text)
+    if m:
+        mins, secs, msecs = m.groups()
+        return int(mins or 0) * 60_000 + int(secs) * 1000 + int(msecs)
     parts = _DUR.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None

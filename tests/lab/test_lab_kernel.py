@@ -34,6 +34,8 @@ def test_parse_sample() -> None:
 def test_durations() -> None:
     assert parse_duration_ms("204ms") == 204
     assert parse_duration_ms("1min2sec") == 62_000
+    assert parse_duration_ms("4.988ms") == 4988  # iproute2: 4 s 988 ms
+    assert parse_duration_ms("1min2.005ms") == 62_005
     assert parse_duration_ms("garbage") is None
 
 
