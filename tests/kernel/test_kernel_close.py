@@ -137,7 +137,7 @@ def test_so_linger_zero_kernel_sees_econnreset(kind: str) -> None:
         wait_kernel_state(env.netns, 7105, (), gone_ok=True)
 
 
-@pytest.mark.parametrize("kind", ("tun", "packet"))
+@pytest.mark.parametrize("kind", LINKS)
 def test_our_final_ack_dropped_kernel_retransmits_fin(kind: str) -> None:
     """RFC 9293 3.6.1: TIME_WAIT exists to re-ACK a retransmitted FIN. We close first, our
     last ACK is lost once; the kernel retransmits its FIN, we ACK again from TIME_WAIT and
@@ -163,7 +163,7 @@ def test_our_final_ack_dropped_kernel_retransmits_fin(kind: str) -> None:
         assert env.stack.wait_for(lambda: c.tcb.closed, 5)
 
 
-@pytest.mark.parametrize("kind", ("tun", "packet"))
+@pytest.mark.parametrize("kind", LINKS)
 def test_kernel_final_ack_dropped_we_retransmit_fin(kind: str) -> None:
     """RFC 9293 3.6 / RFC 6298 5.4: the kernel closes first; its last ACK is lost once; we
     retransmit our FIN from LAST_ACK at the RTO, the kernel (TIME_WAIT) re-ACKs, CLOSED."""

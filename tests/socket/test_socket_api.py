@@ -261,7 +261,6 @@ def test_timeout_and_blocking_modes(pair: Pair) -> None:
 def test_nonblocking_connect_errnos(pair: Pair) -> None:
     """EINPROGRESS, EALREADY while the handshake runs, 0 once, then EISCONN (as Linux)."""
     ls = listen_on(pair.b)
-    # Hold b's SYN-ACK back so the handshake is observably in progress.
     c = pair.a.socket()
     c.setblocking(False)
     sel = selectors.DefaultSelector()
@@ -530,6 +529,9 @@ def test_so_keepalive_detects_dead_peer(pair_factory) -> None:
     assert c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ETIMEDOUT
     probes = out_segs(p.ta, conn=c.tcb.conn)
     assert len([e for e in probes if e["len"] <= 1 and e["flags"] == "A"]) >= 2
+    fired = [e for e in p.ta.events("timer")
+             if e["name"] == "keepalive" and e["action"] == "fired"]
+    assert len(fired) >= 2
 
 
 def test_so_error_after_refused_nonblocking_connect(pair: Pair) -> None:
