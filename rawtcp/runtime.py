@@ -222,10 +222,6 @@ class Stack:
                     pr = self._fault_release_at()
                     if pr is not None:
                         deadline = pr if deadline is None else min(deadline, pr)
-                    if self.faults is not None:
-                        f = self.faults.pending_release_at()
-                        if f is not None:
-                            deadline = f if deadline is None else min(deadline, f)
                 now = self.now()
                 if deadline is None:
                     timeout = 1.0

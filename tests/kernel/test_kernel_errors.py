@@ -106,3 +106,22 @@ def test_unprivileged_gets_a_clear_message(what: str) -> None:
     assert out.startswith(f"{errno.EPERM} "), out
     for words in ("root", "CAP_NET_ADMIN", "CAP_NET_RAW", "/dev/net/tun"):
         assert words in out, f"{what}: message lacks {words!r}: {out}"
+
+
+@pytest.mark.parametrize("kind", ("tun", "packet"))
+def test_kernel_reset_gives_econnreset(kind: str) -> None:
+    """The kernel app closes with SO_LINGER {1, 0}: its RST (RFC 9293 3.10.7.4 in
+    ESTABLISHED) makes our recv fail with ECONNRESET, and the connection is CLOSED."""
+    with kernel_env(kind) as env:
+        srv = env.lab.server("source", port=7204, count=1000, linger0=True, timeout=20)
+        srv.wait_ready()
+        s = env.stack.socket()
+        s.settimeout(5)
+        s.connect((env.kernel_addr, 7204))
+        assert srv.wait_event("closed")["how"] == "rst"
+        with pytest.raises(ConnectionResetError) as e:
+            for _ in range(100):
+                s.recv(65536)
+        assert e.value.errno == errno.ECONNRESET
+        assert env.states(s.tcb.conn)[-1] == "CLOSED"
+        assert any("R" in e["flags"] for e in env.segs(s.tcb.conn, "in"))

@@ -139,3 +139,36 @@ def test_ipv6_over_tun_open_data_close() -> None:
                                     "TIME_WAIT", "CLOSED"]
         eof = srv.wait_event("eof")
         assert eof["bytes"] == len(data)
+
+
+@pytest.mark.parametrize("kind", ("tun", "packet"))
+def test_so_rcvbuf_bounds_what_the_kernel_sends(kind: str) -> None:
+    """SO_RCVBUF 8 KB on our side (RFC 9293 3.8.6): we never advertise more, and the kernel
+    never sends past the right edge we advertised, while a slow reader drains 2 MB."""
+    count = 2 * 1024 * 1024
+    with kernel_env(kind) as env:
+        srv = env.lab.server("source", port=7006, count=count, pattern="window", timeout=60)
+        srv.wait_ready()
+        s = env.stack.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.settimeout(10)
+        s.connect((env.kernel_addr, 7006))
+        assert s.tcp_info()["rcv_wscale"] == 0          # 8 KB needs no window scaling
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = s.recv(3000)                            # small reads: the window stays tight
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        assert n == count and h.hexdigest() == srv.wait_event("sent")["sha256"]
+        right = 0
+        for e in env.tracer.events("seg"):
+            if e.get("conn") != s.tcb.conn:
+                continue
+            if e["dir"] == "out" and e["rack"] is not None:
+                assert e["win"] <= 8192
+                right = max(right, e["rack"] + e["win"])
+            elif e["dir"] == "in" and e["len"]:
+                assert e["rseq"] + e["len"] <= right, f"kernel sent beyond our window: {e}"

@@ -11,6 +11,7 @@ import os
 import selectors
 import socket
 import threading
+import time
 
 import pytest
 
@@ -169,3 +170,27 @@ def test_context_manager_and_trace_file(tmp_path) -> None:
     assert not a._thread.is_alive() and not b._thread.is_alive()
     events = [json.loads(line) for line in path.read_text().splitlines()]
     assert ["SYN_SENT", "ESTABLISHED"] == [e["new"] for e in events if e["ev"] == "state"][:2]
+
+
+def test_reordered_segment_released_on_time(pair_factory) -> None:
+    """A 'reorder' fault holds a segment inside the engine until ms= passes when nothing
+    overtakes it; the loop must wake for that deadline (not for an RTO or its 1 s tick)."""
+    from rawtcp.faults import parse_rule
+
+    p = pair_factory(config=fast_config(rto_min=2_000_000, rto_initial=2_000_000),
+                     faults_a=[parse_rule("reorder", "out len>0 nth=1 ms=150")])
+    ls = p.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(1)
+    ls.settimeout(2)
+    c = p.a.socket()
+    c.settimeout(2)
+    c.connect((B4, PORT))
+    s, _ = ls.accept()
+    s.settimeout(2)
+    t0 = time.monotonic()
+    c.send(b"held back")
+    assert s.recv(100) == b"held back"
+    took = time.monotonic() - t0
+    assert 0.14 <= took < 0.6, took
+    assert [e["why"] for e in p.ta.events("fault_release")] == ["timeout"]
