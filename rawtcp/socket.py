@@ -41,6 +41,13 @@ TCP_MAXSEG = _socket.TCP_MAXSEG
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
 
 _SYNCHRONIZED_OPEN = {State.ESTABLISHED, State.CLOSE_WAIT}
+# States in which the peer's FIN has arrived: no more data will come.
+_PEER_FINISHED = {State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK, State.TIME_WAIT}
+MSG_PEEK = _socket.MSG_PEEK
+MSG_DONTWAIT = _socket.MSG_DONTWAIT
+MSG_WAITALL = _socket.MSG_WAITALL
+_SEND_FLAGS = MSG_DONTWAIT | _socket.MSG_NOSIGNAL | getattr(_socket, "MSG_MORE", 0)
+_RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL
 # States in which close() with a positive SO_LINGER still waits (our FIN not yet acked).
 _CLOSING = {State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 
@@ -152,9 +159,10 @@ class Socket:
             raise _err(errno.EBADF, "the socket is closed")
         self._stack._check_alive()   # EBADF once the stack is closed, EIO if its loop failed
 
-    def _wait(self, predicate, what: str) -> None:
-        """Block per the socket's timeout mode until predicate() holds."""
-        if self._timeout == 0.0:
+    def _wait(self, predicate, what: str, nonblock: bool = False) -> None:
+        """Block per the socket's timeout mode (or not at all: nonblock, MSG_DONTWAIT) until
+        predicate() holds."""
+        if self._timeout == 0.0 or nonblock:
             with self._stack.lock:
                 if predicate():
                     return
@@ -248,7 +256,8 @@ class Socket:
         if t.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return False, False
         lowat = self._opts[(SOL_SOCKET, SO_RCVLOWAT)]
-        readable = t.readable >= lowat or t.eof or self._shut_rd or (0 < t.readable and t.eof)
+        readable = (t.readable >= lowat or t.eof or self._shut_rd
+                    or (t.readable > 0 and t.state in _PEER_FINISHED))
         writable = (t.send_space >= self._opts[(SOL_SOCKET, SO_SNDLOWAT)]
                     or t.state not in _SYNCHRONIZED_OPEN)
         return readable, writable
@@ -437,6 +446,11 @@ class Socket:
         return t
 
     def send(self, data, flags: int = 0) -> int:
+        """Flags: MSG_DONTWAIT (this call does not block); MSG_NOSIGNAL and MSG_MORE are
+        accepted and change nothing (rawtcp raises no signals)."""
+        if flags & ~_SEND_FLAGS:
+            raise _err(errno.EOPNOTSUPP, f"send flags {flags:#x} are not supported by rawtcp "
+                                         "(MSG_DONTWAIT, MSG_NOSIGNAL, MSG_MORE are)")
         t = self._need_conn(errno.EPIPE)
         data = bytes(data)
         if self._shut_wr:
@@ -449,7 +463,7 @@ class Socket:
             return t.error is not None or t.send_space >= min(lowat, len(data)) or \
                 t.state not in _SYNCHRONIZED_OPEN
 
-        self._wait(ready, "send")
+        self._wait(ready, "send", nonblock=bool(flags & MSG_DONTWAIT))
         if t.error is not None:
             if self._reported_error:
                 raise BrokenPipeError(errno.EPIPE, "send on a failed connection")
@@ -463,7 +477,7 @@ class Socket:
         view = memoryview(bytes(data))
         deadline = None if not self._timeout else time.monotonic() + self._timeout
         while view:
-            n = self.send(view[:1 << 20])
+            n = self.send(view[:1 << 20], flags)
             view = view[n:]
             if deadline is not None and time.monotonic() > deadline and view:
                 raise TimeoutError(errno.ETIMEDOUT, "timed out: sendall")
@@ -477,25 +491,60 @@ class Socket:
         return self.send(b"".join(bytes(b) for b in buffers), flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Flags: MSG_PEEK (leave the data queued), MSG_DONTWAIT (do not block),
+        MSG_WAITALL (wait for bufsize bytes unless EOF, an error or the timeout comes)."""
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
+        if flags & ~_RECV_FLAGS:
+            raise _err(errno.EOPNOTSUPP, f"recv flags {flags:#x} are not supported by rawtcp "
+                                         "(MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL are)")
         t = self._need_conn()
         if self._shut_rd or bufsize == 0:
             return b""
+        if flags & MSG_WAITALL and not flags & (MSG_PEEK | MSG_DONTWAIT):
+            return self._recv_waitall(bufsize, flags & ~MSG_WAITALL)
         lowat = min(self._opts[(SOL_SOCKET, SO_RCVLOWAT)], bufsize)
 
         def ready() -> bool:
-            return t.readable >= lowat or t.eof or t.error is not None or \
-                t.state == State.CLOSED or self._shut_rd
+            return (t.readable >= lowat or t.eof or t.error is not None
+                    or t.state == State.CLOSED or self._shut_rd
+                    or (t.readable > 0 and t.state in _PEER_FINISHED))
 
-        self._wait(ready, "recv")
-        data = self._call(lambda now: t.recv(bufsize, now))
+        self._wait(ready, "recv", nonblock=bool(flags & MSG_DONTWAIT))
+        if flags & MSG_PEEK:
+            with self._stack.lock:
+                data = bytes(memoryview(t.rbuf)[:bufsize])
+        else:
+            data = self._call(lambda now: t.recv(bufsize, now))
         if data:
             return data
         if t.error is not None and not self._reported_error:
             self._reported_error = True
             raise _err(t.error, "recv")
         return b""
+
+    def _recv_waitall(self, bufsize: int, flags: int) -> bytes:
+        """Read in pieces (so the window keeps opening) until bufsize bytes, EOF or an
+        error; on a timeout with some data, return what came (as Linux does)."""
+        out = bytearray()
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        saved = self._timeout
+        try:
+            while len(out) < bufsize:
+                if deadline is not None:
+                    self._timeout = max(0.0001, deadline - time.monotonic())
+                try:
+                    d = self.recv(bufsize - len(out), flags)
+                except (TimeoutError, OSError):
+                    if out:
+                        break
+                    raise
+                if not d:
+                    break
+                out += d
+        finally:
+            self._timeout = saved
+        return bytes(out)
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
         mv = memoryview(buffer).cast("B")

@@ -726,3 +726,46 @@ def test_tcp_info_counts_retransmissions(pair_factory) -> None:
 
 def pair_states_ok(info: dict) -> bool:
     return {"state", "rto", "cwnd", "retransmissions", "srtt"} <= info.keys()
+
+
+def test_recv_flags_peek_dontwait_waitall(pair: Pair) -> None:
+    c, s, _ = connected(pair)
+    with pytest.raises(BlockingIOError) as e:
+        s.recv(10, socket.MSG_DONTWAIT)                # blocking socket, one non-blocking call
+    assert e.value.errno == errno.EAGAIN
+    c.sendall(b"peekaboo")
+    assert pair.b.wait_for(lambda: s.tcb.readable == 8, 2)
+    assert s.recv(4, socket.MSG_PEEK) == b"peek"
+    assert s.recv(100, socket.MSG_PEEK) == b"peekaboo"  # still queued
+    assert s.recv(100) == b"peekaboo"
+    payload = os.urandom(600_000)                       # more than the receive buffer
+
+    def later() -> None:
+        for i in range(0, len(payload), 50_000):
+            c.sendall(payload[i:i + 50_000])
+
+    th = threading.Thread(target=later)
+    th.start()
+    assert s.recv(len(payload), socket.MSG_WAITALL) == payload
+    th.join(5)
+    with pytest.raises(OSError) as e:
+        s.recv(10, socket.MSG_OOB)
+    assert e.value.errno == errno.EOPNOTSUPP
+    c.send(b"z", socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+    assert s.recv(10) == b"z"
+
+
+def test_rcvlowat_does_not_block_past_eof(pair: Pair) -> None:
+    """Linux: a FIN makes the queued bytes readable even below SO_RCVLOWAT."""
+    c, s, _ = connected(pair)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1000)
+    c.sendall(b"short")
+    c.shutdown(socket.SHUT_WR)
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(s, selectors.EVENT_READ)
+        assert sel.select(2)
+    finally:
+        sel.close()
+    assert s.recv(100) == b"short"
+    assert s.recv(100) == b""
