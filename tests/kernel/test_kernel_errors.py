@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from kernel_helpers import LINKS, SYN_RETRIES, kernel_env
+
+import rawtcp
 
 pytestmark = pytest.mark.kernel
 
@@ -89,7 +92,8 @@ print("opened without privileges")
 
 
 def run_unprivileged(what: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    root = Path(rawtcp.__file__).resolve().parents[1]     # works from any working directory
+    env = dict(os.environ, PYTHONPATH=str(root))
     return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c",
                            UNPRIV, what], capture_output=True, text=True, env=env, timeout=60)
