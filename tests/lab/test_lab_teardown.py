@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import snapshot
+from lab_helpers import snapshot
 
 from rawtcp.lab import TunLab, VethLab, registry
 from rawtcp.lab.cleanup import clean, list_labs
