@@ -381,7 +381,8 @@ class Socket:
                 if st == State.SYN_SENT or st == State.SYN_RECEIVED:
                     if self._timeout == 0.0:
                         return errno.EALREADY
-                elif self._tcb.error is not None:
+                elif self._tcb.error is not None and not getattr(self._tcb, "was_established",
+                                                                  False):
                     self._connecting = False
                     return self._take_error()
                 else:
@@ -416,10 +417,12 @@ class Socket:
         except BlockingIOError:
             return errno.EALREADY
         self._connecting = False
-        if t.error is not None:
+        if t.error is not None and not getattr(t, "was_established", False):
             return self._take_error()
-        if t.state == State.CLOSED:
+        if t.state == State.CLOSED and not getattr(t, "was_established", False):
             return errno.ECONNREFUSED
+        # Established, even if reset or closed since: like Linux, connect() succeeds and
+        # the error comes with the next recv/send.
         return 0
 
     def _take_error(self) -> int:

@@ -132,6 +132,7 @@ class Tcb(TcbInput, TcbOutput):
         self._tracer = stack.tracer
         self._now = 0
         self.state = State.CLOSED
+        self.was_established = False  # reached ESTABLISHED at some point (connect() succeeded)
         self.error: int | None = None
         self.binding: "Binding | None" = None
         self.listener: "Listener | None" = None
@@ -218,6 +219,8 @@ class Tcb(TcbInput, TcbOutput):
         if old is new:
             return
         self.state = new
+        if new is State.ESTABLISHED:
+            self.was_established = True
         self._trace(now, "state", old=old.name, new=new.name, reason=reason)
         if new is State.CLOSED:
             self.timers.cancel_all()
