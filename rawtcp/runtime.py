@@ -64,11 +64,16 @@ class Stack:
         rng=None,
         name: str | None = None,
         start: bool = True,
+        clock_origin: int | None = None,
     ) -> None:
         self.link = link
         self.config = config or Config()
         self.name = name or f"rawtcp-{getattr(link, 'name', 'link')}"
-        self._t0 = time.monotonic_ns()
+        # The core's clock: microseconds since clock_origin (a time.monotonic_ns() value;
+        # default: now). Stacks of one experiment share an origin so their traces line up.
+        self._t0 = time.monotonic_ns() if clock_origin is None else clock_origin
+        # pcap timestamps are wall-clock time: the wall time at the origin plus the core's time.
+        self._wall0_us = (time.time_ns() - (time.monotonic_ns() - self._t0)) // 1000
         self._own_tracer = None
         if trace is not None and tracer is None:
             # contracts.md spells it trace=: a JSON-lines path (owned) or a callable
@@ -272,13 +277,13 @@ class Stack:
             self.counters["dropped_malformed"] += 1
             self._trace({"t": now, "ev": "drop", "dir": "in", "reason": reason})
             if self._pcap is not None:
-                self._pcap.record(raw, self._t0 // 1000 + now)
+                self._pcap.record(raw, self._wall0_us + now)
             return
         if self.addresses and pkt.dst not in self.addresses:
             self.counters["dropped_not_ours"] += 1
             return
         if self._pcap is not None:
-            self._pcap.record(raw, self._t0 // 1000 + now)
+            self._pcap.record(raw, self._wall0_us + now)
         if self.faults is None:
             self.core.on_packet(pkt, now)
             return
@@ -338,7 +343,7 @@ class Stack:
         if corrupt:
             raw = wire.corrupt_checksum(raw)
         if self._pcap is not None:
-            self._pcap.record(raw, self._t0 // 1000 + now)
+            self._pcap.record(raw, self._wall0_us + now)
         try:
             self.link.send(raw)
             self.counters["frames_out"] += 1

@@ -187,6 +187,7 @@ class Run:
         self.tracer = Tracer(trace_path, max_events=500_000)
         self._stack_cm = contextlib.ExitStack()
         self.stacks: list[Any] = []
+        self.clock_origin = time.monotonic_ns()  # shared by every stack of this run
         self.watches: list[KernelWatch] = []
 
     # ---------------------------------------------------------------- building blocks
@@ -229,10 +230,13 @@ class Run:
         link = lab.open_link(**link_kw) if link_kw else lab.open_link()
         pcap_path = None
         if pcap and self.report_dir:
-            pcap_path = os.path.join(self.report_dir, f"{self.exp.name}.pcap")
-            self.files["pcap"] = pcap_path
+            n = len(self.stacks)
+            suffix = "" if n == 0 else f".{n + 1}"   # one pcap per stack of the run
+            pcap_path = os.path.join(self.report_dir, f"{self.exp.name}{suffix}.pcap")
+            self.files["pcap" + suffix] = pcap_path
         st = Stack(link, config or lab_config(), faults=engine, tracer=self.tracer,
-                   pcap=pcap_path, name=f"rawtcp-{self.exp.name}")
+                   pcap=pcap_path, name=f"rawtcp-{self.exp.name}",
+                   clock_origin=self.clock_origin)
         self.stacks.append(st)
         return st
 
