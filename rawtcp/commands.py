@@ -156,7 +156,8 @@ def cmd_ladder(args) -> int:
     try:
         events = read_trace(path)
     except ValueError as e:
-        raise CliError(f"rawtcp ladder: {path} is neither a pcap nor a JSON-lines trace ({e})")
+        raise CliError(f"rawtcp ladder: {path} is neither a pcap nor a JSON-lines trace "
+                       f"({e})") from None
     if not events:
         raise CliError(f"rawtcp ladder: {path} holds no events")
     _out(render_ladder(events, width=100, color=args.color, right="peer"))

@@ -22,7 +22,8 @@ import os
 import selectors
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rawtcp.core.config import Config
 from rawtcp.core.segment import Packet
@@ -121,7 +122,7 @@ class Stack:
         self.error: BaseException | None = None
         self._held: list[tuple[int, int, str, Packet, bool]] = []  # fault-delayed packets
         self._tie = itertools.count()
-        self._sockets: "set[Any]" = set()
+        self._sockets: set[Any] = set()
         self._stopping = False
         self._closed = False
         self._wake_r, self._wake_w = os.pipe()
@@ -391,7 +392,7 @@ class Stack:
                 if self._own_tracer is not None:
                     self._own_tracer.close()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc) -> None:

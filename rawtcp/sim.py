@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .core.config import MS, SEC, Config
 from .core.segment import Packet
@@ -61,7 +62,7 @@ class Sim:
         self._heap: list[tuple[int, int, Stack | None, Any]] = []
         self._n = 0
         self._busy_until = {id(self.a): 0, id(self.b): 0}
-        self.hooks: list[Callable[["Sim"], None]] = []
+        self.hooks: list[Callable[[Sim], None]] = []
         self.delivered = 0
         self.lost = 0
         self.events = 0
@@ -100,7 +101,7 @@ class Sim:
             self._n += 1
             heapq.heappush(self._heap, (at, self._n, dst, p))
 
-    def call_at(self, at: int, fn: Callable[["Sim"], None]) -> None:
+    def call_at(self, at: int, fn: Callable[[Sim], None]) -> None:
         """Schedule an application callback (e.g. a slow reader's next read)."""
         self._n += 1
         heapq.heappush(self._heap, (at, self._n, None, fn))

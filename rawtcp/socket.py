@@ -17,7 +17,8 @@ import os
 import socket as _socket
 import struct
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rawtcp.core.tcb import State
 
@@ -720,7 +721,7 @@ class Socket:
         return self.tcp_info()["state"] if self._tcb is None else self._tcb.state.name
 
     # ------------------------------------------------------------------ context manager
-    def __enter__(self) -> "Socket":
+    def __enter__(self) -> Socket:
         return self
 
     def __exit__(self, *exc) -> None:

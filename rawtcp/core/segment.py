@@ -103,7 +103,7 @@ class Segment:
     def has(self, flag: Flags) -> bool:
         return bool(self.flags & flag)
 
-    def replace(self, **kw) -> "Segment":
+    def replace(self, **kw) -> Segment:
         return replace(self, **kw)
 
     def __str__(self) -> str:

@@ -11,7 +11,8 @@ import collections
 import errno
 import ipaddress
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .config import SEC, Config
 from .isn import IsnGenerator
@@ -41,7 +42,7 @@ def _overlap(a: str, b: str) -> bool:
 class Binding:
     """A local (address, port) reserved by bind()."""
 
-    def __init__(self, stack: "Stack", addr: str, port: int, reuse: bool) -> None:
+    def __init__(self, stack: Stack, addr: str, port: int, reuse: bool) -> None:
         self.stack = stack
         self.addr = addr
         self.port = port
@@ -65,7 +66,7 @@ class Listener:
     """A passive open (RFC 9293 LISTEN). Children in SYN_RECEIVED wait in the SYN queue,
     established ones in the accept queue; both are bounded by the backlog."""
 
-    def __init__(self, stack: "Stack", binding: Binding, backlog: int,
+    def __init__(self, stack: Stack, binding: Binding, backlog: int,
                  options: TcbOptions | None = None) -> None:
         self.stack = stack
         self.binding = binding
@@ -325,7 +326,7 @@ class Stack:
             if b.port == port and _overlap(b.addr, addr):
                 if not (reuse and b.reuse and not b.listening):
                     return True
-        for (la, lp, _ra, _rp), t in self._tcbs.items():
+        for (la, lp, _ra, _rp) in self._tcbs:
             if lp == port and _overlap(la, addr) and not reuse:
                 return True
         for (la, lp) in self._listeners:

@@ -89,7 +89,7 @@ class TcbOptions:
     timestamps: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "TcbOptions":
+    def from_config(cls, cfg: Config) -> TcbOptions:
         return cls(
             nodelay=cfg.nodelay,
             keepalive=cfg.keepalive,
@@ -104,7 +104,7 @@ class TcbOptions:
             timestamps=cfg.timestamps,
         )
 
-    def copy(self) -> "TcbOptions":
+    def copy(self) -> TcbOptions:
         return TcbOptions(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
@@ -118,7 +118,7 @@ class Tcb(TcbInput, TcbOutput):
 
     def __init__(
         self,
-        stack: "Stack",
+        stack: Stack,
         local: tuple[str, int],
         remote: tuple[str, int],
         options: TcbOptions | None = None,
@@ -134,8 +134,8 @@ class Tcb(TcbInput, TcbOutput):
         self.state = State.CLOSED
         self.was_established = False  # reached ESTABLISHED at some point (connect() succeeded)
         self.error: int | None = None
-        self.binding: "Binding | None" = None
-        self.listener: "Listener | None" = None
+        self.binding: Binding | None = None
+        self.listener: Listener | None = None
         # --- send sequence space (absolute) ---
         self.iss = 0
         self.opened = False              # an ISS was chosen (SYN sent or SYN-ACK planned)

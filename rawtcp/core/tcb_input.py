@@ -21,7 +21,7 @@ _SYN, _ACK, _RST, _FIN = Flags.SYN, Flags.ACK, Flags.RST, Flags.FIN
 
 
 class TcbInput:
-    def on_segment(self: "Tcb", seg: Segment, now: int) -> None:
+    def on_segment(self: Tcb, seg: Segment, now: int) -> None:
         from .tcb import State
 
         st = self.state
@@ -32,11 +32,11 @@ class TcbInput:
         else:
             self._input_sync(seg, now)
 
-    def _drop(self: "Tcb", seg: Segment, reason: str, now: int) -> None:
+    def _drop(self: Tcb, seg: Segment, reason: str, now: int) -> None:
         self.stack._drop(self, seg, reason, now)
 
     # ------------------------------------------------------------------ option negotiation
-    def _negotiate(self: "Tcb", opts: Options) -> None:
+    def _negotiate(self: Tcb, opts: Options) -> None:
         """Apply the peer's SYN options: RFC 9293 3.7.1 (MSS), RFC 7323 (window scale,
         timestamps), RFC 2018 (SACK-permitted). Each is used only if both sides offer it."""
         o = self.options
@@ -60,7 +60,7 @@ class TcbInput:
         self.cc.use_sack = self.sack_ok
 
     # ------------------------------------------------------------------ LISTEN (child)
-    def _input_listen(self: "Tcb", seg: Segment, now: int) -> None:
+    def _input_listen(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.2 third: a SYN for a listener; this TCB is the new child."""
         from .tcb import State
 
@@ -80,7 +80,7 @@ class TcbInput:
         self._output(now)
 
     # ------------------------------------------------------------------ SYN-SENT
-    def _input_syn_sent(self: "Tcb", seg: Segment, now: int) -> None:
+    def _input_syn_sent(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.3."""
         from .tcb import State, unwrap
 
@@ -129,7 +129,7 @@ class TcbInput:
             self._output(now)
 
     # ------------------------------------------------------------------ synchronized states
-    def _input_sync(self: "Tcb", seg: Segment, now: int) -> None:
+    def _input_sync(self: Tcb, seg: Segment, now: int) -> None:
         from .tcb import DATA_STATES, State, unwrap
 
         f = seg.flags
@@ -283,7 +283,7 @@ class TcbInput:
                 self._set_state(State.TIME_WAIT, "FIN received", now)
         self._output(now)
 
-    def _accept_text(self: "Tcb", start: int, payload: bytes, now: int) -> None:
+    def _accept_text(self: Tcb, start: int, payload: bytes, now: int) -> None:
         """Queue in-order text, keep out-of-order text, decide the ACK (RFC 1122 4.2.3.2,
         RFC 5681 4.2: immediate ACK for out-of-order data and for filling a hole)."""
         if start == self.rcv_nxt:
@@ -306,7 +306,7 @@ class TcbInput:
             self.ack_now = True
 
     # ------------------------------------------------------------------ ACK processing
-    def _ack_advance(self: "Tcb", ack: int, now: int) -> int:
+    def _ack_advance(self: Tcb, ack: int, now: int) -> int:
         """Move SND.UNA to ack: RTT sample, free the send buffer, reset retry state."""
         acked = ack - self.snd_una
         if self.rtt_seq is not None and ack >= self.rtt_seq:
@@ -326,7 +326,7 @@ class TcbInput:
             self.timers.cancel("rtx")  # RFC 6298 5.3: restarted by _output if needed
         return acked
 
-    def _process_ack(self: "Tcb", seg: Segment, sseq: int, ack: int, now: int) -> bool:
+    def _process_ack(self: Tcb, seg: Segment, sseq: int, ack: int, now: int) -> bool:
         """RFC 9293 3.10.7.4 fifth, ESTABLISHED and the closing states. False = stop."""
         from .tcb import State, unwrap
 
@@ -401,7 +401,7 @@ class TcbInput:
         return True
 
     # ------------------------------------------------------------------ RST, challenge ACK
-    def _reset_by_peer(self: "Tcb", seg: Segment, now: int) -> None:
+    def _reset_by_peer(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.4 second, for an RST with exactly SEQ = RCV.NXT (RFC 5961 3.2)."""
         from .tcb import State
 
@@ -421,7 +421,7 @@ class TcbInput:
         else:
             self._fail(errno.ECONNRESET, "RST received", now)
 
-    def _challenge_ack(self: "Tcb", seg: Segment, reason: str, now: int) -> None:
+    def _challenge_ack(self: Tcb, seg: Segment, reason: str, now: int) -> None:
         """RFC 5961 3.2 / 4.2 / 5.2 challenge ACK, rate limited (RFC 5961 7)."""
         self._drop(seg, reason, now)
         if self.stack._challenge_allowed(now):

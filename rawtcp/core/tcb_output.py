@@ -27,10 +27,10 @@ _NO_OPTS = Options()
 
 class TcbOutput:
     # ------------------------------------------------------------------ segment building
-    def _tsval(self: "Tcb", now: int) -> int:
+    def _tsval(self: Tcb, now: int) -> int:
         return (now // 1000) & MASK  # RFC 7323 5.4: a 1 ms timestamp clock
 
-    def _syn_options(self: "Tcb", now: int, reply: bool) -> Options:
+    def _syn_options(self: Tcb, now: int, reply: bool) -> Options:
         o = self.options
         if not reply:  # SYN: offer everything we have enabled
             return Options(
@@ -47,7 +47,7 @@ class TcbOutput:
             timestamps=(self._tsval(now), self.ts_recent) if self.ts_ok else None,
         )
 
-    def _window_field(self: "Tcb", syn: bool) -> int:
+    def _window_field(self: Tcb, syn: bool) -> int:
         """Receive window to advertise, with receiver SWS avoidance (RFC 1122 4.2.3.3) and
         without ever shrinking the right edge (RFC 9293 3.8.6.2.2)."""
         rcvbuf = self.options.rcvbuf
@@ -71,7 +71,7 @@ class TcbOutput:
             self.rcv_adv = adv
         return field
 
-    def _make_segment(self: "Tcb", seq: int, flags: Flags, payload: bytes, now: int) -> Segment:
+    def _make_segment(self: Tcb, seq: int, flags: Flags, payload: bytes, now: int) -> Segment:
         syn = bool(flags & Flags.SYN)
         if syn:
             opts = self._syn_options(now, reply=bool(flags & _ACK))
@@ -92,7 +92,7 @@ class TcbOutput:
             self._window_field(syn), opts, payload,
         )
 
-    def _emit(self: "Tcb", seg: Segment, now: int) -> None:
+    def _emit(self: Tcb, seg: Segment, now: int) -> None:
         if seg.flags & _ACK:
             self.last_ack_sent = self.rcv_nxt
             self.ack_now = False
@@ -101,18 +101,18 @@ class TcbOutput:
         self.stack._transmit(self, seg, now)
 
     # ------------------------------------------------------------------ special segments
-    def _send_rst_here(self: "Tcb", now: int) -> None:
+    def _send_rst_here(self: Tcb, now: int) -> None:
         """RST|ACK from our current position (abort, close with unread data)."""
         seg = Segment(self.local[1], self.remote[1], self.snd_max & MASK,
                       self.rcv_nxt & MASK, Flags.RST | _ACK, 0)
         self.stack._transmit(self, seg, now)
 
-    def _send_probe(self: "Tcb", now: int) -> None:
+    def _send_probe(self: Tcb, now: int) -> None:
         """Zero-window probe / keep-alive: seq = SND.UNA - 1, no data, elicits an ACK."""
         seg = self._make_segment(self.snd_una - 1, _ACK, b"", now)
         self._emit(seg, now)
 
-    def _send_seq(self: "Tcb", seq: int, n: int, flags: Flags, now: int) -> int:
+    def _send_seq(self: Tcb, seq: int, n: int, flags: Flags, now: int) -> int:
         """Send n data bytes from seq (plus FIN if in flags). Returns the end sequence."""
         payload = self.sbuf.peek(seq, n) if n else b""
         seg = self._make_segment(seq, flags, payload, now)
@@ -136,7 +136,7 @@ class TcbOutput:
         return end
 
     # ------------------------------------------------------------------ the output function
-    def _output(self: "Tcb", now: int, rto: bool = False, force: bool = False) -> None:
+    def _output(self: Tcb, now: int, rto: bool = False, force: bool = False) -> None:
         from .tcb import State
 
         st = self.state
@@ -251,7 +251,7 @@ class TcbOutput:
             self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
         self._arm_timers(now)
 
-    def _pipe(self: "Tcb") -> int:
+    def _pipe(self: Tcb) -> int:
         """RFC 6675 pipe, simplified: unSACKed bytes above the highest SACK, plus holes below
         it that were already retransmitted in this recovery (holes not yet retransmitted are
         counted as lost)."""
@@ -263,7 +263,7 @@ class TcbOutput:
         pipe += self.sb.unsacked_between(una, min(max(self.rtx_next, una), hs))
         return pipe
 
-    def _arm_timers(self: "Tcb", now: int) -> None:
+    def _arm_timers(self: Tcb, now: int) -> None:
         timers = self.timers
         if self.snd_nxt > self.snd_una:
             if "persist" in timers.deadlines:

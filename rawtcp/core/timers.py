@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 TIMER_NAMES = ("rtx", "persist", "delack", "keepalive", "time_wait", "fin_wait_2")
 

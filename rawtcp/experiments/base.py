@@ -23,8 +23,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rawtcp.core.config import MS, SEC, Config
 from rawtcp.trace import Tracer
@@ -74,7 +75,7 @@ class Experiment:
     name: str
     title: str
     expect: str
-    fn: Callable[["Run"], None]
+    fn: Callable[[Run], None]
     doc: str = ""
     slow: bool = False
 
@@ -85,7 +86,7 @@ REGISTRY: dict[str, Experiment] = {}
 def experiment(name: str, *, title: str, expect: str, slow: bool = False):
     """Register an experiment function under ``name``."""
 
-    def deco(fn: Callable[["Run"], None]) -> Callable[["Run"], None]:
+    def deco(fn: Callable[[Run], None]) -> Callable[[Run], None]:
         REGISTRY[name] = Experiment(name, title, expect, fn, (fn.__doc__ or "").strip(), slow)
         return fn
 
@@ -106,7 +107,7 @@ class KernelWatch:
     stamped with the stack's clock so the ladder can place them. A socket that vanishes is
     reported as state CLOSED."""
 
-    def __init__(self, run: "Run", netns: str, port: int, clock: Callable[[], int],
+    def __init__(self, run: Run, netns: str, port: int, clock: Callable[[], int],
                  interval: float = 0.005, duration: float = 60.0) -> None:
         self.run, self.netns, self.port, self.clock = run, netns, port, clock
         self.interval, self.duration = interval, duration
@@ -115,7 +116,7 @@ class KernelWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="kernel-watch")
 
-    def start(self) -> "KernelWatch":
+    def start(self) -> KernelWatch:
         self._thread.start()
         return self
 

@@ -13,7 +13,7 @@ import os
 import random
 import socket as _socket
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 from rawtcp.experiments.base import Check, is_subsequence, lab_config
 

@@ -106,7 +106,8 @@ class Lab:
 
     def _require_built(self) -> None:
         if not self._built:
-            raise OSError(errno.ENOTCONN, "the lab is not set up; use it as `with Lab(...) as lab:`")
+            raise OSError(errno.ENOTCONN,
+                          "the lab is not set up; use it as `with Lab(...) as lab:`")
 
     def close(self) -> None:
         """Stop peers, close links, delete namespaces (and all they contain). Idempotent."""

@@ -106,7 +106,8 @@ def address_pair(src: str, dst: str) -> tuple[int, bytes, bytes]:
         a = ipaddress.ip_address(src)
         b = ipaddress.ip_address(dst)
     except ValueError as e:
-        raise ValueError(f"{e}: give IP addresses as strings like '10.0.0.1' or 'fd00::1'")
+        raise ValueError(f"{e}: give IP addresses as strings like '10.0.0.1' or "
+                         "'fd00::1'") from None
     if a.version != b.version:
         raise ValueError(f"src {src} and dst {dst} are not the same IP version")
     return a.version, a.packed, b.packed

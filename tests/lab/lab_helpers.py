@@ -1,7 +1,6 @@
 import subprocess
 
 
-
 def snapshot() -> dict[str, set[str]]:
     def lines(cmd: list[str]) -> set[str]:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

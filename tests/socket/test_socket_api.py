@@ -17,8 +17,8 @@ import threading
 import time
 
 import pytest
-
 from socket_helpers import A4, A6, B4, B6, Pair
+
 from rawtcp.faults import parse_rule
 
 PORT = 5000
@@ -561,7 +561,7 @@ def test_tcp_nodelay_sends_small_segments_at_once(pair_factory) -> None:
         assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == nodelay
         c.send(b"a" * 10)
         c.send(b"b" * 10)
-        assert p.b.wait_for(lambda: s.tcb.readable >= 10, 1)
+        assert p.b.wait_for(lambda s=s: s.tcb.readable >= 10, 1)
         time.sleep(0.1)  # the point is what did NOT go out within 100 ms
         data = [e for e in out_segs(p.ta, conn=c.tcb.conn) if e["len"]]
         assert len(data) == expect, (nodelay, data)

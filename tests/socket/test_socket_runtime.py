@@ -14,8 +14,8 @@ import threading
 import time
 
 import pytest
-
 from socket_helpers import B4, Pair, fast_config
+
 from rawtcp.link.memory import MemoryLink
 from rawtcp.runtime import Stack, StackError
 from rawtcp.trace import Tracer
