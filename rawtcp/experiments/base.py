@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -360,6 +359,33 @@ def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
                   text, error)
 
 
+
+# ----------------------------------------------------------------------------- socket helpers
+def connect_kernel(lab: Any, st: Any, port: int = 7, timeout: float = 5.0) -> Any:
+    """A rawtcp socket connected to the lab kernel's ``port``."""
+    s = st.socket()
+    s.settimeout(timeout)
+    s.connect((lab.kernel_addr, port))
+    return s
+
+
+def echo(s: Any, data: bytes) -> bytes:
+    """Send ``data`` and read back as many bytes (less if the peer closes first)."""
+    s.sendall(data)
+    got = bytearray()
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got.extend(chunk)
+    return bytes(got)
+
+
+def wait_state(st: Any, s: Any, name: str, timeout: float) -> bool:
+    """Wait until the socket's connection is in state ``name``."""
+    t = s.tcb
+    return st.wait_for(lambda: t.state.name == name, timeout)
+
 def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -373,6 +399,6 @@ def ms(us: int) -> float:
     return us / MS
 
 
-__all__ = ["Check", "Experiment", "KernelWatch", "REGISTRY", "Result", "Run", "experiment",
-           "is_subsequence", "lab_config", "ms", "run_experiment", "wait_until", "SEC", "MS",
-           "sys"]
+__all__ = ["MS", "REGISTRY", "SEC", "Check", "Experiment", "KernelWatch", "Result", "Run",
+           "connect_kernel", "echo", "experiment", "is_subsequence", "lab_config", "ms",
+           "run_experiment", "wait_state", "wait_until"]

@@ -11,33 +11,13 @@ import errno
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.experiments.base import Run, experiment, is_subsequence, lab_config, wait_until
+from rawtcp.experiments.base import connect_kernel as _connect
+from rawtcp.experiments.base import echo as _echo
+from rawtcp.experiments.base import wait_state as _wait_state
 from rawtcp.lab.kernel import kernel_sockets
 
 PORT = 7
 MESSAGE = b"close me gently\n" * 4
-
-
-def _connect(lab, st, port: int = PORT, timeout: float = 5.0):
-    s = st.socket()
-    s.settimeout(timeout)
-    s.connect((lab.kernel_addr, port))
-    return s
-
-
-def _echo(s, data: bytes) -> bytes:
-    s.sendall(data)
-    got = bytearray()
-    while len(got) < len(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got.extend(chunk)
-    return bytes(got)
-
-
-def _wait_state(st, s, name: str, timeout: float) -> bool:
-    t = s.tcb
-    return st.wait_for(lambda: t.state.name == name, timeout)
 
 
 def _kernel_conn_states(lab, port: int = PORT) -> list[str]:

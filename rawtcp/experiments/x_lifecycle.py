@@ -8,27 +8,11 @@ that the first side can still answer that retransmitted FIN.
 from __future__ import annotations
 
 from rawtcp.experiments.base import Run, experiment, is_subsequence
+from rawtcp.experiments.base import connect_kernel as _connect
+from rawtcp.experiments.base import echo as _echo
 
 PORT = 7
 MESSAGE = b"hello from rawtcp\n" * 8
-
-
-def _connect(run: Run, lab, st, port: int = PORT, timeout: float = 5.0):
-    s = st.socket()
-    s.settimeout(timeout)
-    s.connect((lab.kernel_addr, port))
-    return s
-
-
-def _echo(s, data: bytes) -> bytes:
-    s.sendall(data)
-    got = bytearray()
-    while len(got) < len(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got.extend(chunk)
-    return bytes(got)
 
 
 def _wait_closed(st, s, timeout: float) -> bool:
@@ -46,7 +30,7 @@ def handshake(run: Run) -> None:
         srv.wait_ready()
         st = run.stack(lab)
         watch = run.watch_kernel(lab, PORT, st)
-        s = _connect(run, lab, st)
+        s = _connect(lab, st, PORT)
         watch.wait_state("ESTABLISHED", 3.0)
         syn = run.segs("out", "S")
         synack = run.segs("in", "SA")
@@ -77,7 +61,7 @@ def lifecycle(run: Run) -> None:
         srv.wait_ready()
         st = run.stack(lab)
         watch = run.watch_kernel(lab, PORT, st)
-        s = _connect(run, lab, st)
+        s = _connect(lab, st, PORT)
         got = _echo(s, MESSAGE)
         run.check("the kernel echoed every byte", got == MESSAGE, f"{len(got)}/{len(MESSAGE)} B")
         s.close()
@@ -104,7 +88,7 @@ def final_ack_drop(run: Run) -> None:
         srv.wait_ready()
         st = run.stack(lab, faults=["drop out flags=A state=TIME_WAIT nth=1"])
         watch = run.watch_kernel(lab, PORT, st)
-        s = _connect(run, lab, st)
+        s = _connect(lab, st, PORT)
         _echo(s, MESSAGE)
         s.close()
         closed = _wait_closed(st, s, 15.0)
@@ -141,7 +125,7 @@ def final_ack_drop_passive(run: Run) -> None:
         srv.wait_ready()
         st = run.stack(lab, faults=["drop in flags=A state=LAST_ACK nth=1"])
         watch = run.watch_kernel(lab, PORT, st)
-        s = _connect(run, lab, st)
+        s = _connect(lab, st, PORT)
         got = bytearray()
         while True:
             chunk = s.recv(65536)
