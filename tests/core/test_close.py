@@ -317,3 +317,102 @@ def test_old_syn_in_time_wait_is_acked(time_wait: Harness) -> None:
     h.send(p(seq=PISS - 10, ack=0, flags="S"), at=1 * SEC)
     h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
+
+
+# ------------------------------------------------------------------ retries run out
+def _retries_out(h: Harness, fin, t0: int) -> None:
+    """retries2 = 2: FIN at t0, again at t0+RTO and t0+3*RTO; at t0+7*RTO the connection
+    gives up (RFC 9293 3.8.3 R2, RFC 6298 5.5) with ETIMEDOUT and sends nothing more."""
+    h.recv_nothing(at=t0 + RTO - 1)
+    h.recv([fin], at=t0 + RTO)
+    h.recv_nothing(at=t0 + 3 * RTO - 1)
+    h.recv([fin], at=t0 + 3 * RTO)
+    h.recv_nothing(at=t0 + 7 * RTO - 1)
+    assert h.tcb.state is not State.CLOSED
+    h.recv_nothing(at=t0 + 7 * RTO)
+    assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
+    assert h.stack.connections() == []
+    h.recv_nothing(at=t0 + 100 * SEC)
+
+
+def test_closing_fin_retransmission_runs_out_to_etimedout() -> None:
+    """RFC 9293 3.8.3 R2 in CLOSING: the unacknowledged FIN is given up -> ETIMEDOUT."""
+    h = Harness(plain_config(retries2=2))
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.send(p(flags="FA"), at=25 * MS)           # crossing FIN, ours not acked
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.CLOSING
+    _retries_out(h, u(flags="FA", ack=PISS + 2, win=RCVBUF - 1), 20 * MS)
+
+
+def test_last_ack_fin_retransmission_runs_out_to_etimedout() -> None:
+    """RFC 9293 3.8.3 R2 in LAST_ACK: the unacknowledged FIN is given up -> ETIMEDOUT."""
+    h = Harness(plain_config(retries2=2))
+    h.passive_open()
+    h.send(p(flags="FA"), at=20 * MS)
+    h.recv([u(ack=PISS + 2, win=RCVBUF - 1)])
+    h.tcb.close(30 * MS)
+    fin = u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
+    h.recv([fin], at=30 * MS)
+    assert h.tcb.state is State.LAST_ACK
+    _retries_out(h, fin, 30 * MS)
+
+
+def test_fin_wait_1_exact_retry_count() -> None:
+    """RFC 9293 3.8.3 R2 with the default retries2 = 15 (Linux): exactly 15
+    retransmissions of the FIN, with the RTO doubling up to rto_max, then ETIMEDOUT."""
+    h = Harness(plain_config())
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.take(at=20 * MS)
+    times = []
+    t = 20 * MS
+    while h.tcb.state is State.FIN_WAIT_1 and t < 3600 * SEC:
+        t = h.stack.poll_at()
+        got = h.take(at=t)
+        if got:
+            assert got == [u(flags="FA")]
+            times.append(t)
+    assert h.tcb.error == errno.ETIMEDOUT and len(times) == 15
+    gaps = [b - a for a, b in zip([20 * MS] + times, times, strict=False)]
+    assert gaps[:4] == [RTO, 2 * RTO, 4 * RTO, 8 * RTO]
+    assert max(gaps) == 120 * SEC    # rto_max (RFC 6298 2.5 allows a maximum)
+
+
+# ------------------------------------------------------------------ fin_timeout
+def test_shutdown_then_close_starts_fin_timeout_at_close() -> None:
+    """Linux tcp_fin_timeout applies once the socket is orphaned: after shutdown(SHUT_WR)
+    the FIN_WAIT_2 connection waits as long as needed; a later close() starts the timer."""
+    h = Harness(plain_config(fin_timeout=10 * SEC))
+    h.passive_open()
+    h.tcb.shutdown(1, 20 * MS)
+    h.recv([u(flags="FA")], at=20 * MS)
+    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.recv_nothing(at=50 * SEC)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.tcb.close(50 * SEC)
+    h.recv_nothing(at=60 * SEC - 1)
+    assert h.tcb.state is State.FIN_WAIT_2
+    h.recv_nothing(at=60 * SEC)
+    assert h.tcb.state is State.CLOSED
+    ev = [e for e in h.events if e["ev"] == "timer" and e["name"] == "fin_wait_2"]
+    assert [(e["action"], e["at"]) for e in ev] == [("set", 60 * SEC), ("fired", 60 * SEC)]
+
+
+def test_orphan_fin_wait_2_gets_peer_fin_before_timeout() -> None:
+    """RFC 9293 3.10.7.4 eighth (FIN-WAIT-2): the peer's FIN before fin_timeout -> TIME_WAIT
+    (the fin_wait_2 timer is cancelled, TIME_WAIT lasts 2 MSL)."""
+    h = Harness(plain_config(fin_timeout=10 * SEC))
+    h.passive_open()
+    h.tcb.close(20 * MS)
+    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.take()
+    h.send(p(flags="FA", ack=ISS + 2), at=5 * SEC)
+    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=5 * SEC + TW - 1)
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=5 * SEC + TW)
+    assert h.tcb.state is State.CLOSED
