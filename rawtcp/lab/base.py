@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -16,11 +17,19 @@ from rawtcp.link.base import Link
 from rawtcp.link.inet import run
 
 PREFIX = registry.PREFIX
+TAG_RE = re.compile(r"^rt([0-9a-f]{6})[0-9a-f]{4}[a-z]?$")   # tag, optional suffix k/r/t
 
 
 def unique_tag() -> str:
-    """'rt' + 6 random hex digits: short enough for 15-character interface names."""
-    return PREFIX + secrets.token_hex(3)
+    """'rt' + this process's pid (6 hex digits) + 4 random hex digits, e.g. 'rt0012a9f03c':
+    unique per run, and short enough for 15-character interface names with a suffix."""
+    return f"{PREFIX}{os.getpid() & 0xFFFFFF:06x}{secrets.token_hex(2)}"
+
+
+def tag_pid(name: str) -> int | None:
+    """The pid encoded in a lab name made by unique_tag() (None if it is not one)."""
+    m = TAG_RE.match(name)
+    return int(m.group(1), 16) if m else None
 
 
 def netns_exists(name: str) -> bool:

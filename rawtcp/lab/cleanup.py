@@ -3,8 +3,10 @@
 clean() walks the registry (/run/rawtcp/registry): entries whose owning pid is dead (all of
 them with force=True) are removed: namespaces (with every device and nftables table inside
 them), interfaces, nftables tables. orphans=True also removes namespaces and root-namespace
-nftables tables with rawtcp's names ("rt" + hex / "rt_...") that no live process has
-registered; it is off by default because the prefix is short.
+nftables tables with rawtcp's names that no live process has registered: a lab name is
+"rt" + the creator's pid (6 hex digits) + 4 random hex digits (+ k/r/t), and such a
+namespace is only taken when that pid is dead; tables are "rt_<kind>_<pid>_<hex>". It is off
+by default because the prefix is short.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import subprocess
 import sys
 
 from rawtcp.lab import registry
-from rawtcp.lab.base import delete_netns, netns_exists
+from rawtcp.lab.base import delete_netns, netns_exists, tag_pid
 from rawtcp.link import nft
 from rawtcp.link.netns import ip_cmd
 
-_NETNS_RE = re.compile(r"^rt[0-9a-f]{6}[a-z]?$")
+_OLD_NETNS_RE = re.compile(r"^rt[0-9a-f]{6}[a-z]?$")   # names before the pid was in them
 _TABLE_RE = re.compile(r"^rt_[a-z]+_\d+_[0-9a-f]{6}$")
 
 
@@ -66,7 +68,10 @@ def clean(force: bool = False, orphans: bool = False) -> list[str]:
                                check=False).stdout
         for line in names.splitlines():
             name = line.split()[0] if line.split() else ""
-            if _NETNS_RE.match(name) and ("netns", name) not in live:
+            pid = tag_pid(name)
+            ours = (pid is not None and (force or not registry.pid_alive(pid))) \
+                or _OLD_NETNS_RE.match(name)
+            if ours and ("netns", name) not in live:
                 delete_netns(name)
                 done.append(f"netns {name} (orphan)")
         tables = nft.nft(["list", "tables"], None, check=False)

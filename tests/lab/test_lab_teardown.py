@@ -9,6 +9,7 @@ import pytest
 from lab_helpers import snapshot
 
 from rawtcp.lab import TunLab, VethLab, registry
+from rawtcp.lab.base import tag_pid
 from rawtcp.lab.cleanup import clean, list_labs
 from rawtcp.link import discover
 
@@ -37,7 +38,7 @@ def test_lab_created_and_removed(host_snapshot, make) -> None:
     with lab:
         now = snapshot()
         assert lab_names(lab) <= now["netns"]
-        assert len(lab.tag) == 8 and lab.tag.startswith("rt")
+        assert len(lab.tag) == 12 and tag_pid(lab.tag) == os.getpid()
         link = lab.open_link()
         assert len(link.name) <= 15
         if isinstance(lab, VethLab):
@@ -46,9 +47,11 @@ def test_lab_created_and_removed(host_snapshot, make) -> None:
             ours = discover.addresses_of(lab.rawtcp_if, lab.rawtcp_netns)
             assert ours == ([] if lab.mode == "packet" else lab.rawtcp_addrs)
             assert not discover.tx_checksum_offload(lab.kernel_if, lab.kernel_netns)
-        routes = subprocess.run(["ip", "-n", lab.kernel_netns, "route", "show", "default"],
-                                capture_output=True, text=True, check=True).stdout
-        assert routes == ""   # no default route
+        for ns in lab_names(lab):                     # no default route, v4 or v6
+            for fam in ("-4", "-6"):
+                routes = subprocess.run(["ip", "-n", ns, fam, "route"], capture_output=True,
+                                        text=True, check=True).stdout
+                assert "default" not in routes, (ns, fam, routes)
     assert link.closed
     assert_gone(lab, host_snapshot)
 
@@ -92,6 +95,43 @@ def test_cleanup_removes_leftovers_of_a_killed_process(host_snapshot) -> None:
     assert f"netns {k}" in removed and f"netns {r}" in removed
     assert not {k, r} & snapshot()["netns"]
     assert not [e for e in list_labs() if e["netns"] == r or e["name"] in (k, r)]
+
+
+def test_names_unique_per_run(host_snapshot) -> None:
+    """Two labs of one process at once: different namespaces and interfaces, both named
+    after this pid (so labs of concurrent test runs never collide)."""
+    with VethLab("packet") as a, VethLab("packet") as b:
+        assert a.tag != b.tag
+        assert tag_pid(a.tag) == tag_pid(b.tag) == os.getpid()
+        assert not lab_names(a) & lab_names(b)
+        assert {a.kernel_if, a.rawtcp_if}.isdisjoint({b.kernel_if, b.rawtcp_if})
+        assert lab_names(a) | lab_names(b) <= snapshot()["netns"]
+    assert_gone(a, host_snapshot)
+    assert_gone(b, host_snapshot)
+
+
+def test_cleanup_orphans_without_registry(host_snapshot) -> None:
+    """A killed process whose registry entries are lost too (e.g. /run wiped): its
+    namespaces are still recognised by name (its pid is in it, and dead) and removed."""
+    code = ("import os\nfrom rawtcp.lab import TunLab\n"
+            "lab = TunLab().__enter__()\nprint(lab.netns, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    ns = p.stdout.strip()
+    for e in registry.entries():
+        if e.name == ns:
+            os.unlink(e.path)
+    assert ns in snapshot()["netns"]
+    with VethLab("packet") as live:
+        for e in registry.entries():              # unregistered too, but its pid is alive
+            if e.name in lab_names(live):
+                os.unlink(e.path)
+        removed = clean(orphans=True)
+        assert f"netns {ns} (orphan)" in removed
+        assert lab_names(live) <= snapshot()["netns"]
+    assert ns not in snapshot()["netns"]
 
 
 def test_cleanup_keeps_live_labs(host_snapshot) -> None:
