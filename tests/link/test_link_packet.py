@@ -100,3 +100,42 @@ def test_own_mac_other_than_interface(vethlab_packet) -> None:
     wait_for(link, is_tcp_syn(lab.rawtcp_addr, 5004))
     client.stop()
     assert "02:72:74:00:00:02" in neigh(lab.kernel_netns, lab.rawtcp_addr)
+
+
+
+def test_outgoing_frames_of_others_on_the_interface_ignored(vethlab_packet) -> None:
+    """An AF_PACKET socket with ETH_P_ALL also reads every frame that *leaves* the
+    interface (PACKET_OUTGOING): the kernel's own traffic, or another tool's. Such a frame
+    addressed to rawtcp (its MAC and IP) was never received and must not be handed up; the
+    same frame arriving from the wire (the kernel side of the veth) must be."""
+    import socket
+
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+
+    from rawtcp.link.netns import in_netns
+
+    lab = vethlab_packet
+    link = lab.open_link()
+    other_mac = "02:00:00:00:00:77"      # not the link's MAC: only PACKET_OUTGOING tells
+
+    def frame(mark: bytes) -> bytes:
+        return bytes(Ether(src=other_mac, dst=link.mac)
+                     / IP(src=lab.kernel_addr, dst=lab.rawtcp_addr)
+                     / TCP(sport=4000, dport=4001, flags="S") / mark)
+
+    senders = []
+    try:
+        for ns, ifname in ((lab.rawtcp_netns, lab.rawtcp_if), (lab.kernel_netns, lab.kernel_if)):
+            with in_netns(ns):
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind((ifname, 0))
+            senders.append(s)
+        senders[0].send(frame(b"outgoing"))       # leaves rawtcp's interface
+        senders[1].send(frame(b"incoming"))       # crosses the veth towards rawtcp
+        got = wait_for(link, lambda p: p.endswith(b"incoming"))
+    finally:
+        for s in senders:
+            s.close()
+    assert not [p for p in got if p.endswith(b"outgoing")]
+    assert [p for p in got if p.endswith(b"incoming")]
