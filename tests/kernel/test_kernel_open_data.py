@@ -143,8 +143,9 @@ def test_ipv6_over_tun_open_data_close() -> None:
 
 @pytest.mark.parametrize("kind", ("tun", "packet"))
 def test_so_rcvbuf_bounds_what_the_kernel_sends(kind: str) -> None:
-    """SO_RCVBUF 8 KB on our side (RFC 9293 3.8.6): we never advertise more, and the kernel
-    never sends past the right edge we advertised, while a slow reader drains 2 MB."""
+    """SO_RCVBUF 8 KB on our side (RFC 9293 3.8.6): we never advertise more, the kernel's
+    send window (ss snd_wnd) is at most that, and the kernel never sends past the right edge
+    we advertised, while a slow reader drains 2 MB."""
     count = 2 * 1024 * 1024
     with kernel_env(kind) as env:
         srv = env.lab.server("source", port=7006, count=count, pattern="window", timeout=60)
@@ -154,6 +155,8 @@ def test_so_rcvbuf_bounds_what_the_kernel_sends(kind: str) -> None:
         s.settimeout(10)
         s.connect((env.kernel_addr, 7006))
         assert s.tcp_info()["rcv_wscale"] == 0          # 8 KB needs no window scaling
+        ks = wait_kernel_state(env.netns, 7006, "ESTABLISHED")
+        assert 0 <= ks["snd_wnd"] <= 8192, f"the kernel's send window: {ks['snd_wnd']}"
         h = hashlib.sha256()
         n = 0
         while True:
