@@ -35,7 +35,7 @@ class Config:
     rfc1337: bool = True               # ignore RST in TIME_WAIT (RFC 1337 protection)
     fin_timeout: int = 60 * SEC        # orphaned FIN_WAIT_2 lifetime (net.ipv4.tcp_fin_timeout)
     # --- ACKs, Nagle, keepalive ------------------------------------------------------------
-    delayed_ack: int = 40 * MS         # delayed ACK timeout (RFC 1122 says at most 500 ms)
+    delayed_ack: int = 40 * MS         # delayed ACK timeout; capped at 200 ms (RFC 1122: < 500)
     nodelay: bool = False              # disable Nagle
     keepalive: bool = False
     keepalive_time: int = 7200 * SEC

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from .config import MS
 from .segment import Flags, Options, Segment
 from .seq import lt
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from .tcb import Tcb
 
 _SYN, _ACK, _RST, _FIN = Flags.SYN, Flags.ACK, Flags.RST, Flags.FIN
+DELACK_MAX = 200 * MS  # upper bound of any configured delayed-ACK timeout
 
 
 class TcbInput:
@@ -300,7 +302,8 @@ class TcbInput:
             elif self.cfg.delayed_ack <= 0 or self.rcv_nxt - self.last_ack_sent >= 2 * self.smss:
                 self.ack_now = True
             elif "delack" not in self.timers.deadlines:
-                self.timers.set("delack", now + self.cfg.delayed_ack)
+                # RFC 1122 4.2.3.2 allows up to 500 ms; we never wait more than 200 ms.
+                self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX))
         else:
             self.ooo.add(start, payload)
             self.ack_now = True

@@ -304,3 +304,70 @@ def test_setting_nodelay_pushes_held_small_segment(est: Harness) -> None:
     h.tcb.options.nodelay = True
     h.tcb.options_changed(T + 2)
     h.recv([u(seq=ISS + 2, flags="PA", payload=b"b")], at=T + 2)
+
+
+def test_delayed_ack_never_waits_more_than_200_ms() -> None:
+    """RFC 1122 4.2.3.2 (delay MUST be < 0.5 s; rawtcp's bound is 200 ms): a configured
+    delayed_ack of 1 s is capped at 200 ms."""
+    h = Harness(plain_config(delayed_ack=1 * SEC))
+    h.passive_open()
+    h.send(p(flags="PA", payload=b"x" * 10), at=T)
+    h.recv_nothing(at=T + 200 * MS - 1)
+    h.recv([u(ack=PISS + 11, win=RCVBUF - 10)], at=T + 200 * MS)
+
+
+def test_fin_is_acked_at_once_even_with_a_delayed_ack_pending(est: Harness) -> None:
+    """RFC 1122 4.2.3.2 / RFC 9293 3.10.7.4 eighth: the FIN is ACKed immediately (no
+    delayed ACK), and that ACK also covers the data waiting for the delayed ACK."""
+    h = est
+    h.send(p(flags="PA", payload=b"abc"), at=T)
+    h.recv_nothing(at=T + 5 * MS)
+    h.send(p(seq=PISS + 4, flags="FA"), at=T + 5 * MS)
+    h.recv([u(ack=PISS + 5, win=RCVBUF - 4)])  # the right edge stays where it was
+    h.recv_nothing(at=T + 1 * SEC)
+    assert h.tcb.state is State.CLOSE_WAIT
+
+
+def test_no_fast_retransmit_for_dup_acks_below_recover_after_timeout() -> None:
+    """RFC 6582 3.2 step 2 / 4.1: after a retransmission timeout, duplicate ACKs that do
+    not cover "recover" (the highest sequence sent before the timeout) do not start fast
+    retransmit again."""
+    h = Harness(plain_config(nodelay=True))
+    h.passive_open()
+    h.tcb.send(bytes(5 * MSS), T)
+    assert len(h.take(at=T)) == 5
+    h.recv([u(payload=bytes(MSS))], at=T + RTO)         # timeout: first segment again
+    for i in range(3):
+        h.send(p(ack=ISS + 1), at=T + RTO + 10 * MS + i)  # duplicates of snd_una
+    h.recv_nothing()
+    assert h.stack.counters["fast_retransmits"] == 0
+    assert not h.tcb.info()["in_recovery"]
+
+
+def test_newreno_full_recovery_sequence() -> None:
+    """RFC 6582 3.2: fast retransmit at the 3rd duplicate ACK (cwnd = ssthresh + 3 SMSS),
+    each further duplicate inflates cwnd by one SMSS (step 4), a partial ACK retransmits
+    the next hole and deflates (step 5), the full ACK ends recovery with
+    cwnd = min(ssthresh, FlightSize + SMSS) (step 3)."""
+    h = Harness(plain_config(nodelay=True))
+    h.passive_open()
+    h.tcb.send(bytes(8 * MSS), T)
+    assert len(h.take(at=T)) == 8
+    s = ISS + 1
+    for i in range(4):                       # segments 1 and 5 lost: ACK + 3 duplicates
+        h.send(p(ack=s + MSS), at=T + 10 * MS + i)
+    h.recv([u(seq=s + MSS, payload=bytes(MSS))])
+    info = h.tcb.info()
+    ssthresh = 7 * MSS // 2                     # RFC 5681 (4): FlightSize / 2
+    assert info["ssthresh"] == ssthresh and info["cwnd"] == ssthresh + 3 * MSS
+    h.send(p(ack=s + MSS), at=T + 14 * MS)
+    assert h.tcb.info()["cwnd"] == ssthresh + 4 * MSS
+    h.recv_nothing()                            # nothing new to send, no second retransmit
+    h.send(p(ack=s + 5 * MSS), at=T + 20 * MS)  # partial: 5 is the next hole
+    got = h.take()
+    assert got[0] == u(seq=s + 5 * MSS, payload=bytes(MSS))
+    assert h.tcb.info()["in_recovery"]
+    assert h.tcb.info()["cwnd"] == ssthresh + 4 * MSS - 4 * MSS + MSS
+    h.send(p(ack=s + 8 * MSS), at=T + 30 * MS)  # full ACK, nothing left in flight
+    info = h.tcb.info()
+    assert not info["in_recovery"] and info["cwnd"] == min(ssthresh, 0 + MSS)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core_harness import ISS, MSS, PISS, RCVBUF, Harness, p, plain_config, u
+from core_harness import ISS, MSS, PISS, RCVBUF, US, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, Config
 from rawtcp.core.segment import Options
@@ -151,3 +151,58 @@ def test_sack_recovery_retransmits_only_holes() -> None:
     got = h.take()
     assert got[:2] == [u(seq=s + MSS, payload=bytes(MSS)), u(seq=s + 3 * MSS, payload=bytes(MSS))]
     assert all(g.seq not in (s + 2 * MSS, s + 4 * MSS, s + 5 * MSS) for g in got)
+
+
+def test_peer_offers_everything_we_offer_nothing() -> None:
+    """RFC 7323 1.3 / 2.2 / 3.2, RFC 2018 2: options are used only when BOTH sides offer
+    them. We have window scaling, SACK and timestamps switched off: the SYN-ACK carries only
+    the MSS, later segments carry no options, and the peer's windows are not scaled."""
+    h = Harness()   # plain_config: wscale, SACK, timestamps off
+    h.listen()
+    h.send(p(seq=PISS, ack=0, flags="S", opts=ALL), at=0)
+    h.recv([u(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS))])
+    h.send(p(win=1000, opts=Options(timestamps=(101, 0))), at=5 * MS)
+    t = h.listener.accept()
+    info = t.info()
+    assert not info["sack"] and not info["timestamps"]
+    assert info["snd_wscale"] == 0 and info["rcv_wscale"] == 0
+    assert info["snd_wnd"] == 1000 and info["mss"] == MSS
+    h.send(p(seq=PISS + 101, payload=b"x", opts=Options(timestamps=(102, 0))), at=T)
+    assert h.take() == [u(win=RCVBUF)]   # out of order: ACK at once, no SACK, no TS
+
+
+def test_synack_with_options_we_did_not_offer_are_ignored() -> None:
+    """RFC 7323 1.3 / 2.2: a SYN-ACK may carry window scale or timestamps only if our SYN
+    offered them; if it does anyway, they are not used (and the peer's window field is
+    taken unscaled)."""
+    h = Harness()
+    h._pending = []
+    tcb = h.stack.connect(h.stack.bind(US, 80), US, "10.0.0.2", 49152, 0)
+    h.recv([u(seq=ISS, ack=0, flags="S", win=RCVBUF, opts=Options(mss=MSS))])
+    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=ALL), at=10 * MS)
+    h.recv([u()])
+    info = tcb.info()
+    assert not info["sack"] and not info["timestamps"] and info["snd_wscale"] == 0
+    h.send(p(win=3000), at=20 * MS)
+    assert tcb.info()["snd_wnd"] == 3000
+
+
+def test_window_scaling_in_both_directions() -> None:
+    """RFC 7323 2.2-2.3: after the handshake every window field is shifted: the peer's by
+    its scale (we send up to field << 2), ours by our scale (field = free >> 3); the SYN and
+    SYN-ACK windows are never scaled."""
+    h = Harness(plain_config(window_scaling=True, rcvbuf=256 * 1024, nodelay=True))
+    h.listen()
+    h.send(p(seq=PISS, ack=0, flags="S", win=65535, opts=Options(mss=MSS, wscale=2)), at=0)
+    h.recv([u(seq=ISS, flags="SA", win=65535, opts=Options(mss=MSS, wscale=3))])
+    h.send(p(win=730), at=10 * MS)                  # 730 << 2 = 2 * MSS
+    h.tcb = h.listener.accept()
+    assert h.tcb.info()["snd_wnd"] == 2 * MSS
+    h.tcb.send(bytes(5 * MSS), T)
+    got = h.take(at=T)
+    assert [len(g.payload) for g in got] == [MSS, MSS]   # exactly the scaled window
+    assert all(g.window == (256 * 1024) >> 3 for g in got)
+    h.send(p(flags="PA", payload=b"x" * 100, ack=ISS + 1 + 2 * MSS, win=365), at=T + 10 * MS)
+    got = h.take(at=T + 100 * MS)
+    assert got[0].seq == ISS + 1 + 2 * MSS and len(got[0].payload) == MSS
+    assert got[0].window == (256 * 1024 - 100) >> 3

@@ -90,3 +90,34 @@ def test_no_ack_flag_is_dropped(est: Harness) -> None:
     est.send(p(flags="P", payload=b"noack"), at=T)
     est.recv_nothing()
     assert est.tcb.readable == 0
+
+
+def test_ack_range_boundary_max_snd_wnd() -> None:
+    """RFC 5961 5.2: SEG.ACK is acceptable in [SND.UNA - MAX.SND.WND, SND.NXT]. An old ACK
+    exactly at the lower edge is processed (its data accepted); one below gets a challenge
+    ACK and its data is dropped."""
+    h = Harness()
+    h.passive_open()   # the peer's window (MAX.SND.WND) is 64000
+    h.send(p(ack=ISS + 1 - 64000, flags="PA", payload=b"ok"), at=T)
+    assert h.tcb.readable == 2 and h.stack.counters["challenge_acks"] == 0
+    h.send(p(seq=PISS + 3, ack=ISS + 1 - 64001, flags="PA", payload=b"no"), at=T + 1)
+    h.recv([u(ack=PISS + 3, win=RCVBUF - 2)])
+    assert h.tcb.readable == 2 and h.stack.counters["challenge_acks"] == 1
+
+
+def test_challenge_acks_limited_across_kinds() -> None:
+    """RFC 5961 7: one stack-wide budget of challenge ACKs per second covers RST, SYN and
+    old-ACK challenges alike; a new second gives a new budget."""
+    h = Harness(plain_config(challenge_ack_limit=3))
+    h.passive_open()
+    h.send(p(seq=PISS + 10, flags="R", win=0), at=T)
+    h.send(p(seq=PISS + 10, ack=0, flags="S"), at=T + 1)
+    h.send(p(ack=ISS + 1 - 70_000, flags="A"), at=T + 2)
+    h.send(p(seq=PISS + 11, flags="R", win=0), at=T + 3)
+    h.send(p(seq=PISS + 12, ack=0, flags="S"), at=T + 4)
+    h.recv([u(), u(), u()])
+    assert h.stack.counters["challenge_acks"] == 3
+    assert h.stack.counters["challenge_acks_limited"] == 2
+    assert h.tcb.state is State.ESTABLISHED
+    h.send(p(seq=PISS + 13, flags="R", win=0), at=SEC)
+    h.recv([u()])

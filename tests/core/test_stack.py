@@ -256,3 +256,38 @@ def test_no_tracer_costs_nothing() -> None:
     st.on_packet(Packet(PEER, US, p(seq=PISS, ack=0, flags="S")), 0)
     st.on_packet(Packet(PEER, US, p()), 1)
     assert lst.accept() is not None
+
+
+def test_trace_every_required_event_kind(est: Harness) -> None:
+    """docs/contracts.md (issue 2): state change, timer set + fired, RTO change,
+    retransmission and dropped segment each produce an event with the contract's fields."""
+    h = est
+    h.tcb.send(b"hi", 20 * MS)
+    h.take(at=20 * MS + 200 * MS)                       # RTO fires, data retransmitted
+    h.send(p(seq=PISS + 1 + 10 * RCVBUF, payload=b"far"), at=300 * MS)   # unacceptable
+    h.take()
+    ev = h.events
+    conn = "10.0.0.1:80>10.0.0.2:49152"
+    states = [e for e in ev if e["ev"] == "state" and e.get("conn") == conn]
+    assert ("SYN_RECEIVED", "ESTABLISHED") in [(e["old"], e["new"]) for e in states]
+    rtx = [e for e in ev if e["ev"] == "timer" and e["name"] == "rtx"]
+    assert {"set", "fired"} <= {e["action"] for e in rtx}
+    fired = next(e for e in rtx if e["action"] == "fired")
+    assert fired["at"] == 220 * MS and fired["t"] == 220 * MS and fired["conn"] == conn
+    rto = [e for e in ev if e["ev"] == "rto"]
+    assert rto[-1]["rto"] == 400 * MS and {"srtt", "rttvar"} <= set(rto[-1])
+    re = [e for e in ev if e["ev"] == "retransmit"]
+    assert len(re) == 1 and re[0]["rseq"] == 1 and re[0]["len"] == 2 and re[0]["count"] == 1
+    drops = [e for e in ev if e["ev"] == "drop"]
+    assert drops and drops[-1]["reason"] == "unacceptable" and drops[-1]["dir"] == "in"
+    assert drops[-1]["conn"] == conn and drops[-1]["len"] == 3
+    assert drops[-1]["rseq"] == 10 * RCVBUF + 1
+
+
+def test_trace_drop_for_segment_without_connection(h: Harness) -> None:
+    """RFC 9293 3.10.7.1 + docs/contracts.md: a segment for a closed port is traced as a
+    drop (reason no-listener, no conn) followed by the RST we send."""
+    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    kinds = [(e["ev"], e.get("dir"), e.get("reason")) for e in h.events]
+    assert kinds == [("seg", "in", None), ("drop", "in", "no-listener"), ("seg", "out", None)]
+    assert "conn" not in h.events[1] and h.events[2]["flags"] == "RA"
