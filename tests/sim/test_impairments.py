@@ -142,3 +142,30 @@ def test_slow_reader_flow_control(seed: int) -> None:
     res = transfer(sim, 200_000, seed=seed, read_chunk=500)
     assert res.ok
     assert res.time_us - 60 * SEC >= 200_000 // 500 * 5 * MS * 9 // 10
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("loss", [0.1, 0.2])
+def test_close_sequence_under_loss(loss: float, seed: int) -> None:
+    """RFC 9293 3.6 with lost FINs and ACKs: each side walks a legal close path (FIN_WAIT_1
+    -> FIN_WAIT_2/CLOSING -> TIME_WAIT -> CLOSED, or CLOSE_WAIT -> LAST_ACK -> CLOSED) and
+    ends CLOSED without an error; exactly the side(s) whose FIN went first pass TIME_WAIT."""
+    ev: list[dict] = []
+    sim = Sim(seed=seed, loss=loss, tracer=lambda e: ev.append(e) if e["ev"] == "state" else None)
+    res = transfer(sim, 100_000, seed=seed)
+    assert res.ok and sim.a.connections() == [] and sim.b.connections() == []
+    legal = {
+        ("ESTABLISHED", "FIN_WAIT_1"), ("ESTABLISHED", "CLOSE_WAIT"),
+        ("FIN_WAIT_1", "FIN_WAIT_2"), ("FIN_WAIT_1", "CLOSING"), ("FIN_WAIT_1", "TIME_WAIT"),
+        ("FIN_WAIT_2", "TIME_WAIT"), ("CLOSING", "TIME_WAIT"), ("TIME_WAIT", "CLOSED"),
+        ("CLOSE_WAIT", "LAST_ACK"), ("LAST_ACK", "CLOSED"),
+    }
+    for side in ("a", "b"):
+        path = [(e["old"], e["new"]) for e in ev
+                if e["stack"] == side and "*" not in e["conn"]]
+        opened = path.index(("SYN_SENT" if side == "a" else "SYN_RECEIVED", "ESTABLISHED"))
+        closing = path[opened + 1:]
+        assert set(closing) <= legal, f"{side}: {closing}"
+        assert closing[-1][1] == "CLOSED"
+        active = closing[0] == ("ESTABLISHED", "FIN_WAIT_1")
+        assert (("TIME_WAIT", "CLOSED") in closing) == active
