@@ -102,7 +102,9 @@ def lab_config(**kw: Any) -> Config:
 
 class KernelWatch:
     """Samples the kernel's socket states (``ss``) for connections to or from ``port`` and
-    emits ``{ev: "kernel", state, local, remote, retrans}`` into the trace on every change,
+    emits ``{ev: "kernel", state, local, remote, retrans, total_retrans}`` into the trace
+    whenever the state or the retransmission counter changes (``retrans``: unrecovered
+    retransmissions now, ``total_retrans``: all so far, both from ``ss -i``),
     stamped with the stack's clock so the ladder can place them. A socket that vanishes is
     reported as state CLOSED."""
 
@@ -123,7 +125,7 @@ class KernelWatch:
         from rawtcp.lab.kernel import kernel_sockets
 
         t0 = time.monotonic()
-        last: dict[tuple[str, str], str] = {}
+        last: dict[tuple[str, str], tuple[str, Any]] = {}
         while not self._stop.is_set() and time.monotonic() - t0 < self.duration:
             try:
                 socks = kernel_sockets(self.netns, self.port)
@@ -135,18 +137,21 @@ class KernelWatch:
             for s in socks:
                 if s.get("state") == "LISTEN":
                     continue
+                if "info" in s:   # ss prints retrans:N/M only once it is non-zero
+                    s.setdefault("total_retrans", 0)
                 cur[(s["local"], s["remote"])] = s
             for key, s in cur.items():
-                if last.get(key) != s["state"]:
-                    self._emit(now, s["state"], key, s.get("retrans"))
+                if last.get(key) != (s["state"], s.get("total_retrans")):
+                    self._emit(now, s["state"], key, s.get("retrans"), s.get("total_retrans"))
             for key in last.keys() - cur.keys():
-                self._emit(now, "CLOSED", key, None)
-            last = {k: s["state"] for k, s in cur.items()}
+                self._emit(now, "CLOSED", key, None, last[key][1])
+            last = {k: (s["state"], s.get("total_retrans")) for k, s in cur.items()}
             self._stop.wait(self.interval)
 
-    def _emit(self, t: int, state: str, key: tuple[str, str], retrans: Any) -> None:
+    def _emit(self, t: int, state: str, key: tuple[str, str], retrans: Any,
+              total_retrans: Any) -> None:
         ev = {"t": t, "ev": "kernel", "state": state, "local": key[0], "remote": key[1],
-              "retrans": retrans}
+              "retrans": retrans, "total_retrans": total_retrans}
         self.samples.append(ev)
         self.run.tracer(ev)
 

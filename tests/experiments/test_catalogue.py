@@ -17,9 +17,9 @@ CATALOGUE = [
     "handshake", "lifecycle", "final-ack-drop", "final-ack-drop-passive",
     "time-wait-ablation", "simultaneous-close", "syn-drop", "refused", "linger-abort",
     "time-wait-assassination", "close-wait-leak", "backlog-overflow", "zero-window",
-    "loss-sweep", "kernel-time-wait",
+    "loss-sweep", "kernel-time-wait", "network-loss",
 ]
-FAST = [n for n in CATALOGUE if n != "loss-sweep"]
+FAST = [n for n in CATALOGUE if n not in ("loss-sweep", "network-loss")]
 
 
 def _ours() -> set[str]:
@@ -70,3 +70,17 @@ def test_loss_sweep_passes_and_writes_its_plot(tmp_path):
     losses = sorted({r["loss"] for r in result.metrics["results"]})
     assert losses == [0.0, 0.01, 0.05, 0.10]
     assert result.duration_s < 60, result.duration_s
+
+
+def test_network_loss_counts_and_removes_its_nft_rules():
+    """RFC 5681 3.2 / RFC 6298 5: the network (nftables, not rawtcp's fault engine) drops;
+    both sides retransmit; the nft counters agree; the tables are gone afterwards."""
+    result = run_experiment("network-loss")
+    assert result.passed, _explain(result)
+    m = result.metrics
+    assert m["nft_dropped_in"] == m["flows"] == 2           # the n-th segment, once per flow
+    assert m["rawtcp_retransmits"] >= m["nft_dropped_in"]
+    assert m["kernel_total_retrans"] >= m["nft_dropped_out"]
+    assert not [e for e in result.events if e.get("ev") == "fault"]   # rawtcp dropped nothing
+    removed = [c for c in result.checks if "removed afterwards" in c.name]
+    assert len(removed) == 1 and removed[0].ok, removed     # checked before the netns went
