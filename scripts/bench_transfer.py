@@ -9,8 +9,8 @@ the default Config (Linux-like). Two transfers of --mb MiB (default 10):
 
 Each prints MiB/s (wall clock from connect to the peer's last byte), segments/s (rawtcp's
 segments in + out during the transfer), this process's CPU time (user + system, all
-threads: the socket caller and the stack's event loop) and CPU per MiB. A retransmission (rtx) in a run shows up as a slow line. The sha256 of what
-arrived is compared with what was sent; a mismatch exits 1.
+threads: the socket caller and the stack's event loop), CPU per MiB and retransmissions
+(rtx). The sha256 of what arrived is compared with what was sent; a mismatch exits 1.
 
 Needs root (or NET_ADMIN, NET_RAW, SYS_ADMIN and /dev/net/tun).
 
