@@ -43,8 +43,8 @@ def _add_link_args(p: argparse.ArgumentParser) -> None:
     g2.add_argument("--ladder", action="store_true", help="print a ladder diagram at the end")
 
 
-def _add_fault_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("faults (see docs/faults.md)")
+def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:
+    g = p.add_argument_group("faults (see docs/faults.md)" + extra)
     for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
         g.add_argument(f"--{action}", action="append", default=[], metavar="RULE",
                        help=f"{action} matching segments, e.g. 'out flags=A nth=1'")
@@ -65,12 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     esub.add_parser("list", help="list the catalogue")
     r = esub.add_parser("run", help="run one experiment")
     r.add_argument("name")
-    r.add_argument("--seed", type=int, default=1)
-    r.add_argument("--runs", type=int, default=1)
-    r.add_argument("--json", action="store_true", help="machine-readable result")
+    r.add_argument("--seed", type=int, default=1, help="seed of the first run (default 1)")
+    r.add_argument("--runs", type=int, default=1,
+                   help="repeat with seeds SEED, SEED+1, ... (default 1)")
+    r.add_argument("--json", action="store_true",
+                   help="machine-readable result on stdout (progress still on stderr)")
     r.add_argument("--report", metavar="DIR", help="write trace, pcap, ladder and plots here")
-    r.add_argument("--color", action="store_true")
-    r.add_argument("--quiet", "-q", action="store_true", help="no ladder, only the verdict")
+    r.add_argument("--color", action="store_true", help="colour the ladder")
+    r.add_argument("--quiet", "-q", action="store_true",
+                   help="no ladder and no progress, only the verdict")
+    _add_fault_args(r, extra=" (added to the experiment's own rules; its checks still "
+                             "decide, so they may fail)")
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
     c.add_argument("host")

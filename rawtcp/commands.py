@@ -105,6 +105,13 @@ def cmd_experiment_run(args) -> int:
                        f"(known: {', '.join(reg)})", 2)
     if args.runs < 1 or args.runs > 1000:
         raise CliError("rawtcp: --runs must be between 1 and 1000", 2)
+    extra = [f"{action} {text}" for action in ("drop", "delay", "duplicate", "reorder",
+                                                "corrupt")
+             for text in getattr(args, action, []) or []]
+    for text in extra:       # a bad rule: one line, exit 2, before any lab is built
+        from rawtcp.experiments.base import parse_action_rule
+
+        parse_action_rule(text)
     results = []
     show = not args.json and not args.quiet
     for i in range(args.runs):
@@ -116,11 +123,11 @@ def cmd_experiment_run(args) -> int:
             _out(f"=== {args.name} (seed {seed}, run {i + 1}/{args.runs})")
 
         def progress(msg: str) -> None:
-            if show:
+            if not args.quiet:
                 print(f"  .. {msg}", file=sys.stderr, flush=True)
 
         res = run_experiment(args.name, seed=seed, report_dir=rdir, progress=progress,
-                             color=args.color)
+                             color=args.color, extra_faults=extra)
         results.append(res)
         if not args.json:
             if show and res.ladder:

@@ -176,8 +176,10 @@ class Run:
     """One run of one experiment: owns the trace, the lab, the stack and the checks."""
 
     def __init__(self, exp: Experiment, *, seed: int = 1, report_dir: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 extra_faults: list[str] = ()) -> None:
         self.exp = exp
+        self.extra_faults = list(extra_faults)
         self.seed = seed
         self.report_dir = report_dir
         self.checks: list[Check] = []
@@ -226,7 +228,7 @@ class Run:
         rules given as CLI text (``"drop out flags=A nth=1"``)."""
         from rawtcp.runtime import Stack
 
-        rules = [parse_action_rule(text) for text in faults]
+        rules = [parse_action_rule(text) for text in [*faults, *self.extra_faults]]
         engine = None
         if rules:
             from rawtcp.faults import FaultEngine
@@ -311,16 +313,23 @@ def is_subsequence(needle: list[str], hay: list[str]) -> bool:
 
 def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
                    progress: Callable[[str], None] | None = None, ladder: bool = True,
-                   color: bool = False) -> Result:
+                   color: bool = False, extra_faults: list[str] = ()) -> Result:
     """Run one experiment by name and return its Result (never raises for a failed run:
-    an exception inside the experiment is a FAIL with the error as evidence)."""
+    an exception inside the experiment is a FAIL with the error as evidence).
+
+    ``extra_faults``: fault rules as text with the action first (``"drop out len>0 nth=1"``)
+    added to every rawtcp stack of the run, after the experiment's own rules. The
+    experiment's checks still decide: they may fail under faults they did not expect."""
+    for text in extra_faults:      # a bad rule is the caller's error, before any lab is built
+        parse_action_rule(text)
     from rawtcp.experiments import load_all
 
     load_all()
     if name not in REGISTRY:
         raise LookupError(f"no experiment named {name!r}; `rawtcp experiment list` shows them")
     exp = REGISTRY[name]
-    run = Run(exp, seed=seed, report_dir=report_dir, progress=progress)
+    run = Run(exp, seed=seed, report_dir=report_dir, progress=progress,
+              extra_faults=extra_faults)
     t0 = time.monotonic()
     error = None
     try:

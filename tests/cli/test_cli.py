@@ -211,3 +211,65 @@ def test_listen_netcat_accepts_a_kernel_client():
         run("lab", "down", rec["name"])
     assert proc.returncode == 0, err
     assert len(out) == 3000
+
+
+def test_experiment_run_exit_1_when_the_expectation_fails():
+    """An extra fault the experiment does not expect: lifecycle's 'no retransmissions' check
+    (RFC 6298 5: a lost segment is retransmitted) fails, and so does the exit status."""
+    r = run("experiment", "run", "lifecycle", "--json", "--drop", "out len>0 nth=1")
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res["verdict"] == "FAIL" and not res["passed"]
+    failed = [c["check"] for c in res["checks"] if not c["ok"]]
+    assert failed == ["no retransmissions"], failed
+
+
+def test_experiment_run_bad_extra_rule_is_exit_2_before_any_lab():
+    r = run("experiment", "run", "lifecycle", "--delay", "out flags=S")
+    assert r.returncode == 2
+    assert "ms=" in one_line(r.stderr)
+
+
+def test_experiment_runs_with_report_dir_get_trace_pcap_ladder_and_plot(tmp_path):
+    r = run("experiment", "run", "lifecycle", "--runs", "2", "--seed", "5",
+            "--report", str(tmp_path))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "lifecycle: 2/2 runs passed" in r.stdout
+    assert "FIN_WAIT_2" in r.stdout and "|" in r.stdout          # the ladder is printed
+    for sub in ("run1-seed5", "run2-seed6"):
+        d = tmp_path / sub
+        names = sorted(p.name for p in d.iterdir())
+        assert names == ["lifecycle.ladder.txt", "lifecycle.pcap", "lifecycle.trace.jsonl",
+                         "lifecycle.tseq.png"], names
+        assert "TIME_WAIT" in (d / "lifecycle.ladder.txt").read_text()
+        assert (d / "lifecycle.tseq.png").read_bytes()[:4] == b"\x89PNG"
+        kernel = [json.loads(ln) for ln in (d / "lifecycle.trace.jsonl").read_text().splitlines()
+                  if '"kernel"' in ln]
+        assert kernel and all("total_retrans" in e for e in kernel)
+
+
+def test_loss_sweep_json_report_and_progress(tmp_path):
+    """RFC 5681 / RFC 6298: transfers under 0-10 % loss stay intact; the sweep plot is drawn;
+    progress goes to stderr while stdout holds only the JSON."""
+    r = run("experiment", "run", "loss-sweep", "--json", "--report", str(tmp_path),
+            timeout=150)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert res["verdict"] == "PASS", res["checks"]
+    progress = [ln for ln in r.stderr.splitlines() if "Mbit/s" in ln]
+    assert len(progress) == 8 and "loss 10% seed 2" in progress[-1], r.stderr
+    plot = tmp_path / "loss-sweep.sweep.png"
+    assert res["files"]["sweep"] == str(plot) and plot.stat().st_size > 1000
+    assert sorted({x["loss"] for x in res["metrics"]["results"]}) == [0.0, 0.01, 0.05, 0.10]
+    assert res["duration_s"] < 60
+
+
+def test_help_of_every_subcommand_is_exit_0():
+    for args in (["--help"], ["demo", "--help"], ["experiment", "list", "--help"],
+                 ["experiment", "run", "--help"], ["connect", "--help"], ["listen", "--help"],
+                 ["lab", "up", "--help"], ["ladder", "--help"], ["peer-check", "--help"]):
+        r = run(*args)
+        assert r.returncode == 0 and "usage: rawtcp" in r.stdout, (args, r.stderr)
+    r = run("experiment", "run", "--help")
+    for opt in ("--seed", "--runs", "--json", "--report", "--quiet", "--drop", "--corrupt"):
+        assert opt in r.stdout, opt

@@ -19,6 +19,7 @@ CATALOGUE = [
     "time-wait-assassination", "close-wait-leak", "backlog-overflow", "zero-window",
     "loss-sweep", "kernel-time-wait", "network-loss",
 ]
+# loss-sweep runs through the CLI (tests/cli: --json, --report, progress), network-loss below
 FAST = [n for n in CATALOGUE if n not in ("loss-sweep", "network-loss")]
 
 
@@ -59,17 +60,6 @@ def test_experiment_passes_against_the_kernel(name):
     assert result.passed, _explain(result)
     assert result.checks and all(c.evidence for c in result.checks), _explain(result)
     assert _ours() <= before, f"{name} left kernel objects behind: {_ours() - before}"
-
-
-def test_loss_sweep_passes_and_writes_its_plot(tmp_path):
-    """RFC 5681 / RFC 6298: transfers under 0-10 % loss stay intact; the sweep plot is drawn."""
-    result = run_experiment("loss-sweep", report_dir=str(tmp_path))
-    assert result.passed, _explain(result)
-    plot = tmp_path / "loss-sweep.sweep.png"
-    assert result.files.get("sweep") == str(plot) and plot.stat().st_size > 1000
-    losses = sorted({r["loss"] for r in result.metrics["results"]})
-    assert losses == [0.0, 0.01, 0.05, 0.10]
-    assert result.duration_s < 60, result.duration_s
 
 
 def test_network_loss_counts_and_removes_its_nft_rules():
