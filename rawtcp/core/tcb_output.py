@@ -238,8 +238,10 @@ class TcbOutput:
                 self.snd_nxt = self._send_seq(seq, n, fl, now)
                 sent = True
                 continue
-            if fin_queued and seq == data_end:
-                # FIN alone (first time, or again after a timeout).
+            if fin_queued and seq == data_end and seq < wnd_edge:
+                # FIN alone (first time, or again after a timeout). A FIN takes a sequence
+                # number, so it waits for a window like data (as Linux's tcp_snd_wnd_test);
+                # meanwhile the persist timer probes the zero window (RFC 9293 3.8.6.1).
                 self.snd_nxt = self._send_seq(seq, 0, _ACK | Flags.FIN, now)
                 sent = True
             break

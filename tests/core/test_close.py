@@ -416,3 +416,22 @@ def test_orphan_fin_wait_2_gets_peer_fin_before_timeout() -> None:
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=5 * SEC + TW)
     assert h.tcb.state is State.CLOSED
+
+
+def test_fin_is_not_sent_into_a_zero_window(est: Harness) -> None:
+    """RFC 9293 3.8.6.1 / 3.10.4: the FIN occupies a sequence number, so with a zero send
+    window close() queues it (FIN_WAIT_1 at once) and the persist timer probes (SND.UNA-1,
+    no FIN) with backoff; the FIN goes out when the window opens."""
+    h = est
+    h.send(p(win=0), at=20 * MS)
+    h.tcb.close(30 * MS)
+    assert h.tcb.state is State.FIN_WAIT_1
+    h.recv_nothing(at=30 * MS + RTO - 1)
+    probe = u(seq=ISS)
+    h.recv([probe], at=30 * MS + RTO)
+    h.recv_nothing(at=30 * MS + 3 * RTO - 1)
+    h.recv([probe], at=30 * MS + 3 * RTO)
+    h.send(p(win=1000), at=1 * SEC)
+    h.recv([u(flags="FA")])
+    h.send(p(ack=ISS + 2), at=1 * SEC + 10 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
