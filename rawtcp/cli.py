@@ -40,7 +40,8 @@ def _add_link_args(p: argparse.ArgumentParser) -> None:
     g2 = p.add_argument_group("observation")
     g2.add_argument("--pcap", metavar="FILE", help="write both directions to a pcap file")
     g2.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace")
-    g2.add_argument("--ladder", action="store_true", help="print a ladder diagram at the end")
+    g2.add_argument("--ladder", action="store_true",
+                    help="draw the ladder diagram on stderr while the connection runs")
 
 
 def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:

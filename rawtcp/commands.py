@@ -320,7 +320,17 @@ def cmd_netcat(args) -> int:
     from rawtcp.runtime import Stack
     from rawtcp.trace import Tracer
 
-    tracer = Tracer(args.trace) if (args.trace or args.ladder) else None
+    live = None
+    if args.ladder:      # rows on stderr as they happen; stdout stays the data
+        from rawtcp.report.ladder import LiveLadder
+
+        def _write(text: str) -> None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+        live = LiveLadder(_write, width=100, right="peer")
+    tracer = Tracer(args.trace, subscribers=[live] if live else ()) \
+        if (args.trace or args.ladder) else None
     link = _open_link(args)
     st = Stack(link, Config(), faults=_fault_engine(args), tracer=tracer, pcap=args.pcap)
     try:
@@ -350,10 +360,8 @@ def cmd_netcat(args) -> int:
         st.close()
         if tracer is not None:
             tracer.close()
-            if args.ladder:
-                from rawtcp.report.ladder import render_ladder
-
-                print(render_ladder(tracer.events(), width=100, right="peer"), file=sys.stderr)
+        if live is not None:
+            live.close()
     return 0
 
 

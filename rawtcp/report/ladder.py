@@ -24,7 +24,8 @@ length::
   segments; faults on incoming segments and segments rawtcp discarded (``drop`` events)
   become ``~`` notes in the middle.
 
-:func:`render_ladder` draws trace events; :func:`ladder_from_pcap` draws a capture.
+:func:`render_ladder` draws trace events; :func:`ladder_from_pcap` draws a capture;
+:class:`LiveLadder` is a tracer subscriber that prints the rows of a live run as they happen.
 Plain ASCII unless ``color=True`` (ANSI).
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +41,7 @@ from rawtcp.report.segs import enrich, seg_events_from_pcap
 
 Event = dict[str, Any]
 
-__all__ = ["ladder_from_pcap", "render_ladder"]
+__all__ = ["LiveLadder", "ladder_from_pcap", "render_ladder"]
 
 TIME_W = 10
 STATE_W = 12
@@ -285,3 +287,51 @@ def ladder_from_pcap(
             ) from None
     events = seg_events_from_pcap(path, our_addr)
     return render_ladder(events, width=width, color=color, right="peer")
+
+
+class LiveLadder:
+    """A tracer subscriber (``Tracer(subscribers=[LiveLadder(sys.stderr.write)])``) that
+    writes the ladder of a running stack row by row, as the events arrive.
+
+    Each row is written once the next event has arrived, because a fault on an outgoing
+    segment is reported just after the segment (the row must carry its ``X``). The header
+    is written with the first segment (it names both addresses). :meth:`close` writes the
+    rows still held back. Redrawing is quadratic in the number of events, so after
+    ``max_live`` events the rest is written at :meth:`close` only.
+    """
+
+    def __init__(self, write: Any, width: int = 100, color: bool = False,
+                 right: str = "peer", max_live: int = 2000) -> None:
+        self.write, self.width, self.color, self.right = write, width, color, right
+        self.max_live = max_live
+        self.events: list[Event] = []
+        self.printed = 0          # lines of the current drawing already written
+        self._lock = threading.Lock()
+
+    def _lines(self) -> list[str]:
+        return render_ladder(self.events, width=self.width, color=self.color,
+                             right=self.right).splitlines()
+
+    def _flush(self, final: bool) -> None:
+        if not any(e.get("ev") == "seg" or (e.get("ev") == "fault" and e.get("action") == "drop")
+                   for e in self.events):
+            if not final:
+                return
+        lines = self._lines()
+        upto = len(lines) if final else len(lines) - 1
+        if upto > self.printed:
+            self.write("".join(ln + "\n" for ln in lines[self.printed:upto]))
+            self.printed = upto
+
+    def __call__(self, ev: Event) -> None:
+        if ev.get("ev") not in ("seg", "state", "kernel", "fault", "drop", "error"):
+            return
+        with self._lock:
+            self.events.append(ev)
+            if len(self.events) <= self.max_live:
+                self._flush(final=False)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.events:
+                self._flush(final=True)

@@ -166,7 +166,7 @@ def test_connect_netcat_over_a_lab_with_pcap_and_trace(tmp_path):
             pcap, trace = tmp_path / "c.pcap", tmp_path / "c.jsonl"
             cmd = RAWTCP + ["connect", "--lab", rec["name"], rec["kernel_addrs"][0], "7",
                             "--pcap", str(pcap), "--trace", str(trace),
-                            "--drop", "out flags=PA nth=1"]
+                            "--drop", "out flags=PA nth=1", "--ladder"]
             r = subprocess.run(cmd, input=b"hello over rawtcp\n", capture_output=True,
                                timeout=60)
         finally:
@@ -175,6 +175,9 @@ def test_connect_netcat_over_a_lab_with_pcap_and_trace(tmp_path):
         run("lab", "down", rec["name"])
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"hello over rawtcp\n"
+    err = r.stderr.decode()          # the live ladder: rows on stderr, the dropped one with X
+    assert "SYN_SENT" in err and "S seq=0 len=0" in err and "PA seq=1 ack=1 len=18 ---X" in err
+    assert "[rtx]" in err and "TIME_WAIT" in err
     from rawtcp.trace import read_trace
 
     evs = read_trace(trace)

@@ -146,3 +146,25 @@ def test_ladder_from_pcap_ipv6_and_chosen_side(tmp_path) -> None:
     assert first.startswith("<") and " S seq=0 len=0 " in first
     with pytest.raises(OSError):
         ladder_from_pcap(p, our_addr="not-an-address")
+
+
+def test_live_ladder_writes_rows_as_events_arrive_and_ends_like_the_full_one() -> None:
+    """A row appears once the next event arrived (a fault may still mark it); at close the
+    output is exactly the ladder drawn from the whole trace."""
+    from rawtcp.report.ladder import LiveLadder
+
+    events = trace()
+    out: list[str] = []
+    live = LiveLadder(out.append, width=100)
+    seen_before_end = 0
+    for i, ev in enumerate(events):
+        live(ev)
+        if i == len(events) // 2:
+            seen_before_end = len("".join(out).splitlines())
+    live.close()
+    full = render_ladder(events, width=100)
+    assert "".join(out) == full
+    assert 3 <= seen_before_end < len(full.splitlines())
+    # equal concatenation: no row was written early and then redrawn (the dropped final
+    # ACK was written once, with its X)
+    assert "".join(out).count("--X") == 1
