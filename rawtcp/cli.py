@@ -135,6 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rawtcp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:    # `rawtcp ... | head`: the reader left; no message
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except (OSError, ValueError, LookupError, RuntimeError) as e:
         if os.environ.get("RAWTCP_DEBUG"):
             raise

@@ -70,7 +70,7 @@ def _nth_data_rseq(run: Run, conn: str, n: int) -> int | None:
     return None
 
 
-@experiment("network-loss", title="The network drops (nftables in the kernel's namespace)",
+@experiment("network-loss", title="The network drops (nftables in the lab), not rawtcp",
             expect="the 3rd data segment of every flow from rawtcp dies in the kernel's input "
                    "and 5 % of the kernel's data packets die on the way to rawtcp; both sides "
                    "retransmit; every echoed byte is identical; the nft counters agree with "
