@@ -32,6 +32,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -162,6 +163,9 @@ class PacketLink(Link):
         self.neighbor_ttl = neighbor_ttl
         self._neigh: dict[bytes, tuple[bytes, float]] = {}   # ip (packed) -> (mac, expiry)
         self._pending: dict[bytes, _Pending] = {}
+        # send() runs in user threads, recv_batch() in the stack's loop thread; both touch
+        # the neighbour cache and the packets waiting for resolution.
+        self._lock = threading.RLock()
         self._sock: socket.socket | None = None
         self._tfd = -1
         self._ep: select.epoll | None = None
@@ -201,6 +205,10 @@ class PacketLink(Link):
         return {str(ipaddress.ip_address(ip)): mac_str(m) for ip, (m, _) in self._neigh.items()}
 
     def recv_batch(self) -> list[bytes]:
+        with self._lock:
+            return self._recv_batch()
+
+    def _recv_batch(self) -> list[bytes]:
         self._check_open()
         assert self._sock is not None
         self._run_timers()
@@ -227,6 +235,10 @@ class PacketLink(Link):
         return out
 
     def send(self, ip_packet: bytes) -> None:
+        with self._lock:
+            self._send(ip_packet)
+
+    def _send(self, ip_packet: bytes) -> None:
         self._check_open()
         self._check_size(ip_packet)
         ip_packet = bytes(ip_packet)
@@ -252,7 +264,9 @@ class PacketLink(Link):
         pend = self._pending.get(key)
         if pend is None:
             pend = self._pending[key] = _Pending()
+            pend.queue.append(ip_packet)   # queued before asking, so the answer finds it
             self._solicit(key, pend)
+            return
         if len(pend.queue) >= self.queue_limit:
             self.counters["dropped_resolve_queue_full"] += 1
             return

@@ -139,3 +139,27 @@ def test_outgoing_frames_of_others_on_the_interface_ignored(vethlab_packet) -> N
             s.close()
     assert not [p for p in got if p.endswith(b"outgoing")]
     assert [p for p in got if p.endswith(b"incoming")]
+
+
+def test_answer_racing_the_request_still_releases_the_first_packet(vethlab_packet) -> None:
+    """The loop thread may read the ARP reply while the sending thread is still inside
+    send() (right after the request went out). The packet that started the resolution must
+    go out anyway: it once stayed queued forever and cost every such connect a full RTO."""
+    import struct
+
+    lab = vethlab_packet
+    link = lab.open_link()
+    real_solicit = link._solicit
+    kernel_mac = bytes.fromhex(lab.kernel_mac.replace(":", ""))
+
+    def solicit_and_answer_at_once(ip, pend):
+        real_solicit(ip, pend)
+        reply = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + kernel_mac + ip
+                 + bytes.fromhex(link.mac.replace(":", "")) + next(iter(link._v4)))
+        link._on_arp(reply)       # what the loop thread does when the reply arrives
+
+    link._solicit = solicit_and_answer_at_once
+    before = link.counters["tx_frames"]
+    link.send(bytes(IP(src="10.78.0.2", dst="10.78.0.1") / ICMP(id=9) / b"first"))
+    assert link.counters["tx_frames"] == before + 2        # the ARP request and the packet
+    assert not link._pending
