@@ -323,7 +323,8 @@ class TcbInput:
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.retransmits = 0
-        self.rtt.reset_backoff()
+        # The backed-off RTO stays until a valid RTT sample (Karn's algorithm, RFC 6298 5
+        # after rule 5.7; Linux: "only reset backoff on valid RTT measurement").
         self._rto_episode = False
         if "rtx" in self.timers.deadlines:
             self.timers.cancel("rtx")  # RFC 6298 5.3: restarted by _output if needed

@@ -172,7 +172,8 @@ def test_data_retransmitted_at_rto_then_twice_rto(est: Harness) -> None:
     h.recv([seg], at=T + 3 * RTO)
     assert h.tcb.info()["rto"] == 4 * RTO
     h.send(p(ack=ISS + 101), at=T + 3 * RTO + 10 * MS)
-    assert h.tcb.info()["rto"] == RTO  # backoff reset by the new ACK
+    assert h.tcb.info()["rto"] == 4 * RTO  # Karn: no sample from a retransmission
+    assert h.tcb.info()["retransmits"] == 0
     h.recv_nothing(at=T + 10 * SEC)
 
 
@@ -371,3 +372,47 @@ def test_newreno_full_recovery_sequence() -> None:
     h.send(p(ack=s + 8 * MSS), at=T + 30 * MS)  # full ACK, nothing left in flight
     info = h.tcb.info()
     assert not info["in_recovery"] and info["cwnd"] == min(ssthresh, 0 + MSS)
+
+
+def test_karn_no_rtt_sample_from_a_retransmitted_segment(est: Harness) -> None:
+    """RFC 6298 3 and 5 (Karn's algorithm): the ACK of a retransmitted segment gives no RTT
+    sample (SRTT/RTTVAR unchanged) and the backed-off RTO is kept for the next segment;
+    the first valid sample from a fresh segment collapses it again (RFC 6298 2.3)."""
+    h = est
+    before = h.tcb.info()
+    h.tcb.send(b"k", T)
+    h.take(at=T)
+    h.recv([u(flags="PA", payload=b"k")], at=T + RTO)       # retransmitted
+    h.send(p(ack=ISS + 2), at=T + RTO + 5 * MS)              # ambiguous ACK
+    info = h.tcb.info()
+    assert (info["srtt"], info["rttvar"]) == (before["srtt"], before["rttvar"])
+    assert info["rto"] == 2 * RTO
+    t1 = T + 1 * SEC
+    h.tcb.send(b"l", t1)
+    h.recv([u(seq=ISS + 2, flags="PA", payload=b"l")], at=t1)
+    h.recv_nothing(at=t1 + 2 * RTO - 1)                      # still the backed-off RTO
+    h.recv([u(seq=ISS + 2, flags="PA", payload=b"l")], at=t1 + 2 * RTO)
+    h.send(p(ack=ISS + 3), at=t1 + 2 * RTO + 5 * MS)         # ambiguous again
+    t2 = T + 3 * SEC
+    h.tcb.send(b"m", t2)
+    h.take(at=t2)
+    h.send(p(ack=ISS + 4), at=t2 + 50 * MS)                  # fresh sample: 50 ms
+    info = h.tcb.info()
+    assert info["srtt"] == (7 * before["srtt"] + 50 * MS) // 8
+    assert info["rto"] == RTO
+
+
+def test_configurable_rto_bounds() -> None:
+    """RFC 6298 2.4 / 2.5: RTO never below rto_min nor above rto_max, however it backs
+    off (here rto_min 1 s, rto_max 3 s: 1 s, 2 s, 3 s, 3 s)."""
+    h = Harness(plain_config(rto_min=1 * SEC, rto_max=3 * SEC, retries2=4))
+    h.passive_open()
+    h.tcb.send(b"z", T)
+    h.take(at=T)
+    times = []
+    while h.tcb.state is State.ESTABLISHED:
+        t = h.stack.poll_at()
+        if h.take(at=t):
+            times.append(t - T)
+    assert times == [1 * SEC, 3 * SEC, 6 * SEC, 9 * SEC]
+    assert h.tcb.error == errno.ETIMEDOUT

@@ -176,3 +176,21 @@ def test_trace_has_relative_numbers_for_the_syn(h: Harness) -> None:
     h.active_open()
     segs = [(e["dir"], e["flags"], e["rseq"], e["rack"]) for e in h.events if e["ev"] == "seg"]
     assert segs == [("out", "S", 0, None), ("in", "SA", 0, 1), ("out", "A", 1, 1)]
+
+
+def test_close_in_syn_received_sends_fin_after_the_handshake(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.4 CLOSE in SYN-RECEIVED: enter FIN-WAIT-1; the FIN is queued until
+    our SYN is acknowledged, then sent (RFC 9293 3.10.7.4 fifth: the ACK of the SYN keeps
+    FIN-WAIT-1)."""
+    h = syn_sent
+    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.take()
+    assert h.tcb.state is State.SYN_RECEIVED
+    h.tcb.close(6 * MS)
+    assert h.tcb.state is State.FIN_WAIT_1
+    h.recv_nothing(at=6 * MS)
+    h.send(p(), at=10 * MS)
+    h.recv([u(flags="FA")])
+    assert h.tcb.state is State.FIN_WAIT_1
+    h.send(p(ack=ISS + 2), at=20 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
