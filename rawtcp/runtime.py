@@ -237,7 +237,7 @@ class Stack:
                 frames: list[bytes] = []
                 for key, _ in ready:
                     if key.data == "link":
-                        frames.extend(self.link.recv_batch())
+                        frames.extend(self._recv_link())
                     else:
                         try:
                             while os.read(self._wake_r, 4096):
@@ -265,6 +265,23 @@ class Stack:
                              "message": f"event loop failed: {exc!r}"})
                 self.cond.notify_all()
                 self._notify_sockets()
+
+    def _recv_link(self) -> list[bytes]:
+        """The link's waiting packets. A link error (interface down, device gone for a
+        moment) is not the end of the stack: it is counted and traced, and TCP's timers
+        recover as they would from any loss. A short pause keeps a persistent error from
+        spinning the loop."""
+        try:
+            return self.link.recv_batch()
+        except OSError as e:
+            if getattr(self.link, "closed", False):
+                raise
+            self.counters["link_errors"] = self.counters.get("link_errors", 0) + 1
+            with self.lock:
+                self._trace({"t": self.now(), "ev": "error", "errno": e.errno,
+                             "message": f"link {getattr(self.link, 'name', '?')}: {e}"})
+            time.sleep(0.05)
+            return []
 
     def _input(self, raw: bytes, now: int) -> None:
         wire = _wire()

@@ -194,3 +194,41 @@ def test_reordered_segment_released_on_time(pair_factory) -> None:
     took = time.monotonic() - t0
     assert 0.14 <= took < 0.6, took
     assert [e["why"] for e in p.ta.events("fault_release")] == ["timeout"]
+
+
+class FlakyLink(MemoryLink):
+    """A link whose interface goes down for a moment: recv_batch raises ENETDOWN."""
+
+    failures = 0
+
+    def recv_batch(self) -> list[bytes]:
+        if self.failures > 0:
+            self.failures -= 1
+            super().recv_batch()          # what arrived while "down" is lost
+            raise OSError(errno.ENETDOWN, "Network is down")
+        return super().recv_batch()
+
+
+def test_link_error_is_counted_and_traced_and_the_connection_survives() -> None:
+    la = FlakyLink(["10.1.0.1"], name="mem-a")
+    lb = MemoryLink(["10.1.0.2"], name="mem-b")
+    la.peer, lb.peer = lb, la
+    ta = Tracer()
+    with Stack(la, fast_config(), tracer=ta, name="flaky-a") as a, \
+            Stack(lb, fast_config(), name="flaky-b") as b:
+        ls = b.socket()
+        ls.bind(("", PORT))
+        ls.listen(1)
+        c = a.socket()
+        c.settimeout(5)
+        c.connect((B4, PORT))
+        ls.settimeout(5)
+        s, _ = ls.accept()
+        la.failures = 3
+        s.sendall(b"x" * 5000)            # lost while the link is down; retransmitted
+        got = bytearray()
+        while len(got) < 5000:
+            got.extend(c.recv(65536))
+        assert bytes(got) == b"x" * 5000
+        assert a.error is None and a.counters["link_errors"] == 3
+        assert sum(1 for e in ta.events("error") if "Network is down" in e["message"]) == 3
