@@ -8,6 +8,8 @@ minutes cost nothing. Link impairments use one ``random.Random(seed)``:
 - ``reorder``: probability a packet is held back by an extra random delay;
 - ``delay_us``: one-way propagation delay; ``bandwidth_bps``: optional serialization.
 
+``isn`` (optional) replaces both stacks' ISN generator (e.g. to start near 2**32).
+
     sim = Sim(seed=1, loss=0.05)
     res = transfer(sim, 1_000_000)
 """
@@ -44,6 +46,7 @@ class Sim:
         config_b: Config | None = None,
         tracer: Callable[[dict], None] | None = None,
         drop: Callable[[str, Packet], bool] | None = None,
+        isn: Callable[[str, int, str, int, int], int] | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.loss = loss
@@ -55,9 +58,10 @@ class Sim:
         self.now = 0
         ta = (lambda ev: tracer(dict(ev, stack="a"))) if tracer else None
         tb = (lambda ev: tracer(dict(ev, stack="b"))) if tracer else None
-        self.a = Stack(config or Config(), rng=random.Random(self.rng.getrandbits(64)), tracer=ta)
-        self.b = Stack(config_b or config or Config(), rng=random.Random(self.rng.getrandbits(64)),
-                       tracer=tb)
+        self.a = Stack(config or Config(), isn=isn, rng=random.Random(self.rng.getrandbits(64)),
+                       tracer=ta)
+        self.b = Stack(config_b or config or Config(), isn=isn,
+                       rng=random.Random(self.rng.getrandbits(64)), tracer=tb)
         # (time, tie-break, destination stack or None for a callback, packet or callback)
         self._heap: list[tuple[int, int, Stack | None, Any]] = []
         self._n = 0

@@ -291,3 +291,31 @@ def test_trace_drop_for_segment_without_connection(h: Harness) -> None:
     kinds = [(e["ev"], e.get("dir"), e.get("reason")) for e in h.events]
     assert kinds == [("seg", "in", None), ("drop", "in", "no-listener"), ("seg", "out", None)]
     assert "conn" not in h.events[1] and h.events[2]["flags"] == "RA"
+
+
+def test_isn_generator_is_injected_and_called_with_the_four_tuple() -> None:
+    """RFC 9293 3.4.1 / RFC 6528: the ISN comes from the injected generator, called with
+    (local addr, local port, remote addr, remote port, now) for active and passive opens;
+    without one the Stack uses the RFC 6528 keyed hash plus the 4 us clock."""
+    calls: list[tuple] = []
+
+    def isn(*a):
+        calls.append(a)
+        return 0xFFFFFFF0 + len(calls)   # near the wrap: numbers must stay 32-bit
+
+    st = Stack(plain_config(), isn=isn, rng=random.Random(1))
+    t = st.connect(st.bind(US, 4000), US, PEER, 80, 1234)
+    syn = st.take_packets()[0].segment
+    assert calls == [(US, 4000, PEER, 80, 1234)] and syn.seq == 0xFFFFFFF1 == t.iss
+    st.listen(st.bind(US, 80), 4)
+    from rawtcp.core.segment import Packet
+
+    st.on_packet(Packet(PEER, US, p(seq=PISS, ack=0, flags="S", sport=999)), 5678)
+    synack = st.take_packets()[0].segment
+    assert calls[1] == (US, 80, PEER, 999, 5678) and synack.seq == 0xFFFFFFF2
+    d = Stack(plain_config(), rng=random.Random(1))
+    a = d.connect(d.bind(US, 4000), US, PEER, 80, 0)
+    b = d.connect(d.bind(US, 4001), US, PEER, 80, 0)
+    c = Stack(plain_config(), rng=random.Random(1))
+    c2 = c.connect(c.bind(US, 4000), US, PEER, 80, 4000)
+    assert a.iss != b.iss and c2.iss == (a.iss + 1000) % (1 << 32)

@@ -169,3 +169,13 @@ def test_close_sequence_under_loss(loss: float, seed: int) -> None:
         assert closing[-1][1] == "CLOSED"
         active = closing[0] == ("ESTABLISHED", "FIN_WAIT_1")
         assert (("TIME_WAIT", "CLOSED") in closing) == active
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+def test_sequence_numbers_wrap_around(loss: float) -> None:
+    """RFC 9293 3.4 (sequence arithmetic modulo 2**32): both ISNs just below 2**32, so
+    sequence numbers, ACKs and SACK blocks wrap in the middle of a 1 MB transfer."""
+    sim = Sim(seed=5, loss=loss, isn=lambda *a: (1 << 32) - 300_000)
+    res = transfer(sim, MB, seed=5)
+    assert res.ok
+    assert res.info["client"]["snd_max"] < res.info["client"]["iss"]   # it did wrap
