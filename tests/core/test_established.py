@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 
-from core_harness import ISS, MSS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
+from core_harness import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, p, plain_config, u
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State
@@ -416,3 +416,32 @@ def test_configurable_rto_bounds() -> None:
             times.append(t - T)
     assert times == [1 * SEC, 3 * SEC, 6 * SEC, 9 * SEC]
     assert h.tcb.error == errno.ETIMEDOUT
+
+
+def test_overlapping_retransmission_delivers_new_bytes_once() -> None:
+    """RFC 9293 3.10.7.4 (seventh, "trim to the window"): a segment that starts before
+    RCV.NXT is trimmed; only the new bytes are delivered, and once."""
+    h = Harness(plain_config(delayed_ack=0))
+    h.passive_open()
+    h.send(p(flags="PA", payload=b"abc"), at=T)
+    h.recv([u(ack=PISS + 4, win=RCVBUF - 3)])
+    h.send(p(flags="PA", payload=b"abcdef"), at=T + 1)
+    h.recv([u(ack=PISS + 7, win=RCVBUF - 6)])
+    h.send(p(flags="PA", payload=b"abcdef"), at=T + 2)     # pure duplicate: ACK at once
+    h.recv([u(ack=PISS + 7, win=RCVBUF - 6)])
+    assert h.tcb.recv(100, T + 3) == b"abcdef"
+
+
+def test_text_beyond_the_window_is_trimmed() -> None:
+    """RFC 9293 3.10.7.4 (first/seventh): only the part of a segment inside the receive
+    window is accepted; the rest (and a FIN after it) is dropped and must be resent."""
+    h = Harness(plain_config(delayed_ack=0, rcvbuf=1000))
+    h.listen()
+    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.take()
+    h.send(p(), at=RTT)
+    h.tcb = h.listener.accept()
+    h.send(p(flags="FPA", payload=bytes(range(250)) * 6), at=T)
+    h.recv([u(ack=PISS + 1001, win=0)])
+    assert h.tcb.readable == 1000 and h.tcb.state is State.ESTABLISHED
+    assert h.tcb.recv(2000, T + 1) == (bytes(range(250)) * 4)
