@@ -445,3 +445,16 @@ def test_text_beyond_the_window_is_trimmed() -> None:
     h.recv([u(ack=PISS + 1001, win=0)])
     assert h.tcb.readable == 1000 and h.tcb.state is State.ESTABLISHED
     assert h.tcb.recv(2000, T + 1) == (bytes(range(250)) * 4)
+
+
+def test_sender_sws_override_timeout_sends_what_the_window_allows(est: Harness) -> None:
+    """RFC 1122 4.2.3.4 (sender SWS avoidance, "override timeout"): data held back by a
+    small window goes out when the timer (here the persist timer, one RTO) expires, but
+    only as much as the window allows."""
+    h = est
+    h.tcb.send(bytes(4000), T)
+    assert len(h.take(at=T)) == 3
+    h.send(p(ack=ISS + 4001, win=100), at=T + 10 * MS)
+    h.tcb.send(bytes(4000), T + 11 * MS)
+    h.recv_nothing(at=T + 11 * MS + RTO - 1)
+    h.recv([u(seq=ISS + 4001, payload=bytes(100))], at=T + 11 * MS + RTO)
