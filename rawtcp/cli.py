@@ -29,9 +29,10 @@ class _Parser(argparse.ArgumentParser):
 def _add_link_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("link")
     g.add_argument("--link", choices=["lab", "tun", "packet", "rawip"], default="lab",
-                   help="lab: a private lab with a kernel peer (default); tun: a TUN device; "
-                        "packet: AF_PACKET on --iface with our own --addr; rawip: raw IP "
-                        "socket on an address the kernel owns")
+                   help="lab (default; needs --lab NAME): AF_PACKET in a lab made by `rawtcp "
+                        "lab up`; tun: a TUN device with --addr; packet: AF_PACKET on --iface "
+                        "with our own --addr; rawip: raw IP socket on an address the kernel "
+                        "owns (--iface)")
     g.add_argument("--lab", metavar="NAME", help="use a lab made by `rawtcp lab up`")
     g.add_argument("--iface", help="interface for --link packet/rawip")
     g.add_argument("--addr", help="our IP address (packet: one the kernel does not have)")
@@ -49,6 +50,16 @@ def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:
     for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
         g.add_argument(f"--{action}", action="append", default=[], metavar="RULE",
                        help=f"{action} matching segments, e.g. 'out flags=A nth=1'")
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,20 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "decide, so they may fail)")
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
-    c.add_argument("host")
-    c.add_argument("port", type=int)
-    c.add_argument("--timeout", type=float, default=10.0)
+    c.add_argument("host", help="IP address or name of the peer")
+    c.add_argument("port", type=_port, help="TCP port of the peer")
+    c.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the connection (default 10)")
     _add_link_args(c)
 
     ls = sub.add_parser("listen", help="netcat-like server over rawtcp (one connection)")
-    ls.add_argument("port", type=int)
-    ls.add_argument("--timeout", type=float, default=60.0)
+    ls.add_argument("port", type=_port, help="TCP port to listen on")
+    ls.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds to wait for a connection (default 60)")
     _add_link_args(ls)
 
     lab = sub.add_parser("lab", help="private network labs")
     lsub = lab.add_subparsers(dest="lcmd", metavar="ACTION", parser_class=_Parser)
     up = lsub.add_parser("up", help="create a persistent lab (two namespaces and a veth)")
-    up.add_argument("--ipv6", action="store_true")
+    up.add_argument("--ipv6", action="store_true", help="IPv6 addresses too (dual stack)")
     dn = lsub.add_parser("down", help="remove a lab")
     dn.add_argument("name")
     lsub.add_parser("list", help="list labs")
@@ -101,13 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ld = sub.add_parser("ladder", help="draw a ladder diagram from a trace (.jsonl) or a pcap")
     ld.add_argument("file")
-    ld.add_argument("--color", action="store_true")
+    ld.add_argument("--color", action="store_true", help="ANSI colours")
     ld.add_argument("--ours", metavar="ADDR", help="(pcap) our address; default: SYN sender")
 
     pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
                                            "final-ACK drop (used by docker compose)")
     pc.add_argument("--peer", required=True, help="host name or address of an echo server")
-    pc.add_argument("--port", type=int, default=7)
+    pc.add_argument("--port", type=_port, default=7, help="the echo server's port (default 7)")
     pc.add_argument("--iface", help="interface (default: the one routing to the peer)")
     pc.add_argument("--pcap", metavar="FILE")
     return p

@@ -151,7 +151,7 @@ def cmd_ladder(args) -> int:
 
     path = args.file
     if not os.path.exists(path):
-        raise CliError(f"rawtcp ladder: no such file: {path}")
+        raise CliError(f"rawtcp ladder: no such file: {path}", 2)
     with open(path, "rb") as f:
         head = f.read(4)
     if head in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
@@ -190,7 +190,7 @@ def _lab_record(name: str) -> dict:
     if not os.path.exists(p):
         known = ", ".join(r["name"] for r in _lab_records()) or "none"
         raise CliError(f"rawtcp: no lab named {name!r} (labs: {known}; make one with "
-                       "`rawtcp lab up`)")
+                       "`rawtcp lab up`)", 2)
     with open(p, encoding="utf-8") as f:
         return json.load(f)
 
@@ -233,8 +233,12 @@ def cmd_lab(args) -> int:
         from rawtcp.lab.cleanup import list_labs
 
         recs = _lab_records()
+        from rawtcp.lab.base import netns_exists
+
         for r in recs:
-            _out(f"lab {r['name']}: kernel {', '.join(r['kernel_addrs'])} "
+            gone = not (netns_exists(r["kernel_netns"]) and netns_exists(r["rawtcp_netns"]))
+            _out(("(gone: its namespaces were removed; `rawtcp lab down NAME` forgets it) "
+                  if gone else "") + f"lab {r['name']}: kernel {', '.join(r['kernel_addrs'])} "
                  f"({r['kernel_netns']}), rawtcp {', '.join(r['rawtcp_addrs'])} "
                  f"({r['rawtcp_netns']})")
         objs = list_labs()
@@ -248,7 +252,11 @@ def cmd_lab(args) -> int:
     if args.lcmd == "clean":
         from rawtcp.lab.cleanup import clean
 
-        done = clean(force=args.force, orphans=True)
+        # Without --force only what dead processes left behind goes: the registry's entries
+        # of dead pids. Labs made by `rawtcp lab up` are not in the registry (their creator
+        # exits at once), so they stay; --force also sweeps unregistered rawtcp namespaces
+        # and removes every `lab up` lab.
+        done = clean(force=args.force, orphans=args.force)
         if args.force:
             for r in _lab_records():
                 for ns in (r["rawtcp_netns"], r["kernel_netns"]):
@@ -278,6 +286,12 @@ def _open_link(args):
         from rawtcp.link.packet import PacketLink
 
         rec = _lab_record(args.lab)
+        from rawtcp.lab.base import netns_exists
+
+        if not netns_exists(rec["rawtcp_netns"]):
+            raise CliError(f"rawtcp: the namespaces of lab {args.lab} are gone (removed by "
+                           f"`rawtcp lab clean --force`?); run `rawtcp lab down {args.lab}` "
+                           "and `rawtcp lab up` again")
         return PacketLink(rec["rawtcp_if"], rec["rawtcp_addrs"], netns=rec["rawtcp_netns"])
     if args.link == "lab":
         raise CliError("rawtcp: choose a link: --lab NAME (from `rawtcp lab up`), "

@@ -203,8 +203,13 @@ class TcbInput:
                 self.ts_recent = ts[0]
                 self.ts_recent_set = True
 
-        # fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 4.2).
+        # fourth: SYN. In SYN-RECEIVED from a passive OPEN: back to LISTEN (RFC 9293
+        # 3.10.7.4); in the synchronized states: challenge ACK (RFC 5961 4.2).
         if f & _SYN:
+            if st is State.SYN_RECEIVED and self.listener is not None:
+                self._drop(seg, "syn-in-syn-received", now)
+                self._set_state(State.CLOSED, "SYN in SYN_RECEIVED (back to LISTEN)", now)
+                return
             self._challenge_ack(seg, "syn-in-window", now)
             return
 

@@ -122,7 +122,22 @@ def test_lab_up_list_down():
     nets = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"{name}k" not in nets and f"{name}r" not in nets
     r = run("lab", "down", name)
-    assert r.returncode == 1 and name in one_line(r.stderr)
+    assert r.returncode == 2 and name in one_line(r.stderr)
+
+
+def test_lab_clean_keeps_labs_made_by_lab_up_unless_forced():
+    """`lab clean` removes what dead processes left behind, not a lab in use."""
+    r = run("lab", "up")
+    assert r.returncode == 0, r.stderr
+    name = r.stdout.split()[1]
+    try:
+        c = run("lab", "clean")
+        assert c.returncode == 0, c.stderr
+        nets = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"{name}k" in nets and f"{name}r" in nets, c.stdout
+    finally:
+        d = run("lab", "down", name)
+    assert d.returncode == 0, d.stderr
 
 
 def test_peer_check_against_a_kernel_over_raw_ip():

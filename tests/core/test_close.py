@@ -435,3 +435,17 @@ def test_fin_is_not_sent_into_a_zero_window(est: Harness) -> None:
     h.recv([u(flags="FA")])
     h.send(p(ack=ISS + 2), at=1 * SEC + 10 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
+
+
+def test_fin_arriving_before_the_data_it_follows(est: Harness) -> None:
+    """RFC 9293 3.10.7.4 eighth: a FIN is processed only when every byte before it has
+    arrived. An early data+FIN segment is held (immediate duplicate ACK, RFC 5681 4.2);
+    when the hole is filled the FIN is acked with the data and CLOSE_WAIT begins."""
+    h = est
+    h.send(p(seq=PISS + 4, flags="FPA", payload=b"def"), at=30 * MS)
+    h.recv([u()])
+    assert h.tcb.state is State.ESTABLISHED and not h.tcb.eof
+    h.send(p(flags="PA", payload=b"abc"), at=31 * MS)
+    h.recv([u(ack=PISS + 8, win=RCVBUF - 7)])
+    assert h.tcb.state is State.CLOSE_WAIT
+    assert h.tcb.recv(100, 32 * MS) == b"abcdef" and h.tcb.eof

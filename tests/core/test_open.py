@@ -194,3 +194,29 @@ def test_close_in_syn_received_sends_fin_after_the_handshake(syn_sent: Harness) 
     assert h.tcb.state is State.FIN_WAIT_1
     h.send(p(ack=ISS + 2), at=20 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
+
+
+def test_syn_in_window_in_syn_received_returns_to_listen(syn_received: Harness) -> None:
+    """RFC 9293 3.10.7.4 fourth (SYN-RECEIVED, passive OPEN): a SYN inside the window
+    (not the retransmitted original) returns the connection to LISTEN: the child is gone,
+    nothing is sent, and the listener answers the peer's next SYN afresh."""
+    h = syn_received
+    h.send(p(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=RTT)
+    h.recv_nothing()
+    assert h.tcb.state is State.CLOSED and h.tcb.error is None
+    assert h.stack.connections() == [] and h.listener.syn_queue == []
+    h.send(p(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
+    h.recv([u(seq=ISS, ack=PISS + 101, flags="SA", win=min(RCVBUF, 65535),
+              opts=Options(mss=MSS))])
+
+
+def test_syn_in_syn_received_after_simultaneous_open_gets_challenge_ack(
+        syn_sent: Harness) -> None:
+    """RFC 9293 3.10.7.4 fourth (SYN-RECEIVED from an active OPEN: "handle per the
+    directions for synchronized states") + RFC 5961 4.2: challenge ACK, no change."""
+    h = syn_sent
+    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.take()
+    h.send(p(seq=PISS + 100, ack=0, flags="S"), at=6 * MS)
+    h.recv([u()])
+    assert h.tcb.state is State.SYN_RECEIVED
