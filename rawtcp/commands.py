@@ -84,6 +84,18 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------- experiments
+def _clip_ladder(text: str, path: str | None, head: int = 80, tail: int = 15) -> str:
+    """A long ladder (a bulk transfer has thousands of rows) is shown clipped on the
+    terminal; the whole diagram is in the report's ladder file."""
+    lines = text.splitlines()
+    if len(lines) <= head + tail + 5:
+        return text
+    where = f"the whole ladder is in {path}" if path else \
+        "run with --report DIR for the whole ladder"
+    return "\n".join(lines[:head] + [f"   ... {len(lines) - head - tail} rows not shown: "
+                                      f"{where} ..."] + lines[-tail:])
+
+
 def cmd_experiment_list(args) -> int:
     from rawtcp.experiments import load_all
 
@@ -131,7 +143,7 @@ def cmd_experiment_run(args) -> int:
         results.append(res)
         if not args.json:
             if show and res.ladder:
-                _out(res.ladder)
+                _out(_clip_ladder(res.ladder, res.files.get("ladder")))
             _out(_verdict_block(res))
             if res.files:
                 _out("  files: " + ", ".join(f"{k}={v}" for k, v in res.files.items()))

@@ -266,8 +266,13 @@ class Run:
     # ---------------------------------------------------------------- evidence
     def check(self, name: str, ok: bool, evidence: Any = "") -> bool:
         self.checks.append(Check(name, bool(ok), str(evidence)))
-        self.progress(f"{'ok ' if ok else 'FAIL'} {name}")
         return bool(ok)
+
+    def ms(self, ev: Event) -> float:
+        """An event's time in ms as the ladder shows it (from the run's first event)."""
+        evs = self.tracer.events()
+        t0 = min((e["t"] for e in evs if "t" in e), default=0)
+        return round((ev["t"] - t0) / 1000, 3)
 
     def events(self, kind: str | None = None) -> list[Event]:
         return self.tracer.events(kind)

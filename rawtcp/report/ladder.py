@@ -115,7 +115,11 @@ def _build_rows(events: list[Event], conn: str | None) -> list[_Row]:
         elif kind == "drop":
             reason = ev.get("reason", "?")
             what = f" {ev['flags']} seq={ev.get('rseq', ev.get('seq'))}" if "flags" in ev else ""
-            rows.append(_Row(t, "note", ev, tags=[f"rawtcp dropped{what}: {reason}"]))
+            if reason == "retransmitted-fin-reacked":   # RFC 9293 3.10.7.4, TIME-WAIT
+                note = f"rawtcp: retransmitted{what} in TIME_WAIT: re-ACK, 2MSL restarted"
+            else:
+                note = f"rawtcp dropped{what}: {reason}"
+            rows.append(_Row(t, "note", ev, tags=[note]))
         elif kind == "error":
             rows.append(_Row(t, "note", ev, tags=[f"error {ev.get('errno')}: {ev.get('message')}"]))
     return rows
