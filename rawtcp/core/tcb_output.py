@@ -71,6 +71,13 @@ class TcbOutput:
             self.rcv_adv = adv
         return field
 
+    def _sack_option_len(self: Tcb) -> int:
+        """Bytes the SACK option takes in our next segment (NOP, NOP, kind, len, blocks)."""
+        if not (self.sack_ok and self.ooo):
+            return 0
+        k = min(len(self.ooo.blocks), 3 if self.ts_ok else 4)
+        return 4 + 8 * k if k else 0
+
     def _make_segment(self: Tcb, seq: int, flags: Flags, payload: bytes, now: int) -> Segment:
         syn = bool(flags & Flags.SYN)
         if syn:
@@ -158,7 +165,10 @@ class TcbOutput:
             return
 
         sent = False
-        smss = self.smss
+        # SACK blocks ride on data segments too, so the payload shrinks to leave them room
+        # and the packet still fits the peer's MSS (RFC 9293 3.7.1: MSS counts no options;
+        # Linux's tcp_current_mss() does the same).
+        smss = self.smss - self._sack_option_len()
         sbuf = self.sbuf
         data_end = sbuf.end
         fin_queued = self.fin_queued
