@@ -88,6 +88,12 @@ def test_demo_runs_three_experiments_and_writes_files(tmp_path):
     # and from the pcap
     r3 = run("ladder", str(out / "final-ack-drop.pcap"))
     assert r3.returncode == 0 and "FA" in r3.stdout
+    # Wireshark's dissector reads the capture and sees the kernel's retransmitted FIN
+    ts = subprocess.run(["tshark", "-r", str(out / "final-ack-drop.pcap"), "-Y",
+                         "tcp.analysis.retransmission", "-T", "fields", "-e", "tcp.flags.str"],
+                        capture_output=True, text=True, timeout=60)
+    assert ts.returncode == 0, ts.stderr
+    assert any("F" in line for line in ts.stdout.splitlines()), ts.stdout
 
 
 def test_experiment_run_json(tmp_path):
