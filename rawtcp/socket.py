@@ -309,8 +309,9 @@ class Socket:
     def getpeername(self):
         self._check_open()
         t = self._tcb
-        if t is None or t.state in (State.SYN_SENT, State.CLOSED) and t.error is None and \
-                not self._was_connected():
+        if t is None or self._listener is not None or not getattr(t, "was_established", True) \
+                and t.state in (State.SYN_SENT, State.CLOSED):
+            # never connected (in progress, refused or timed out): as Linux, ENOTCONN
             raise _err(errno.ENOTCONN, "the socket is not connected")
         a, p = t.remote
         return (a, p) if self.family == AF_INET else (a, p, 0, 0)

@@ -61,7 +61,10 @@ def peer_check(host: str, port: int, iface: str | None = None, pcap: str | None 
     try:
         peer = str(ipaddress.ip_address(host))
     except ValueError:
-        peer = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0][4][0]
+        try:
+            peer = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0][4][0]
+        except _socket.gaierror as e:
+            raise OSError(f"cannot resolve the peer {host!r}: {e.strerror}") from None
     src, dev = _route(peer)
     progress(f"rawtcp peer-check: {host} = {peer}, our address {src} on {iface or dev}")
     checks: list[Check] = []

@@ -600,6 +600,9 @@ def test_econnrefused(pair: Pair) -> None:
     with pytest.raises(ConnectionRefusedError) as e:
         c.connect((B4, 6000))
     assert e.value.errno == errno.ECONNREFUSED
+    with pytest.raises(OSError) as e2:          # never connected: no peer name (as Linux)
+        c.getpeername()
+    assert e2.value.errno == errno.ENOTCONN
     c2 = pair.a.socket()
     assert c2.connect_ex((B4, 6000)) == errno.ECONNREFUSED
 
