@@ -294,19 +294,15 @@ def read_pcap(path: str | os.PathLike[str]) -> tuple[int, list[tuple[int, bytes]
 
 
 # ---------------------------------------------------------------------------------------------
-# encoding helpers (lazy: rawtcp.wire may not exist yet; Scapy is the fallback)
+# encoding helpers: the wire codecs (Scapy only loaded when asked for a Scapy packet)
 # ---------------------------------------------------------------------------------------------
 
 
 def encode_packet(pkt: Any, corrupt: bool = False) -> bytes:
     """Packet -> IP bytes, with a deliberately wrong TCP checksum when ``corrupt``."""
-    raw: bytes | None = None
-    try:
-        from rawtcp.wire import fast  # type: ignore[attr-defined]
+    from rawtcp.wire import fast
 
-        raw = fast.encode_ip(pkt)
-    except (ImportError, AttributeError):
-        raw = bytes(to_scapy(pkt))
+    raw = fast.encode_ip(pkt)
     if corrupt:
         from rawtcp.faults import corrupt_tcp_checksum
 
@@ -315,40 +311,7 @@ def encode_packet(pkt: Any, corrupt: bool = False) -> bytes:
 
 
 def to_scapy(pkt: Any) -> Any:
-    """Packet -> Scapy IP()/TCP() (rawtcp.wire.scapy_codec when present)."""
-    try:
-        from rawtcp.wire import scapy_codec  # type: ignore[attr-defined]
+    """Packet -> Scapy IP()/TCP() (the reference codec's view of it)."""
+    from rawtcp.wire import scapy_codec
 
-        return scapy_codec.to_scapy(pkt)
-    except (ImportError, AttributeError):
-        pass
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
-
-    from rawtcp.core.segment import flags_str
-
-    s = pkt.segment
-    o = s.options
-    opts: list = []
-    if o.mss is not None:
-        opts.append(("MSS", o.mss))
-    if o.sack_permitted:
-        opts.append(("SAckOK", b""))
-    if o.timestamps is not None:
-        opts.append(("Timestamp", tuple(o.timestamps)))
-    if o.wscale is not None:
-        opts.append(("WScale", o.wscale))
-    if o.sack_blocks:
-        opts.append(("SAck", tuple(x for b in o.sack_blocks for x in b)))
-    tcp = TCP(
-        sport=s.src_port,
-        dport=s.dst_port,
-        seq=s.seq,
-        ack=s.ack,
-        flags=flags_str(s.flags),
-        window=s.window,
-        urgptr=s.urgent,
-        options=opts,
-    )
-    ip = IPv6(src=pkt.src, dst=pkt.dst) if ":" in pkt.src else IP(src=pkt.src, dst=pkt.dst)
-    return ip / tcp / s.payload if s.payload else ip / tcp
+    return scapy_codec.to_scapy(pkt)
