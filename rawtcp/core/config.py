@@ -44,6 +44,11 @@ class Config:
     # --- persist (zero window) --------------------------------------------------------------
     persist_min: int = 200 * MS
     persist_max: int = 60 * SEC
+    orphan_retries: int = 8            # zero-window probes an orphaned connection (closed by
+    #                                    its application) sends before it gives up: the next
+    #                                    persist expiry sends RST, ETIMEDOUT (Linux
+    #                                    net.ipv4.tcp_orphan_retries, whose 0 means 8; here the
+    #                                    number is literal, 0 = RST at the first expiry)
     # --- RFC 5961 ----------------------------------------------------------------------------
     challenge_ack_limit: int = 1000    # challenge ACKs per second
     # --- congestion control -------------------------------------------------------------------

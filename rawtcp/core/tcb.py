@@ -184,6 +184,7 @@ class Tcb(TcbInput, TcbOutput):
         self.retransmits = 0             # consecutive timeouts for the current snd_una
         self.total_retrans = 0
         self.persist_backoff = 0
+        self.persist_probes = 0          # probes since the window was last open (tcpi_probes)
         self.keepalive_out = 0
         self._rto_episode = False
         self.timers = Timers(self._trace_timer if self._tracer is not None else None)
@@ -278,6 +279,7 @@ class Tcb(TcbInput, TcbOutput):
             "ssthresh": self.cc.ssthresh,
             "retransmits": self.retransmits,
             "total_retrans": self.total_retrans,
+            "probes": self.persist_probes,
             "snd_una": self.snd_una & MASK,
             "snd_nxt": self.snd_nxt & MASK,
             "snd_max": self.snd_max & MASK,
@@ -458,7 +460,16 @@ class Tcb(TcbInput, TcbOutput):
         if self.state not in SYNCHRONIZED or self.state is State.TIME_WAIT:
             return
         if self.snd_wnd == 0:
+            if self.orphan and self.persist_probes >= self.cfg.orphan_retries:
+                # RFC 1122 4.2.2.17 lets the sender keep probing forever only while a user
+                # owns the connection; an orphan gives up (Linux tcp_probe_timer with
+                # tcp_orphan_retries). The RST carries the one sequence number a receiver
+                # with a zero window accepts: SND.UNA (Linux tcp_acceptable_seq).
+                self._send_rst_here(now, seq=self.snd_una)
+                self._fail(errno.ETIMEDOUT, "orphan-persist-limit", now)
+                return
             self._send_probe(now)
+            self.persist_probes += 1
             self.persist_backoff += 1
             self._arm_persist(now)
         else:

@@ -395,6 +395,7 @@ class TcbInput:
                 self.max_snd_wnd = win
             if win > 0 and old == 0:
                 self.persist_backoff = 0
+                self.persist_probes = 0  # the window opened: the orphan limit starts again
                 if "persist" in self.timers.deadlines:
                     self.timers.cancel("persist")
         # Our FIN acknowledged?

@@ -108,9 +108,11 @@ class TcbOutput:
         self.stack._transmit(self, seg, now)
 
     # ------------------------------------------------------------------ special segments
-    def _send_rst_here(self: Tcb, now: int) -> None:
-        """RST|ACK from our current position (abort, close with unread data)."""
-        seg = Segment(self.local[1], self.remote[1], self.snd_max & MASK,
+    def _send_rst_here(self: Tcb, now: int, seq: int | None = None) -> None:
+        """RST|ACK from our current position (abort, close with unread data), or from
+        ``seq`` when given."""
+        seq = self.snd_max if seq is None else seq
+        seg = Segment(self.local[1], self.remote[1], seq & MASK,
                       self.rcv_nxt & MASK, Flags.RST | _ACK, 0)
         self.stack._transmit(self, seg, now)
 
@@ -293,3 +295,4 @@ class TcbOutput:
             elif "persist" in timers.deadlines:
                 timers.cancel("persist")
                 self.persist_backoff = 0
+                self.persist_probes = 0

@@ -400,6 +400,17 @@ def echo(s: Any, data: bytes) -> bytes:
     return bytes(got)
 
 
+def read_to_eof(s: Any) -> bytes:
+    """Everything the peer sends until its FIN."""
+    got = bytearray()
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got.extend(chunk)
+    return bytes(got)
+
+
 def wait_state(st: Any, s: Any, name: str, timeout: float) -> bool:
     """Wait until the socket's connection is in state ``name``."""
     t = s.tcb
@@ -420,4 +431,4 @@ def ms(us: int) -> float:
 
 __all__ = ["MS", "REGISTRY", "SEC", "Check", "Experiment", "KernelWatch", "Result", "Run",
            "connect_kernel", "echo", "experiment", "is_subsequence", "lab_config", "ms",
-           "run_experiment", "wait_state", "wait_until"]
+           "read_to_eof", "run_experiment", "wait_state", "wait_until"]

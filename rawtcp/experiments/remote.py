@@ -15,7 +15,7 @@ import socket as _socket
 import subprocess
 from collections.abc import Callable
 
-from rawtcp.experiments.base import Check, is_subsequence, lab_config
+from rawtcp.experiments.base import Check, is_subsequence, lab_config, read_to_eof
 
 PORTS = range(41000, 41200)
 
@@ -41,13 +41,7 @@ def _echo_once(st, peer: str, port: int, data: bytes, timeout: float = 10.0):
     s.connect((peer, port))
     s.sendall(data)
     s.shutdown(_socket.SHUT_WR)
-    got = bytearray()
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got.extend(chunk)
-    return s, bytes(got)
+    return s, read_to_eof(s)
 
 
 def peer_check(host: str, port: int, iface: str | None = None, pcap: str | None = None,

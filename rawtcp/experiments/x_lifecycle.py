@@ -7,7 +7,7 @@ that the first side can still answer that retransmitted FIN.
 
 from __future__ import annotations
 
-from rawtcp.experiments.base import Run, experiment, is_subsequence
+from rawtcp.experiments.base import Run, experiment, is_subsequence, read_to_eof
 from rawtcp.experiments.base import connect_kernel as _connect
 from rawtcp.experiments.base import echo as _echo
 
@@ -134,13 +134,8 @@ def final_ack_drop_passive(run: Run) -> None:
         st = run.stack(lab, faults=["drop in flags=A state=LAST_ACK nth=1"])
         watch = run.watch_kernel(lab, PORT, st)
         s = _connect(lab, st, PORT)
-        got = bytearray()
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got.extend(chunk)
-        run.check("received the kernel's bytes, then its FIN (EOF)", bytes(got) ==
+        got = read_to_eof(s)
+        run.check("received the kernel's bytes, then its FIN (EOF)", got ==
                   (b"rawtcp" * len(MESSAGE))[: len(MESSAGE)], f"{len(got)} B")
         run.check("rawtcp is in CLOSE_WAIT", s.tcb.state.name == "CLOSE_WAIT", s.tcb.state.name)
         s.close()
