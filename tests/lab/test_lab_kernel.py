@@ -1,5 +1,7 @@
 """Reading the kernel's TCP states with ss."""
 
+import time
+
 import pytest
 
 from rawtcp.lab import TunLab
@@ -50,6 +52,13 @@ def test_real_kernel_states_and_poller() -> None:
             cl.result(timeout=10)
             srv.result(timeout=10)
             tw = [s for s in kernel_sockets(lab.netns, port) if s["state"] == "TIME_WAIT"]
+            # Under load the poller may not have sampled the server socket's end yet: wait
+            # (bounded) for the sample that shows it gone, instead of racing the thread.
+            ep = f"{lab.kernel_addr}:{port}"
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not any(
+                    s["local"] == ep and s["state"] == "GONE" for s in list(poller.samples)):
+                time.sleep(0.01)
         assert len(tw) == 1 and tw[0]["timer"]["name"] == "timewait"
         assert 0 < tw[0]["timer"]["expires_ms"] <= 60_000
         client_ep = f"{lab.kernel_addr}:{port}"
