@@ -148,6 +148,7 @@ def test_our_final_ack_dropped_kernel_retransmits_fin(kind: str) -> None:
         c = env.connect(7106)
         conn = c.tcb.conn
         with StatePoller(env.netns, port=7106, interval=0.01, duration=15) as poll:
+            wait_sampled(poll, "ESTABLISHED")   # the poller must know the socket to see it go
             c.close()
             assert env.stack.wait_for(lambda: c.tcb.state.name == "TIME_WAIT", 5)
             wait_sampled(poll, "GONE")
