@@ -54,10 +54,10 @@ def handshake(run: Run) -> None:
             expect="echoed bytes equal sent bytes; rawtcp FIN_WAIT_1, FIN_WAIT_2, TIME_WAIT, "
                    "CLOSED; the kernel CLOSE_WAIT, LAST_ACK (its FIN, ACKed), CLOSED")
 def lifecycle(run: Run) -> None:
-    """RFC 9293 3.6 case 1: we close first. The kernel echo server closes 50 ms after our
+    """RFC 9293 3.6 case 1: we close first. The kernel echo server closes 200 ms after our
     FIN, so its ACK and its FIN come in separate segments (FIN_WAIT_2 is visible)."""
     with run.tun_lab() as lab:
-        srv = lab.server("echo", port=PORT, close_delay=0.05)
+        srv = lab.server("echo", port=PORT, close_delay=0.2)
         srv.wait_ready()
         st = run.stack(lab)
         watch = run.watch_kernel(lab, PORT, st)
@@ -92,7 +92,7 @@ def final_ack_drop(run: Run) -> None:
     """RFC 9293 3.10.7.4 (TIME-WAIT: "the only thing that can arrive in this state is a
     retransmission of the remote FIN. Acknowledge it, and restart the 2 MSL timeout")."""
     with run.tun_lab() as lab:
-        srv = lab.server("echo", port=PORT, close_delay=0.05)
+        srv = lab.server("echo", port=PORT, close_delay=0.2)
         srv.wait_ready()
         st = run.stack(lab, faults=["drop out flags=A state=TIME_WAIT nth=1"])
         watch = run.watch_kernel(lab, PORT, st)
