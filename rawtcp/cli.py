@@ -47,9 +47,22 @@ def _add_link_args(p: argparse.ArgumentParser) -> None:
 
 def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:
     g = p.add_argument_group("faults (see docs/faults.md)" + extra)
-    for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
+    examples = {"drop": "'out flags=A state=TIME_WAIT nth=1'", "delay": "'out flags=S ms=300'",
+                "duplicate": "'in len>0 p=0.1 seed=7'", "reorder": "'out len>0 nth=3'",
+                "corrupt": "'in nth=2'"}
+    for action, example in examples.items():
         g.add_argument(f"--{action}", action="append", default=[], metavar="RULE",
-                       help=f"{action} matching segments, e.g. 'out flags=A nth=1'")
+                       help=f"{action} matching segments, e.g. {example}")
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < v <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {v:g}")
+    return v
 
 
 def _port(text: str) -> int:
@@ -85,20 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", metavar="DIR", help="write trace, pcap, ladder and plots here")
     r.add_argument("--color", action="store_true", help="colour the ladder")
     r.add_argument("--quiet", "-q", action="store_true",
-                   help="no ladder and no progress, only the verdict")
+                   help="no ladder and no progress: the checks and the verdict")
     _add_fault_args(r, extra=" (added to the experiment's own rules; its checks still "
                              "decide, so they may fail)")
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
     c.add_argument("host", help="IP address or name of the peer")
     c.add_argument("port", type=_port, help="TCP port of the peer")
-    c.add_argument("--timeout", type=float, default=10.0,
+    c.add_argument("--timeout", type=_seconds, default=10.0,
                    help="seconds to wait for the connection (default 10)")
     _add_link_args(c)
 
     ls = sub.add_parser("listen", help="netcat-like server over rawtcp (one connection)")
     ls.add_argument("port", type=_port, help="TCP port to listen on")
-    ls.add_argument("--timeout", type=float, default=60.0,
+    ls.add_argument("--timeout", type=_seconds, default=60.0,
                     help="seconds to wait for a connection (default 60)")
     _add_link_args(ls)
 
@@ -107,13 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     up = lsub.add_parser("up", help="create a persistent lab (two namespaces and a veth)")
     up.add_argument("--ipv6", action="store_true", help="IPv6 addresses too (dual stack)")
     dn = lsub.add_parser("down", help="remove a lab")
-    dn.add_argument("name")
+    dn.add_argument("name", help="the lab's name (`rawtcp lab list` shows them)")
     lsub.add_parser("list", help="list labs")
     cl = lsub.add_parser("clean", help="remove leftovers of crashed runs")
-    cl.add_argument("--force", action="store_true", help="also labs of live processes")
+    cl.add_argument("--force", action="store_true",
+                    help="also objects of live processes and every `lab up` lab")
 
     ld = sub.add_parser("ladder", help="draw a ladder diagram from a trace (.jsonl) or a pcap")
-    ld.add_argument("file")
+    ld.add_argument("file", help="a JSON-lines trace (--trace, --report) or a pcap/pcapng")
     ld.add_argument("--color", action="store_true", help="ANSI colours")
     ld.add_argument("--ours", metavar="ADDR", help="(pcap) our address; default: SYN sender")
 
@@ -122,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--peer", required=True, help="host name or address of an echo server")
     pc.add_argument("--port", type=_port, default=7, help="the echo server's port (default 7)")
     pc.add_argument("--iface", help="interface (default: the one routing to the peer)")
-    pc.add_argument("--pcap", metavar="FILE")
+    pc.add_argument("--pcap", metavar="FILE", help="write the first check's packets here")
     return p
 
 
@@ -132,8 +146,20 @@ def _version() -> str:
     return f"rawtcp {__version__}"
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM: unwind like Ctrl-C, so labs, stacks and peers are torn down."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = build_parser().parse_args(argv)
         if not args.cmd:
@@ -145,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(str(e), file=sys.stderr)
         return e.code
+    except _Terminated:
+        print("rawtcp: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("rawtcp: interrupted", file=sys.stderr)
         return 130

@@ -56,13 +56,27 @@ def _verdict_block(res) -> str:
     return "\n".join(lines)
 
 
+def _make_dir(path: str, option: str) -> None:
+    """Create an output directory up front: a bad one is a bad argument (exit 2), not a
+    failure after the run."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".rawtcp-write-test-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        raise CliError(f"rawtcp: {option} {path}: cannot write there "
+                       f"({e.strerror or e})", 2) from None
+
+
 # --------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from rawtcp.experiments import REGISTRY, load_all, run_experiment
 
     load_all()
     outdir = args.dir or os.path.abspath(time.strftime("rawtcp-demo-%Y%m%d-%H%M%S"))
-    os.makedirs(outdir, exist_ok=True)
+    _make_dir(outdir, "--dir")
     _out("rawtcp demo: a private network namespace, a TUN device, the real Linux kernel on")
     _out("the other side. rawtcp runs its own TCP; the kernel runs Linux's.")
     t0 = time.monotonic()
@@ -124,6 +138,8 @@ def cmd_experiment_run(args) -> int:
         from rawtcp.experiments.base import parse_action_rule
 
         parse_action_rule(text)
+    if args.report:
+        _make_dir(args.report, "--report")
     results = []
     show = not args.json and not args.quiet
     for i in range(args.runs):

@@ -342,6 +342,9 @@ def parse_rule(action: str, text: str) -> Rule:
     """
     action = action.strip().lower()
     where = f"bad rule {text!r}"
+    if not text.strip():
+        raise RuleError(f"{where}: empty (an empty rule would match every packet; say 'in', "
+                        "'out' or 'any' to mean that)")
     if action not in ACTIONS:
         raise RuleError(f"{where}: unknown action {action!r} (known: {', '.join(ACTIONS)})")
     kw: dict[str, Any] = {}

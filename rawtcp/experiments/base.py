@@ -301,10 +301,14 @@ class Run:
         return [e for e in self.tracer.events("fault") if action is None or e["action"] == action]
 
 
-def parse_action_rule(text: str):
-    """'drop out flags=A nth=1' -> Rule (the first word is the action)."""
-    from rawtcp.faults import ACTIONS, RuleError, parse_rule
+def parse_action_rule(text: Any):
+    """'drop out flags=A nth=1' -> Rule (the first word is the action); a Rule passes."""
+    from rawtcp.faults import ACTIONS, Rule, RuleError, parse_rule
 
+    if isinstance(text, Rule):
+        return text
+    if not isinstance(text, str):
+        raise RuleError(f"bad rule {text!r}: give a Rule or text like 'drop out flags=A nth=1'")
     action, _, rest = text.strip().partition(" ")
     if action not in ACTIONS:
         raise RuleError(f"bad rule {text!r}: it must start with one of {', '.join(ACTIONS)}")
@@ -318,13 +322,17 @@ def is_subsequence(needle: list[str], hay: list[str]) -> bool:
 
 def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
                    progress: Callable[[str], None] | None = None, ladder: bool = True,
-                   color: bool = False, extra_faults: list[str] = ()) -> Result:
+                   color: bool = False, extra_faults: Any = ()) -> Result:
     """Run one experiment by name and return its Result (never raises for a failed run:
     an exception inside the experiment is a FAIL with the error as evidence).
 
     ``extra_faults``: fault rules as text with the action first (``"drop out len>0 nth=1"``)
     added to every rawtcp stack of the run, after the experiment's own rules. The
-    experiment's checks still decide: they may fail under faults they did not expect."""
+    experiment's checks still decide: they may fail under faults they did not expect.
+    Rules made with ``rawtcp.faults.parse_rule`` work too; one string is one rule."""
+    if isinstance(extra_faults, str):
+        extra_faults = [extra_faults]
+    extra_faults = list(extra_faults)
     for text in extra_faults:      # a bad rule is the caller's error, before any lab is built
         parse_action_rule(text)
     from rawtcp.experiments import load_all

@@ -300,3 +300,40 @@ def test_help_of_every_subcommand_is_exit_0():
     r = run("experiment", "run", "--help")
     for opt in ("--seed", "--runs", "--json", "--report", "--quiet", "--drop", "--corrupt"):
         assert opt in r.stdout, opt
+
+
+def test_bad_output_dir_and_timeout_are_bad_arguments(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("experiment", "run", "handshake", "--report", str(blocker))
+    assert r.returncode == 2 and "--report" in one_line(r.stderr)
+    assert "===" not in r.stdout                      # refused before anything ran
+    r = run("connect", "10.1.2.3", "7", "--timeout", "-1")
+    assert r.returncode == 2 and "--timeout" in one_line(r.stderr)
+
+
+def test_every_fault_option_help_example_parses():
+    """The help shows an example rule per action; each must be a valid rule."""
+    import re
+
+    from rawtcp.faults import parse_rule
+
+    r = run("experiment", "run", "--help")
+    text = " ".join(r.stdout.split())
+    for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
+        m = re.search(rf"--{action} RULE {action} matching segments, e\.g\. '([^']*)'", text)
+        assert m, f"no example for --{action}"
+        parse_rule(action, m.group(1))
+
+
+def test_extra_faults_accepts_rules_and_one_string():
+    from rawtcp.experiments import run_experiment
+    from rawtcp.faults import parse_rule
+
+    as_rule = run_experiment("handshake", ladder=False,
+                             extra_faults=[parse_rule("delay", "out flags=S ms=50")])
+    as_text = run_experiment("handshake", ladder=False, extra_faults="delay out flags=S ms=50")
+    for res in (as_rule, as_text):
+        assert res.passed, res.checks
+        faults = [e for e in res.events if e["ev"] == "fault"]
+        assert len(faults) == 1 and faults[0]["action"] == "delay"

@@ -353,3 +353,14 @@ def test_release_queue_orders_by_time_then_fifo() -> None:
     assert q.pop_due(4) == [(3, SYNACK, False)]
     assert q.pop_due(5) == [(5, SYN, False), (5, SYNACK, True)]
     assert q.next_at() is None
+
+
+def test_empty_rule_is_refused_not_a_silent_blackhole():
+    """An empty --drop '' (say, an unset shell variable) must not drop every packet."""
+    from rawtcp.faults import RuleError, parse_rule
+
+    for text in ("", "   "):
+        with pytest.raises(RuleError) as e:
+            parse_rule("drop", text)
+        assert "empty" in str(e.value) and "'any'" in str(e.value)
+    assert parse_rule("drop", "any").text  # matching everything is still possible, on purpose
