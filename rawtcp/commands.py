@@ -385,14 +385,7 @@ def cmd_netcat(args) -> int:
             s.connect((args.host, args.port))
             print(f"rawtcp: connected to {args.host}:{args.port}", file=sys.stderr)
         else:
-            fam = _s.AF_INET6 if all(":" in a for a in st.addresses) else _s.AF_INET
-            lsock = st.socket(fam)
-            lsock.bind(("", args.port))
-            lsock.listen(1)
-            lsock.settimeout(args.timeout)
-            print(f"rawtcp: listening on {lsock.getsockname()[0]}:{args.port}", file=sys.stderr)
-            s, peer = lsock.accept()
-            lsock.close()
+            s, peer = _accept_one(st, args.port, args.timeout)
             print(f"rawtcp: connection from {peer[0]}:{peer[1]}", file=sys.stderr)
             s.settimeout(None)
         _pump(s)
@@ -405,6 +398,33 @@ def cmd_netcat(args) -> int:
         if live is not None:
             live.close()
     return 0
+
+
+def _accept_one(st, port: int, timeout: float):
+    """Listen on every address of the link (IPv4 and IPv6) and accept the first connection."""
+    import selectors
+    import socket as _s
+
+    listeners = []
+    sel = selectors.DefaultSelector()
+    try:
+        for addr in st.addresses:
+            ls = st.socket(_s.AF_INET6 if ":" in addr else _s.AF_INET)
+            ls.bind((addr, port))
+            ls.listen(1)
+            ls.setblocking(False)
+            listeners.append(ls)
+            sel.register(ls, selectors.EVENT_READ)
+        where = ", ".join(f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in st.addresses)
+        print(f"rawtcp: listening on {where}", file=sys.stderr)
+        ready = sel.select(timeout)
+        if not ready:
+            raise TimeoutError(f"no connection within {timeout:g} s (--timeout)")
+        return ready[0][0].fileobj.accept()
+    finally:
+        sel.close()
+        for ls in listeners:
+            ls.close()
 
 
 def _pump(s) -> None:

@@ -167,8 +167,8 @@ def test_missing_action_is_exit_2(args):
     one_line(r.stderr)
 
 
-def _lab_up() -> dict:
-    r = run("lab", "up")
+def _lab_up(*extra: str) -> dict:
+    r = run("lab", "up", *extra)
     assert r.returncode == 0, r.stderr
     name = r.stdout.split()[1]
     from rawtcp.commands import _lab_record
@@ -209,10 +209,12 @@ def test_connect_netcat_over_a_lab_with_pcap_and_trace(tmp_path):
     assert pcap.stat().st_size > 24
 
 
-def test_listen_netcat_accepts_a_kernel_client():
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_listen_netcat_accepts_a_kernel_client(family):
+    """`rawtcp listen` listens on every address of the link: IPv4 and IPv6."""
     from rawtcp.lab.peers import Client
 
-    rec = _lab_up()
+    rec = _lab_up("--ipv6")
     try:
         cmd = RAWTCP + ["listen", "--lab", rec["name"], "5000", "--timeout", "20"]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -221,7 +223,8 @@ def test_listen_netcat_accepts_a_kernel_client():
             # wait until rawtcp says it listens (bounded by the read timeout of the test)
             line = proc.stderr.readline().decode()
             assert "listening" in line, line
-            cl = Client(rec["kernel_netns"], rec["rawtcp_addrs"][0], 5000, count=3000,
+            addr = [a for a in rec["rawtcp_addrs"] if (":" in a) == (family == "ipv6")][0]
+            cl = Client(rec["kernel_netns"], addr, 5000, count=3000,
                         no_read=True).start()
             try:
                 cl.wait_event("sent", timeout=20)
