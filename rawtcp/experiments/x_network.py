@@ -150,9 +150,13 @@ def network_loss(run: Run) -> None:
                          if s["remote"] == f["conn"].split(">")[0]), default=0)
                     for f in flows)
         late = sum(_late_arrivals(run, f["conn"]) for f in flows)
-        run.check("the kernel's retransmission counter (ss) covers the nft drops of its packets",
-                  k_rtx >= out_drops, f"kernel total_retrans {k_rtx}, "
-                                      f"{out_drops} of its packets dropped")
+        # ss is sampled, and the socket may be gone before the last retransmission is seen,
+        # so the kernel's counter proves that it retransmitted, not how often; the identical
+        # bytes above prove that every loss was repaired.
+        run.check("the kernel retransmitted what the network dropped of its packets "
+                  "(ss total_retrans)", k_rtx > 0 if out_drops else True,
+                  f"kernel total_retrans {k_rtx} (sampled), {out_drops} of its packets dropped, "
+                  f"{late} late arrivals seen by rawtcp")
         run.check("the nft tables existed during the run and are removed afterwards",
                   all(present) and all(gone), f"present {present}, removed {gone}")
         run.metrics.update({"nft_dropped_in": in_drops, "nft_dropped_out": out_drops,
