@@ -46,13 +46,22 @@ def _out(msg: str = "") -> None:
     print(msg, flush=True)
 
 
+def _short_metrics(metrics: dict, limit: int = 160) -> str:
+    """The scalar metrics, clipped: lists and tables are in --json and the report."""
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+    if not flat:
+        return ""
+    text = "  " + ", ".join(f"{k}={v}" for k, v in flat.items())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _verdict_block(res) -> str:
     lines = []
     for c in res.checks:
         mark = "ok  " if c.ok else "FAIL"
         lines.append(f"  [{mark}] {c.name}" + (f"  ({c.evidence})" if c.evidence else ""))
     lines.append(f"  => {res.name}: {'PASS' if res.passed else 'FAIL'}"
-                 f" in {res.duration_s:.2f} s" + (f"  {res.metrics}" if res.metrics else ""))
+                 f" in {res.duration_s:.2f} s" + _short_metrics(res.metrics))
     return "\n".join(lines)
 
 
