@@ -340,3 +340,32 @@ def test_extra_faults_accepts_rules_and_one_string():
         assert res.passed, res.checks
         faults = [e for e in res.events if e["ev"] == "fault"]
         assert len(faults) == 1 and faults[0]["action"] == "delay"
+
+
+def test_sigterm_tears_the_lab_down():
+    """`kill` (SIGTERM) during an experiment unwinds like Ctrl-C: no namespace is left."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(RAWTCP + ["experiment", "run", "zero-window", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    prefix = f"rt{proc.pid & 0xFFFFFF:06x}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:           # wait until its lab exists
+            nets = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                  text=True).stdout
+            if prefix in nets:
+                break
+            time.sleep(0.05)
+        assert prefix in nets, "the experiment never built its lab"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "terminated" in err.decode()
+    nets = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert prefix not in nets
