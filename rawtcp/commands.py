@@ -201,9 +201,9 @@ def cmd_ladder(args) -> int:
         events = read_trace(path)
     except ValueError as e:
         raise CliError(f"rawtcp ladder: {path} is neither a pcap nor a JSON-lines trace "
-                       f"({e})") from None
+                       f"({e})", 2) from None
     if not events:
-        raise CliError(f"rawtcp ladder: {path} holds no events")
+        raise CliError(f"rawtcp ladder: {path} holds no events", 2)
     _out(render_ladder(events, width=100, color=args.color, right="peer"))
     return 0
 

@@ -110,7 +110,7 @@ def test_ladder_of_garbage_file_is_one_clear_line(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text("not json\nnot json either\n")
     r = run("ladder", str(p))
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "neither a pcap nor" in one_line(r.stderr)
 
 
