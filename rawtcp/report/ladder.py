@@ -16,7 +16,9 @@ length::
        206.000              |-------- A seq=102 ack=2 len=0 --------->|
 
 - rawtcp's state changes (``state`` events) are written left of the left column, the peer's
-  (``kernel`` events, repeated states folded) right of the right column;
+  (``kernel`` events, repeated states folded) right of the right column; a listening socket
+  (conn ``"0.0.0.0:9000>*:*"``) is not the connection: its LISTEN is shown once at the top
+  when it comes before the connection, its other state changes (the listener's close) never;
 - a segment dropped by a fault (``fault`` event, action drop) stops where it died: an outgoing
   one half-way with an ``X``, an incoming one short of rawtcp (``X`` at its tip);
 - ``[rtx]`` marks a retransmission (sequence space already sent in that direction),
@@ -88,14 +90,40 @@ def _conn_of(ev: Event) -> str | None:
     return ev.get("conn")
 
 
+def _listener(ev: Event) -> str | None:
+    """The local ``addr:port`` of a listening socket's event (conn ``"0.0.0.0:9000>*:*"``)."""
+    c = ev.get("conn")
+    if isinstance(c, str) and c.endswith(">*:*"):
+        return c[:-4]
+    return None
+
+
+def _listener_serves(local: str, conn: str | None) -> bool:
+    """Whether the listener on ``local`` could have made the connection ``conn``."""
+    if conn is None:
+        return True
+    addr, _, port = local.rpartition(":")
+    caddr, _, cport = conn.partition(">")[0].rpartition(":")
+    return port == cport and addr in ("0.0.0.0", "::", caddr)
+
+
 def _build_rows(events: list[Event], conn: str | None) -> list[_Row]:
     rows: list[_Row] = []
     last_kernel: dict[str | None, str] = {}
     for ev in enrich(events):
-        if conn is not None and ev.get("conn") not in (None, conn):
-            continue
         kind = ev.get("ev")
         t = int(ev.get("t", 0))
+        local = _listener(ev)
+        if local is not None:
+            # A listening socket is not the connection: its LISTEN is drawn once, when it
+            # comes before any segment (the passive open starts there); its other state
+            # changes (closing the listener) are not the connection's and are left out.
+            if (kind == "state" and ev.get("new") == "LISTEN" and _listener_serves(local, conn)
+                    and not any(r.kind in ("seg", "state") for r in rows)):
+                rows.append(_Row(t, "state", ev))
+            continue
+        if conn is not None and ev.get("conn") not in (None, conn):
+            continue
         if kind == "seg":
             r = _Row(t, "seg", ev)
             if ev.get("rtx"):
@@ -276,20 +304,16 @@ def ladder_from_pcap(
     width: int = 80,
     color: bool = False,
 ) -> str:
-    """A ladder of every TCP segment in a pcap; our side is ``our_addr`` ("10.0.0.1",
-    "10.0.0.1:40000", "[fd00::1]:40000") or the side that sent the first SYN."""
-    from rawtcp.report.segs import _split_addr
+    """A ladder of every TCP segment in a capture (classic pcap or pcapng; see
+    :func:`rawtcp.report.segs.seg_events_from_pcap` for the link types); our side is
+    ``our_addr`` ("10.0.0.1", "10.0.0.1:40000", "[fd00::1]:40000") or the side that sent the
+    first SYN.
 
-    if our_addr is not None:
-        try:
-            _split_addr(our_addr)
-        except ValueError as e:
-            raise OSError(
-                errno.EINVAL,
-                f"bad our_addr {our_addr!r} ({e}): use 10.0.0.1, fd00::1, 10.0.0.1:40000 "
-                "or [fd00::1]:40000",
-            ) from None
+    OSError(EINVAL) when ``our_addr`` is not an address, when the file is not a capture, when
+    no TCP segment is from or to ``our_addr`` or when the capture holds no TCP segment."""
     events = seg_events_from_pcap(path, our_addr)
+    if not events:
+        raise OSError(errno.EINVAL, f"no TCP segments in {os.fspath(path)}: nothing to draw")
     return render_ladder(events, width=width, color=color, right="peer")
 
 

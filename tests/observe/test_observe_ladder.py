@@ -168,3 +168,64 @@ def test_live_ladder_writes_rows_as_events_arrive_and_ends_like_the_full_one() -
     # equal concatenation: no row was written early and then redrawn (the dropped final
     # ACK was written once, with its X)
     assert "".join(out).count("--X") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# a listening socket is not the connection
+# ---------------------------------------------------------------------------------------------
+
+
+def _server_trace() -> tuple[list[dict], str]:
+    """rawtcp (stack b of the simulator) listens on 0.0.0.0:9000, accepts a connection and
+    closes its listener while the connection stays ESTABLISHED (RFC 9293 3.10.4: closing a
+    listener does not touch connections it already made)."""
+    from rawtcp.core.config import SEC
+    from rawtcp.sim import A_ADDR, B_ADDR, Sim
+
+    evs: list[dict] = []
+    sim = Sim(seed=1, tracer=evs.append)
+    lst = sim.b.listen(sim.b.bind("0.0.0.0", 9000), 4)
+    client = sim.a.connect(None, A_ADDR, B_ADDR, 9000, sim.now)
+    assert sim.run_until(lambda: lst.pending > 0, 10 * SEC)
+    server = lst.accept()
+    assert server is not None
+    client.send(b"hi", sim.now)
+    sim.run_for(SEC)
+    lst.close(sim.now)
+    sim.run_for(SEC)
+    assert server.state.name == "ESTABLISHED"
+    ours = [e for e in evs if e["stack"] == "b"]
+    assert [(e["old"], e["new"]) for e in ours if e.get("conn", "").endswith(">*:*")] == [
+        ("CLOSED", "LISTEN"), ("LISTEN", "CLOSED")]
+    return ours, f"{B_ADDR}:9000>{A_ADDR}:{client.local[1]}"
+
+
+def _states(text: str) -> list[str]:
+    """The rawtcp column: state names left of the first bar."""
+    out = []
+    for ln in text.splitlines()[1:]:
+        left = ln.split("|", 1)[0].split()
+        if len(left) == 2:
+            out.append(left[1])
+    return out
+
+
+def test_closing_the_listener_is_not_drawn_as_the_connection_closing() -> None:
+    evs, conn = _server_trace()
+    text = render_ladder(evs)
+    states = _states(text)
+    assert "CLOSED" not in states, text
+    assert states[0] == "LISTEN" and states[-1] == "ESTABLISHED", text
+    assert states.count("LISTEN") == 1
+    # the same with the connection picked out: the listener's LISTEN still leads
+    assert _states(render_ladder(evs, conn=conn)) == states
+    # a listener on another port is not drawn for this connection
+    other = [dict(e, conn="0.0.0.0:7>*:*") if e.get("conn", "").endswith(">*:*") else e
+             for e in evs]
+    assert "LISTEN" not in _states(render_ladder(other, conn=conn))
+
+
+def test_a_listen_after_the_connection_started_is_not_drawn() -> None:
+    listen = {"t": 1_700_000_500, "ev": "state", "conn": "10.7.0.1:9000>*:*", "old": "CLOSED",
+              "new": "LISTEN", "reason": "listen"}
+    assert render_ladder(trace() + [listen]) == render_ladder(trace())
