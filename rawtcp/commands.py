@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -189,18 +190,23 @@ def cmd_ladder(args) -> int:
     path = args.file
     if not os.path.exists(path):
         raise CliError(f"rawtcp ladder: no such file: {path}", 2)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
-                b"\xa1\xb2\x3c\x4d"):
-        _out(ladder_from_pcap(path, our_addr=args.ours, width=100, color=args.color))
+    from rawtcp.report.segs import is_capture
+
+    if is_capture(path):       # pcap (any byte order, us or ns) or pcapng
+        try:
+            _out(ladder_from_pcap(path, our_addr=args.ours, width=100, color=args.color))
+        except OSError as e:
+            if e.errno == errno.EINVAL:     # a wrong --ours, or nothing to draw
+                raise CliError(f"rawtcp ladder: {e.strerror}", 2) from None
+            raise
         return 0
     from rawtcp.trace import read_trace
 
     try:
         events = read_trace(path)
     except ValueError as e:
-        raise CliError(f"rawtcp ladder: {path} is neither a pcap nor a JSON-lines trace "
+        raise CliError(f"rawtcp ladder: {path} is neither a capture (pcap/pcapng) nor a "
+                       "JSON-lines trace "
                        f"({e})", 2) from None
     if not events:
         raise CliError(f"rawtcp ladder: {path} holds no events", 2)

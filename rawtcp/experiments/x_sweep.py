@@ -75,7 +75,8 @@ def loss_sweep(run: Run) -> None:
         for seed in SEEDS:
             r = _one_transfer(run, loss, run.seed * 100 + seed, data)   # the rules' seed
             results.append(r)
-            run.progress(f"loss {loss:.0%} seed {r['seed']}: {r['goodput_bps'] / 1e6:.2f} Mbit/s, "
+            run.progress(f"loss {loss:.0%} seed {seed} (rule seed {r['seed']}): "
+                         f"{r['goodput_bps'] / 1e6:.2f} Mbit/s, "
                          f"{r['retransmits']} retransmissions")
     total = time.monotonic() - t_start
 

@@ -95,6 +95,14 @@ def test_demo_runs_three_experiments_and_writes_files(tmp_path):
                         capture_output=True, text=True, timeout=60)
     assert ts.returncode == 0, ts.stderr
     assert any("F" in line for line in ts.stdout.splitlines()), ts.stdout
+    # Wireshark's own format (pcapng) draws the same ladder; a wrong --ours is a bad argument
+    ng = out / "final-ack-drop.pcapng"
+    subprocess.run(["tshark", "-r", str(out / "final-ack-drop.pcap"), "-F", "pcapng", "-w",
+                    str(ng)], capture_output=True, timeout=60, check=True)
+    r4 = run("ladder", str(ng))
+    assert r4.returncode == 0 and r4.stdout == r3.stdout
+    r5 = run("ladder", str(ng), "--ours", "192.0.2.99")
+    assert r5.returncode == 2 and "192.0.2.99" in one_line(r5.stderr)
 
 
 def test_experiment_run_json(tmp_path):
@@ -111,7 +119,7 @@ def test_ladder_of_garbage_file_is_one_clear_line(tmp_path):
     p.write_text("not json\nnot json either\n")
     r = run("ladder", str(p))
     assert r.returncode == 2
-    assert "neither a pcap nor" in one_line(r.stderr)
+    assert "neither a capture" in one_line(r.stderr)
 
 
 def test_lab_up_list_down():
