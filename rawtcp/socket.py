@@ -480,12 +480,19 @@ class Socket:
 
     def sendall(self, data, flags: int = 0) -> None:
         view = memoryview(bytes(data))
-        deadline = None if not self._timeout else time.monotonic() + self._timeout
-        while view:
-            n = self.send(view[:1 << 20], flags)
-            view = view[n:]
-            if deadline is not None and time.monotonic() > deadline and view:
-                raise TimeoutError(errno.ETIMEDOUT, "timed out: sendall")
+        timeout = self._timeout
+        deadline = None if not timeout else time.monotonic() + timeout
+        try:
+            while view:
+                if deadline is not None:      # the timeout covers the whole call, as CPython
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(errno.ETIMEDOUT, "timed out: sendall")
+                    self._timeout = left
+                n = self.send(view[:1 << 20], flags)
+                view = view[n:]
+        finally:
+            self._timeout = timeout
 
     def sendmsg(self, buffers: Iterable, ancdata=(), flags: int = 0, address=None) -> int:
         """writev semantics: the buffers go out as one stream, in order."""
