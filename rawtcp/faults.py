@@ -57,7 +57,6 @@ import itertools
 import math
 import random
 import re
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -731,34 +730,14 @@ class ReleaseQueue:
         return len(self._heap)
 
 
-_EXT_HEADERS = {0, 43, 60}  # hop-by-hop, routing, destination options
 
 
 def corrupt_tcp_checksum(ip: bytes) -> bytes:
-    """Return ``ip`` with its TCP checksum changed by one (never a valid equivalent in
+    """Return ``ip`` with its TCP checksum changed in one bit (never a valid equivalent in
     ones' complement). Bytes that are not IPv4/IPv6 + TCP come back unchanged."""
-    b = bytearray(ip)
-    if not b:
+    from rawtcp.wire import ParseError, corrupt_checksum
+
+    try:
+        return corrupt_checksum(ip)
+    except ParseError:
         return ip
-    ver = b[0] >> 4
-    if ver == 4:
-        if len(b) < 20 or b[9] != 6:
-            return ip
-        off = (b[0] & 0x0F) * 4
-    elif ver == 6:
-        if len(b) < 40:
-            return ip
-        nh, off = b[6], 40
-        while nh in _EXT_HEADERS or nh == 44:
-            if off + 8 > len(b):
-                return ip
-            nh, off = b[off], off + (8 if nh == 44 else (b[off + 1] + 1) * 8)
-        if nh != 6:
-            return ip
-    else:
-        return ip
-    if off + 18 > len(b):
-        return ip
-    (cs,) = struct.unpack_from("!H", b, off + 16)
-    struct.pack_into("!H", b, off + 16, cs ^ 0x0001)
-    return bytes(b)

@@ -300,14 +300,10 @@ def read_pcap(path: str | os.PathLike[str]) -> tuple[int, list[tuple[int, bytes]
 
 def encode_packet(pkt: Any, corrupt: bool = False) -> bytes:
     """Packet -> IP bytes, with a deliberately wrong TCP checksum when ``corrupt``."""
-    from rawtcp.wire import fast
+    from rawtcp.wire import corrupt_checksum, encode_ip
 
-    raw = fast.encode_ip(pkt)
-    if corrupt:
-        from rawtcp.faults import corrupt_tcp_checksum
-
-        raw = corrupt_tcp_checksum(raw)
-    return raw
+    raw = encode_ip(pkt)
+    return corrupt_checksum(raw) if corrupt else raw
 
 
 def to_scapy(pkt: Any) -> Any:
