@@ -636,12 +636,16 @@ class FaultEngine:
         """Absolute us when the earliest held (reordered) packet must go out, or None."""
         return min((h.deadline for h in self._held), default=None)
 
-    def release_due(self, now: int) -> list[Delivery]:
-        """Held packets whose maximum hold time is over, in deadline order."""
-        due = sorted((h for h in self._held if h.deadline <= now), key=lambda h: h.deadline)
+    def release_due(self, now: int, direction: str | None = None) -> list[Delivery]:
+        """Held packets whose maximum hold time is over, in deadline order; only those of
+        ``direction`` ("in"/"out") when given."""
+        def picked(h: _Held) -> bool:
+            return h.deadline <= now and (direction is None or h.direction == direction)
+
+        due = sorted((h for h in self._held if picked(h)), key=lambda h: h.deadline)
         if not due:
             return []
-        self._held = [h for h in self._held if h.deadline > now]
+        self._held = [h for h in self._held if not picked(h)]
         out: list[Delivery] = []
         for h in due:
             out.extend(self._release(h, now, "timeout"))

@@ -325,24 +325,17 @@ class Stack:
         self.core.on_packet(pkt, now)
 
     def _release_held(self, now: int) -> None:
-        if self.faults is not None and hasattr(self.faults, "release_due"):
-            for when, p, corrupt in self.faults.release_due(now):
-                # A held packet is ours (outgoing) when its source is one of our addresses.
-                if not self._is_ours(p.src):
-                    self._deliver_in(when, p, corrupt, now)
-                else:
-                    self._transmit(p, corrupt, now)
+        if self.faults is not None:
+            for when, p, corrupt in self.faults.release_due(now, "in"):
+                self._deliver_in(when, p, corrupt, now)
+            for _when, p, corrupt in self.faults.release_due(now, "out"):
+                self._transmit(p, corrupt, now)
         while self._held and self._held[0][0] <= now:
             _, _, direction, p, corrupt = heapq.heappop(self._held)
             if direction == "in":
                 self._deliver_in(now, p, corrupt, now)
             else:
                 self._transmit(p, corrupt, now)
-
-    def _is_ours(self, addr: str) -> bool:
-        if self.addresses:
-            return addr in self.addresses
-        return any(t.local[0] == addr for t in self.core.connections())
 
     def _flush(self, now: int) -> None:
         for pkt in self.core.take_packets():

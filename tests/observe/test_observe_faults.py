@@ -364,3 +364,16 @@ def test_empty_rule_is_refused_not_a_silent_blackhole():
             parse_rule("drop", text)
         assert "empty" in str(e.value) and "'any'" in str(e.value)
     assert parse_rule("drop", "any").text  # matching everything is still possible, on purpose
+
+
+def test_release_due_by_direction():
+    """A reorder-held packet comes back from release_due() of its own direction only."""
+    eng = FaultEngine([parse_rule("reorder", "any nth=1 ms=10"),
+                       parse_rule("reorder", "any nth=2 ms=10")])
+    out_pkt = Packet("10.0.0.1", "10.0.0.2", Segment(1, 2, 100, 0, Flags.ACK, 1000))
+    in_pkt = Packet("10.0.0.2", "10.0.0.1", Segment(2, 1, 200, 0, Flags.ACK, 1000))
+    assert eng.process("out", out_pkt, 0) == []
+    assert eng.process("in", in_pkt, 0) == []
+    assert [p for _, p, _ in eng.release_due(20_000, "in")] == [in_pkt]
+    assert [p for _, p, _ in eng.release_due(20_000, "out")] == [out_pkt]
+    assert eng.release_due(20_000) == []
