@@ -43,7 +43,13 @@ class Link:
 
     def close(self) -> None:
         """Release fds, devices and nftables rules this link created. Idempotent."""
+        if self._closed:
+            return
         self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        """What a link frees; called once, by close() (and by a failing constructor)."""
 
     @property
     def closed(self) -> bool:

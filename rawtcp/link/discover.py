@@ -66,26 +66,24 @@ def _ifreq_ioctl(sock: socket.socket, req: int, ifname: str) -> bytes:
     return fcntl.ioctl(sock.fileno(), req, struct.pack("16s24x", ifname.encode()))
 
 
-def mtu_of(ifname: str, netns: str | None = None) -> int:
+def _ifreq_int(ifname: str, netns: str | None, req: int, what: str) -> int:
+    """The int an SIOCGIF* ioctl returns for ``ifname`` inside ``netns``."""
     with in_netns(netns):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with s:
         try:
-            r = _ifreq_ioctl(s, SIOCGIFMTU, ifname)
+            r = _ifreq_ioctl(s, req, ifname)
         except OSError as e:
-            raise OSError(e.errno, f"cannot read the MTU of {ifname!r}: {e.strerror}") from None
+            raise OSError(e.errno, f"{what} {ifname!r}: {e.strerror}") from None
     return struct.unpack_from("i", r, 16)[0]
+
+
+def mtu_of(ifname: str, netns: str | None = None) -> int:
+    return _ifreq_int(ifname, netns, SIOCGIFMTU, "cannot read the MTU of")
 
 
 def ifindex_of(ifname: str, netns: str | None = None) -> int:
-    with in_netns(netns):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with s:
-        try:
-            r = _ifreq_ioctl(s, SIOCGIFINDEX, ifname)
-        except OSError as e:
-            raise OSError(e.errno, f"no interface {ifname!r}: {e.strerror}") from None
-    return struct.unpack_from("i", r, 16)[0]
+    return _ifreq_int(ifname, netns, SIOCGIFINDEX, "no interface")
 
 
 def _ethtool_value(ifname: str, netns: str | None, cmd: int, data: int = 0) -> int:

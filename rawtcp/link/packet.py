@@ -272,12 +272,6 @@ class PacketLink(Link):
             return
         pend.queue.append(ip_packet)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._release()
-
     def _release(self) -> None:
         if self._ep is not None:
             self._ep.close()

@@ -208,12 +208,6 @@ class RawIpLink(Link):
             raise
         self.counters["tx_packets"] += 1
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._release()
-
     def _release(self) -> None:
         try:
             if self._ep is not None:

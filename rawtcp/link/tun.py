@@ -123,8 +123,5 @@ class TunLink(Link):
             raise
         self.counters["tx_packets"] += 1
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self) -> None:
         os.close(self._fd)   # a non-persistent TUN device disappears with its last fd
