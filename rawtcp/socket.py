@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rawtcp.core.tcb import State
+from rawtcp.core.tcb import State, TcbOptions
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -196,50 +196,27 @@ class Socket:
         t = self._tcb
         return None if t is None else t.error
 
-    def _apply_options(self, tcb) -> None:
-        o = getattr(tcb, "options", None)
-        if o is None:
-            return
-        mapping = {
+    def _option_values(self) -> dict[str, Any]:
+        """The socket options as TcbOptions fields."""
+        return {
             "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)],
             "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)],
             "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
             "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
             "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
         }
-        keepalive = mapping.pop("keepalive")
-        for k, v in mapping.items():
-            if hasattr(o, k):
-                setattr(o, k, v)
-        sbuf = getattr(tcb, "sbuf", None)
-        if sbuf is not None and hasattr(sbuf, "limit"):
-            sbuf.limit = max(mapping["sndbuf"], len(sbuf))
-        if keepalive != bool(getattr(o, "keepalive", False)):
-            set_ka = getattr(tcb, "set_keepalive", None)
-            if callable(set_ka):
-                set_ka(keepalive, self._stack.now())
-            else:
-                o.keepalive = keepalive
-        hook = getattr(tcb, "options_changed", None)
-        if callable(hook):
-            hook()
 
-    def _tcb_options(self):
-        from rawtcp.core import tcb as tcbmod
+    def _apply_options(self, tcb, now: int) -> None:
+        """Options set on a live connection take effect at once (buffers, Nagle, keepalive)."""
+        for k, v in self._option_values().items():
+            setattr(tcb.options, k, v)
+        tcb.options_changed(now)
 
-        cls = getattr(tcbmod, "TcbOptions", None)
-        if cls is None:
-            return None
-        o = cls.from_config(self._stack.config) if hasattr(cls, "from_config") else cls()
-        for k, v in {
-            "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)],
-            "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)],
-            "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
-            "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
-            "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
-        }.items():
-            if hasattr(o, k):
-                setattr(o, k, v)
+    def _tcb_options(self) -> TcbOptions:
+        """Options for a connection about to be created (connect, listen)."""
+        o = TcbOptions.from_config(self._stack.config)
+        for k, v in self._option_values().items():
+            setattr(o, k, v)
         return o
 
     def _readiness(self) -> tuple[bool, bool]:
@@ -685,7 +662,7 @@ class Socket:
         self._opts[key] = value
         if self._tcb is not None:
             t = self._tcb
-            self._call(lambda now: self._apply_options(t))
+            self._call(lambda now: self._apply_options(t, now))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None):
         self._check_open()
