@@ -3,6 +3,7 @@ and a close() that releases everything."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -96,21 +97,29 @@ class ExplodingLink(MemoryLink):
         return super().recv_batch()
 
 
-def test_loop_error_is_logged_and_seen_by_sockets(caplog) -> None:
-    la = ExplodingLink(["10.1.0.1"], name="mem-a")
+@contextlib.contextmanager
+def connected_over(la: MemoryLink, ta: Tracer, timeout: float):
+    """Stack a on link ``la`` (traced into ``ta``) connected to stack b on a plain
+    MemoryLink: yields (a, client socket on a, server socket on b)."""
     lb = MemoryLink(["10.1.0.2"], name="mem-b")
     la.peer, lb.peer = lb, la
-    ta = Tracer()
-    with Stack(la, fast_config(), tracer=ta, name="ex-a") as a, \
-            Stack(lb, fast_config(), name="ex-b") as b:
+    with Stack(la, fast_config(), tracer=ta, name="a") as a, \
+            Stack(lb, fast_config(), name="b") as b:
         ls = b.socket()
         ls.bind(("", PORT))
         ls.listen(1)
         c = a.socket()
-        c.settimeout(2)
+        c.settimeout(timeout)
         c.connect((B4, PORT))
-        ls.settimeout(2)
+        ls.settimeout(timeout)
         s, _ = ls.accept()
+        yield a, c, s
+
+
+def test_loop_error_is_logged_and_seen_by_sockets(caplog) -> None:
+    la = ExplodingLink(["10.1.0.1"], name="mem-a")
+    ta = Tracer()
+    with connected_over(la, ta, 2) as (a, c, s):
         sel = selectors.DefaultSelector()
         sel.register(c, selectors.EVENT_READ)
         assert sel.select(0) == []
@@ -211,19 +220,8 @@ class FlakyLink(MemoryLink):
 
 def test_link_error_is_counted_and_traced_and_the_connection_survives() -> None:
     la = FlakyLink(["10.1.0.1"], name="mem-a")
-    lb = MemoryLink(["10.1.0.2"], name="mem-b")
-    la.peer, lb.peer = lb, la
     ta = Tracer()
-    with Stack(la, fast_config(), tracer=ta, name="flaky-a") as a, \
-            Stack(lb, fast_config(), name="flaky-b") as b:
-        ls = b.socket()
-        ls.bind(("", PORT))
-        ls.listen(1)
-        c = a.socket()
-        c.settimeout(5)
-        c.connect((B4, PORT))
-        ls.settimeout(5)
-        s, _ = ls.accept()
+    with connected_over(la, ta, 5) as (a, c, s):
         la.failures = 3
         s.sendall(b"x" * 5000)            # lost while the link is down; retransmitted
         got = bytearray()
