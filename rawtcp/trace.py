@@ -264,10 +264,14 @@ def read_pcap(path: str | os.PathLike[str]) -> tuple[int, list[tuple[int, bytes]
     """Read a classic pcap file: returns (linktype, [(ts_us, frame_bytes), ...]).
 
     Handles both byte orders and the nanosecond variant. A truncated last record is ignored.
-    Raises ValueError if the file is not a classic pcap (pcapng is not read here: use Scapy).
+    Raises ValueError if the file is not a classic pcap (pcapng: rawtcp.report.segs).
     """
     with open(path, "rb") as f:
-        data = f.read()
+        return parse_pcap(f.read(), str(path))
+
+
+def parse_pcap(data: bytes, path: str = "pcap") -> tuple[int, list[tuple[int, bytes]]]:
+    """The bytes of a classic pcap file: (linktype, [(ts_us, frame_bytes), ...])."""
     if len(data) < 24:
         raise ValueError(f"{path}: too short for a pcap file")
     magic_le = struct.unpack_from("<I", data)[0]

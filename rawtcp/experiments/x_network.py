@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from rawtcp.experiments.base import Run, experiment, lab_config
+from rawtcp.experiments.base import Run, experiment, lab_config, read_to_eof
 from rawtcp.experiments.base import connect_kernel as _connect
 
 PORT = 7
@@ -31,14 +31,9 @@ def _echo_all(s, data: bytes) -> bytes:
 
     th = threading.Thread(target=writer, daemon=True)
     th.start()
-    got = bytearray()
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got.extend(chunk)
+    got = read_to_eof(s)
     th.join(5)
-    return bytes(got)
+    return got
 
 
 def _late_arrivals(run: Run, conn: str) -> int:

@@ -139,21 +139,10 @@ def read_capture(path: str | os.PathLike[str]) -> list[tuple[int, int, bytes]]:
 
 
 def _read_classic(data: bytes) -> list[tuple[int, int, bytes]]:
-    endian = "<" if struct.unpack_from("<I", data)[0] in _CLASSIC_MAGICS else ">"
-    nano = struct.unpack_from(endian + "I", data)[0] == 0xA1B23C4D
-    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
-    rec = struct.Struct(endian + "IIII")
-    out: list[tuple[int, int, bytes]] = []
-    off = 24
-    while off + 16 <= len(data):
-        sec, frac, incl, _orig = rec.unpack_from(data, off)
-        off += 16
-        if off + incl > len(data):
-            break
-        out.append((sec * 1_000_000 + (frac // 1000 if nano else frac), linktype,
-                    data[off:off + incl]))
-        off += incl
-    return out
+    from rawtcp.trace import parse_pcap
+
+    linktype, records = parse_pcap(data)
+    return [(ts, linktype, frame) for ts, frame in records]
 
 
 @dataclass
