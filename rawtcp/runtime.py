@@ -15,8 +15,6 @@ Pipeline (both directions go through the fault engine, when there is one)::
 from __future__ import annotations
 
 import errno
-import heapq
-import itertools
 import logging
 import os
 import selectors
@@ -120,8 +118,12 @@ class Stack:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.error: BaseException | None = None
-        self._held: list[tuple[int, int, str, Packet, bool]] = []  # fault-delayed packets
-        self._tie = itertools.count()
+        # packets a delay rule holds back, per direction (rawtcp.faults.ReleaseQueue)
+        self._delayed: dict[str, Any] = {}
+        if self.faults is not None:
+            from rawtcp.faults import ReleaseQueue
+
+            self._delayed = {"in": ReleaseQueue(), "out": ReleaseQueue()}
         self._sockets: set[Any] = set()
         self._stopping = False
         self._closed = False
@@ -222,9 +224,10 @@ class Stack:
             while not self._stopping:
                 with self.lock:
                     deadline = self.core.poll_at()
-                    if self._held:
-                        h = self._held[0][0]
-                        deadline = h if deadline is None else min(deadline, h)
+                    for q in self._delayed.values():
+                        h = q.next_at()
+                        if h is not None:
+                            deadline = h if deadline is None else min(deadline, h)
                     pr = self._fault_release_at()
                     if pr is not None:
                         deadline = pr if deadline is None else min(deadline, pr)
@@ -315,7 +318,7 @@ class Stack:
 
     def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int) -> None:
         if when > now:
-            heapq.heappush(self._held, (when, next(self._tie), "in", pkt, corrupt))
+            self._delayed["in"].push([(when, pkt, corrupt)])
             return
         if corrupt:
             # What the core would see after a checksum check: nothing. Count it as such.
@@ -330,11 +333,10 @@ class Stack:
                 self._deliver_in(when, p, corrupt, now)
             for _when, p, corrupt in self.faults.release_due(now, "out"):
                 self._transmit(p, corrupt, now)
-        while self._held and self._held[0][0] <= now:
-            _, _, direction, p, corrupt = heapq.heappop(self._held)
-            if direction == "in":
+        if self._delayed:
+            for _when, p, corrupt in self._delayed["in"].pop_due(now):
                 self._deliver_in(now, p, corrupt, now)
-            else:
+            for _when, p, corrupt in self._delayed["out"].pop_due(now):
                 self._transmit(p, corrupt, now)
 
     def _flush(self, now: int) -> None:
@@ -344,7 +346,7 @@ class Stack:
                 continue
             for when, p, corrupt in self.faults.process("out", pkt, now):
                 if when > now:
-                    heapq.heappush(self._held, (when, next(self._tie), "out", p, corrupt))
+                    self._delayed["out"].push([(when, p, corrupt)])
                 else:
                     self._transmit(p, corrupt, now)
 
