@@ -99,9 +99,9 @@ class Stack:
 
             if isinstance(faults, FaultEngine):
                 self.faults = faults
-                if getattr(faults, "tracer", None) is None:
+                if faults.tracer is None:
                     faults.tracer = self._trace
-                if getattr(faults, "state_of", None) is None:
+                if faults.state_of is None:
                     faults.state_of = self._state_of
             else:
                 self.faults = FaultEngine(list(faults), tracer=self._trace, state_of=self._state_of)
@@ -312,9 +312,7 @@ class Stack:
             self._deliver_in(when, p, corrupt, now)
 
     def _fault_release_at(self) -> int | None:
-        f = self.faults
-        fn = getattr(f, "pending_release_at", None) if f is not None else None
-        return fn() if callable(fn) else None
+        return self.faults.pending_release_at() if self.faults is not None else None
 
     def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int) -> None:
         if when > now:

@@ -286,7 +286,7 @@ class Socket:
     def getpeername(self):
         self._check_open()
         t = self._tcb
-        if t is None or self._listener is not None or not getattr(t, "was_established", True) \
+        if t is None or self._listener is not None or not t.was_established \
                 and t.state in (State.SYN_SENT, State.CLOSED):
             # never connected (in progress, refused or timed out): as Linux, ENOTCONN
             raise _err(errno.ENOTCONN, "the socket is not connected")
@@ -360,8 +360,7 @@ class Socket:
                 if st == State.SYN_SENT or st == State.SYN_RECEIVED:
                     if self._timeout == 0.0:
                         return errno.EALREADY
-                elif self._tcb.error is not None and not getattr(self._tcb, "was_established",
-                                                                  False):
+                elif self._tcb.error is not None and not self._tcb.was_established:
                     self._connecting = False
                     return self._take_error()
                 else:
@@ -396,9 +395,9 @@ class Socket:
         except BlockingIOError:
             return errno.EALREADY
         self._connecting = False
-        if t.error is not None and not getattr(t, "was_established", False):
+        if t.error is not None and not t.was_established:
             return self._take_error()
-        if t.state == State.CLOSED and not getattr(t, "was_established", False):
+        if t.state == State.CLOSED and not t.was_established:
             return errno.ECONNREFUSED
         # Established, even if reset or closed since: like Linux, connect() succeeds and
         # the error comes with the next recv/send.
