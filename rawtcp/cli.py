@@ -7,23 +7,12 @@ argument); a traceback only appears with RAWTCP_DEBUG=1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status `code`."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)", 2)
+from rawtcp import commands
+from rawtcp.cli_support import CliError, Parser, one_line, port, seconds
 
 
 def _add_link_args(p: argparse.ArgumentParser) -> None:
@@ -55,30 +44,10 @@ def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:
                        help=f"{action} matching segments, e.g. {example}")
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 < v <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {v:g}")
-    return v
-
-
-def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
-    if not 1 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {n}")
-    return n
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="rawtcp", description="A userspace TCP stack that talks to real kernels.")
+    p = Parser(prog="rawtcp", description="A userspace TCP stack that talks to real kernels.")
     p.add_argument("--version", action="version", version=_version())
-    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
 
     d = sub.add_parser("demo", help="build a private lab, run the lifecycle and final-ACK-drop "
                                     "experiments against the kernel, show ladders")
@@ -86,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--color", action="store_true", help="colour the ladders")
 
     e = sub.add_parser("experiment", help="named experiments against a real kernel")
-    esub = e.add_subparsers(dest="ecmd", metavar="ACTION", parser_class=_Parser)
+    esub = e.add_subparsers(dest="ecmd", metavar="ACTION", parser_class=Parser)
     esub.add_parser("list", help="list the catalogue")
     r = esub.add_parser("run", help="run one experiment")
     r.add_argument("name")
@@ -104,19 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
     c.add_argument("host", help="IP address or name of the peer")
-    c.add_argument("port", type=_port, help="TCP port of the peer")
-    c.add_argument("--timeout", type=_seconds, default=10.0,
+    c.add_argument("port", type=port, help="TCP port of the peer")
+    c.add_argument("--timeout", type=seconds, default=10.0,
                    help="seconds to wait for the connection (default 10)")
     _add_link_args(c)
 
     ls = sub.add_parser("listen", help="netcat-like server over rawtcp (one connection)")
-    ls.add_argument("port", type=_port, help="TCP port to listen on")
-    ls.add_argument("--timeout", type=_seconds, default=60.0,
+    ls.add_argument("port", type=port, help="TCP port to listen on")
+    ls.add_argument("--timeout", type=seconds, default=60.0,
                     help="seconds to wait for a connection (default 60)")
     _add_link_args(ls)
 
     lab = sub.add_parser("lab", help="private network labs")
-    lsub = lab.add_subparsers(dest="lcmd", metavar="ACTION", parser_class=_Parser)
+    lsub = lab.add_subparsers(dest="lcmd", metavar="ACTION", parser_class=Parser)
     up = lsub.add_parser("up", help="create a persistent lab (two namespaces and a veth)")
     up.add_argument("--ipv6", action="store_true", help="IPv6 addresses too (dual stack)")
     dn = lsub.add_parser("down", help="remove a lab")
@@ -134,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
                                            "final-ACK drop (used by docker compose)")
     pc.add_argument("--peer", required=True, help="host name or address of an echo server")
-    pc.add_argument("--port", type=_port, default=7, help="the echo server's port (default 7)")
+    pc.add_argument("--port", type=port, default=7, help="the echo server's port (default 7)")
     pc.add_argument("--iface", help="interface (default: the one routing to the peer)")
     pc.add_argument("--pcap", metavar="FILE", help="write the first check's packets here")
     return p
@@ -165,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.cmd:
             build_parser().print_help()
             return 2
-        from rawtcp import commands
-
         return int(commands.dispatch(args) or 0)
     except CliError as e:
         print(str(e), file=sys.stderr)
@@ -187,18 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RAWTCP_DEBUG"):
             raise
         code = 2 if type(e).__name__ == "RuleError" else 1
-        print(f"rawtcp: {_one_line(e)}", file=sys.stderr)
+        print(f"rawtcp: {one_line(e)}", file=sys.stderr)
         return code
-
-
-def _one_line(e: BaseException) -> str:
-    msg = str(e) if not isinstance(e, OSError) or not e.strerror else \
-        (f"{e.strerror}" + (f": {e.filename}" if e.filename else ""))
-    return " ".join(msg.split()) or type(e).__name__
-
-
-def print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, default=str))
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rawtcp.cli`: use the real module

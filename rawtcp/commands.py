@@ -1,4 +1,5 @@
-"""What each `rawtcp` subcommand does (the parser lives in cli.py)."""
+"""What each `rawtcp` subcommand does (the parser lives in cli.py, which imports this module;
+this module never imports cli.py: what both need is in cli_support.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from rawtcp.cli import CliError, print_json
+from rawtcp.cli_support import CliError, print_json
 
 DEMO_EXPERIMENTS = ("lifecycle", "final-ack-drop", "final-ack-drop-passive")
 LABS_DIR = os.environ.get("RAWTCP_LABS", "/run/rawtcp/labs")
