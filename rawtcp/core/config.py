@@ -1,62 +1,233 @@
 """Every tunable of the stack, in one place, with defaults close to Linux's.
 
-All durations are integer microseconds (the core's one time unit).
+All durations are integer microseconds (the core's one time unit). Each field carries its
+documentation as data (`dataclasses.field(metadata=...)`: unit, valid range, meaning), so the
+CLI's `rawtcp config`, `--config KEY=VALUE` and the docs read it from here:
+
+    Config.fields_info()                   -> [FieldInfo(name, type, default, unit, range,
+                                               meaning), ...]
+    Config().validate()                    -> None, or ValueError (one line) for a bad value
+    Config().with_overrides({"msl": 1_000_000, "sack": "off"})  -> a new, validated Config
+    Config.parse_assignments(["msl=1000000", "time_wait=none"]) -> {"msl": 1000000, ...}
+
+Constructing a `Config` does not validate it (tests build ablations on purpose);
+`with_overrides` always does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, NamedTuple
 
 MS = 1_000
 SEC = 1_000_000
+
+_TRUE = ("1", "true", "on", "yes")
+_FALSE = ("0", "false", "off", "no")
+
+
+class FieldInfo(NamedTuple):
+    """One Config field, described: what `rawtcp config` prints."""
+
+    name: str
+    type: str             # "int", "bool" or "int | None"
+    default: int | bool | None
+    unit: str             # "us", "bytes", "segments", "count", "per second", "port", "" (bool)
+    range: tuple[int, int] | None   # inclusive bounds of an int field; None for a bool
+    meaning: str
+
+
+def _f(default: Any, unit: str, meaning: str, lo: int | None = None,
+       hi: int | None = None) -> Any:
+    """A dataclass field with its documentation as metadata."""
+    rng = None if lo is None or hi is None else (lo, hi)
+    return field(default=default, metadata={"unit": unit, "range": rng, "meaning": meaning})
+
+
+def _flag(default: bool, meaning: str) -> Any:
+    return _f(default, "", meaning)
 
 
 @dataclass
 class Config:
     # --- segment sizes and buffers -------------------------------------------------------
-    mss: int = 1460                    # MSS we announce (link MTU - 40 for IPv4)
-    default_peer_mss: int = 536        # RFC 9293 3.7.1 when the peer sends no MSS option
-    rcvbuf: int = 256 * 1024           # receive buffer: drives the advertised window
-    sndbuf: int = 256 * 1024           # send buffer
+    mss: int = _f(1460, "bytes", "MSS we announce (link MTU - 40 for IPv4)", 88, 65495)
+    default_peer_mss: int = _f(536, "bytes", "peer's MSS when its SYN has no MSS option "
+                                             "(RFC 9293 3.7.1)", 88, 65495)
+    rcvbuf: int = _f(256 * 1024, "bytes", "receive buffer: drives the advertised window "
+                                          "(SO_RCVBUF)", 256, 1 << 30)
+    sndbuf: int = _f(256 * 1024, "bytes", "send buffer (SO_SNDBUF)", 256, 1 << 30)
     # --- options (RFC 7323, RFC 2018) -----------------------------------------------------
-    window_scaling: bool = True
-    sack: bool = True
-    timestamps: bool = True
+    window_scaling: bool = _flag(True, "offer the window scale option (RFC 7323 2)")
+    sack: bool = _flag(True, "offer and use selective acknowledgements (RFC 2018)")
+    timestamps: bool = _flag(True, "offer the timestamps option, PAWS (RFC 7323 3, 5)")
     # --- retransmission (RFC 6298) --------------------------------------------------------
-    rto_initial: int = 1 * SEC         # RFC 6298 2.1
-    rto_min: int = 200 * MS            # Linux TCP_RTO_MIN
-    rto_max: int = 120 * SEC           # Linux TCP_RTO_MAX
-    syn_retries: int = 6               # net.ipv4.tcp_syn_retries
-    synack_retries: int = 5            # net.ipv4.tcp_synack_retries
-    retries2: int = 15                 # net.ipv4.tcp_retries2 (data, FIN)
+    rto_initial: int = _f(1 * SEC, "us", "RTO before the first RTT sample (RFC 6298 2.1)",
+                          1 * MS, 3600 * SEC)
+    rto_min: int = _f(200 * MS, "us", "lower bound of the RTO (Linux TCP_RTO_MIN)",
+                      1 * MS, 60 * SEC)
+    rto_max: int = _f(120 * SEC, "us", "upper bound of the RTO (Linux TCP_RTO_MAX)",
+                      1 * MS, 3600 * SEC)
+    syn_retries: int = _f(6, "count", "SYN retransmissions before ETIMEDOUT "
+                                      "(net.ipv4.tcp_syn_retries)", 0, 127)
+    synack_retries: int = _f(5, "count", "SYN-ACK retransmissions before the embryonic "
+                                         "connection is dropped (net.ipv4.tcp_synack_retries)",
+                             0, 255)
+    retries2: int = _f(15, "count", "retransmissions of data or FIN before ETIMEDOUT "
+                                    "(net.ipv4.tcp_retries2)", 0, 255)
     # --- close sequence -------------------------------------------------------------------
-    msl: int = 30 * SEC                # TIME_WAIT lasts 2*MSL
-    time_wait: int | None = None       # override TIME_WAIT duration; 0 = ablation (no TIME_WAIT)
-    rfc1337: bool = True               # ignore RST in TIME_WAIT (RFC 1337 protection)
-    fin_timeout: int = 60 * SEC        # orphaned FIN_WAIT_2 lifetime (net.ipv4.tcp_fin_timeout)
+    msl: int = _f(30 * SEC, "us", "maximum segment lifetime: TIME_WAIT lasts 2*MSL",
+                  0, 3600 * SEC)
+    time_wait: int | None = _f(None, "us", "TIME_WAIT duration instead of 2*MSL; none = "
+                                           "2*MSL, 0 = ablation (no TIME_WAIT)", 0, 7200 * SEC)
+    rfc1337: bool = _flag(True, "ignore RST in TIME_WAIT (RFC 1337 protection)")
+    fin_timeout: int = _f(60 * SEC, "us", "lifetime of an orphaned FIN_WAIT_2 connection "
+                                          "(net.ipv4.tcp_fin_timeout)", 0, 86400 * SEC)
     # --- ACKs, Nagle, keepalive ------------------------------------------------------------
-    delayed_ack: int = 40 * MS         # delayed ACK timeout; capped at 200 ms (RFC 1122: < 500)
-    nodelay: bool = False              # disable Nagle
-    keepalive: bool = False
-    keepalive_time: int = 7200 * SEC
-    keepalive_intvl: int = 75 * SEC
-    keepalive_probes: int = 9
+    delayed_ack: int = _f(40 * MS, "us", "delayed ACK timeout, 0 = ACK every segment at once; "
+                                         "the core caps it at 200 ms (RFC 1122 4.2.3.2)",
+                          0, 500 * MS)
+    nodelay: bool = _flag(False, "disable Nagle's algorithm (TCP_NODELAY)")
+    keepalive: bool = _flag(False, "send keep-alive probes on idle connections (SO_KEEPALIVE)")
+    keepalive_time: int = _f(7200 * SEC, "us", "idle time before the first keep-alive probe "
+                                               "(TCP_KEEPIDLE)", 1 * MS, 32767 * SEC)
+    keepalive_intvl: int = _f(75 * SEC, "us", "time between keep-alive probes (TCP_KEEPINTVL)",
+                              1 * MS, 32767 * SEC)
+    keepalive_probes: int = _f(9, "count", "unanswered keep-alive probes before ETIMEDOUT "
+                                           "(TCP_KEEPCNT)", 1, 127)
     # --- persist (zero window) --------------------------------------------------------------
-    persist_min: int = 200 * MS
-    persist_max: int = 60 * SEC
-    orphan_retries: int = 8            # zero-window probes an orphaned connection (closed by
-    #                                    its application) sends before it gives up: the next
-    #                                    persist expiry sends RST, ETIMEDOUT (Linux
-    #                                    net.ipv4.tcp_orphan_retries, whose 0 means 8; here the
-    #                                    number is literal, 0 = RST at the first expiry)
+    persist_min: int = _f(200 * MS, "us", "lower bound of the zero-window probe interval",
+                          1 * MS, 60 * SEC)
+    persist_max: int = _f(60 * SEC, "us", "upper bound of the zero-window probe interval "
+                                          "(backoff doubles up to it)", 1 * MS, 3600 * SEC)
+    # Linux's net.ipv4.tcp_orphan_retries reads 0 as 8; here the number is literal.
+    orphan_retries: int = _f(8, "count", "zero-window probes an orphaned connection (closed by "
+                                         "its application) sends before it resets, ETIMEDOUT; "
+                                         "0 = RST at the first persist expiry", 0, 255)
     # --- RFC 5961 ----------------------------------------------------------------------------
-    challenge_ack_limit: int = 1000    # challenge ACKs per second
+    challenge_ack_limit: int = _f(1000, "per second", "challenge ACKs sent per second "
+                                                      "(RFC 5961 7)", 0, 2**31 - 1)
     # --- congestion control -------------------------------------------------------------------
-    initial_cwnd_segments: int = 10    # RFC 6928 / Linux
+    initial_cwnd_segments: int = _f(10, "segments", "initial congestion window (RFC 6928, "
+                                                    "Linux)", 1, 1000)
     # --- ports ---------------------------------------------------------------------------------
-    ephemeral_low: int = 32768         # net.ipv4.ip_local_port_range
-    ephemeral_high: int = 60999
+    ephemeral_low: int = _f(32768, "port", "lowest ephemeral port "
+                                           "(net.ipv4.ip_local_port_range)", 1, 65535)
+    ephemeral_high: int = _f(60999, "port", "highest ephemeral port "
+                                            "(net.ipv4.ip_local_port_range)", 1, 65535)
+    # --- links -----------------------------------------------------------------------------------
+    offload: bool = _flag(False, "TUN GSO/GRO offload (IFF_VNET_HDR); off by default for "
+                                 "per-segment realism")
 
     @property
     def time_wait_duration(self) -> int:
         return 2 * self.msl if self.time_wait is None else self.time_wait
+
+    # ----------------------------------------------------------------------- described fields
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The field names, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def fields_info(cls) -> list[FieldInfo]:
+        """Every field with its type, default, unit, valid range and meaning."""
+        out = []
+        for f in fields(cls):
+            default = None if f.default is MISSING else f.default
+            out.append(FieldInfo(f.name, _type_name(f.type), default, f.metadata["unit"],
+                                 f.metadata["range"], f.metadata["meaning"]))
+        return out
+
+    def validate(self) -> None:
+        """Raise ValueError (a one-line message naming the field) if a value is of the wrong
+        type or out of its range, or if a lower bound exceeds its upper bound."""
+        for info in self.fields_info():
+            _check(info, getattr(self, info.name))
+        for lo, hi in (("rto_min", "rto_max"), ("persist_min", "persist_max"),
+                       ("ephemeral_low", "ephemeral_high")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ValueError(f"config {lo}={getattr(self, lo)} is above "
+                                 f"{hi}={getattr(self, hi)}")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
+        """A copy with `overrides` applied, validated. Values are typed (int, bool, None) or
+        text as on a command line (see `parse_value`). Unknown keys and bad values raise
+        ValueError with one line (an unknown key's message lists the valid keys)."""
+        values = {}
+        for key, value in overrides.items():
+            info = _info(key)
+            values[key] = parse_value(key, value) if isinstance(value, str) else value
+            _check(info, values[key])
+        new = replace(self, **values)
+        new.validate()
+        return new
+
+    @classmethod
+    def parse_assignments(cls, texts: Iterable[str]) -> dict[str, Any]:
+        """["KEY=VALUE", ...] -> {key: typed value}; ValueError (one line) for bad text.
+        A later assignment of the same key wins."""
+        out: dict[str, Any] = {}
+        for text in texts:
+            key, sep, value = text.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ValueError(f"config {text!r}: expected KEY=VALUE "
+                                 f"(keys: {', '.join(cls.keys())})")
+            out[key] = parse_value(key, value.strip())
+        return out
+
+
+def parse_value(key: str, text: str) -> int | bool | None:
+    """The text of one value, as on a command line: an integer in the field's unit (no
+    suffixes), a boolean as 0/1/true/false/on/off/yes/no, "none" where None is allowed."""
+    info = _info(key)
+    t = text.strip().lower()
+    if info.type == "bool":
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        raise ValueError(f"config {key}={text!r}: expected a boolean "
+                         "(0/1, true/false, on/off, yes/no)")
+    if t == "none" and info.type == "int | None":
+        return None
+    try:
+        return int(t, 10)
+    except ValueError:
+        none = ' or "none"' if info.type == "int | None" else ""
+        raise ValueError(f"config {key}={text!r}: expected an integer in {info.unit}"
+                         f"{none}") from None
+
+
+def _type_name(t: Any) -> str:
+    text = t if isinstance(t, str) else getattr(t, "__name__", str(t))
+    return "int | None" if text in ("int | None", "Optional[int]") else text
+
+
+def _info(key: str) -> FieldInfo:
+    for info in Config.fields_info():
+        if info.name == key:
+            return info
+    raise ValueError(f"unknown config key {key!r} (valid keys: {', '.join(Config.keys())})")
+
+
+def _check(info: FieldInfo, value: Any) -> None:
+    where = f"config {info.name}={value!r}"
+    if info.type == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected a boolean")
+        return
+    if value is None and info.type == "int | None":
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where}: expected an integer in {info.unit}")
+    assert info.range is not None
+    lo, hi = info.range
+    if not lo <= value <= hi:
+        raise ValueError(f"{where} is out of range {lo}..{hi} {info.unit}; {info.name}: "
+                         f"{info.meaning}")
+
+
+__all__ = ["MS", "SEC", "Config", "FieldInfo", "parse_value"]

@@ -1,0 +1,101 @@
+"""Config: every field documented as data, validated against its range, and settable from
+"KEY=VALUE" text (what `rawtcp --config` and `rawtcp config` are built on)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from rawtcp.core.config import MS, SEC, Config, FieldInfo, parse_value
+
+
+def test_every_field_is_described():
+    infos = Config.fields_info()
+    assert [i.name for i in infos] == [f.name for f in dataclasses.fields(Config)]
+    for i in infos:
+        assert isinstance(i, FieldInfo)
+        assert i.meaning and i.type in ("int", "bool", "int | None"), i
+        if i.type == "bool":
+            assert i.range is None and isinstance(i.default, bool), i
+        else:
+            lo, hi = i.range
+            assert lo <= hi and i.unit, i
+            assert i.default is None or lo <= i.default <= hi, i
+
+
+def test_defaults_stay_close_to_linux_and_validate():
+    c = Config()
+    c.validate()
+    assert (c.mss, c.rto_min, c.rto_max, c.syn_retries, c.retries2) == \
+        (1460, 200 * MS, 120 * SEC, 6, 15)
+    assert c.time_wait is None and c.time_wait_duration == 60 * SEC
+    assert c.offload is False                     # per-segment realism unless asked for
+    info = {i.name: i for i in Config.fields_info()}
+    assert info["offload"].default is False and "IFF_VNET_HDR" in info["offload"].meaning
+    assert info["msl"].unit == "us" and info["rcvbuf"].unit == "bytes"
+
+
+def test_with_overrides_parses_text_and_returns_a_new_config():
+    base = Config()
+    c = base.with_overrides({"msl": "1000000", "sack": "off", "nodelay": "1",
+                             "time_wait": "none", "rto_min": 100 * MS, "timestamps": False})
+    assert (c.msl, c.sack, c.nodelay, c.time_wait, c.rto_min, c.timestamps) == \
+        (1 * SEC, False, True, None, 100 * MS, False)
+    assert base == Config()                       # the original is untouched
+    assert Config(msl=5 * SEC).with_overrides({"time_wait": "0"}).time_wait_duration == 0
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"mss": 20}, ["mss=20", "88..65495", "bytes"]),
+    ({"rto_min": -1}, ["rto_min=-1", "out of range"]),
+    ({"delayed_ack": 600 * MS}, ["delayed_ack", "0..500000 us"]),
+    ({"sack": "maybe"}, ["sack", "boolean"]),
+    ({"msl": "30s"}, ["msl", "integer in us"]),
+    ({"msl": None}, ["msl", "integer"]),
+    ({"sack": 1}, ["sack", "boolean"]),
+    ({"mss": True}, ["mss", "integer"]),
+    ({"rto_min": 2 * SEC, "rto_max": 1 * SEC}, ["rto_min=2000000", "above rto_max=1000000"]),
+    ({"ephemeral_low": 61000}, ["ephemeral_low=61000", "above ephemeral_high=60999"]),
+])
+def test_bad_values_are_one_line_value_errors(overrides, words):
+    with pytest.raises(ValueError) as e:
+        Config().with_overrides(overrides)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_an_unknown_key_names_the_valid_keys():
+    with pytest.raises(ValueError) as e:
+        Config().with_overrides({"msll": 1})
+    msg = str(e.value)
+    assert "'msll'" in msg and "\n" not in msg
+    assert all(k in msg for k in Config.keys())
+
+
+def test_validate_catches_a_constructed_bad_value():
+    Config(time_wait=0, delayed_ack=0, orphan_retries=0).validate()   # ablations are valid
+    with pytest.raises(ValueError, match="keepalive_probes=0"):
+        Config(keepalive_probes=0).validate()
+
+
+def test_parse_assignments():
+    got = Config.parse_assignments(["msl=1000000", " sack = on ", "time_wait=NONE",
+                                    "msl=2000000"])
+    assert got == {"msl": 2 * SEC, "sack": True, "time_wait": None}   # the later one wins
+    for bad, word in (("msl", "KEY=VALUE"), ("=5", "KEY=VALUE"), ("nope=1", "valid keys"),
+                      ("mss=1460.5", "integer")):
+        with pytest.raises(ValueError, match=word):
+            Config.parse_assignments([bad])
+
+
+def test_parse_value_booleans_and_none():
+    for t in ("1", "true", "On", "yes"):
+        assert parse_value("sack", t) is True
+    for t in ("0", "false", "OFF", "no"):
+        assert parse_value("sack", t) is False
+    assert parse_value("time_wait", "none") is None
+    with pytest.raises(ValueError, match="integer"):
+        parse_value("msl", "none")                # msl cannot be None
