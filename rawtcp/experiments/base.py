@@ -177,9 +177,11 @@ class Run:
 
     def __init__(self, exp: Experiment, *, seed: int = 1, report_dir: str | None = None,
                  progress: Callable[[str], None] | None = None,
-                 extra_faults: list[str] = ()) -> None:
+                 extra_faults: list[str] = (),
+                 config_overrides: dict[str, Any] | None = None) -> None:
         self.exp = exp
         self.extra_faults = list(extra_faults)
+        self.config_overrides = check_overrides(config_overrides)
         self.seed = seed
         self.report_dir = report_dir
         self.checks: list[Check] = []
@@ -225,7 +227,8 @@ class Run:
     def stack(self, lab: Any, config: Config | None = None, faults: list[str] = (),
               pcap: bool = True, **link_kw: Any) -> Any:
         """A running rawtcp stack on the lab's link, traced into this run, with the fault
-        rules given as CLI text (``"drop out flags=A nth=1"``)."""
+        rules given as CLI text (``"drop out flags=A nth=1"``). Its configuration is
+        ``config`` (default :func:`lab_config`) with the run's ``config_overrides`` on top."""
         from rawtcp.runtime import Stack
 
         rules = [parse_action_rule(text) for text in [*faults, *self.extra_faults]]
@@ -241,11 +244,17 @@ class Run:
             suffix = "" if n == 0 else f".{n + 1}"   # one pcap per stack of the run
             pcap_path = os.path.join(self.report_dir, f"{self.exp.name}{suffix}.pcap")
             self.files["pcap" + suffix] = pcap_path
-        st = Stack(link, config or lab_config(), faults=engine, tracer=self.tracer,
+        st = Stack(link, self.config(config), faults=engine, tracer=self.tracer,
                    pcap=pcap_path, name=f"rawtcp-{self.exp.name}",
                    clock_origin=self.clock_origin)
         self.stacks.append(st)
         return st
+
+    def config(self, config: Config | None = None) -> Config:
+        """``config`` (default :func:`lab_config`) with the run's ``config_overrides`` applied
+        on top: what every stack of this run is built with."""
+        cfg = config or lab_config()
+        return cfg.with_overrides(self.config_overrides) if self.config_overrides else cfg
 
     def watch_kernel(self, lab: Any, port: int, stack: Any) -> KernelWatch:
         w = KernelWatch(self, lab.kernel_netns, port, stack.now).start()
@@ -315,6 +324,21 @@ def parse_action_rule(text: Any):
     return parse_rule(action, rest)
 
 
+def check_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Config field overrides, each value typed and checked against its field's range
+    (text like ``"200"`` or ``"on"`` is parsed as on a command line). An unknown field or a
+    bad value raises ValueError with one line (an unknown field's message names the valid
+    keys). Checks across fields (``rto_min <= rto_max``) happen when a stack is built."""
+    from rawtcp.core.config import check_value
+
+    if not overrides:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"config_overrides must be a dict of Config fields, not "
+                         f"{type(overrides).__name__}")
+    return {key: check_value(key, value) for key, value in overrides.items()}
+
+
 def is_subsequence(needle: list[str], hay: list[str]) -> bool:
     it = iter(hay)
     return all(any(x == y for y in it) for x in needle)
@@ -322,19 +346,26 @@ def is_subsequence(needle: list[str], hay: list[str]) -> bool:
 
 def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
                    progress: Callable[[str], None] | None = None, ladder: bool = True,
-                   color: bool = False, extra_faults: Any = ()) -> Result:
+                   color: bool = False, extra_faults: Any = (),
+                   config_overrides: dict[str, Any] | None = None) -> Result:
     """Run one experiment by name and return its Result (never raises for a failed run:
     an exception inside the experiment is a FAIL with the error as evidence).
 
     ``extra_faults``: fault rules as text with the action first (``"drop out len>0 nth=1"``)
     added to every rawtcp stack of the run, after the experiment's own rules. The
     experiment's checks still decide: they may fail under faults they did not expect.
-    Rules made with ``rawtcp.faults.parse_rule`` work too; one string is one rule."""
+    Rules made with ``rawtcp.faults.parse_rule`` work too; one string is one rule.
+
+    ``config_overrides``: Config fields (``{"rto_min": 50_000, "sack": False}``; text values
+    are parsed as on a command line) applied on top of the configuration of every stack the
+    experiment builds. An unknown field or a bad value raises ValueError naming the valid
+    keys, before any lab is built."""
     if isinstance(extra_faults, str):
         extra_faults = [extra_faults]
     extra_faults = list(extra_faults)
     for text in extra_faults:      # a bad rule is the caller's error, before any lab is built
         parse_action_rule(text)
+    overrides = check_overrides(config_overrides)
     from rawtcp.experiments import load_all
 
     load_all()
@@ -342,7 +373,7 @@ def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
         raise LookupError(f"no experiment named {name!r}; `rawtcp experiment list` shows them")
     exp = REGISTRY[name]
     run = Run(exp, seed=seed, report_dir=report_dir, progress=progress,
-              extra_faults=extra_faults)
+              extra_faults=extra_faults, config_overrides=overrides)
     t0 = time.monotonic()
     error = None
     try:
