@@ -9,6 +9,7 @@ CLI's `rawtcp config`, `--config KEY=VALUE` and the docs read it from here:
     Config().validate()                    -> None, or ValueError (one line) for a bad value
     Config().with_overrides({"msl": 1_000_000, "sack": "off"})  -> a new, validated Config
     Config.parse_assignments(["msl=1000000", "time_wait=none"]) -> {"msl": 1000000, ...}
+    check_value("sack", "off")             -> False (one field's type and range only)
 
 Constructing a `Config` does not validate it (tests build ablations on purpose);
 `with_overrides` always does.
@@ -155,11 +156,7 @@ class Config:
         """A copy with `overrides` applied, validated. Values are typed (int, bool, None) or
         text as on a command line (see `parse_value`). Unknown keys and bad values raise
         ValueError with one line (an unknown key's message lists the valid keys)."""
-        values = {}
-        for key, value in overrides.items():
-            info = _info(key)
-            values[key] = parse_value(key, value) if isinstance(value, str) else value
-            _check(info, values[key])
+        values = {key: check_value(key, value) for key, value in overrides.items()}
         new = replace(self, **values)
         new.validate()
         return new
@@ -201,6 +198,15 @@ def parse_value(key: str, text: str) -> int | bool | None:
                          f"{none}") from None
 
 
+def check_value(key: str, value: Any) -> int | bool | None:
+    """One field's value, typed (text is parsed with `parse_value`) and checked against the
+    field's type and range alone (not against other fields: `validate` does that)."""
+    info = _info(key)
+    typed = parse_value(key, value) if isinstance(value, str) else value
+    _check(info, typed)
+    return typed
+
+
 def _type_name(t: Any) -> str:
     text = t if isinstance(t, str) else getattr(t, "__name__", str(t))
     return "int | None" if text in ("int | None", "Optional[int]") else text
@@ -230,4 +236,4 @@ def _check(info: FieldInfo, value: Any) -> None:
                          f"{info.meaning}")
 
 
-__all__ = ["MS", "SEC", "Config", "FieldInfo", "parse_value"]
+__all__ = ["MS", "SEC", "Config", "FieldInfo", "check_value", "parse_value"]

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from rawtcp.core.config import MS, SEC, Config, FieldInfo, parse_value
+from rawtcp.core.config import MS, SEC, Config, FieldInfo, check_value, parse_value
 
 
 def test_every_field_is_described():
@@ -99,3 +99,11 @@ def test_parse_value_booleans_and_none():
     assert parse_value("time_wait", "none") is None
     with pytest.raises(ValueError, match="integer"):
         parse_value("msl", "none")                # msl cannot be None
+
+
+def test_check_value_checks_one_field_alone():
+    assert check_value("rto_max", "100000") == 100 * MS     # below rto_min's default: fine alone
+    with pytest.raises(ValueError, match="above rto_max"):
+        Config().with_overrides({"rto_max": 100 * MS})       # ... but not in a whole Config
+    with pytest.raises(ValueError, match="out of range"):
+        check_value("syn_retries", 128)
