@@ -1,0 +1,258 @@
+"""The bench's measurements: each figure of rawtcp and its reference, in private labs.
+
+Every measurement builds its own lab (removed afterwards, also on errors and Ctrl-C), runs
+one transfer or one connection loop bounded by `timeout` seconds, and returns a `Measure`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import inspect
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawtcp.bench.bare import BareReceiver, BareSender
+from rawtcp.bench.common import MB, Progress, bytes_progress, conn_loop, stream_chunks
+from rawtcp.core.config import Config
+from rawtcp.lab import TunLab, VethLab
+from rawtcp.lab.peers import KernelPeer
+from rawtcp.link.tun import TunLink
+from rawtcp.runtime import Stack
+
+RECV_CHUNK = 256 * 1024
+
+
+def exec_prefix(netns: str | None) -> list[str]:
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
+def _sysctl(netns: str, setting: str) -> None:
+    p = subprocess.run(exec_prefix(netns) + ["sysctl", "-q", "-w", setting],
+                       capture_output=True, text=True, timeout=10, check=False)
+    if p.returncode:
+        raise OSError(errno.EIO, f"sysctl -w {setting} failed: {p.stderr.strip()}")
+
+
+@dataclass
+class Measure:
+    """One side of a figure: the value (unit of the figure), sha256 verdict, details."""
+
+    value: float
+    sha_ok: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class BenchPeer(KernelPeer):
+    """A rawtcp.bench.kpeer process in `netns` (see kpeer for roles and events)."""
+
+    def __init__(self, netns: str | None, role: str, timeout: float, **opts: Any) -> None:
+        super().__init__(netns, [])
+        args = [role, "--timeout", str(timeout)]
+        for k, v in opts.items():
+            args += ["--" + k, str(v)]
+        self.argv = exec_prefix(netns) + [sys.executable, "-m", "rawtcp.bench.kpeer"] + args
+        self.ready_event = "listening" if role != "conn" else "conn"
+
+    def port(self) -> int:
+        return int(self.wait_ready()["port"])
+
+
+# ------------------------------------------------------------------------ offload
+
+
+def offload_available() -> bool:
+    """True when this rawtcp's TunLink takes `offload=` (the lead's TUN offload work)."""
+    return "offload" in inspect.signature(TunLink).parameters
+
+
+def _open_tun(lab: TunLab, offload: bool) -> TunLink:
+    if not offload:
+        return lab.open_link()
+    if "offload" in inspect.signature(lab.open_link).parameters:
+        return lab.open_link(offload=True)  # type: ignore[call-arg]
+    link = TunLink(lab.rawtcp_addrs, lab.kernel_addrs, name=lab.tun_name, netns=lab.netns,
+                   mtu=lab.mtu, offload=True)  # type: ignore[call-arg]
+    lab._track(link)
+    lab.link = link
+    return link
+
+
+def _config(mtu: int, offload: bool) -> Config:
+    cfg = Config(mss=mtu - 40)
+    if offload and "offload" in getattr(Config, "__dataclass_fields__", {}):
+        cfg.offload = True  # type: ignore[attr-defined]
+    return cfg
+
+
+def _deadline_left(deadline: float, what: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise OSError(errno.ETIMEDOUT, f"{what}: not finished within --timeout")
+    return left
+
+
+def _rate(nbytes: int, seconds: float) -> float:
+    return nbytes / MB / seconds if seconds > 0 else 0.0
+
+
+# ------------------------------------------------------------------- bulk receive
+
+
+def recv_rawtcp(mtu: int, nbytes: int, timeout: float, progress: Progress,
+                offload: bool = False) -> Measure:
+    """kernel source -> rawtcp socket: MB/s from connect() to EOF, sha256 of what arrived."""
+    deadline = time.monotonic() + timeout
+    show = bytes_progress(progress, "bulk receive, rawtcp", nbytes)
+    with TunLab(family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.netns, "source", timeout, size=nbytes) as src:
+        port = src.port()
+        with Stack(_open_tun(lab, offload), _config(mtu, offload), name="bench-recv") as st:
+            s = st.socket()
+            s.settimeout(min(timeout, 60))
+            h, n, next_show = hashlib.sha256(), 0, 0
+            t0 = time.monotonic()
+            s.connect((lab.kernel_addr, port))
+            while data := s.recv(RECV_CHUNK):
+                h.update(data)
+                n += len(data)
+                if n >= next_show:
+                    show(n)
+                    next_show = n + MB
+                    _deadline_left(deadline, "bulk receive (rawtcp)")
+            t1 = time.monotonic()
+            info = s.tcp_info()
+            s.close()
+        sent = src.wait_event("sent", _deadline_left(deadline, "bulk receive (rawtcp)"))
+    ok = n == nbytes == sent["bytes"] and h.hexdigest() == sent["sha256"]
+    return Measure(_rate(n, t1 - t0), ok, {"bytes": n, "seconds": round(t1 - t0, 4),
+                                            "retransmits": info.get("total_retrans")})
+
+
+def recv_bare(mtu: int, nbytes: int, timeout: float, progress: Progress) -> Measure:
+    """kernel source -> BareReceiver on the TUN fd: MB/s from SYN to the peer's FIN."""
+    deadline = time.monotonic() + timeout
+    show = bytes_progress(progress, "bulk receive, bare Python", nbytes)
+    with TunLab(family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.netns, "source", timeout, size=nbytes) as src:
+        port = src.port()
+        link = lab.open_link()
+        rx = BareReceiver(link.fileno(), lab.rawtcp_addr, lab.kernel_addr, port, mtu,
+                          rcv_buffer=Config().rcvbuf, deadline=deadline)
+        h = hashlib.sha256()
+        t0 = time.monotonic()
+        n = rx.run(h.update, show)
+        t1 = rx.fin_at
+        sent = src.wait_event("sent", _deadline_left(deadline, "bulk receive (bare)"))
+    ok = n == nbytes == sent["bytes"] and h.hexdigest() == sent["sha256"]
+    return Measure(_rate(n, t1 - t0), ok, {"bytes": n, "seconds": round(t1 - t0, 4),
+                                            **dict(rx.counters)})
+
+
+# ---------------------------------------------------------------------- bulk send
+
+
+def send_rawtcp(mtu: int, nbytes: int, expect_sha: str, timeout: float, progress: Progress,
+                offload: bool = False) -> Measure:
+    """rawtcp socket -> kernel sink: MB/s from connect() to the sink's EOF."""
+    deadline = time.monotonic() + timeout
+    show = bytes_progress(progress, "bulk send, rawtcp", nbytes)
+    with TunLab(family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.netns, "sink", timeout) as sink:
+        port = sink.port()
+        with Stack(_open_tun(lab, offload), _config(mtu, offload), name="bench-send") as st:
+            s = st.socket()
+            s.settimeout(min(timeout, 60))
+            n = 0
+            t0 = time.monotonic()
+            s.connect((lab.kernel_addr, port))
+            for piece in stream_chunks(nbytes):
+                s.sendall(piece)
+                n += len(piece)
+                show(n)
+                _deadline_left(deadline, "bulk send (rawtcp)")
+            s.close()
+            eof = sink.wait_event("eof", _deadline_left(deadline, "bulk send (rawtcp)"))
+            rtx = sum(int(t.info().get("total_retrans", 0)) for t in st.core.connections())
+    t1 = float(eof["mono"])
+    ok = eof["bytes"] == nbytes and eof["sha256"] == expect_sha
+    return Measure(_rate(nbytes, t1 - t0), ok, {"bytes": int(eof["bytes"]),
+                                                 "seconds": round(t1 - t0, 4),
+                                                 "retransmits": rtx})
+
+
+def send_bare(mtu: int, nbytes: int, expect_sha: str, timeout: float,
+              progress: Progress) -> Measure:
+    """BareSender on the TUN fd -> kernel sink: MB/s from SYN to the sink's EOF."""
+    deadline = time.monotonic() + timeout
+    show = bytes_progress(progress, "bulk send, bare Python", nbytes)
+    with TunLab(family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.netns, "sink", timeout) as sink:
+        port = sink.port()
+        link = lab.open_link()
+        tx = BareSender(link.fileno(), lab.rawtcp_addr, lab.kernel_addr, port, mtu,
+                        rcv_buffer=Config().rcvbuf, deadline=deadline)
+        t0 = time.monotonic()
+        tx.run(nbytes, show)
+        eof = sink.wait_event("eof", _deadline_left(deadline, "bulk send (bare)"))
+    t1 = float(eof["mono"])
+    ok = eof["bytes"] == nbytes and eof["sha256"] == expect_sha
+    return Measure(_rate(nbytes, t1 - t0), ok, {"bytes": int(eof["bytes"]),
+                                                 "seconds": round(t1 - t0, 4),
+                                                 **dict(tx.counters)})
+
+
+# ---------------------------------------------------------------- connection rate
+
+
+def _conn_progress(progress: Progress, label: str, n: int) -> Callable[[int], None]:
+    def cb(i: int) -> None:
+        progress.show(f"{label}: {i:,} / {n:,} connections")
+    return cb
+
+
+def conn_rawtcp(mtu: int, conns: int, timeout: float, progress: Progress) -> Measure:
+    """rawtcp client -> kernel echo server over TUN: common.conn_loop. Value: conn/s."""
+    deadline = time.monotonic() + timeout
+    with TunLab(family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.netns, "echo", timeout, conns=conns) as srv:
+        addr = (lab.kernel_addr, srv.port())
+        with Stack(lab.open_link(), _config(mtu, False), name="bench-conn") as st:
+            def connect() -> Any:
+                s = st.socket()
+                s.settimeout(min(timeout, 60))
+                try:
+                    s.connect(addr)
+                except BaseException:
+                    s.close()
+                    raise
+                return s
+
+            stats = conn_loop(connect, conns, deadline,
+                              _conn_progress(progress, "connection rate, rawtcp", conns))
+        srv.wait_event("done", _deadline_left(deadline, "connection rate (rawtcp)"))
+    return Measure(stats.rate, True, stats.to_dict())
+
+
+def conn_kernel(conns: int, timeout: float, progress: Progress) -> Measure:
+    """Kernel client (one namespace) -> kernel echo server (another) over a veth, the same
+    common.conn_loop in a kpeer process. The client's namespace gets tcp_tw_reuse=1 so long
+    runs do not run out of ephemeral ports while its closed connections sit in TIME_WAIT."""
+    progress.show("connection rate, kernel <-> kernel: running", force=True)
+    with VethLab(mode="rawip", family="ipv4") as lab, \
+            BenchPeer(lab.kernel_netns, "echo", timeout, conns=conns) as srv:
+        port = srv.port()
+        _sysctl(lab.rawtcp_netns, "net.ipv4.tcp_tw_reuse=1")
+        with BenchPeer(lab.rawtcp_netns, "conn", timeout, conns=conns, port=port,
+                       connect=lab.kernel_addr) as cl:
+            try:
+                ev = cl.wait_event("conn", timeout + 5)
+            except OSError as e:
+                err = cl.event("error") or cl.event("timeout")
+                raise OSError(e.errno, f"kernel client: {err or e.strerror}") from None
+    stats = ev["stats"]
+    return Measure(float(stats["rate"]), True, stats)
