@@ -15,8 +15,8 @@ import threading
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.experiments.base import Run, experiment, is_subsequence, lab_config, wait_until
+from rawtcp.host.netns import exec_prefix
 from rawtcp.lab.kernel import kernel_sockets
-from rawtcp.link.netns import exec_prefix
 
 PORT = 7
 

@@ -13,8 +13,8 @@ import subprocess
 import time
 
 from rawtcp.experiments.base import Run, experiment, lab_config, wait_until
+from rawtcp.host.netns import exec_prefix
 from rawtcp.lab.kernel import kernel_sockets
-from rawtcp.link.netns import exec_prefix
 
 PORT = 7
 FIN_TIMEOUT_S = 5

@@ -79,8 +79,8 @@ def network_loss(run: Run) -> None:
     (RandomDrop). Checks: bytes identical, rawtcp retransmitted exactly the sequence
     numbers the network dropped, the kernel's retransmission counter (ss) covers the drops in
     its output, and the rules are removed at the end."""
+    from rawtcp.host import nft
     from rawtcp.lab.netem import Loss, NthDrop, RandomDrop
-    from rawtcp.link import nft
 
     data = random.Random(run.seed).randbytes(SIZE)
     with run.veth_lab(mode="rawip") as lab:

@@ -13,8 +13,8 @@ import sys
 
 from rawtcp.core.config import MS
 from rawtcp.experiments.base import Run, experiment, lab_config, wait_until
+from rawtcp.host.netns import exec_prefix
 from rawtcp.lab.peers import KernelPeer
-from rawtcp.link.netns import exec_prefix
 
 PORT = 7
 

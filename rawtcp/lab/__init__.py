@@ -5,9 +5,13 @@
   veth pair; rawtcp uses a PacketLink (own address) or a RawIpLink (kernel's address).
 - `peers` (kernel TCP servers and clients), `kernel` (socket states via `ss`),
   `netem` (loss with nftables), `cleanup` (leftovers after a crash).
+
+Namespaces, nftables tables, the registry of kernel objects and the privilege check are host
+plumbing in `rawtcp.host`, below both labs and links.
 """
 
+from rawtcp.host import registry  # re-export: commands.py (`from rawtcp.lab import registry`)
 from rawtcp.lab.tunlab import TunLab
 from rawtcp.lab.vethlab import VethLab
 
-__all__ = ["TunLab", "VethLab"]
+__all__ = ["TunLab", "VethLab", "registry"]

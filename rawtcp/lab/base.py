@@ -6,15 +6,12 @@ import errno
 import os
 import re
 import secrets
-import signal
-import subprocess
-import time
 from typing import Any, Self
 
-from rawtcp import privileges
-from rawtcp.lab import registry
+from rawtcp.host import privileges, registry
+from rawtcp.host.netns import add_netns, delete_netns
+from rawtcp.host.netns import netns_exists as netns_exists  # re-export: commands.py
 from rawtcp.link.base import Link
-from rawtcp.link.inet import run
 
 PREFIX = registry.PREFIX
 TAG_RE = re.compile(r"^rt([0-9a-f]{6})[0-9a-f]{4}[a-z]?$")   # tag, optional suffix k/r/t
@@ -30,45 +27,6 @@ def tag_pid(name: str) -> int | None:
     """The pid encoded in a lab name made by unique_tag() (None if it is not one)."""
     m = TAG_RE.match(name)
     return int(m.group(1), 16) if m else None
-
-
-def netns_exists(name: str) -> bool:
-    return os.path.exists(f"/var/run/netns/{name}")
-
-
-def add_netns(name: str) -> None:
-    registry.register("netns", name)
-    try:
-        run(["ip", "netns", "add", name])
-        run(["ip", "-n", name, "link", "set", "lo", "up"])
-    except BaseException:
-        delete_netns(name)
-        raise
-
-
-def netns_pids(name: str) -> list[int]:
-    p = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
-                       check=False)
-    return [int(x) for x in p.stdout.split() if x.isdigit()]
-
-
-def delete_netns(name: str) -> None:
-    """Kill what still runs inside (processes the lab started), then delete the namespace."""
-    for _ in range(2):
-        pids = [p for p in netns_pids(name) if p != os.getpid()]
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and any(registry.pid_alive(p) for p in pids):
-            time.sleep(0.01)
-    if netns_exists(name):
-        run(["ip", "netns", "del", name], check=False)
-    registry.unregister("netns", name)
 
 
 class Lab:

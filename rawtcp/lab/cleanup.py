@@ -17,10 +17,9 @@ import re
 import subprocess
 import sys
 
-from rawtcp.lab import registry
-from rawtcp.lab.base import delete_netns, netns_exists, tag_pid
-from rawtcp.link import nft
-from rawtcp.link.netns import ip_cmd
+from rawtcp.host import nft, registry
+from rawtcp.host.netns import delete_netns, ip_cmd, netns_exists
+from rawtcp.lab.base import tag_pid
 
 _OLD_NETNS_RE = re.compile(r"^rt[0-9a-f]{6}[a-z]?$")   # names before the pid was in them
 _TABLE_RE = re.compile(r"^rt_[a-z]+_\d+_[0-9a-f]{6}$")

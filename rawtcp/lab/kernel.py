@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Self
 
-from rawtcp.link.netns import exec_prefix
+from rawtcp.host.netns import exec_prefix
 
 SS_TO_RFC = {
     "ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECEIVED",

@@ -25,7 +25,7 @@ import errno
 from dataclasses import dataclass
 from typing import Self
 
-from rawtcp.link import nft
+from rawtcp.host import nft
 
 _FLAG_NAMES = {"F": "fin", "S": "syn", "R": "rst", "P": "psh", "A": "ack", "U": "urg",
                "E": "ecn", "C": "cwr"}

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Self
 
-from rawtcp.link.netns import exec_prefix
+from rawtcp.host.netns import exec_prefix
 
 KINDS = ("echo", "sink", "source", "hold")
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 
-from rawtcp.lab import registry
+from rawtcp.host import registry
+from rawtcp.host.system import run
 from rawtcp.lab.base import Lab
 from rawtcp.link import discover
 from rawtcp.link.base import Link
-from rawtcp.link.inet import run
 from rawtcp.link.packet import PacketLink
 from rawtcp.link.rawip import RawIpLink
 

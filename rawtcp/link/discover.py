@@ -15,7 +15,7 @@ import struct
 
 import netifaces
 
-from rawtcp.link.netns import in_netns
+from rawtcp.host.netns import in_netns
 
 SIOCGIFMTU = 0x8921
 SIOCGIFINDEX = 0x8933

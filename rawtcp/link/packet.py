@@ -36,10 +36,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from rawtcp.host.netns import in_netns
 from rawtcp.link import discover
 from rawtcp.link.base import Link
 from rawtcp.link.inet import csum, fix_transport_checksum, pseudo_header, trim, well_formed
-from rawtcp.link.netns import in_netns
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -137,7 +137,7 @@ class PacketLink(Link):
                  mac: str | None = None, resolve_retries: int = 3,
                  resolve_interval: float = 1.0, queue_limit: int = 16,
                  neighbor_ttl: float = 300.0) -> None:
-        from rawtcp import privileges
+        from rawtcp.host import privileges
 
         privileges.check(need_tun=False)
         addrs = [ipaddress.ip_address(a) for a in addresses]

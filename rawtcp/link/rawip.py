@@ -27,10 +27,10 @@ import socket
 import struct
 from collections.abc import Iterable
 
-from rawtcp.link import nft
+from rawtcp.host import nft
+from rawtcp.host.netns import in_netns
 from rawtcp.link.base import Link
 from rawtcp.link.inet import well_formed
-from rawtcp.link.netns import in_netns
 
 SO_MARK = 36
 IPV6_RECVPKTINFO = 49
@@ -68,7 +68,7 @@ class RawIpLink(Link):
     def __init__(self, addresses: list[str], ports: Iterable[int] | range | None = None,
                  netns: str | None = None, mtu: int = 1500, mark: int = DEFAULT_MARK,
                  name: str | None = None) -> None:
-        from rawtcp import privileges
+        from rawtcp.host import privileges
 
         privileges.check(need_tun=False)
         addrs = [ipaddress.ip_address(a) for a in addresses]

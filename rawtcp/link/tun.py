@@ -19,9 +19,10 @@ import os
 import secrets
 import struct
 
+from rawtcp.host.netns import in_netns, ip_cmd
+from rawtcp.host.system import run
 from rawtcp.link.base import Link
-from rawtcp.link.inet import run, well_formed
-from rawtcp.link.netns import in_netns, ip_cmd
+from rawtcp.link.inet import well_formed
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -48,7 +49,7 @@ class TunLink(Link):
     def __init__(self, addresses: list[str], kernel_addresses: list[str] | None = None,
                  name: str | None = None, netns: str | None = None, mtu: int = 1500,
                  configure: bool = True) -> None:
-        from rawtcp import privileges
+        from rawtcp.host import privileges
 
         privileges.check(need_tun=True)
         name = name or "rt" + secrets.token_hex(4) + "t"

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from rawtcp.experiments import load_all, run_experiment
-from rawtcp.lab import registry
+from rawtcp.host import registry
 
 pytestmark = pytest.mark.kernel
 

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
+from rawtcp.host import nft
 from rawtcp.lab import TunLab
 from rawtcp.lab.netem import Loss, NthDrop, RandomDrop, flags_expr
-from rawtcp.link import nft
 
 pytestmark = pytest.mark.kernel
 

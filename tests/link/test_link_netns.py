@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from rawtcp.link.netns import in_netns
+from rawtcp.host.netns import in_netns
 
 pytestmark = pytest.mark.kernel
 

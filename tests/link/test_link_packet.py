@@ -113,7 +113,7 @@ def test_outgoing_frames_of_others_on_the_interface_ignored(vethlab_packet) -> N
     from scapy.layers.inet import TCP
     from scapy.layers.l2 import Ether
 
-    from rawtcp.link.netns import in_netns
+    from rawtcp.host.netns import in_netns
 
     lab = vethlab_packet
     link = lab.open_link()

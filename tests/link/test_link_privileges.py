@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from rawtcp import privileges
+from rawtcp.host import privileges
 
 pytestmark = pytest.mark.kernel
 

@@ -3,7 +3,7 @@
 import pytest
 from link_helpers import is_tcp_syn, tcp_checksum_ok, wait_for
 
-from rawtcp.link import nft
+from rawtcp.host import nft
 
 pytestmark = pytest.mark.kernel
 

@@ -1,21 +1,22 @@
 """nftables tables that rawtcp creates: load one atomically, read its counters, delete it.
 
-Each table is recorded in the lab registry (rawtcp.lab.registry) while it exists, so
+Each table is recorded in the registry (rawtcp.host.registry) while it exists, so
 `rawtcp.lab.cleanup.clean()` can remove it if the process dies before `delete_table`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 
-from rawtcp.link.inet import run
-from rawtcp.link.netns import exec_prefix
+from rawtcp.host import registry
+from rawtcp.host.netns import exec_prefix
+from rawtcp.host.system import run
 
 
 def unique_table_name(kind: str) -> str:
     """e.g. "rt_rawip_1234_9f3a0c": the "rt" prefix, what made it, pid, random."""
-    import os
     return f"rt_{kind}_{os.getpid()}_{secrets.token_hex(3)}"
 
 
@@ -26,8 +27,6 @@ def nft(args: list[str], netns: str | None, input: str | None = None,
 
 def add_table(netns: str | None, family: str, name: str, body: str) -> None:
     """Create table `family name` with `body` (chains, sets) in one transaction."""
-    from rawtcp.lab import registry
-
     registry.register("nft", name, netns, family)
     try:
         nft(["-f", "-"], netns, input=f"table {family} {name} {{\n{body}\n}}\n")
@@ -37,8 +36,6 @@ def add_table(netns: str | None, family: str, name: str, body: str) -> None:
 
 
 def delete_table(netns: str | None, family: str, name: str) -> None:
-    from rawtcp.lab import registry
-
     nft(["delete", "table", family, name], netns, check=False)
     registry.unregister("nft", name, netns)
 
