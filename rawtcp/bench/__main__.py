@@ -1,16 +1,22 @@
-"""`python -m rawtcp.bench [options]`."""
+"""`python -m rawtcp.bench [options]`: the same as `rawtcp bench [options]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from rawtcp.bench import configure_parser, main
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A bad argument is one line on stderr and exit status 2."""
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def run(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rawtcp bench",
-                                description="rawtcp against the kernel, next to references")
+    p = _Parser(prog="rawtcp bench")
     configure_parser(p)
     args = p.parse_args(argv)
     try:
@@ -22,6 +28,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"rawtcp bench: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("rawtcp bench: interrupted", file=sys.stderr)
         return 130
 
 

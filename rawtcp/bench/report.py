@@ -1,0 +1,103 @@
+"""The bench's results: figures (rawtcp next to its reference), as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawtcp.bench.run import Measure
+
+
+@dataclass
+class Figure:
+    """One row: rawtcp's value and the reference's, measured in the same run."""
+
+    key: str
+    name: str
+    unit: str
+    reference_is: str
+    check: str                       # what was verified: "sha256" or "echo"
+    rawtcp: Measure | None = None
+    reference: Measure | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.rawtcp is None or self.reference is None or self.reference.value <= 0:
+            return None
+        return self.rawtcp.value / self.reference.value
+
+    @property
+    def ok(self) -> bool:
+        sides = (self.rawtcp, self.reference)
+        return not self.errors and all(m is not None and m.sha_ok is not False for m in sides)
+
+    def verdict(self) -> str:
+        if self.errors:
+            return "error"
+        bad = [s for s, m in (("rawtcp", self.rawtcp), ("reference", self.reference))
+               if m is not None and m.sha_ok is False]
+        return f"{self.check} MISMATCH ({', '.join(bad)})" if bad else f"{self.check} ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        def side(m: Measure | None) -> float | None:
+            return None if m is None else round(m.value, 3)
+
+        return {
+            "key": self.key,
+            "figure": self.name,
+            "unit": self.unit,
+            "rawtcp": side(self.rawtcp),
+            "reference": side(self.reference),
+            "reference_is": self.reference_is,
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "check": self.check,
+            "rawtcp_check_ok": None if self.rawtcp is None else self.rawtcp.sha_ok,
+            "reference_check_ok": None if self.reference is None else self.reference.sha_ok,
+            "ok": self.ok,
+            "errors": list(self.errors),
+            "details": {"rawtcp": self.rawtcp.details if self.rawtcp else None,
+                        "reference": self.reference.details if self.reference else None},
+        }
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "machine": platform.machine()}
+
+
+def to_json(figures: list[Figure], settings: dict[str, Any]) -> str:
+    return json.dumps({"settings": settings, "machine": machine(),
+                       "figures": [f.to_dict() for f in figures],
+                       "ok": all(f.ok for f in figures)}, indent=2)
+
+
+def _value(m: Measure | None, unit: str) -> str:
+    if m is None:
+        return "-"
+    return f"{m.value:,.1f} {unit}" if m.value < 100 else f"{m.value:,.0f} {unit}"
+
+
+def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
+    head = ("figure", "rawtcp", "reference", "ratio", "check", "reference is")
+    rows = [head]
+    for f in figures:
+        ratio = "-" if f.ratio is None else f"{f.ratio:.2f}"
+        rows.append((f.name, _value(f.rawtcp, f.unit), _value(f.reference, f.unit), ratio,
+                     f.verdict(), f.reference_is))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    right = {1, 2, 3}
+    lines = [f"rawtcp bench: TUN MTU {settings['mtu']}"
+             + (" with offload" if settings.get("offload") else "")
+             + f", {settings['size_mb']:,} MB per transfer, {settings['conns']:,} connections"
+             + f" (MB = 10^6 bytes, {machine()['cpus']} CPUs, Linux {machine()['kernel']})", ""]
+    for r in rows:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                 for i, c in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    for f in figures:
+        lines += [f"error: {f.name}: {e}" for e in f.errors]
+    return "\n".join(lines)
