@@ -1,0 +1,139 @@
+"""`rawtcp bench` and its bare Python endpoints, against the kernel in private labs (root)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import importlib
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rawtcp.bench import cli, configure_parser, main, run
+from rawtcp.bench.common import CHUNK, MB, PERIOD, Progress, stream_chunks, stream_sha256
+from rawtcp.bench.report import Figure, to_table
+
+QUIET = Progress(enabled=False)
+FIGURES = ("bulk_receive", "bulk_send", "conn_rate", "conn_rate_first", "conn_rate_last")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    configure_parser(p)
+    return p.parse_args(list(argv))
+
+
+def test_stream_is_periodic_and_its_digest_is_that_of_its_bytes() -> None:
+    n = 3 * CHUNK + 12345
+    data = b"".join(bytes(c) for c in stream_chunks(n, chunk=100_000))
+    assert len(data) == n
+    assert data[:PERIOD] == data[PERIOD:2 * PERIOD] != data[1:PERIOD + 1]
+    assert stream_sha256(n) == hashlib.sha256(data).hexdigest()
+
+
+def test_bare_receiver_takes_a_kernel_transfer_intact() -> None:
+    """RFC 9293 3.5 (active open with MSS and window scale), 3.10.7.4 (in-order data,
+    cumulative ACKs), 3.6 (passive close): every byte the kernel source sent arrives."""
+    m = run.recv_bare(1500, 2 * MB, 30, QUIET)
+    assert m.sha_ok is True
+    assert m.details["bytes"] == 2 * MB
+    assert m.value > 0
+    for bad in ("dropped_ip_checksum", "dropped_tcp_checksum", "dropped_out_of_order"):
+        assert m.details.get(bad, 0) == 0, m.details
+
+
+def test_bare_sender_delivers_a_transfer_to_the_kernel_intact() -> None:
+    """RFC 9293 3.8.6 (the peer's window bounds what is in flight), 3.6 (active close):
+    the kernel sink reads exactly the stream and its sha256."""
+    m = run.send_bare(1500, 2 * MB, stream_sha256(2 * MB), 30, QUIET)
+    assert m.sha_ok is True
+    assert m.details["bytes"] == 2 * MB
+    assert m.value > 0
+    assert m.details.get("dropped_tcp_checksum", 0) == 0, m.details
+
+
+def test_bench_json_has_every_figure_positive_and_checked(capsys) -> None:
+    status = main(parse("--size", "1", "--conns", "50", "--timeout", "60", "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0, out
+    assert out["ok"] is True
+    figs = {f["key"]: f for f in out["figures"]}
+    assert tuple(figs) == FIGURES
+    for f in figs.values():
+        assert f["rawtcp"] > 0 and f["reference"] > 0, f
+        assert f["ratio"] == pytest.approx(f["rawtcp"] / f["reference"], rel=0.01)
+        assert f["rawtcp_check_ok"] is True and f["reference_check_ok"] is True, f
+        assert f["errors"] == []
+    assert figs["bulk_receive"]["details"]["rawtcp"]["bytes"] == MB
+    assert figs["bulk_send"]["details"]["reference"]["bytes"] == MB
+    assert figs["conn_rate"]["details"]["rawtcp"]["conns"] == 50
+    assert figs["conn_rate"]["details"]["reference"]["conns"] == 50
+
+
+def test_a_digest_mismatch_is_reported_and_exits_1(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli, "stream_sha256", lambda n: "0" * 64)
+    status = main(parse("--tests", "send", "--size", "1", "--timeout", "60"))
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "sha256 MISMATCH (rawtcp, reference)" in out
+
+
+def test_table_lists_figures_with_ratio_and_errors() -> None:
+    ok = Figure("bulk_receive", "bulk receive", "MB/s", "bare", "sha256",
+                run.Measure(30.0, True), run.Measure(120.0, True))
+    failed = Figure("bulk_send", "bulk send", "MB/s", "bare", "sha256",
+                    reference=run.Measure(100.0, True), errors=["rawtcp: timed out"])
+    text = to_table([ok, failed], {"mtu": 1500, "size_mb": 1, "conns": 1})
+    assert "0.25" in text and "30.0 MB/s" in text and "120 MB/s" in text
+    assert "error: bulk send: rawtcp: timed out" in text
+    assert ok.ok and not failed.ok
+
+
+@pytest.mark.parametrize("argv", [["--size", "0"], ["--size", "10001"], ["--conns", "x"],
+                                  ["--tests", "recv,nope"], ["--timeout", "inf"],
+                                  ["--mtu", "100"]])
+def test_a_bad_argument_is_one_line_and_exit_2(argv: list[str]) -> None:
+    p = subprocess.run([sys.executable, "-m", "rawtcp.bench", *argv], capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_main_checks_a_namespace_it_did_not_parse() -> None:
+    args = parse()
+    args.conns = 0
+    with pytest.raises(ValueError, match="--conns must be between 1 and 1e"):
+        main(args)
+
+
+def test_offload_without_support_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr(run, "offload_available", lambda: False)
+    with pytest.raises(ValueError, match="not available yet"):
+        main(parse("--offload"))
+
+
+def test_without_privileges_the_message_names_what_is_needed(monkeypatch) -> None:
+    try:
+        priv = importlib.import_module("rawtcp.host.privileges")
+    except ImportError:
+        priv = importlib.import_module("rawtcp.privileges")
+    monkeypatch.setattr(priv, "effective_caps", lambda *a: 0)
+    with pytest.raises(PermissionError) as e:
+        main(parse("--size", "1"))
+    assert e.value.errno == errno.EPERM
+    assert "CAP_NET_ADMIN" in str(e.value) and "root" in str(e.value)
+
+
+def test_progress_is_shown_only_on_a_terminal() -> None:
+    buf = io.StringIO()
+    Progress(stream=buf).show("x", force=True)      # StringIO is not a terminal
+    assert buf.getvalue() == ""
+    p = Progress(enabled=True, stream=buf)
+    p.show("bulk receive: 1 MB", force=True)
+    p.done()
+    assert "\rbulk receive: 1 MB" in buf.getvalue()
