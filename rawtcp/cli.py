@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from rawtcp import commands
-from rawtcp.cli_support import CliError, Parser, one_line, port, seconds
+from rawtcp.cli_support import CliError, Parser, add_config_args, one_line, port, seconds
 
 
 def _add_link_args(p: argparse.ArgumentParser) -> None:
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no ladder and no progress: the checks and the verdict")
     _add_fault_args(r, extra=" (added to the experiment's own rules; its checks still "
                              "decide, so they may fail)")
+    add_config_args(r)
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
     c.add_argument("host", help="IP address or name of the peer")
@@ -77,12 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=seconds, default=10.0,
                    help="seconds to wait for the connection (default 10)")
     _add_link_args(c)
+    add_config_args(c)
 
     ls = sub.add_parser("listen", help="netcat-like server over rawtcp (one connection)")
     ls.add_argument("port", type=port, help="TCP port to listen on")
     ls.add_argument("--timeout", type=seconds, default=60.0,
                     help="seconds to wait for a connection (default 60)")
     _add_link_args(ls)
+    add_config_args(ls)
+
+    cf = sub.add_parser("config", help="every stack setting (Config field) with its default, "
+                                       "unit, range and meaning")
+    cf.add_argument("--json", action="store_true", help="machine-readable, on stdout")
+    add_config_args(cf)
 
     lab = sub.add_parser("lab", help="private network labs")
     lsub = lab.add_subparsers(dest="lcmd", metavar="ACTION", parser_class=Parser)
@@ -99,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("file", help="a JSON-lines trace (--trace, --report) or a pcap/pcapng")
     ld.add_argument("--color", action="store_true", help="ANSI colours")
     ld.add_argument("--ours", metavar="ADDR", help="(pcap) our address; default: SYN sender")
+
+    from rawtcp import bench
+
+    b = sub.add_parser("bench", help="what rawtcp does on this machine: bulk receive/send and "
+                                     "connection rate against the kernel, next to references "
+                                     "measured in the same run")
+    bench.configure_parser(b)
 
     pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
                                            "final-ACK drop (used by docker compose)")

@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from rawtcp.core.config import SEC, Config, check_value
+
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status `code` (2 = bad argument)."""
@@ -60,4 +62,75 @@ def port(text: str) -> int:
     return n
 
 
-__all__ = ["CliError", "Parser", "one_line", "port", "print_json", "seconds"]
+# --------------------------------------------------------------------------- Config options
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """--config KEY=VALUE (repeatable) and --config-file FILE (TOML)."""
+    g = p.add_argument_group("stack configuration (`rawtcp config` lists every key)")
+    g.add_argument("--config", action="append", default=[], type=config_assignment,
+                   metavar="KEY=VALUE", dest="config_items",
+                   help="set one Config field, e.g. msl=1000000 (us), sack=off, "
+                        "time_wait=none; repeatable; overrides --config-file")
+    g.add_argument("--config-file", metavar="FILE",
+                   help="a TOML file: Config fields as a flat table or in a [config] table")
+
+
+def config_assignment(text: str) -> tuple[str, Any]:
+    """argparse type of --config: "KEY=VALUE" -> (key, typed value), the value checked
+    against the field's type and range."""
+    try:
+        ((key, value),) = Config.parse_assignments([text]).items()
+        return key, check_value(key, value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """The Config fields in a TOML file, checked one by one; CliError (exit 2) for a missing,
+    unreadable or malformed file, an unknown key or a bad value. When the file has a
+    [config] table, only that table is read (the file may hold other tools' tables)."""
+    import tomllib
+
+    where = f"rawtcp: --config-file {path}"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise CliError(f"{where}: {e.strerror or one_line(e)}", 2) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise CliError(f"{where}: not valid TOML ({one_line(e)})", 2) from None
+    table = data.get("config", data)
+    if not isinstance(table, dict):
+        raise CliError(f"{where}: 'config' must be a table of Config fields", 2)
+    try:
+        return {key: check_value(key, value) for key, value in table.items()}
+    except ValueError as e:
+        raise CliError(f"{where}: {one_line(e)}", 2) from None
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config overrides of a command: --config-file first, then each --config in order
+    (a later one wins). The result is checked as a whole Config (e.g. rto_min <= rto_max);
+    any problem is a CliError, exit 2."""
+    out: dict[str, Any] = {}
+    if getattr(args, "config_file", None):
+        out.update(load_config_file(args.config_file))
+    out.update(getattr(args, "config_items", None) or [])
+    try:
+        Config().with_overrides(out)
+    except ValueError as e:
+        raise CliError(f"rawtcp: {one_line(e)}", 2) from None
+    return out
+
+
+def human_us(us: int | None) -> str:
+    """A duration in microseconds, in the largest unit that keeps it an integer."""
+    if us is None:
+        return "none"
+    for size, name in ((3600 * SEC, "h"), (SEC, "s"), (SEC // 1000, "ms")):
+        if us and us % size == 0:
+            return f"{us // size} {name}"
+    return f"{us} us"
+
+
+__all__ = ["CliError", "Parser", "add_config_args", "config_assignment", "config_overrides",
+           "human_us", "load_config_file", "one_line", "port", "print_json", "seconds"]

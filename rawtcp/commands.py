@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from rawtcp.cli_support import CliError, print_json
+from rawtcp.cli_support import CliError, config_overrides, human_us, one_line, print_json
 
 DEMO_EXPERIMENTS = ("lifecycle", "final-ack-drop", "final-ack-drop-passive")
 LABS_DIR = os.environ.get("RAWTCP_LABS", "/run/rawtcp/labs")
@@ -19,15 +19,21 @@ LABS_DIR = os.environ.get("RAWTCP_LABS", "/run/rawtcp/labs")
 
 def dispatch(args) -> int:
     cmd = args.cmd
+    # --config / --config-file: a bad key, value or file is exit 2 before anything runs
+    args.config_overrides = config_overrides(args)
+    if cmd == "config":
+        return cmd_config(args)
     if cmd == "ladder":
         return cmd_ladder(args)
+    if cmd == "bench":
+        return cmd_bench(args)
     if cmd == "experiment" and getattr(args, "ecmd", None) == "list":
         return cmd_experiment_list(args)
     if cmd == "experiment" and not getattr(args, "ecmd", None):
         raise CliError("rawtcp experiment: give an action: list or run NAME", 2)
     if cmd == "lab" and not getattr(args, "lcmd", None):
         raise CliError("rawtcp lab: give an action: up, down, list or clean", 2)
-    from rawtcp import privileges
+    from rawtcp.host import privileges
 
     privileges.check(need_tun=cmd in ("demo", "experiment"))
     if cmd == "demo":
@@ -79,6 +85,55 @@ def _make_dir(path: str, option: str) -> None:
     except OSError as e:
         raise CliError(f"rawtcp: {option} {path}: cannot write there "
                        f"({e.strerror or e})", 2) from None
+
+
+# --------------------------------------------------------------------------- config
+def cmd_config(args) -> int:
+    """Every Config field: default, unit, range, meaning (and the value --config/--config-file
+    give it, when they are used)."""
+    from rawtcp.core.config import Config
+
+    over = args.config_overrides
+    infos = Config.fields_info()
+    if args.json:
+        rows = []
+        for i in infos:
+            row = i._asdict()
+            row["range"] = list(i.range) if i.range else None
+            if over:
+                row["value"] = over.get(i.name, i.default)
+            rows.append(row)
+        print_json(rows)
+        return 0
+
+    def show(info, value) -> str:
+        if info.type == "bool":
+            return "on" if value else "off"
+        if value is None:
+            return "none"
+        if info.unit == "us" and value >= 1000:
+            return f"{value} us ({human_us(value)})"
+        return f"{value} {info.unit}"
+
+    _out("Config fields (set with --config KEY=VALUE or --config-file FILE; durations are "
+         "integer microseconds)")
+    for i in infos:
+        rng = "on/off" if i.range is None else f"{i.range[0]}..{i.range[1]}" + (
+            " or none" if i.type == "int | None" else "")
+        if i.name in over:
+            head = f"{i.name} = {show(i, over[i.name])}  (default {show(i, i.default)})"
+        else:
+            head = f"{i.name} = {show(i, i.default)}"
+        _out(f"{head}  [{rng}]")
+        _out(f"    {i.meaning}")
+    return 0
+
+
+def _config(args):
+    """The Config of connect/listen: the defaults with --config-file and --config applied."""
+    from rawtcp.core.config import Config
+
+    return Config().with_overrides(getattr(args, "config_overrides", None) or {})
 
 
 # --------------------------------------------------------------------------- demo
@@ -166,7 +221,8 @@ def cmd_experiment_run(args) -> int:
                 print(f"  .. {msg}", file=sys.stderr, flush=True)
 
         res = run_experiment(args.name, seed=seed, report_dir=rdir, progress=progress,
-                             color=args.color, extra_faults=extra)
+                             color=args.color, extra_faults=extra,
+                             config_overrides=args.config_overrides or None)
         results.append(res)
         if not args.json:
             if show and res.ladder:
@@ -240,8 +296,8 @@ def _lab_record(name: str) -> dict:
 
 
 def cmd_lab(args) -> int:
-    from rawtcp.lab import registry
-    from rawtcp.lab.base import delete_netns
+    from rawtcp.host import registry
+    from rawtcp.host.netns import delete_netns
 
     if args.lcmd == "up":
         from rawtcp.lab import VethLab
@@ -277,7 +333,7 @@ def cmd_lab(args) -> int:
         from rawtcp.lab.cleanup import list_labs
 
         recs = _lab_records()
-        from rawtcp.lab.base import netns_exists
+        from rawtcp.host.netns import netns_exists
 
         for r in recs:
             gone = not (netns_exists(r["kernel_netns"]) and netns_exists(r["rawtcp_netns"]))
@@ -330,7 +386,7 @@ def _open_link(args):
         from rawtcp.link.packet import PacketLink
 
         rec = _lab_record(args.lab)
-        from rawtcp.lab.base import netns_exists
+        from rawtcp.host.netns import netns_exists
 
         if not netns_exists(rec["rawtcp_netns"]):
             raise CliError(f"rawtcp: the namespaces of lab {args.lab} are gone (removed by "
@@ -374,10 +430,10 @@ def _peer_side(addr: str) -> str:
 
 
 def cmd_netcat(args) -> int:
-    from rawtcp.core.config import Config
     from rawtcp.runtime import Stack
     from rawtcp.trace import Tracer
 
+    config = _config(args)
     live = None
     if args.ladder:      # rows on stderr as they happen; stdout stays the data
         from rawtcp.report.ladder import LiveLadder
@@ -390,7 +446,7 @@ def cmd_netcat(args) -> int:
     tracer = Tracer(args.trace, subscribers=[live] if live else ()) \
         if (args.trace or args.ladder) else None
     link = _open_link(args)
-    st = Stack(link, Config(), faults=_fault_engine(args), tracer=tracer, pcap=args.pcap)
+    st = Stack(link, config, faults=_fault_engine(args), tracer=tracer, pcap=args.pcap)
     try:
         import socket as _s
 
@@ -466,6 +522,24 @@ def _pump(s) -> None:
             break
         out.write(data)
         out.flush()
+
+
+# --------------------------------------------------------------------------- bench
+def cmd_bench(args) -> int:
+    """`rawtcp bench` (rawtcp/bench): a ValueError is a bad argument (exit 2), an OSError a
+    failure (exit 1), each one line."""
+    from rawtcp import bench
+
+    def line(e: Exception) -> str:
+        text = one_line(e)
+        return text if text.startswith("rawtcp bench:") else f"rawtcp bench: {text}"
+
+    try:
+        return int(bench.main(args) or 0)
+    except ValueError as e:
+        raise CliError(line(e), 2) from None
+    except OSError as e:
+        raise CliError(line(e), 1) from None
 
 
 # --------------------------------------------------------------------------- peer-check

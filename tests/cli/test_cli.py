@@ -305,12 +305,17 @@ def test_loss_sweep_json_report_and_progress(tmp_path):
 def test_help_of_every_subcommand_is_exit_0():
     for args in (["--help"], ["demo", "--help"], ["experiment", "list", "--help"],
                  ["experiment", "run", "--help"], ["connect", "--help"], ["listen", "--help"],
-                 ["lab", "up", "--help"], ["ladder", "--help"], ["peer-check", "--help"]):
+                 ["lab", "up", "--help"], ["ladder", "--help"], ["peer-check", "--help"],
+                 ["config", "--help"], ["bench", "--help"]):
         r = run(*args)
         assert r.returncode == 0 and "usage: rawtcp" in r.stdout, (args, r.stderr)
     r = run("experiment", "run", "--help")
-    for opt in ("--seed", "--runs", "--json", "--report", "--quiet", "--drop", "--corrupt"):
+    for opt in ("--seed", "--runs", "--json", "--report", "--quiet", "--drop", "--corrupt",
+                "--config KEY=VALUE", "--config-file FILE"):
         assert opt in r.stdout, opt
+    for cmd in ("connect", "listen"):
+        r = run(cmd, "--help")
+        assert "--config KEY=VALUE" in r.stdout and "--config-file FILE" in r.stdout, cmd
 
 
 def test_bad_output_dir_and_timeout_are_bad_arguments(tmp_path):
