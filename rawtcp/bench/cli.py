@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -92,11 +93,16 @@ def _check_privileges() -> None:
 
 
 def _measure(fig: Figure, side: str, fn: Callable[[], run.Measure], progress: Progress) -> None:
+    what = "rawtcp" if side == "rawtcp" else "reference"
     try:
         setattr(fig, side, fn())
     except OSError as e:
-        what = "rawtcp" if side == "rawtcp" else "reference"
         fig.errors.append(f"{what}: {e.strerror or e}")
+    except Exception as e:
+        if os.environ.get("RAWTCP_DEBUG"):
+            raise
+        fig.errors.append(f"{what}: internal error {type(e).__name__}: {e} "
+                          "(RAWTCP_DEBUG=1 shows the traceback)")
     finally:
         progress.done()
 
