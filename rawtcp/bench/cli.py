@@ -152,9 +152,11 @@ def main(args: argparse.Namespace) -> int:
     _check_args(args)
     _check_privileges()
     progress = Progress()
+    load_before = round(os.getloadavg()[0], 2)
     figures = run_tests(args, progress)
     settings = {"tests": args.tests, "size_mb": args.size, "conns": args.conns,
-                "mtu": args.mtu, "offload": args.offload, "timeout": args.timeout}
+                "mtu": args.mtu, "offload": args.offload, "timeout": args.timeout,
+                "load_before": load_before}
     out = to_json(figures, settings) if args.json else to_table(figures, settings)
     sys.stdout.write(out + "\n")
     sys.stdout.flush()

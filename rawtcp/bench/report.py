@@ -90,10 +90,12 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
                      f.verdict(), f.reference_is))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     right = {1, 2, 3}
+    m = machine()
     lines = [f"rawtcp bench: TUN MTU {settings['mtu']}"
              + (" with offload" if settings.get("offload") else "")
              + f", {settings['size_mb']:,} MB per transfer, {settings['conns']:,} connections"
-             + f" (MB = 10^6 bytes, {machine()['cpus']} CPUs, Linux {machine()['kernel']})", ""]
+             + f" (MB = 10^6 bytes; {m['cpus']} CPUs, Linux {m['kernel']}, 1-min load "
+             + f"average before the run {settings.get('load_before', '?')})", ""]
     for r in rows:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                  for i, c in enumerate(r)]
