@@ -43,7 +43,6 @@ __all__ = [
     "LINKTYPE_RAW",
     "PcapRecorder",
     "Tracer",
-    "read_pcap",
     "read_trace",
 ]
 
@@ -258,43 +257,6 @@ class PcapRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_pcap(path: str | os.PathLike[str]) -> tuple[int, list[tuple[int, bytes]]]:
-    """Read a classic pcap file: returns (linktype, [(ts_us, frame_bytes), ...]).
-
-    Handles both byte orders and the nanosecond variant. A truncated last record is ignored.
-    Raises ValueError if the file is not a classic pcap (pcapng: rawtcp.report.segs).
-    """
-    with open(path, "rb") as f:
-        return parse_pcap(f.read(), str(path))
-
-
-def parse_pcap(data: bytes, path: str = "pcap") -> tuple[int, list[tuple[int, bytes]]]:
-    """The bytes of a classic pcap file: (linktype, [(ts_us, frame_bytes), ...])."""
-    if len(data) < 24:
-        raise ValueError(f"{path}: too short for a pcap file")
-    magic_le = struct.unpack_from("<I", data)[0]
-    for endian in ("<", ">"):
-        magic = struct.unpack_from(endian + "I", data)[0]
-        if magic in (0xA1B2C3D4, 0xA1B23C4D):
-            break
-    else:
-        raise ValueError(f"{path}: not a classic pcap file (magic {magic_le:#010x})")
-    nano = magic == 0xA1B23C4D
-    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
-    rec = struct.Struct(endian + "IIII")
-    out: list[tuple[int, bytes]] = []
-    off = 24
-    while off + 16 <= len(data):
-        sec, frac, incl, _orig = rec.unpack_from(data, off)
-        off += 16
-        if off + incl > len(data):
-            break
-        ts = sec * 1_000_000 + (frac // 1000 if nano else frac)
-        out.append((ts, data[off : off + incl]))
-        off += incl
-    return linktype, out
 
 
 # ---------------------------------------------------------------------------------------------

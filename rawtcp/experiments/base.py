@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.core.config import MS, SEC, Config
+from rawtcp.faults.grammar import parse_action_rule  # here too for commands.py
 from rawtcp.trace import Tracer
 
 Event = dict[str, Any]
@@ -310,20 +311,6 @@ class Run:
         return [e for e in self.tracer.events("fault") if action is None or e["action"] == action]
 
 
-def parse_action_rule(text: Any):
-    """'drop out flags=A nth=1' -> Rule (the first word is the action); a Rule passes."""
-    from rawtcp.faults import ACTIONS, Rule, RuleError, parse_rule
-
-    if isinstance(text, Rule):
-        return text
-    if not isinstance(text, str):
-        raise RuleError(f"bad rule {text!r}: give a Rule or text like 'drop out flags=A nth=1'")
-    action, _, rest = text.strip().partition(" ")
-    if action not in ACTIONS:
-        raise RuleError(f"bad rule {text!r}: it must start with one of {', '.join(ACTIONS)}")
-    return parse_rule(action, rest)
-
-
 def check_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
     """Config field overrides, each value typed and checked against its field's range
     (text like ``"200"`` or ``"on"`` is parsed as on a command line). An unknown field or a
@@ -470,4 +457,5 @@ def ms(us: int) -> float:
 
 __all__ = ["MS", "REGISTRY", "SEC", "Check", "Experiment", "KernelWatch", "Result", "Run",
            "connect_kernel", "echo", "experiment", "is_subsequence", "lab_config", "ms",
+           "parse_action_rule",
            "read_to_eof", "run_experiment", "wait_state", "wait_until"]

@@ -39,7 +39,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawtcp.report.segs import enrich, seg_events_from_pcap
+from rawtcp.report.captures import seg_events_from_pcap
+from rawtcp.report.enrich import enrich
 
 Event = dict[str, Any]
 
@@ -305,7 +306,7 @@ def ladder_from_pcap(
     color: bool = False,
 ) -> str:
     """A ladder of every TCP segment in a capture (classic pcap or pcapng; see
-    :func:`rawtcp.report.segs.seg_events_from_pcap` for the link types); our side is
+    :func:`rawtcp.report.captures.seg_events_from_pcap` for the link types); our side is
     ``our_addr`` ("10.0.0.1", "10.0.0.1:40000", "[fd00::1]:40000") or the side that sent the
     first SYN.
 

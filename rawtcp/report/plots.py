@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from rawtcp.report.segs import enrich
+from rawtcp.report.enrich import enrich
 
 Event = dict[str, Any]
 

@@ -377,3 +377,48 @@ def test_release_due_by_direction():
     assert [p for _, p, _ in eng.release_due(20_000, "in")] == [in_pkt]
     assert [p for _, p, _ in eng.release_due(20_000, "out")] == [out_pkt]
     assert eng.release_due(20_000) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the engine owns delayed packets too (hold_delays=True); the action-first text form
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hold_delays_keeps_delayed_packets_until_their_time() -> None:
+    e = engine(("delay", "out len>0 ms=5"), hold_delays=True)
+    handshake(e)
+    data = out("PA", data=b"x" * 10)
+    assert e.process("out", data, 1000) == []
+    assert e.held == 1 and e.pending_release_at() == 6000
+    assert e.release_due(5999) == []
+    assert e.release_due(6000, "in") == []          # only the direction asked for
+    assert e.release_due(6000, "out") == [(6000, data, False)]
+    assert e.held == 0 and e.pending_release_at() is None
+    # without hold_delays the caller gets the future release time at once
+    e2 = engine(("delay", "out len>0 ms=5"))
+    handshake(e2)
+    assert e2.process("out", data, 1000) == [(6000, data, False)] and e2.held == 0
+
+
+def test_hold_delays_flush_hands_back_delayed_and_reordered() -> None:
+    e = engine(("delay", "out len>0 ms=50"), ("reorder", "in len>0"), hold_delays=True)
+    handshake(e)
+    d_out, d_in = out("PA", data=b"a"), inp("PA", data=b"b")
+    assert e.process("out", d_out, 0) == [] and e.process("in", d_in, 0) == []
+    assert e.held == 2
+    assert sorted(p is d_out for _t, p, _c in e.flush(10)) == [False, True]
+    assert e.held == 0
+
+
+def test_parse_action_rule_reads_the_action_first() -> None:
+    from rawtcp.experiments.base import parse_action_rule as from_experiments
+    from rawtcp.faults import parse_action_rule
+
+    assert from_experiments is parse_action_rule
+    r = parse_action_rule("drop out flags=A nth=1")
+    assert r == parse_rule("drop", "out flags=A nth=1")
+    assert parse_action_rule(r) is r
+    with pytest.raises(RuleError, match=r"must start with one of drop, delay"):
+        parse_action_rule("out flags=A")
+    with pytest.raises(RuleError, match="give a Rule"):
+        parse_action_rule(3)

@@ -18,9 +18,9 @@ from scapy.packet import Packet as ScapyPacket
 from scapy.utils import PcapNgWriter, PcapWriter
 
 from rawtcp.core.segment import Packet, Segment, parse_flags
+from rawtcp.report.captures import is_capture, read_capture, read_pcap
 from rawtcp.report.ladder import ladder_from_pcap, render_ladder
-from rawtcp.report.segs import is_capture, read_capture
-from rawtcp.trace import PcapRecorder, encode_packet, read_pcap
+from rawtcp.trace import PcapRecorder, encode_packet
 
 from .ladder_fixture import trace
 

@@ -13,7 +13,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.utils import rdpcap
 
 from rawtcp.core.segment import Flags, Options, Packet, Segment
-from rawtcp.trace import LINKTYPE_RAW, PcapRecorder, Tracer, encode_packet, read_pcap, read_trace
+from rawtcp.report.captures import read_pcap
+from rawtcp.trace import LINKTYPE_RAW, PcapRecorder, Tracer, encode_packet, read_trace
 
 
 def test_tracer_keeps_events_and_filters_by_kind() -> None:

@@ -1,0 +1,336 @@
+"""The fault engine: match rules against packets, apply their actions, keep held packets.
+
+See the package docstring (:mod:`rawtcp.faults`) for the interface and the duties of the
+caller; the rule language is :mod:`rawtcp.faults.grammar`.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rawtcp.core.segment import Flags, Packet, flags_str
+from rawtcp.faults.grammar import Rule
+from rawtcp.faults.release import Delivery, ReleaseQueue
+
+__all__ = ["Delivery", "FaultEngine"]
+
+_MOD = 1 << 32
+_DIRECTIONS = ("in", "out")
+
+
+class _View:
+    """Per-packet lazy facts shared by all rules (state and Scapy packet computed once)."""
+
+    __slots__ = ("_engine", "_scapy", "_state", "_state_done", "direction", "now", "pkt",
+                 "rack", "rseq")
+
+    def __init__(self, engine: FaultEngine, direction: str, pkt: Packet, now: int) -> None:
+        self.pkt = pkt
+        self.now = now
+        self.direction = direction
+        self._engine = engine
+        self._state_done = False
+        self._state: str | None = None
+        self._scapy: Any = None
+        self.rseq, self.rack = engine._relative(pkt)
+
+    @property
+    def state(self) -> str | None:
+        if not self._state_done:
+            self._state_done = True
+            fn = self._engine.state_of
+            st = fn(self.pkt, self.direction) if fn is not None else None
+            self._state = None if st is None else str(getattr(st, "name", st)).upper()
+        return self._state
+
+    @property
+    def scapy(self) -> Any:
+        if self._scapy is None:
+            from rawtcp.trace import to_scapy
+
+            self._scapy = to_scapy(self.pkt)
+        return self._scapy
+
+
+@dataclass
+class _Verdict:
+    """What the rules decided for one packet so far."""
+
+    delay_us: int = 0
+    copies: int = 1
+    corrupt: bool = False
+    dropped: bool = False
+    hold: Rule | None = None
+
+
+# ------------------------------------------------------------------------------ the actions
+# One function per action: it changes the verdict and returns the extra trace fields.
+
+def _drop(r: Rule, v: _Verdict) -> dict[str, Any]:
+    v.dropped = True
+    return {}
+
+
+def _delay(r: Rule, v: _Verdict) -> dict[str, Any]:
+    v.delay_us += r.delay_us
+    return {"ms": r.ms}
+
+
+def _duplicate(r: Rule, v: _Verdict) -> dict[str, Any]:
+    n = r.copies or 1
+    v.copies += n
+    return {"copies": n}
+
+
+def _corrupt(r: Rule, v: _Verdict) -> dict[str, Any]:
+    v.corrupt = True
+    return {}
+
+
+def _reorder(r: Rule, v: _Verdict) -> dict[str, Any]:
+    if v.hold is not None:       # the first reorder rule holds the packet; later ones count
+        return {}
+    v.hold = r
+    return {"after": r.after or 1, "max_ms": r.max_hold_us / 1000}
+
+
+_ACTIONS: dict[str, Callable[[Rule, _Verdict], dict[str, Any]]] = {
+    "drop": _drop, "delay": _delay, "duplicate": _duplicate, "corrupt": _corrupt,
+    "reorder": _reorder,
+}
+
+
+@dataclass
+class _Held:
+    deadline: int
+    remaining: int
+    direction: str
+    items: list[Delivery]
+    rule: Rule
+
+
+class FaultEngine:
+    """``FaultEngine(rules, seed=0, tracer=None, state_of=None, hold_delays=False)``: see the
+    package docstring."""
+
+    MAX_ISNS = 65536
+
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        seed: int = 0,
+        tracer: Callable[[dict], None] | None = None,
+        state_of: Callable[[Packet, str], str | None] | None = None,
+        hold_delays: bool = False,
+    ) -> None:
+        self.rules: list[Rule] = []
+        self._rngs: list[random.Random] = []
+        for i, r in enumerate(rules):
+            if not isinstance(r, Rule):
+                raise OSError(errno.EINVAL, f"fault rule {i} is {type(r).__name__}, not a Rule "
+                              "(build rules with parse_rule(action, text))")
+            own = replace(r, matched=0, applied=0, errors=0)
+            self.rules.append(own)
+            rseed: Any = r.seed if r.seed is not None else f"rawtcp-fault:{seed}:{i}"
+            self._rngs.append(random.Random(rseed))
+        self.seed = seed
+        self.tracer = tracer
+        self.state_of = state_of
+        self.hold_delays = hold_delays
+        self._isn: dict[tuple[str, int, str, int], int] = {}
+        self._held: list[_Held] = []
+        self._delayed = {d: ReleaseQueue() for d in _DIRECTIONS}   # used with hold_delays
+
+    # -- ISN bookkeeping for relative numbers -----------------------------------------------
+    def _learn(self, pkt: Packet) -> None:
+        s = pkt.segment
+        if s.flags & Flags.SYN:
+            key = (pkt.src, s.src_port, pkt.dst, s.dst_port)
+            self._isn.pop(key, None)
+            self._isn[key] = s.seq
+            if len(self._isn) > self.MAX_ISNS:
+                self._isn.pop(next(iter(self._isn)))
+
+    def _relative(self, pkt: Packet) -> tuple[int | None, int | None]:
+        s = pkt.segment
+        isn = self._isn.get((pkt.src, s.src_port, pkt.dst, s.dst_port))
+        irs = self._isn.get((pkt.dst, s.dst_port, pkt.src, s.src_port))
+        rseq = (s.seq - isn) % _MOD if isn is not None else None
+        rack = (s.ack - irs) % _MOD if irs is not None and s.flags & Flags.ACK else None
+        return rseq, rack
+
+    # -- matching ---------------------------------------------------------------------------
+    def _matches(self, r: Rule, v: _View) -> bool:
+        if r.dir != "any" and r.dir != v.direction:
+            return False
+        s = v.pkt.segment
+        if r.flags is not None and not r.flags(int(s.flags)):
+            return False
+        if r.len is not None and not r.len(len(s.payload)):
+            return False
+        if r.seq is not None:
+            if r.seq.absolute:
+                if not r.seq(s.seq):
+                    return False
+            elif v.rseq is None or not r.seq(v.rseq):
+                return False
+        if r.states is not None:
+            st = v.state
+            if st is None or (st in r.states) == r.states_negate:
+                return False
+        if r.predicate is not None:
+            try:
+                if not r.predicate(v.scapy):
+                    return False
+            except Exception as e:  # noqa: BLE001 - a user hook must not kill the stack
+                # A predicate that raises counts as "no match"; the error is counted and traced.
+                r.errors += 1
+                if self.tracer is not None:
+                    self.tracer({
+                        "t": v.now, "ev": "error", "errno": errno.EINVAL,
+                        "message": f"fault predicate of {r.action} {r.text!r} raised "
+                                   f"{type(e).__name__}: {e}",
+                    })
+                return False
+        return True
+
+    def _fires(self, i: int, r: Rule) -> bool:
+        if r.nth is not None and r.matched != r.nth:
+            return False
+        if r.count is not None and r.applied >= r.count:
+            return False
+        return r.p is None or self._rngs[i].random() < r.p
+
+    # -- the interface ----------------------------------------------------------------------
+    def process(self, direction: str, pkt: Packet, now: int) -> list[Delivery]:
+        """Apply the rules to one packet; returns what to deliver (see the package
+        docstring)."""
+        if direction not in _DIRECTIONS:
+            raise OSError(errno.EINVAL, f"direction must be 'in' or 'out', not {direction!r}")
+        if not self.rules:
+            return [(now, pkt, False)]
+        self._learn(pkt)
+        view = _View(self, direction, pkt, now)
+        verdict = _Verdict()
+        for i, r in enumerate(self.rules):
+            if not self._matches(r, view):
+                continue
+            r.matched += 1
+            if not self._fires(i, r):
+                continue
+            r.applied += 1
+            self._trace(now, r, view, _ACTIONS[r.action](r, verdict))
+            if verdict.dropped:
+                return []
+        items: list[Delivery] = [(now + verdict.delay_us, pkt, verdict.corrupt)
+                                 for _ in range(verdict.copies)]
+        if verdict.hold is not None:
+            deadline = now + verdict.hold.max_hold_us
+            self._held.append(_Held(deadline, verdict.hold.after or 1, direction, items,
+                                    verdict.hold))
+            return []
+        out = items
+        self._passed(direction, now, out)
+        return self._keep_delayed(direction, now, out)
+
+    def _keep_delayed(self, direction: str, now: int, items: list[Delivery]) -> list[Delivery]:
+        """With hold_delays, deliveries for later wait here; the rest go out now."""
+        if not self.hold_delays:
+            return items
+        later = [d for d in items if d[0] > now]
+        if not later:
+            return items
+        self._delayed[direction].push(later)
+        return [d for d in items if d[0] <= now]
+
+    def _passed(self, direction: str, now: int, out: list[Delivery]) -> None:
+        """A packet went by in ``direction`` (``out`` holds it unless it was dropped):
+        count it for the held packets and release those whose turn came."""
+        keep: list[_Held] = []
+        for h in self._held:
+            if h.direction == direction:
+                h.remaining -= 1
+                if h.remaining <= 0:
+                    out.extend(self._release(h, now, "after"))
+                    continue
+            keep.append(h)
+        self._held = keep
+
+    def _release(self, h: _Held, now: int, why: str) -> list[Delivery]:
+        if self.tracer is not None:
+            ev = self._seg_fields(now, h.direction, h.items[0][1])
+            ev.update(ev="fault_release", action="reorder", rule=h.rule.text, why=why)
+            self.tracer(ev)
+        return [(max(t, now), p, c) for t, p, c in h.items]
+
+    def pending_release_at(self) -> int | None:
+        """Absolute us when the earliest held packet must go out, or None: reordered ones,
+        and with hold_delays the delayed ones too."""
+        times = [h.deadline for h in self._held]
+        times += [t for q in self._delayed.values() if (t := q.next_at()) is not None]
+        return min(times, default=None)
+
+    def release_due(self, now: int, direction: str | None = None) -> list[Delivery]:
+        """Held packets whose time has come (a reordered one's maximum hold, a delayed one's
+        release time), in time order; only those of ``direction`` ("in"/"out") when given."""
+        def picked(h: _Held) -> bool:
+            return h.deadline <= now and (direction is None or h.direction == direction)
+
+        due = sorted((h for h in self._held if picked(h)), key=lambda h: h.deadline)
+        out: list[Delivery] = []
+        if due:
+            self._held = [h for h in self._held if not picked(h)]
+            for h in due:
+                out.extend(self._keep_delayed(h.direction, now,
+                                              self._release(h, now, "timeout")))
+        for d in (_DIRECTIONS if direction is None else (direction,)):
+            out.extend(self._delayed[d].pop_due(now))
+        return out
+
+    def flush(self, now: int) -> list[Delivery]:
+        """Release every held packet now (e.g. when the stack closes)."""
+        held, self._held = self._held, []
+        out: list[Delivery] = []
+        for h in sorted(held, key=lambda h: h.deadline):
+            out.extend(self._release(h, now, "flush"))
+        for q in self._delayed.values():
+            out.extend((now, p, c) for _t, p, c in q.pop_all())
+        return out
+
+    @property
+    def held(self) -> int:
+        """Packets the engine holds now (reordered, and delayed with hold_delays)."""
+        return sum(len(h.items) for h in self._held) + sum(map(len, self._delayed.values()))
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [{"rule": str(r), "matched": r.matched, "applied": r.applied} for r in self.rules]
+
+    # -- tracing ----------------------------------------------------------------------------
+    def _seg_fields(self, now: int, direction: str, pkt: Packet) -> dict[str, Any]:
+        s = pkt.segment
+        rseq, rack = self._relative(pkt)
+        if direction == "out":
+            conn = f"{pkt.src}:{s.src_port}>{pkt.dst}:{s.dst_port}"
+        else:
+            conn = f"{pkt.dst}:{s.dst_port}>{pkt.src}:{s.src_port}"
+        return {
+            "t": now, "ev": "fault", "conn": conn, "dir": direction, "src": pkt.src,
+            "dst": pkt.dst, "sport": s.src_port, "dport": s.dst_port, "seq": s.seq,
+            "ack": s.ack, "rseq": rseq, "rack": rack, "flags": flags_str(s.flags),
+            "win": s.window, "len": len(s.payload),
+        }
+
+    def _trace(self, now: int, r: Rule, v: _View, extra: dict[str, Any]) -> None:
+        if self.tracer is None:
+            return
+        ev = self._seg_fields(now, v.direction, v.pkt)
+        ev["action"] = r.action
+        ev["rule"] = r.text
+        if r.states is not None and v.state is not None:
+            ev["state"] = v.state
+        ev.update(extra)
+        self.tracer(ev)
