@@ -149,6 +149,7 @@ def final_ack_drop_passive(run: Run) -> None:
         run.check("rawtcp: CLOSE_WAIT, LAST_ACK, CLOSED",
                   closed and is_subsequence(["CLOSE_WAIT", "LAST_ACK", "CLOSED"], run.states()),
                   run.states())
+        watch.wait_state("TIME_WAIT", 3.0)   # ss samples lag our own CLOSED a little
         run.check("the kernel went through TIME_WAIT", "TIME_WAIT" in watch.states(),
                   watch.states())
         if len(our_fins) >= 2:
