@@ -1,14 +1,27 @@
 """Two core Stacks on a virtual clock over a simulated link (deterministic for a seed).
 
-The clock jumps straight to the next event (a packet arrival or a stack timer), so simulated
-minutes cost nothing. Link impairments use one ``random.Random(seed)``:
+The clock jumps straight to the next event (a packet arrival, a stack timer or the end of a
+fault rule's hold), so simulated minutes cost nothing.
 
-- ``loss``: probability a packet is dropped (each direction, each copy);
-- ``duplicate``: probability a packet is delivered twice;
-- ``reorder``: probability a packet is held back by an extra random delay;
-- ``delay_us``: one-way propagation delay; ``bandwidth_bps``: optional serialization.
+Link impairments are fault rules, the same ones (and the same :class:`FaultEngine`) a real
+link uses (docs/faults.md): one rule text acts the same in simulation and against a kernel.
+The engine sits on stack ``a``'s side of the link, as it sits on rawtcp's side of a real
+link: ``out`` is a -> b, ``in`` is b -> a, and ``state=`` is a's TCB state::
 
-``isn`` (optional) replaces both stacks' ISN generator (e.g. to start near 2**32).
+    sim = Sim(seed=1, faults=["drop in p=0.05", parse_rule("drop", "out flags=A nth=3")])
+
+The impairment parameters are short for rules in both directions, added after ``faults``:
+
+- ``loss=P``       ``drop p=P``       (the segment and any copies of it are lost)
+- ``duplicate=P``  ``duplicate p=P``  (delivered twice)
+- ``reorder=P``    ``reorder p=P ms=2*delay`` (held until the next segment in its direction
+  overtook it, at most twice the one-way delay)
+
+Each rule draws from its own generator, seeded from ``seed`` and the rule's position (or the
+rule's own ``seed=``). ``delay_us`` is the one-way propagation delay, ``bandwidth_bps`` an
+optional serialization rate; ``isn`` (optional) replaces both stacks' ISN generator (e.g. to
+start near 2**32). A corrupted segment is dropped by its receiver, as a checksum check
+would, and traced as ``{ev: "drop", reason: "bad-checksum"}``.
 
     sim = Sim(seed=1, loss=0.05)
     res = transfer(sim, 1_000_000)
@@ -18,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +39,7 @@ from .core.config import MS, SEC, Config
 from .core.segment import Packet
 from .core.stack import Stack
 from .core.tcb import State, Tcb
+from .faults import FaultEngine, Rule, parse_action_rule
 
 A_ADDR = "10.0.0.1"
 B_ADDR = "10.0.0.2"
@@ -47,6 +61,7 @@ class Sim:
         tracer: Callable[[dict], None] | None = None,
         drop: Callable[[str, Packet], bool] | None = None,
         isn: Callable[[str, int, str, int, int], int] | None = None,
+        faults: Iterable[Rule | str] | FaultEngine = (),
     ) -> None:
         self.rng = random.Random(seed)
         self.loss = loss
@@ -58,6 +73,9 @@ class Sim:
         self.now = 0
         ta = (lambda ev: tracer(dict(ev, stack="a"))) if tracer else None
         tb = (lambda ev: tracer(dict(ev, stack="b"))) if tracer else None
+        self._trace = {"a": ta, "b": tb}
+        self.faults = self._engine(faults, seed, ta)
+        self.corrupted = 0
         self.a = Stack(config or Config(), isn=isn, rng=random.Random(self.rng.getrandbits(64)),
                        tracer=ta)
         self.b = Stack(config_b or config or Config(), isn=isn,
@@ -70,6 +88,34 @@ class Sim:
         self.delivered = 0
         self.lost = 0
         self.events = 0
+
+    def _engine(self, faults: Iterable[Rule | str] | FaultEngine, seed: int,
+                tracer: Callable[[dict], None] | None) -> FaultEngine | None:
+        """The fault engine on a's side: the given rules, then the impairment parameters."""
+        if isinstance(faults, FaultEngine):
+            if self.loss or self.duplicate or self.reorder:
+                raise ValueError("give loss/duplicate/reorder as rules of the FaultEngine "
+                                 "you pass, or pass rules instead of an engine")
+            engine = faults
+        else:
+            rules = [parse_action_rule(r) for r in faults]
+            rules += impairment_rules(self.loss, self.duplicate, self.reorder, self.delay_us)
+            if not rules:
+                return None
+            engine = FaultEngine(rules, seed=seed)
+        if engine.tracer is None:
+            engine.tracer = tracer
+        if engine.state_of is None:
+            engine.state_of = self._state_of
+        return engine
+
+    def _state_of(self, pkt: Packet, direction: str) -> str | None:
+        s = pkt.segment
+        if direction == "out":
+            tcb = self.a.lookup(pkt.src, s.src_port, pkt.dst, s.dst_port)
+        else:
+            tcb = self.a.lookup(pkt.dst, s.dst_port, pkt.src, s.src_port)
+        return tcb.state.name if tcb is not None else None
 
     def peer(self, st: Stack) -> Stack:
         return self.b if st is self.a else self.a
@@ -85,7 +131,6 @@ class Sim:
                 self._send(src, dst, direction, p)
 
     def _send(self, src: Stack, dst: Stack, direction: str, p: Packet) -> None:
-        rng = self.rng
         t = self.now
         if self.bandwidth_bps:
             start = max(t, self._busy_until[id(src)])
@@ -94,16 +139,43 @@ class Sim:
         if self.drop is not None and self.drop(direction, p):
             self.lost += 1
             return
-        copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
-        for _ in range(copies):
-            if self.loss and rng.random() < self.loss:
-                self.lost += 1
-                continue
-            at = t + self.delay_us
-            if self.reorder and rng.random() < self.reorder:
-                at += rng.randint(1, 2 * self.delay_us + 1)
-            self._n += 1
+        if self.faults is None:
+            self._push(t + self.delay_us, dst, p, False)
+            return
+        held = self.faults.held
+        out = self.faults.process("out" if src is self.a else "in", p, self.now)
+        if not out and self.faults.held == held:
+            self.lost += 1
+        for when, q, corrupt in out:     # a delay rule's time is added to the link's
+            self._push(t + (when - self.now) + self.delay_us, dst, q, corrupt)
+
+    def _push(self, at: int, dst: Stack, p: Packet, corrupt: bool) -> None:
+        self._n += 1
+        if corrupt:
+            heapq.heappush(self._heap, (at, self._n, None, lambda s: s._bad_checksum(dst)))
+        else:
             heapq.heappush(self._heap, (at, self._n, dst, p))
+
+    def _bad_checksum(self, dst: Stack) -> None:
+        """A corrupted segment reaches ``dst``: its checksum check drops it."""
+        self.corrupted += 1
+        trace = self._trace["a" if dst is self.a else "b"]
+        if trace is not None:
+            trace({"t": self.now, "ev": "drop", "dir": "in", "reason": "bad-checksum"})
+
+    def _release_held(self) -> None:
+        """Segments a reorder rule held whose longest hold is over go on the wire now."""
+        assert self.faults is not None
+        for direction, dst in (("out", self.b), ("in", self.a)):
+            for _when, q, corrupt in self.faults.release_due(self.now, direction):
+                self._push(self.now + self.delay_us, dst, q, corrupt)
+
+    def _next_at(self) -> int | None:
+        cands = [x for x in (self.a.poll_at(), self.b.poll_at(),
+                             self._heap[0][0] if self._heap else None,
+                             self.faults.pending_release_at() if self.faults else None)
+                 if x is not None]
+        return min(cands, default=None)
 
     def call_at(self, at: int, fn: Callable[[Sim], None]) -> None:
         """Schedule an application callback (e.g. a slow reader's next read)."""
@@ -115,14 +187,17 @@ class Sim:
         self._flush()
         ta, tb = self.a.poll_at(), self.b.poll_at()
         tp = self._heap[0][0] if self._heap else None
-        cands = [x for x in (ta, tb, tp) if x is not None]
+        tf = self.faults.pending_release_at() if self.faults is not None else None
+        cands = [x for x in (ta, tb, tp, tf) if x is not None]
         if not cands:
             return False
         t = min(cands)
         if t > self.now:
             self.now = t
         self.events += 1
-        if tp is not None and tp == t:
+        if tf is not None and tf == t:
+            self._release_held()
+        elif tp is not None and tp == t:
             _, _, dst, p = heapq.heappop(self._heap)
             if dst is None:
                 p(self)
@@ -154,13 +229,25 @@ class Sim:
         end = self.now + duration_us
         while True:
             self._flush()
-            ta, tb = self.a.poll_at(), self.b.poll_at()
-            tp = self._heap[0][0] if self._heap else None
-            cands = [x for x in (ta, tb, tp) if x is not None]
-            if not cands or min(cands) > end:
+            at = self._next_at()
+            if at is None or at > end:
                 self.now = max(self.now, end)
                 return
             self.step()
+
+
+def impairment_rules(loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
+                     delay_us: int = 10 * MS) -> list[Rule]:
+    """The rules the simulator's ``loss``/``duplicate``/``reorder`` parameters stand for (both
+    directions): ``drop p=loss``, ``duplicate p=duplicate``, ``reorder p=reorder ms=2*delay``."""
+    rules = []
+    if loss:
+        rules.append(Rule("drop", p=loss))
+    if duplicate:
+        rules.append(Rule("duplicate", p=duplicate))
+    if reorder:
+        rules.append(Rule("reorder", p=reorder, ms=(2 * delay_us + 1) / 1000))
+    return rules
 
 
 @dataclass

@@ -179,3 +179,104 @@ def test_sequence_numbers_wrap_around(loss: float) -> None:
     res = transfer(sim, MB, seed=5)
     assert res.ok
     assert res.info["client"]["snd_max"] < res.info["client"]["iss"]   # it did wrap
+
+
+# ---------------------------------------------------------------------------------------------
+# one fault language: the simulator takes the rules a real link takes (docs/faults.md)
+# ---------------------------------------------------------------------------------------------
+
+
+def _faults_on_a_link(rule: str, nbytes: int) -> list[dict]:
+    """``rule`` in the FaultEngine of a runtime stack on an in-process link: the stack
+    (10.0.0.1) sends ``nbytes`` to a second stack; the fault events traced."""
+    import hashlib
+
+    from rawtcp.faults import FaultEngine, parse_action_rule
+    from rawtcp.link.memory import MemoryLink
+    from rawtcp.runtime import Stack as LinkStack
+    from rawtcp.trace import Tracer
+
+    la, lb = MemoryLink.pair(A_ADDR, B_ADDR)
+    tr = Tracer()
+    a = LinkStack(la, Config(), tracer=tr, faults=FaultEngine([parse_action_rule(rule)]))
+    b = LinkStack(lb, Config())
+    data = bytes(range(256)) * (nbytes // 256)
+    try:
+        ls = b.socket()
+        ls.bind((B_ADDR, 5000))
+        ls.listen(1)
+        c = a.socket()
+        c.settimeout(10)
+        c.connect((B_ADDR, 5000))
+        s, _ = ls.accept()
+        s.settimeout(10)
+        c.sendall(data)
+        got = bytearray()
+        while len(got) < len(data):
+            chunk = s.recv(65536)
+            assert chunk, "the receiver saw EOF before all the data"
+            got += chunk
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        c.close()
+        s.close()
+        ls.close()
+    finally:
+        a.close()
+        b.close()
+    return tr.events("fault")
+
+
+def test_a_rule_gives_the_same_verdict_in_the_simulator_and_on_a_link() -> None:
+    """docs/faults.md: ``nth=3`` acts on the 3rd matching segment, wherever the engine runs:
+    the third data segment rawtcp sends (relative seq 1 + 2 segments, RFC 9293 3.4) is
+    dropped once, and the data still arrives whole (RFC 9293 3.10.7.4 retransmission)."""
+    rule = "drop out len>0 nth=3"
+    ev: list[dict] = []
+    sim = Sim(seed=1, faults=[rule], tracer=ev.append)
+    res = transfer(sim, 60_000, seed=1)
+    assert res.ok
+    in_sim = [(e["action"], e["dir"], e["rseq"], e["len"]) for e in ev if e["ev"] == "fault"]
+    on_link = [(e["action"], e["dir"], e["rseq"], e["len"])
+               for e in _faults_on_a_link(rule, 60_000)]
+    assert len(in_sim) == 1 and in_sim == on_link
+    _, _, rseq, seglen = in_sim[0]
+    assert seglen > 0 and rseq == 1 + 2 * seglen
+
+
+def test_impairment_parameters_are_rules() -> None:
+    """``Sim(loss=P)`` is ``Sim(faults=["drop p=P"])``: the same run, event for event
+    (RFC 9293 3.10 under the same seeded loss)."""
+    runs = []
+    for kw in ({"loss": 0.05, "duplicate": 0.05}, {"faults": ["drop p=0.05", "duplicate p=0.05"]}):
+        ev: list[dict] = []
+        sim = Sim(seed=7, tracer=ev.append, **kw)
+        res = transfer(sim, 100_000, seed=7)
+        assert res.ok
+        runs.append((res.time_us, sim.lost, [(e["ev"], e.get("action"), e.get("rseq"))
+                                             for e in ev if e["ev"] in ("seg", "fault")]))
+    assert runs[0] == runs[1]
+    assert any(a == "drop" for _ev, a, _r in runs[0][2])
+
+
+def test_corrupted_segment_is_dropped_by_the_receiver() -> None:
+    """RFC 9293 3.1 (checksum): a segment whose checksum is wrong is discarded; the sender
+    retransmits it and the transfer completes."""
+    ev: list[dict] = []
+    sim = Sim(seed=2, faults=["corrupt out len>0 nth=2"], tracer=ev.append)
+    res = transfer(sim, 50_000, seed=2)
+    assert res.ok and sim.corrupted == 1
+    drops = [e for e in ev if e["ev"] == "drop" and e.get("reason") == "bad-checksum"]
+    assert [(e["stack"], e["dir"]) for e in drops] == [("b", "in")]
+
+
+def test_reorder_rule_releases_after_the_next_segment() -> None:
+    """docs/faults.md reorder: held until ``after`` later segments in its direction passed;
+    RFC 9293 3.10.7.4 reassembly puts the data back in order."""
+    ev: list[dict] = []
+    sim = Sim(seed=3, faults=["reorder out len>0 nth=1 after=2"], tracer=ev.append)
+    res = transfer(sim, 50_000, seed=3)
+    assert res.ok
+    held = [e for e in ev if e["ev"] == "fault" and e["action"] == "reorder"]
+    released = [e for e in ev if e["ev"] == "fault_release"]
+    assert len(held) == 1 and len(released) == 1 and released[0]["why"] == "after"
+    assert released[0]["rseq"] == held[0]["rseq"] == 1
