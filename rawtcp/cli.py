@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no ladder and no progress: the checks and the verdict")
     _add_fault_args(r, extra=" (added to the experiment's own rules; its checks still "
                              "decide, so they may fail)")
-    add_config_args(r)
+    add_config_args(r, extra=" (over the experiment's own; its checks still decide)")
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
     c.add_argument("host", help="IP address or name of the peer")

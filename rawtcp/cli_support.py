@@ -63,9 +63,9 @@ def port(text: str) -> int:
 
 
 # --------------------------------------------------------------------------- Config options
-def add_config_args(p: argparse.ArgumentParser) -> None:
+def add_config_args(p: argparse.ArgumentParser, extra: str = "") -> None:
     """--config KEY=VALUE (repeatable) and --config-file FILE (TOML)."""
-    g = p.add_argument_group("stack configuration (`rawtcp config` lists every key)")
+    g = p.add_argument_group("stack configuration; `rawtcp config` lists the keys" + extra)
     g.add_argument("--config", action="append", default=[], type=config_assignment,
                    metavar="KEY=VALUE", dest="config_items",
                    help="set one Config field, e.g. msl=1000000 (us), sack=off, "
