@@ -14,8 +14,8 @@ from rawtcp.experiments.base import (
     Run,
     experiment,
     lab_config,
-    run_experiment,
 )
+from rawtcp.experiments.runner import run_experiment
 from rawtcp.link.memory import MemoryLink
 
 

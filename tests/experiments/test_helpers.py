@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rawtcp.experiments.x_errors import _doubles
-from rawtcp.experiments.x_kernel import ss_timer_seconds
-from rawtcp.experiments.x_window import _zero_window_violations
+from rawtcp.experiments.failures import _doubles
+from rawtcp.experiments.kernel_time_wait import ss_timer_seconds
+from rawtcp.experiments.zero_window import _zero_window_violations
 
 
 def test_ss_timer_format_of_iproute2():
