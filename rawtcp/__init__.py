@@ -8,6 +8,8 @@
 
 from typing import Any
 
+import rawtcp.socket as _socket_layer  # noqa: F401 - registers Stack.socket()'s Socket class
+
 __version__ = "0.1.0"
 
 __all__ = ["Stack", "Config", "State", "Socket", "__version__"]
@@ -23,7 +25,7 @@ def __getattr__(name: str) -> Any:  # lazy: `import rawtcp` stays cheap
 
         return Config
     if name == "State":
-        from rawtcp.core.tcb import State
+        from rawtcp.core.states import State
 
         return State
     if name == "Socket":

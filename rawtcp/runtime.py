@@ -1,15 +1,25 @@
 """Real time and a real link: the only place in rawtcp that reads the clock and blocks.
 
-One event-loop thread per :class:`Stack`. It waits (selectors) on the link's fd and a
-wake-up pipe, and sleeps until the earliest of the core's ``poll_at()``, the next packet and
-the next packet held back by a fault rule. User calls come from other threads: every call
-into the core takes the stack lock, then the output is flushed to the link and waiters are
-woken through one condition variable.
+One event-loop thread per :class:`Stack` does all protocol work that packets and timers
+cause, and all link I/O. It waits (selectors) on the link's fd and a wake-up fd, and sleeps
+until the earliest of the core's ``poll_at()`` (a heap: no scan of the connections), the next
+packet and the next packet held back by a fault rule.
 
-Pipeline (both directions go through the fault engine, when there is one)::
+User calls come from other threads: each takes the stack lock, runs its core call, passes
+the segments it produced through the fault rules and the encoder (so the trace and pcap
+keep their order) onto a transmit queue, and wakes the loop: only the loop thread writes
+to the link, with the lock released. Waiters are
+woken through one condition variable. Readiness of the sockets' file descriptors is updated
+only for the connections whose state changed (``core.changed``), never by a scan.
 
-    link.recv_batch -> decode -> pcap(in) -> faults("in") -> core.on_packet
-    core.take_packets -> faults("out") -> encode (+corrupt) -> pcap(out) -> link.send
+Pipeline per loop turn (both directions go through the fault engine, when there is one)::
+
+    link.recv_batch -> decode -> pcap(in) -> faults("in") -> core.on_packets(batch)
+    core.take_packets -> faults("out") -> encode (+corrupt) -> pcap(out)   [under the lock]
+    -> link.send                                                           [lock released]
+
+``on_packets`` takes the whole batch before any connection decides what to send, so a burst
+of data gets one ACK (as Linux's GRO does).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rawtcp import wire
 from rawtcp.core.config import Config
 from rawtcp.core.segment import Packet
 from rawtcp.core.stack import Stack as CoreStack
@@ -30,12 +41,9 @@ from rawtcp.core.stack import Stack as CoreStack
 log = logging.getLogger("rawtcp")
 
 Event = dict[str, Any]
-
-
-def _wire():
-    from rawtcp import wire
-
-    return wire
+_decode_ip = wire.decode_ip
+_encode_ip = wire.encode_ip
+_ParseError = wire.ParseError
 
 
 class StackError(OSError):
@@ -115,6 +123,7 @@ class Stack:
             "send_errors": 0,
         }
         self.addresses = [str(a) for a in getattr(link, "addresses", [])]
+        self._tx: list[bytes] = []       # encoded packets for the loop thread to write
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.error: BaseException | None = None
@@ -124,15 +133,16 @@ class Stack:
             from rawtcp.faults import ReleaseQueue
 
             self._delayed = {"in": ReleaseQueue(), "out": ReleaseQueue()}
-        self._sockets: set[Any] = set()
+        # fn(closing) runs on a stack failure (False) or close (True): sockets refresh or
+        # release their file descriptors
+        self._watchers: set[Callable[[bool], None]] = set()
         self._stopping = False
         self._closed = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._woken = False              # a wake-up is pending in the eventfd
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._sel = selectors.DefaultSelector()
         self._sel.register(link.fileno(), selectors.EVENT_READ, "link")
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._sel.register(self._wake_fd, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         if start:
             self._thread.start()
@@ -155,24 +165,49 @@ class Stack:
         return tcb.state.name if tcb is not None else None
 
     # ------------------------------------------------------------------ user side
+    #: the class of ``socket()``'s sockets; rawtcp.socket registers rawtcp.socket.Socket
+    #: (the socket layer sits above this one, so this module never imports it)
+    socket_class: Any = None
+
     def socket(self, family: int | None = None, type: int | None = None, proto: int = 0):
         """A BSD-like socket on this stack (``AF_INET``/``AF_INET6``, ``SOCK_STREAM``)."""
-        from rawtcp.socket import Socket
+        if Stack.socket_class is None:
+            raise RuntimeError("rawtcp.socket is not loaded (import rawtcp loads it)")
+        return Stack.socket_class(self, family, type, proto)
 
-        return Socket(self, family, type, proto)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def check_alive(self) -> None:
+        """OSError(EBADF) once the stack is closed, StackError(EIO) if its loop failed."""
+        if self.error is not None:
+            raise StackError(errno.EIO, f"rawtcp event loop failed: {self.error!r}")
+        if self._closed:
+            raise OSError(errno.EBADF, "the rawtcp stack is closed")
+
+    _check_alive = check_alive
+
+    def add_watcher(self, fn: Callable[[bool], None]) -> None:
+        """``fn(closing)`` runs (under the lock) when the stack fails (False) or closes
+        (True)."""
+        self._watchers.add(fn)
+
+    def remove_watcher(self, fn: Callable[[bool], None]) -> None:
+        self._watchers.discard(fn)
 
     def call(self, fn: Callable[[int], Any]) -> Any:
-        """Run ``fn(now)`` against the core under the lock, then flush and wake everyone."""
+        """Run ``fn(now)`` against the core under the lock; the loop thread sends what it
+        queued. Waiters are woken."""
         with self.lock:
-            self._check_alive()
+            self.check_alive()
             now = self.now()
             try:
                 return fn(now)
             finally:
-                self._flush(now)
-                self.cond.notify_all()
-                self._notify_sockets()
-                self._wake()
+                self._flush(now)  # fault rules, encoding, pcap: in order, under the lock
+                self._after_change()
+                self._wake()      # the loop writes what was queued and re-reads poll_at()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Block until ``predicate()`` (evaluated under the lock) holds; False on timeout."""
@@ -181,10 +216,7 @@ class Stack:
             while True:
                 if predicate():
                     return True
-                if self.error is not None:
-                    raise StackError(errno.EIO, f"rawtcp event loop failed: {self.error!r}")
-                if self._closed:
-                    raise OSError(errno.EBADF, "the rawtcp stack is closed")
+                self.check_alive()
                 if deadline is None:
                     self.cond.wait(1.0)
                 else:
@@ -193,21 +225,33 @@ class Stack:
                         return False
                     self.cond.wait(min(left, 1.0))
 
-    def _check_alive(self) -> None:
-        if self.error is not None:
-            raise StackError(errno.EIO, f"rawtcp event loop failed: {self.error!r}")
-        if self._closed:
-            raise OSError(errno.EBADF, "the rawtcp stack is closed")
-
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
+        if not self._woken:
+            self._woken = True
+            try:
+                os.eventfd_write(self._wake_fd, 1)
+            except (BlockingIOError, OSError):
+                pass
 
-    def _notify_sockets(self) -> None:
-        for s in list(self._sockets):
-            s._update_ready()
+    def _after_change(self) -> None:
+        """Under the lock: wake blocked callers; refresh the fd readiness of the sockets
+        whose connection changed (and only those)."""
+        self.cond.notify_all()
+        changed = self.core.changed
+        if changed:
+            items = list(changed)
+            changed.clear()
+            for obj in items:
+                w = obj.watcher
+                if w is not None:
+                    w()
+
+    def _notify_all_watchers(self, closing: bool = False) -> None:
+        for w in list(self._watchers):
+            try:
+                w(closing)
+            except Exception:  # noqa: BLE001 - a socket being closed must not stop the others
+                log.exception("rawtcp: socket watcher failed")
 
     def default_address(self, family: int) -> str:
         import socket as _s
@@ -219,18 +263,25 @@ class Stack:
         raise OSError(errno.EADDRNOTAVAIL, f"the link {self.link.name} has no {fam} address")
 
     # ------------------------------------------------------------------ the loop
+    def _next_deadline(self) -> int | None:
+        deadline = self.core.poll_at()
+        for q in self._delayed.values():
+            h = q.next_at()
+            if h is not None:
+                deadline = h if deadline is None else min(deadline, h)
+        pr = self._fault_release_at()
+        if pr is not None:
+            deadline = pr if deadline is None else min(deadline, pr)
+        return deadline
+
     def _run(self) -> None:
+        core = self.core
+        link_fd = self.link.fileno()
         try:
             while not self._stopping:
                 with self.lock:
-                    deadline = self.core.poll_at()
-                    for q in self._delayed.values():
-                        h = q.next_at()
-                        if h is not None:
-                            deadline = h if deadline is None else min(deadline, h)
-                    pr = self._fault_release_at()
-                    if pr is not None:
-                        deadline = pr if deadline is None else min(deadline, pr)
+                    deadline = self._next_deadline()
+                    self._woken = False
                 now = self.now()
                 if deadline is None:
                     timeout = 1.0
@@ -239,27 +290,28 @@ class Stack:
                 ready = self._sel.select(timeout)
                 frames: list[bytes] = []
                 for key, _ in ready:
-                    if key.data == "link":
-                        frames.extend(self._recv_link())
+                    if key.fd == link_fd:
+                        frames = self._recv_link()
                     else:
                         try:
-                            while os.read(self._wake_r, 4096):
-                                pass
+                            os.eventfd_read(self._wake_fd)
                         except (BlockingIOError, OSError):
                             pass
                 if self._stopping:
                     break
                 with self.lock:
                     now = self.now()
-                    for raw in frames:
-                        self._input(raw, now)
-                    self._release_held(now)
-                    pa = self.core.poll_at()
+                    if frames:
+                        self._input(frames, now)
+                    if self._delayed:
+                        self._release_held(now)
+                    pa = core.poll_at()
                     if pa is not None and pa <= now:
-                        self.core.on_timer(now)
+                        core.on_timer(now)
                     self._flush(now)
-                    self.cond.notify_all()
-                    self._notify_sockets()
+                    self._after_change()
+                    tx, self._tx = self._tx, []
+                self._send_all(tx, now)
         except BaseException as exc:  # never silent: logged, traced, and sockets see it
             log.exception("rawtcp event loop failed")
             with self.lock:
@@ -267,7 +319,7 @@ class Stack:
                 self._trace({"t": self.now(), "ev": "error", "errno": errno.EIO,
                              "message": f"event loop failed: {exc!r}"})
                 self.cond.notify_all()
-                self._notify_sockets()
+                self._notify_all_watchers()
 
     def _recv_link(self) -> list[bytes]:
         """The link's waiting packets. A link error (interface down, device gone for a
@@ -286,35 +338,44 @@ class Stack:
             time.sleep(0.05)
             return []
 
-    def _input(self, raw: bytes, now: int) -> None:
-        wire = _wire()
-        self.counters["frames_in"] += 1
-        try:
-            pkt = wire.decode_ip(raw)
-        except wire.ParseError as e:
-            reason = getattr(e, "reason", "malformed")
-            if reason == "not-tcp":
-                return
-            self.counters["dropped_malformed"] += 1
-            self._trace({"t": now, "ev": "drop", "dir": "in", "reason": reason})
-            if self._pcap is not None:
-                self._pcap.record(raw, self._wall0_us + now)
-            return
-        if self.addresses and pkt.dst not in self.addresses:
-            self.counters["dropped_not_ours"] += 1
-            return
-        if self._pcap is not None:
-            self._pcap.record(raw, self._wall0_us + now)
-        if self.faults is None:
-            self.core.on_packet(pkt, now)
-            return
-        for when, p, corrupt in self.faults.process("in", pkt, now):
-            self._deliver_in(when, p, corrupt, now)
+    def _input(self, frames: list[bytes], now: int) -> None:
+        """Decode a batch of frames and hand the stack's packets to the core in one go."""
+        counters = self.counters
+        counters["frames_in"] += len(frames)
+        addresses = self.addresses
+        pcap = self._pcap
+        faults = self.faults
+        batch: list[Packet] = []
+        for raw in frames:
+            try:
+                pkt = _decode_ip(raw)
+            except _ParseError as e:
+                reason = getattr(e, "reason", "malformed")
+                if reason == "not-tcp":
+                    continue
+                counters["dropped_malformed"] += 1
+                self._trace({"t": now, "ev": "drop", "dir": "in", "reason": reason})
+                if pcap is not None:
+                    pcap.record(raw, self._wall0_us + now)
+                continue
+            if addresses and pkt.dst not in addresses:
+                counters["dropped_not_ours"] += 1
+                continue
+            if pcap is not None:
+                pcap.record(raw, self._wall0_us + now)
+            if faults is None:
+                batch.append(pkt)
+                continue
+            for when, p, corrupt in faults.process("in", pkt, now):
+                self._deliver_in(when, p, corrupt, now, batch)
+        if batch:
+            self.core.on_packets(batch, now)
 
     def _fault_release_at(self) -> int | None:
         return self.faults.pending_release_at() if self.faults is not None else None
 
-    def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int) -> None:
+    def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int,
+                    batch: list[Packet]) -> None:
         if when > now:
             self._delayed["in"].push([(when, pkt, corrupt)])
             return
@@ -323,45 +384,68 @@ class Stack:
             self.counters["dropped_corrupt"] += 1
             self._trace({"t": now, "ev": "drop", "dir": "in", "reason": "bad-checksum"})
             return
-        self.core.on_packet(pkt, now)
+        batch.append(pkt)
 
     def _release_held(self, now: int) -> None:
+        batch: list[Packet] = []
+        out: list[tuple[Packet, bool]] = []
         if self.faults is not None:
             for when, p, corrupt in self.faults.release_due(now, "in"):
-                self._deliver_in(when, p, corrupt, now)
+                self._deliver_in(when, p, corrupt, now, batch)
             for _when, p, corrupt in self.faults.release_due(now, "out"):
-                self._transmit(p, corrupt, now)
-        if self._delayed:
-            for _when, p, corrupt in self._delayed["in"].pop_due(now):
-                self._deliver_in(now, p, corrupt, now)
-            for _when, p, corrupt in self._delayed["out"].pop_due(now):
-                self._transmit(p, corrupt, now)
+                out.append((p, corrupt))
+        for _when, p, corrupt in self._delayed["in"].pop_due(now):
+            self._deliver_in(now, p, corrupt, now, batch)
+        for _when, p, corrupt in self._delayed["out"].pop_due(now):
+            out.append((p, corrupt))
+        if batch:
+            self.core.on_packets(batch, now)
+        for p, c in out:
+            self._tx.append(self._encode(p, c, now))
 
     def _flush(self, now: int) -> None:
-        for pkt in self.core.take_packets():
-            if self.faults is None:
-                self._transmit(pkt, False, now)
-                continue
+        """Under the lock: the core's output through the fault rules, encoded (and recorded
+        in the pcap) in order, onto the transmit queue that the loop thread writes."""
+        pkts = self.core.take_packets()
+        if not pkts:
+            return
+        encode = self._encode
+        out = self._tx
+        if self.faults is None:
+            out.extend([encode(pkt, False, now) for pkt in pkts])
+            return
+        for pkt in pkts:
             for when, p, corrupt in self.faults.process("out", pkt, now):
                 if when > now:
                     self._delayed["out"].push([(when, p, corrupt)])
                 else:
-                    self._transmit(p, corrupt, now)
+                    out.append(encode(p, corrupt, now))
 
-    def _transmit(self, pkt: Packet, corrupt: bool, now: int) -> None:
-        wire = _wire()
-        raw = wire.encode_ip(pkt)
+    def _encode(self, pkt: Packet, corrupt: bool, now: int) -> bytes:
+        raw = _encode_ip(pkt)
         if corrupt:
             raw = wire.corrupt_checksum(raw)
         if self._pcap is not None:
             self._pcap.record(raw, self._wall0_us + now)
-        try:
-            self.link.send(raw)
-            self.counters["frames_out"] += 1
-        except OSError as e:
-            # A full device queue or a vanished route is packet loss, not a crash; TCP recovers.
-            self.counters["send_errors"] += 1
-            self._trace({"t": now, "ev": "error", "errno": e.errno, "message": f"send: {e}"})
+        return raw
+
+    def _send_all(self, raws: list[bytes], now: int) -> None:
+        """Write to the link (the lock is not held: user threads go on meanwhile)."""
+        if not raws:
+            return
+        send = self.link.send
+        n = 0
+        for raw in raws:
+            try:
+                send(raw)
+                n += 1
+            except OSError as e:
+                # A full device queue or a vanished route is packet loss, not a crash.
+                self.counters["send_errors"] += 1
+                with self.lock:
+                    self._trace({"t": now, "ev": "error", "errno": e.errno,
+                                 "message": f"send: {e}"})
+        self.counters["frames_out"] += n
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -375,6 +459,8 @@ class Stack:
                     now = self.now()
                     self.core.close(now)
                     self._flush(now)
+                    tx, self._tx = self._tx, []
+                self._send_all(tx, now)
             except Exception:  # noqa: BLE001 - closing must release resources regardless
                 log.exception("rawtcp: aborting connections on close failed")
         self._stopping = True
@@ -387,13 +473,12 @@ class Stack:
         try:
             self._sel.close()
         finally:
-            for fd in (self._wake_r, self._wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            for s in list(self._sockets):
-                s._release_notifier()
+            try:
+                os.close(self._wake_fd)
+            except OSError:
+                pass
+            with self.lock:
+                self._notify_all_watchers(closing=True)
             try:
                 self.link.close()
             finally:

@@ -6,7 +6,10 @@ same options and the same errno values, but the TCP underneath is rawtcp's own.
 ``fileno()`` is a real file descriptor (one end of a private socketpair) whose readiness
 mirrors the rawtcp socket: readable when data, EOF, an error or a pending connection is
 waiting; writable when there is room in the send buffer or the connect finished. So it
-works with ``selectors``, ``select`` and ``asyncio``'s reader/writer callbacks.
+works with ``selectors``, ``select`` and ``asyncio``'s reader/writer callbacks. The pair is
+made the first time ``fileno()`` is called: a socket nobody polls holds no descriptor at all,
+and its readiness costs nothing. The runtime refreshes a polled socket's readiness only when
+its connection changed (``tcb.watcher``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rawtcp.core.tcb import State, TcbOptions
+from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
+from rawtcp.core.tcb import TcbOptions
+from rawtcp.runtime import Stack
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -41,16 +46,14 @@ TCP_NODELAY = _socket.TCP_NODELAY
 TCP_MAXSEG = _socket.TCP_MAXSEG
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
 
-_SYNCHRONIZED_OPEN = {State.ESTABLISHED, State.CLOSE_WAIT}
-# States in which the peer's FIN has arrived: no more data will come.
-_PEER_FINISHED = {State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK, State.TIME_WAIT}
+_SYNCHRONIZED_OPEN = SEND_OPEN
+_PEER_FINISHED = PEER_FINISHED
 MSG_PEEK = _socket.MSG_PEEK
 MSG_DONTWAIT = _socket.MSG_DONTWAIT
 MSG_WAITALL = _socket.MSG_WAITALL
 _SEND_FLAGS = MSG_DONTWAIT | _socket.MSG_NOSIGNAL | getattr(_socket, "MSG_MORE", 0)
 _RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL
-# States in which close() with a positive SO_LINGER still waits (our FIN not yet acked).
-_CLOSING = {State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
+_CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 
 
 def _err(code: int, what: str) -> OSError:
@@ -141,10 +144,7 @@ class Socket:
             (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
             (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
         }
-        self._notifier = _Notifier()
-        with stack.lock:
-            stack._sockets.add(self)
-            self._update_ready()
+        self._notifier: _Notifier | None = None   # made by the first fileno()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -158,7 +158,7 @@ class Socket:
     def _check_open(self) -> None:
         if self._closed:
             raise _err(errno.EBADF, "the socket is closed")
-        self._stack._check_alive()   # EBADF once the stack is closed, EIO if its loop failed
+        self._stack.check_alive()    # EBADF once the stack is closed, EIO if its loop failed
 
     def _wait(self, predicate, what: str, nonblock: bool = False) -> None:
         """Block per the socket's timeout mode (or not at all: nonblock, MSG_DONTWAIT) until
@@ -191,10 +191,6 @@ class Socket:
         if (ip.version == 6) != (self.family == AF_INET6):
             raise _err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
         return str(ip), port
-
-    def _tcb_error(self) -> int | None:
-        t = self._tcb
-        return None if t is None else t.error
 
     def _option_values(self) -> dict[str, Any]:
         """The socket options as TcbOptions fields."""
@@ -231,7 +227,7 @@ class Socket:
             return False, False
         if t.error is not None:
             return True, True
-        if t.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if t.state in OPENING:
             return False, False
         lowat = self._opts[(SOL_SOCKET, SO_RCVLOWAT)]
         readable = (t.readable >= lowat or t.eof or self._shut_rd
@@ -241,18 +237,44 @@ class Socket:
         return readable, writable
 
     def _update_ready(self) -> None:
-        """Called by the stack under its lock after every change."""
-        if self._closed:
+        """The watcher: called by the stack under its lock when the connection changed."""
+        n = self._notifier
+        if n is None or self._closed:
             return
         try:
             r, w = self._readiness()
-            self._notifier.set(r, w)
+            n.set(r, w)
         except OSError:
             pass
 
+    def _stack_event(self, closing: bool) -> None:
+        """The stack failed (readiness: everything ready, the calls raise) or closed (the
+        descriptor goes away)."""
+        if closing:
+            self._release_notifier()
+        else:
+            self._update_ready()
+
+    def _watch(self) -> None:
+        """Under the lock: have the stack call _update_ready when the connection or the
+        listener changes (only once a notifier exists)."""
+        if self._notifier is None:
+            return
+        for obj in (self._tcb, self._listener):
+            if obj is not None:
+                obj.watcher = self._update_ready
+        self._update_ready()
+
     def _release_notifier(self) -> None:
+        n, self._notifier = self._notifier, None
+        if n is None:
+            return
+        for obj in (self._tcb, self._listener):
+            if obj is not None and obj.watcher == self._update_ready:
+                obj.watcher = None
+        self._stack.remove_watcher(self._stack_event)
         try:
-            self._notifier.close()
+            n.close()
         except OSError:
             pass
 
@@ -309,7 +331,9 @@ class Socket:
         backlog = max(0, min(int(backlog), 4096))
         opts = self._tcb_options()
         self._listener = self._call(
-            lambda now: self._stack.core.listen(self._binding, backlog, options=opts))
+            lambda now: self._stack.core.listen(self._binding, backlog, options=opts, now=now))
+        with self._stack.lock:
+            self._watch()
 
     def accept(self):
         """Wait for a connection; returns (Socket, address) like socket.accept()."""
@@ -333,7 +357,6 @@ class Socket:
         child._timeout = self._timeout if self._timeout != 0.0 else None
         with self._stack.lock:
             self._update_ready()
-            child._update_ready()
         return child, child.getpeername()
 
     # ------------------------------------------------------------------ active open
@@ -383,6 +406,8 @@ class Socket:
                                                 options=opts)
 
             self._tcb = self._call(do)
+            with self._stack.lock:
+                self._watch()
             self._connecting = True
             if self._timeout == 0.0:
                 return errno.EINPROGRESS
@@ -452,6 +477,8 @@ class Socket:
             raise _err(t.error, "send")
         if t.state not in _SYNCHRONIZED_OPEN:
             raise BrokenPipeError(errno.EPIPE, f"send in state {t.state.name}")
+        # The segments are built now (each send() pushes as Linux's tcp_push does, so
+        # TCP_NODELAY and Nagle see the same calls); the loop thread writes them.
         return self._call(lambda now: t.send(data, now))
 
     def sendall(self, data, flags: int = 0) -> None:
@@ -600,13 +627,12 @@ class Socket:
                 b = self._binding
                 self._call(lambda now: b.release())
         except OSError:
-            if stack.error is None and not stack._closed:
+            if stack.error is None and not stack.closed:
                 raise
         finally:
             self._closed = True
             with stack.lock:
-                stack._sockets.discard(self)
-            self._release_notifier()
+                self._release_notifier()
 
     def detach(self) -> int:
         raise _err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to detach")
@@ -631,6 +657,12 @@ class Socket:
     def fileno(self) -> int:
         if self._closed:
             return -1
+        if self._notifier is None:
+            with self._stack.lock:
+                if self._notifier is None:
+                    self._notifier = _Notifier()
+                    self._stack.add_watcher(self._stack_event)
+                    self._watch()
         return self._notifier.user.fileno()
 
     def setsockopt(self, level: int, optname: int, value) -> None:
@@ -714,3 +746,6 @@ class Socket:
     def __repr__(self) -> str:
         st = "closed" if self._closed else self.state
         return f"<rawtcp.Socket {st} local={self.getsockname()}>"
+
+
+Stack.socket_class = Socket   # Stack.socket() makes these (the runtime never imports this)

@@ -6,6 +6,15 @@ to 32-bit wire values at its edges, so no modular arithmetic is needed inside.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+
+# Memory charged per stored piece on top of its bytes (``Reassembly.cost``), like Linux's
+# skb truesize: what CPython spends to hold one piece (a bytes object header of 33 bytes, its
+# start as an int of 28 bytes, two list slots of 8 bytes), rounded up to 80. A peer that sends
+# 1-byte segments into holes is charged 81 bytes per byte it makes us keep.
+PIECE_OVERHEAD = 80
+
 
 class SendBuffer:
     """Bytes written by the user and not yet acknowledged. ``start`` is the absolute sequence
@@ -56,76 +65,225 @@ class SendBuffer:
         self.start = start
 
 
-class Reassembly:
-    """Out-of-order segments above rcv_nxt, merged into disjoint, non-adjacent blocks kept
-    sorted by start. ``recent`` is the block that holds the latest arrival (RFC 2018 4)."""
+class _Blocks:
+    """Read-only view of the blocks of a :class:`Reassembly`: ``len()`` is O(1); iterating
+    yields ``(start, bytes)`` for each block (joining its pieces)."""
 
-    __slots__ = ("blocks", "recent", "nbytes")
+    __slots__ = ("_r",)
+
+    def __init__(self, r: Reassembly) -> None:
+        self._r = r
+
+    def __len__(self) -> int:
+        return len(self._r._bs)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        r = self._r
+        for s, e in zip(r._bs, r._be, strict=True):
+            yield s, r.read(s, e)
+
+    def __getitem__(self, i: int) -> tuple[int, bytes]:
+        r = self._r
+        return r._bs[i], r.read(r._bs[i], r._be[i])
+
+
+class Reassembly:
+    """Out-of-order segments above rcv_nxt.
+
+    Two sorted views of the same bytes, kept in parallel lists so every lookup is a bisect and
+    every insert or delete is a list memmove:
+
+    - *blocks*: disjoint, non-adjacent ``[start, end)`` ranges (``_bs``, ``_be``): what SACK
+      reports (RFC 2018) and what ``pop_ready`` hands over;
+    - *pieces*: the stored bytes (``_ps`` starts, ``_pd`` data), disjoint and sorted, each
+      inside one block. A segment adds only the parts not held yet, as new pieces: merged
+      blocks never re-copy their bytes.
+
+    ``add`` costs O(log n + k) list operations for n blocks and k blocks it merges (k is
+    amortized O(1): a block is merged away once), plus the new bytes; ``pop_ready`` O(log n)
+    plus the pieces and bytes it returns. ``cost`` charges each piece ``PIECE_OVERHEAD`` on
+    top of its bytes (Linux's truesize), and ``prune(limit)`` drops from the highest sequence
+    numbers down (Linux tcp_prune_ofo_queue).
+    """
+
+    __slots__ = ("_bs", "_be", "_ps", "_pd", "_recent", "nbytes")
 
     def __init__(self) -> None:
-        self.blocks: list[tuple[int, bytes]] = []
-        self.recent: tuple[int, int] | None = None
+        self._bs: list[int] = []
+        self._be: list[int] = []
+        self._ps: list[int] = []
+        self._pd: list[bytes] = []
+        self._recent: list[int] = []  # starts of the latest-touched blocks, latest first
         self.nbytes = 0
 
     def __bool__(self) -> bool:
-        return bool(self.blocks)
+        return bool(self._bs)
+
+    def __len__(self) -> int:
+        """Number of blocks (disjoint ranges held)."""
+        return len(self._bs)
+
+    @property
+    def blocks(self) -> _Blocks:
+        """The blocks, lowest first: ``len(r.blocks)`` is cheap, iteration joins pieces."""
+        return _Blocks(self)
+
+    @property
+    def npieces(self) -> int:
+        return len(self._ps)
+
+    @property
+    def cost(self) -> int:
+        """Memory charged for what is held: bytes plus ``PIECE_OVERHEAD`` per piece."""
+        return self.nbytes + PIECE_OVERHEAD * len(self._ps)
+
+    @property
+    def recent(self) -> tuple[int, int] | None:
+        """The block holding the latest arrival (RFC 2018 4), or None."""
+        for s in self._recent:
+            i = bisect_left(self._bs, s)
+            if i < len(self._bs) and self._bs[i] == s:
+                return s, self._be[i]
+        return None
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """Every block as ``(start, end)``, lowest first."""
+        return list(zip(self._bs, self._be, strict=True))
+
+    def _touch(self, start: int) -> None:
+        rec = self._recent
+        if start in rec:
+            rec.remove(start)
+        rec.insert(0, start)
+        del rec[4:]
 
     def add(self, start: int, data: bytes) -> None:
-        if not data:
+        """Keep ``data`` (any bytes-like) found at ``start``; overlaps with what is held keep
+        the bytes already there (they are the same bytes in a correct stream)."""
+        size = len(data)
+        if not size:
             return
-        end = start + len(data)
-        new_start, new_end = start, end
-        keep_before: list[tuple[int, bytes]] = []
-        keep_after: list[tuple[int, bytes]] = []
-        merged: list[tuple[int, bytes]] = []
-        for s, b in self.blocks:
-            e = s + len(b)
-            if e < start:
-                keep_before.append((s, b))
-            elif s > end:
-                keep_after.append((s, b))
-            else:
-                merged.append((s, b))
-                new_start = min(new_start, s)
-                new_end = max(new_end, e)
-        if merged:
-            out = bytearray(new_end - new_start)
-            for s, b in merged:
-                out[s - new_start : s - new_start + len(b)] = b
-            out[start - new_start : end - new_start] = data
-            blob = bytes(out)
+        end = start + size
+        bs, be = self._bs, self._be
+        i = bisect_left(be, start)     # first block ending at or after start (adjacent too)
+        j = bisect_right(bs, end, i)   # blocks [i, j) touch [start, end]
+        if i == j:
+            bs.insert(i, start)
+            be.insert(i, end)
+            self._insert_piece(start, data, 0, size)
+            self._touch(start)
+            return
+        ns = min(start, bs[i])
+        ne = max(end, be[j - 1])
+        cur = start
+        for k in range(i, j):
+            s = bs[k]
+            if s > cur:
+                self._insert_piece(cur, data, cur - start, s - start)
+            e = be[k]
+            if e > cur:
+                cur = e
+        if cur < end:
+            self._insert_piece(cur, data, cur - start, size)
+        bs[i:j] = (ns,)
+        be[i:j] = (ne,)
+        self._touch(ns)
+
+    def _insert_piece(self, seq: int, data: bytes, lo: int, hi: int) -> None:
+        if lo == 0 and hi == len(data) and type(data) is bytes:
+            piece = data
         else:
-            blob = bytes(data)
-        self.blocks = keep_before + [(new_start, blob)] + keep_after
-        self.nbytes = sum(len(b) for _, b in self.blocks)
-        self.recent = (new_start, new_end)
+            piece = bytes(memoryview(data)[lo:hi])
+        k = bisect_left(self._ps, seq)
+        self._ps.insert(k, seq)
+        self._pd.insert(k, piece)
+        self.nbytes += hi - lo
+
+    def read(self, a: int, b: int) -> bytes:
+        """The held bytes in ``[a, b)``, which must lie inside one block."""
+        ps, pd = self._ps, self._pd
+        k = max(0, bisect_right(ps, a) - 1)
+        out = []
+        while k < len(ps) and ps[k] < b:
+            s, d = ps[k], pd[k]
+            e = s + len(d)
+            if e > a:
+                out.append(d[max(0, a - s) : min(len(d), b - s)])
+            k += 1
+        return b"".join(out)
 
     def pop_ready(self, rcv_nxt: int) -> bytes:
-        """Remove and return the bytes that now continue the stream at ``rcv_nxt``."""
-        out = b""
-        while self.blocks and self.blocks[0][0] <= rcv_nxt:
-            s, b = self.blocks.pop(0)
-            e = s + len(b)
+        """Remove and return the bytes that now continue the stream at ``rcv_nxt``; blocks
+        wholly below ``rcv_nxt`` are dropped."""
+        bs = self._bs
+        if not bs or bs[0] > rcv_nxt:
+            return b""
+        k = bisect_right(bs, rcv_nxt)  # blocks [0, k) start at or below rcv_nxt
+        top = self._be[k - 1]
+        edge = max(top, rcv_nxt)
+        ps, pd = self._ps, self._pd
+        m = bisect_left(ps, edge)      # pieces [0, m) lie below the last such block's end
+        out = []
+        dropped = 0
+        for q in range(m):
+            s, d = ps[q], pd[q]
+            dropped += len(d)
+            e = s + len(d)
             if e > rcv_nxt:
-                out += b[rcv_nxt - s :]
-                rcv_nxt = e
-        self.nbytes = sum(len(b) for _, b in self.blocks)
-        if self.recent is not None and (not self.blocks or self.recent[1] <= rcv_nxt):
-            self.recent = None
-        return out
+                out.append(d if s >= rcv_nxt else d[rcv_nxt - s :])
+        del ps[:m], pd[:m], bs[:k], self._be[:k]
+        self.nbytes -= dropped
+        self._recent = [s for s in self._recent if s >= edge]
+        return b"".join(out)
 
     def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
-        """Up to ``limit`` (start, end) ranges, the most recent arrival's block first."""
-        ranges = [(s, s + len(b)) for s, b in self.blocks]
-        if self.recent is not None:
-            for r in ranges:
-                if r[0] <= self.recent[0] < r[1] or r == self.recent:
-                    ranges.remove(r)
-                    ranges.insert(0, r)
-                    break
-        return ranges[:limit]
+        """Up to ``limit`` (start, end) ranges: the block of the latest arrival first, then
+        the other recently changed blocks latest first (RFC 2018 4, as Linux), then the rest
+        lowest first."""
+        out: list[tuple[int, int]] = []
+        if limit <= 0:
+            return out
+        bs, be = self._bs, self._be
+        n = len(bs)
+        for s in self._recent:
+            i = bisect_left(bs, s)
+            if i < n and bs[i] == s:
+                out.append((s, be[i]))
+                if len(out) >= limit:
+                    return out
+        k = 0
+        while len(out) < limit and k < n:
+            r = (bs[k], be[k])
+            if r not in out:
+                out.append(r)
+            k += 1
+        return out
+
+    def prune(self, limit: int) -> int:
+        """Drop whole pieces from the highest sequence numbers down until ``cost <= limit``
+        (Linux tcp_prune_ofo_queue). Returns the number of bytes dropped."""
+        ps, pd, bs, be = self._ps, self._pd, self._bs, self._be
+        dropped = 0
+        cost = self.cost
+        while ps and cost > limit:
+            s = ps.pop()
+            n = len(pd.pop())
+            dropped += n
+            cost -= n + PIECE_OVERHEAD
+            if s == bs[-1]:
+                bs.pop()
+                be.pop()
+            else:
+                be[-1] = s
+        self.nbytes -= dropped
+        if dropped:
+            self._recent = [s for s in self._recent if bs and s <= bs[-1]]
+        return dropped
 
     def clear(self) -> None:
-        self.blocks.clear()
-        self.recent = None
+        self._bs.clear()
+        self._be.clear()
+        self._ps.clear()
+        self._pd.clear()
+        self._recent.clear()
         self.nbytes = 0

@@ -47,6 +47,3 @@ class RttEstimator:
         """RFC 6298 5.5: double the RTO after a timeout."""
         if (self.base_rto << self.backoff) < self.rto_max:
             self.backoff += 1
-
-    def reset_backoff(self) -> None:
-        self.backoff = 0

@@ -1,13 +1,15 @@
 """The Segment value type: what the core consumes and produces.
 
-Segments compare with ``==`` so tests can state exactly what must be sent.
+Segments compare with ``==`` so tests can state exactly what must be sent. They are named
+tuples: immutable, and built in a fraction of a frozen dataclass's time (the hot path builds
+one per packet each way). Flags are plain ints; :class:`Flags` names them for users.
 A :class:`Packet` is a segment with its IP source and destination (strings, IPv4 or IPv6).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 
 class Flags(enum.IntFlag):
@@ -20,6 +22,9 @@ class Flags(enum.IntFlag):
     ECE = 0x40
     CWR = 0x80
 
+
+# Plain-int flag bits for the hot path (an IntFlag operation costs a Python-level call).
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 
 # Scapy's letter order, so "SA", "FA", "PA", "R", "RA" read the same as in Scapy.
 _LETTERS = "FSRPAUEC"
@@ -41,9 +46,10 @@ def parse_flags(text: str) -> Flags:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    """TCP options we understand. Unknown options are skipped by the decoders."""
+class Options(NamedTuple):
+    """TCP options we understand. Unknown options are skipped by the decoders.
+
+    A named tuple (immutable, compares with ``==``, cheap to build on the hot path)."""
 
     mss: int | None = None
     wscale: int | None = None
@@ -78,37 +84,46 @@ class Options:
 NO_OPTIONS = Options()
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
+    """One TCP segment. ``flags`` is a plain int (compare with the module's FIN, SYN, ...
+    constants or :class:`Flags`); ``payload`` is bytes (or a memoryview on the hot path)."""
+
     src_port: int
     dst_port: int
     seq: int
     ack: int = 0
-    flags: Flags = Flags(0)
+    flags: int = 0
     window: int = 0
-    options: Options = field(default=NO_OPTIONS)
+    options: Options = NO_OPTIONS
     payload: bytes = b""
     urgent: int = 0
 
     @property
     def seq_len(self) -> int:
         """Sequence space the segment occupies: payload + SYN + FIN."""
-        n = len(self.payload)
-        if self.flags & Flags.SYN:
-            n += 1
-        if self.flags & Flags.FIN:
-            n += 1
-        return n
+        f = self.flags
+        return len(self.payload) + (f & SYN and 1) + (f & FIN and 1)
 
-    def has(self, flag: Flags) -> bool:
+    def has(self, flag: int) -> bool:
         return bool(self.flags & flag)
 
     def replace(self, **kw) -> Segment:
-        return replace(self, **kw)
+        return self._replace(**kw)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Segment):
+            return NotImplemented
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = tuple.__hash__
 
     def __str__(self) -> str:
         s = f"{self.src_port}>{self.dst_port} [{flags_str(self.flags)}] seq={self.seq}"
-        if self.flags & Flags.ACK:
+        if self.flags & ACK:
             s += f" ack={self.ack}"
         s += f" win={self.window} len={len(self.payload)}"
         if self.options:
@@ -116,8 +131,7 @@ class Segment:
         return s
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+class Packet(NamedTuple):
     """A segment with its IP addresses: what links, codecs, faults and the stack exchange."""
 
     src: str

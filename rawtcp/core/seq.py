@@ -37,9 +37,6 @@ def between(lo: int, x: int, hi: int) -> bool:
     return le(lo, x) and lt(x, hi)
 
 
-def max_seq(a: int, b: int) -> int:
-    return a if ge(a, b) else b
-
-
-def min_seq(a: int, b: int) -> int:
-    return a if le(a, b) else b
+def unwrap(ref: int, wire: int) -> int:
+    """The absolute (unwrapped) number nearest to ``ref`` whose low 32 bits are ``wire``."""
+    return ref + sub(wire, ref & MASK)

@@ -16,12 +16,12 @@ from typing import Any
 
 from .config import SEC, Config
 from .isn import IsnGenerator
-from .segment import Flags, Packet, Segment, flags_str
+from .ports import WILDCARDS, PortTable, overlap
+from .segment import ACK, RST, SYN, Packet, Segment, flags_str
 from .seq import MASK, add
-from .seq import gt as seq_gt
-from .tcb import State, Tcb, TcbOptions
-
-WILDCARDS = ("0.0.0.0", "::")
+from .states import CLOSED, LISTEN, TIME_WAIT
+from .tcb import Tcb, TcbOptions
+from .timers import TimerQueue
 
 
 def _canon(addr: str) -> str:
@@ -29,14 +29,6 @@ def _canon(addr: str) -> str:
         return str(ipaddress.ip_address(addr))
     except ValueError:
         raise OSError(errno.EINVAL, f"{addr!r} is not an IPv4/IPv6 address") from None
-
-
-def _overlap(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    va = ":" in a
-    vb = ":" in b
-    return va == vb and (a in WILDCARDS or b in WILDCARDS)
 
 
 class Binding:
@@ -53,10 +45,7 @@ class Binding:
     def release(self) -> None:
         if not self.released:
             self.released = True
-            try:
-                self.stack._bindings.remove(self)
-            except ValueError:
-                pass
+            self.stack._ports.remove_binding(self)
 
     def __repr__(self) -> str:
         return f"<Binding {self.addr}:{self.port}{' reuse' if self.reuse else ''}>"
@@ -72,9 +61,10 @@ class Listener:
         self.binding = binding
         self.backlog = max(1, backlog)
         self.options = options
-        self.syn_queue: list[Tcb] = []
+        self._syn: dict[Tcb, None] = {}       # the SYN queue, an insertion-ordered set
         self.accept_queue: collections.deque[Tcb] = collections.deque()
         self.closed = False
+        self.watcher = None  # runtime's readiness hook (see Tcb.watcher)
 
     @property
     def addr(self) -> str:
@@ -83,6 +73,11 @@ class Listener:
     @property
     def port(self) -> int:
         return self.binding.port
+
+    @property
+    def syn_queue(self) -> list[Tcb]:
+        """Children in SYN_RECEIVED, oldest first."""
+        return list(self._syn)
 
     @property
     def pending(self) -> int:
@@ -101,38 +96,37 @@ class Listener:
         return len(self.accept_queue) < self.backlog
 
     def _established(self, tcb: Tcb) -> None:
-        if tcb in self.syn_queue:
-            self.syn_queue.remove(tcb)
+        self._syn.pop(tcb, None)
         self.accept_queue.append(tcb)
+        if self.watcher is not None:
+            self.stack.changed.add(self)
 
     def _child_closed(self, tcb: Tcb) -> None:
-        if tcb in self.syn_queue:
-            self.syn_queue.remove(tcb)
+        self._syn.pop(tcb, None)
 
     def on_segment(self, pkt: Packet, now: int) -> None:
         """RFC 9293 3.10.7.2 LISTEN."""
         seg = pkt.segment
         st = self.stack
         f = seg.flags
-        if f & Flags.RST:
+        if f & RST:
             st._drop(None, seg, "rst-to-listener", now, pkt)
             return
-        if f & Flags.ACK:
+        if f & ACK:
             st._reply_rst((pkt.dst, seg.dst_port), (pkt.src, seg.src_port), seg, now)
             st._drop(None, seg, "ack-to-listener", now, pkt)
             return
-        if not f & Flags.SYN:
+        if not f & SYN:
             st._drop(None, seg, "no-syn", now, pkt)
             return
-        if len(self.accept_queue) >= self.backlog or len(self.syn_queue) >= self.backlog:
+        if len(self.accept_queue) >= self.backlog or len(self._syn) >= self.backlog:
             st._drop(None, seg, "backlog", now, pkt)  # Linux: drop the SYN, the peer retries
             return
         child = Tcb(st, (pkt.dst, seg.dst_port), (pkt.src, seg.src_port), self.options)
-        child.state = State.LISTEN
+        child.state = LISTEN   # born listening: its first transition is LISTEN -> SYN_RECEIVED
         child.listener = self
-        child._now = now
-        st._tcbs[(pkt.dst, seg.dst_port, pkt.src, seg.src_port)] = child
-        self.syn_queue.append(child)
+        st._add_tcb(child)
+        self._syn[child] = None
         child._input_listen(seg, now)
 
     def close(self, now: int) -> None:
@@ -140,12 +134,13 @@ class Listener:
         if self.closed:
             return
         self.closed = True
-        for t in list(self.syn_queue) + list(self.accept_queue):
+        for t in list(self._syn) + list(self.accept_queue):
             t.listener = None
             t.abort(now)
-        self.syn_queue.clear()
+        self._syn.clear()
         self.accept_queue.clear()
         self.stack._listeners.pop((self.addr, self.port), None)
+        self.stack._ports.unref(self.port)
         self.binding.listening = False
         self.binding.release()
         self.stack._trace_ev(now, "state", conn=f"{self.addr}:{self.port}>*:*",
@@ -153,7 +148,13 @@ class Listener:
 
 
 class Stack:
-    """A sans-IO TCP stack; see docs/contracts.md for the full contract."""
+    """A sans-IO TCP stack; see docs/contracts.md for the full contract.
+
+    ``strict``: a state change outside states.TRANSITIONS raises (tests) instead of being
+    refused, counted and traced (production).
+    """
+
+    strict = False
 
     def __init__(
         self,
@@ -169,9 +170,14 @@ class Stack:
         self.counters: collections.Counter[str] = collections.Counter()
         self._tcbs: dict[tuple[str, int, str, int], Tcb] = {}
         self._listeners: dict[tuple[str, int], Listener] = {}
-        self._bindings: list[Binding] = []
+        self._ports = PortTable()
         self._out: list[Packet] = []
-        self._now = 0
+        self.timer_queue = TimerQueue()
+        #: connections and listeners with a watcher whose user-visible state changed since
+        #: the runtime last looked (it clears the set)
+        self.changed: set[Any] = set()
+        #: connections whose output waits for the end of a batch of input (on_packets)
+        self._pending_output: dict[Tcb, None] | None = None
         self._challenge_window = -1
         self._challenge_count = 0
 
@@ -186,13 +192,13 @@ class Stack:
         rseq = rack = None
         if tcb is not None:
             if out:
-                rseq = (seg.seq - tcb.iss) & MASK if tcb.opened else None
-                has_ack = tcb.irs is not None and seg.flags & Flags.ACK
+                rseq = (seg.seq - tcb.iss) & MASK if tcb.iss_chosen else None
+                has_ack = tcb.irs is not None and seg.flags & ACK
                 rack = (seg.ack - tcb.irs) & MASK if has_ack else None
             else:
                 rseq = (seg.seq - tcb.irs) & MASK if tcb.irs is not None else None
-                rack = (seg.ack - tcb.iss) & MASK if seg.flags & Flags.ACK and tcb.opened else None
-        if rseq is None and not out and seg.flags & Flags.SYN:
+                rack = (seg.ack - tcb.iss) & MASK if seg.flags & ACK and tcb.iss_chosen else None
+        if rseq is None and not out and seg.flags & SYN:
             rseq = 0  # an incoming SYN defines the peer's ISN
         return {
             "src": src, "dst": dst, "sport": seg.src_port, "dport": seg.dst_port,
@@ -208,9 +214,10 @@ class Stack:
         dst = tcb.remote[0] if tcb is not None else remote
         assert src is not None and dst is not None
         self._out.append(Packet(src, dst, seg))
-        self.counters["segments_out"] += 1
-        if seg.flags & Flags.RST:
-            self.counters["rst_sent"] += 1
+        counters = self.counters
+        counters["segments_out"] += 1
+        if seg.flags & RST:
+            counters["rst_sent"] += 1
         if self.tracer is not None:
             d = {"t": now, "ev": "seg", "dir": "out"}
             if tcb is not None:
@@ -235,12 +242,12 @@ class Stack:
                    now: int) -> None:
         """RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST> if ACK set, else
         <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. Never answer a RST."""
-        if seg.flags & Flags.RST:
+        if seg.flags & RST:
             return
-        if seg.flags & Flags.ACK:
-            r = Segment(local[1], remote[1], seg.ack, 0, Flags.RST, 0)
+        if seg.flags & ACK:
+            r = Segment(local[1], remote[1], seg.ack, 0, RST, 0)
         else:
-            r = Segment(local[1], remote[1], 0, add(seg.seq, seg.seq_len), Flags.RST | Flags.ACK, 0)
+            r = Segment(local[1], remote[1], 0, add(seg.seq, seg.seq_len), RST | ACK, 0)
         tcb = self._tcbs.get((local[0], local[1], remote[0], remote[1]))
         if tcb is not None:
             self._transmit(tcb, r, now)
@@ -260,7 +267,6 @@ class Stack:
 
     def on_packet(self, pkt: Packet, now: int) -> None:
         """A segment arrived for us (already checksummed by the codec)."""
-        self._now = now
         seg = pkt.segment
         self.counters["segments_in"] += 1
         key = (pkt.dst, seg.dst_port, pkt.src, seg.src_port)
@@ -275,15 +281,11 @@ class Stack:
             self.tracer(d)
         lst = None
         if tcb is not None:
-            if (tcb.state is State.TIME_WAIT and seg.flags & (Flags.SYN | Flags.ACK | Flags.RST)
-                    == Flags.SYN and seq_gt(seg.seq, tcb.rcv_nxt & MASK)):
-                # RFC 9293 3.10.7.4 / RFC 6191 (Linux): a new SYN above the old sequence
-                # space may reopen a connection in TIME_WAIT if someone listens.
+            if tcb.state is TIME_WAIT and tcb.time_wait_accepts_syn(seg):
                 lst = self._find_listener(pkt.dst, seg.dst_port)
                 if lst is not None:
-                    tcb._set_state(State.CLOSED, "new SYN in TIME_WAIT", now)
+                    tcb._set_state(CLOSED, "new SYN in TIME_WAIT", now)
             if lst is None:
-                tcb._now = now
                 tcb.on_segment(seg, now)
                 return
         lst = lst or self._find_listener(pkt.dst, seg.dst_port)
@@ -294,77 +296,84 @@ class Stack:
         self._drop(None, seg, "no-listener", now, pkt)
         self._reply_rst((pkt.dst, seg.dst_port), (pkt.src, seg.src_port), seg, now)
 
+    def on_packets(self, pkts: list[Packet], now: int) -> None:
+        """A batch of segments that arrived together: each is processed as by on_packet,
+        but each connection decides what to send once, after the whole batch (one ACK for
+        a burst of data, as Linux does for a GRO batch)."""
+        if self._pending_output is not None:      # re-entered: behave as single packets
+            for pkt in pkts:
+                self.on_packet(pkt, now)
+            return
+        self._pending_output = pending = {}
+        try:
+            for pkt in pkts:
+                self.on_packet(pkt, now)
+        finally:
+            self._pending_output = None
+        for tcb in pending:
+            tcb._output(now)
+
+    def _output_soon(self, tcb: Tcb, now: int) -> None:
+        """Run tcb's output now, or at the end of the batch being processed."""
+        pending = self._pending_output
+        if pending is None:
+            tcb._output(now)
+        else:
+            pending[tcb] = None
+
     def _find_listener(self, addr: str, port: int) -> Listener | None:
         lst = self._listeners.get((addr, port))
         if lst is None:
             lst = self._listeners.get(("::" if ":" in addr else "0.0.0.0", port))
         return lst
 
+    # ------------------------------------------------------------------ timers
     def on_timer(self, now: int) -> None:
-        self._now = now
-        for tcb in list(self._tcbs.values()):
+        """Fire every connection timer due at ``now`` (found in the timer queue: idle
+        connections cost nothing here)."""
+        q = self.timer_queue
+        for tcb in q.pop_due(now):
+            if tcb.state is CLOSED:
+                continue
             d = tcb.timers.next_deadline()
             if d is not None and d <= now:
-                tcb._now = now
                 tcb.on_timer(now)
+                d = tcb.timers.next_deadline()
+            if d is not None:
+                q.schedule(tcb, d)
+        if len(q) > 2 * len(self._tcbs) + 1024:
+            q.rebuild(self._tcbs.values())
 
     def poll_at(self) -> int | None:
-        best = None
-        for tcb in self._tcbs.values():
-            d = tcb.timers.next_deadline()
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
+        """The earliest deadline of any connection, or None."""
+        return self.timer_queue.next_at()
 
     def take_packets(self) -> list[Packet]:
         out, self._out = self._out, []
         return out
 
     # ------------------------------------------------------------------ ports
-    def _port_in_use(self, addr: str, port: int, reuse: bool) -> bool:
-        for b in self._bindings:
-            if b.port == port and _overlap(b.addr, addr):
-                if not (reuse and b.reuse and not b.listening):
-                    return True
-        for (la, lp, _ra, _rp) in self._tcbs:
-            if lp == port and _overlap(la, addr) and not reuse:
-                return True
-        for (la, lp) in self._listeners:
-            if lp == port and _overlap(la, addr):
-                return True
-        return False
-
-    def _ephemeral(self, addr: str) -> int:
-        lo, hi = self.config.ephemeral_low, self.config.ephemeral_high
-        n = hi - lo + 1
-        if n <= 0:
-            raise OSError(errno.EADDRNOTAVAIL, "no ephemeral ports configured")
-        start = self.rng.randrange(n)
-        used = {b.port for b in self._bindings}
-        used.update(k[1] for k in self._tcbs)
-        used.update(k[1] for k in self._listeners)
-        for i in range(n):
-            p = lo + (start + i) % n
-            if p not in used:
-                return p
-        raise OSError(errno.EADDRNOTAVAIL,
-                      "no free ephemeral port: close connections or widen the port range")
+    def _add_tcb(self, tcb: Tcb) -> None:
+        self._tcbs[(tcb.local[0], tcb.local[1], tcb.remote[0], tcb.remote[1])] = tcb
+        self._ports.add_conn(tcb.local[0], tcb.local[1])
 
     def bind(self, local_addr: str, port: int, reuse: bool = False) -> Binding:
         addr = _canon(local_addr)
         if not 0 <= port <= 65535:
             raise OSError(errno.EINVAL, f"port {port} out of range 0..65535")
         if port == 0:
-            port = self._ephemeral(addr)
-        elif self._port_in_use(addr, port, reuse):
+            port = self._ports.ephemeral(self.config.ephemeral_low, self.config.ephemeral_high,
+                                         self.rng)
+        elif self._ports.in_use(addr, port, reuse, self._listeners):
             raise OSError(errno.EADDRINUSE,
                           f"{addr}:{port} is already in use (also by TIME_WAIT connections); "
                           "choose another port or set SO_REUSEADDR")
         b = Binding(self, addr, port, reuse)
-        self._bindings.append(b)
+        self._ports.add_binding(b)
         return b
 
-    def listen(self, b: Binding, backlog: int, options: TcbOptions | None = None) -> Listener:
+    def listen(self, b: Binding, backlog: int, options: TcbOptions | None = None,
+               now: int = 0) -> Listener:
         if b.released:
             raise OSError(errno.EINVAL, "listen: the binding was released; bind again")
         key = (b.addr, b.port)
@@ -374,18 +383,18 @@ class Stack:
                 return self._listeners[key]
             raise OSError(errno.EADDRINUSE, f"{b.addr}:{b.port} already has a listener")
         for (la, lp) in self._listeners:
-            if lp == b.port and _overlap(la, b.addr):
+            if lp == b.port and overlap(la, b.addr):
                 raise OSError(errno.EADDRINUSE, f"{la}:{lp} already listens on this port")
         lst = Listener(self, b, backlog, options)
         b.listening = True
         self._listeners[key] = lst
-        self._trace_ev(self._now, "state", conn=f"{b.addr}:{b.port}>*:*",
+        self._ports.ref(b.port)
+        self._trace_ev(now, "state", conn=f"{b.addr}:{b.port}>*:*",
                        old="CLOSED", new="LISTEN", reason="listen")
         return lst
 
     def connect(self, b: Binding | None, local_addr: str, remote_addr: str, remote_port: int,
                 now: int, options: TcbOptions | None = None) -> Tcb:
-        self._now = now
         laddr = _canon(local_addr)
         raddr = _canon(remote_addr)
         if laddr in WILDCARDS:
@@ -402,8 +411,7 @@ class Stack:
                           f"connect: {laddr}:{b.port}>{raddr}:{remote_port} already exists")
         tcb = Tcb(self, (laddr, b.port), (raddr, remote_port), options)
         tcb.binding = b
-        tcb._now = now
-        self._tcbs[key] = tcb
+        self._add_tcb(tcb)
         tcb._open_active(now)
         return tcb
 
@@ -421,6 +429,7 @@ class Stack:
         key = (tcb.local[0], tcb.local[1], tcb.remote[0], tcb.remote[1])
         if self._tcbs.get(key) is tcb:
             del self._tcbs[key]
+            self._ports.remove_conn(tcb.local[0], tcb.local[1])
         if tcb.listener is not None:
             tcb.listener._child_closed(tcb)
         if tcb.binding is not None and not tcb.binding.listening:
@@ -432,5 +441,6 @@ class Stack:
             lst.close(now)
         for t in list(self._tcbs.values()):
             t.abort(now)
-        for b in list(self._bindings):
-            b.release()
+        for lst in list(self._ports.bindings.values()):
+            for b in list(lst):
+                b.release()

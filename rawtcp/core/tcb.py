@@ -17,17 +17,33 @@ Three parts:
 
 from __future__ import annotations
 
-import enum
 import errno
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from .buffers import Reassembly, SendBuffer
 from .config import Config
-from .congestion import NewReno, Scoreboard
+from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import Flags, Segment
-from .seq import MASK, sub
+from .seq import MASK, unwrap
+from .states import (
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    FIN_STATES,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    KEEPALIVE_STATES,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    SYNCHRONIZED,
+    TIME_WAIT,
+    State,
+    TransitionError,
+    allowed,
+)
 from .tcb_input import TcbInput
 from .tcb_output import TcbOutput
 from .timers import Timers
@@ -35,82 +51,39 @@ from .timers import Timers
 if TYPE_CHECKING:
     from .stack import Binding, Listener, Stack
 
-
-class State(enum.Enum):
-    """RFC 9293 3.3.2 connection states."""
-
-    LISTEN = "LISTEN"
-    SYN_SENT = "SYN_SENT"
-    SYN_RECEIVED = "SYN_RECEIVED"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_WAIT_1 = "FIN_WAIT_1"
-    FIN_WAIT_2 = "FIN_WAIT_2"
-    CLOSE_WAIT = "CLOSE_WAIT"
-    CLOSING = "CLOSING"
-    LAST_ACK = "LAST_ACK"
-    TIME_WAIT = "TIME_WAIT"
-    CLOSED = "CLOSED"
+#: Config fields that are per-connection options (socket options) as well.
+PER_CONNECTION = ("nodelay", "keepalive", "keepalive_time", "keepalive_intvl",
+                  "keepalive_probes", "rcvbuf", "sndbuf", "mss", "window_scaling", "sack",
+                  "timestamps")
 
 
-SYNCHRONIZED = frozenset(
-    {
-        State.SYN_RECEIVED,
-        State.ESTABLISHED,
-        State.FIN_WAIT_1,
-        State.FIN_WAIT_2,
-        State.CLOSE_WAIT,
-        State.CLOSING,
-        State.LAST_ACK,
-        State.TIME_WAIT,
-    }
-)
-# States in which our FIN has been queued (no more user data may be sent).
-FIN_STATES = frozenset(
-    {State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT}
-)
-# States that accept segment text (RFC 9293 3.10.7.4 seventh step).
-DATA_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-
-
-@dataclass
 class TcbOptions:
-    """Per-connection options (socket options); defaults come from Config."""
+    """Per-connection options (socket options): the :data:`PER_CONNECTION` fields of a
+    Config, which gives their defaults; keywords override them."""
 
-    nodelay: bool = False
-    keepalive: bool = False
-    keepalive_time: int = 7200 * 1_000_000
-    keepalive_intvl: int = 75 * 1_000_000
-    keepalive_probes: int = 9
-    rcvbuf: int = 256 * 1024
-    sndbuf: int = 256 * 1024
-    mss: int = 1460
-    window_scaling: bool = True
-    sack: bool = True
-    timestamps: bool = True
+    __slots__ = PER_CONNECTION
+
+    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
+        cfg = config if config is not None else Config()
+        for name in PER_CONNECTION:
+            setattr(self, name, overrides.pop(name) if name in overrides else getattr(cfg, name))
+        if overrides:
+            raise TypeError(f"unknown connection options {sorted(overrides)}; "
+                            f"valid: {', '.join(PER_CONNECTION)}")
 
     @classmethod
     def from_config(cls, cfg: Config) -> TcbOptions:
-        return cls(
-            nodelay=cfg.nodelay,
-            keepalive=cfg.keepalive,
-            keepalive_time=cfg.keepalive_time,
-            keepalive_intvl=cfg.keepalive_intvl,
-            keepalive_probes=cfg.keepalive_probes,
-            rcvbuf=cfg.rcvbuf,
-            sndbuf=cfg.sndbuf,
-            mss=cfg.mss,
-            window_scaling=cfg.window_scaling,
-            sack=cfg.sack,
-            timestamps=cfg.timestamps,
-        )
+        return cls(cfg)
 
     def copy(self) -> TcbOptions:
-        return TcbOptions(**{f.name: getattr(self, f.name) for f in fields(self)})
+        return TcbOptions(**{n: getattr(self, n) for n in PER_CONNECTION})
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TcbOptions) and all(
+            getattr(self, n) == getattr(other, n) for n in PER_CONNECTION)
 
-def unwrap(ref: int, wire: int) -> int:
-    """The absolute number nearest to ``ref`` whose low 32 bits are ``wire``."""
-    return ref + sub(wire, ref & MASK)
+    def __repr__(self) -> str:
+        return "TcbOptions(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in PER_CONNECTION) + ")"
 
 
 class Tcb(TcbInput, TcbOutput):
@@ -128,17 +101,18 @@ class Tcb(TcbInput, TcbOutput):
         self.local = local
         self.remote = remote
         self.conn = f"{local[0]}:{local[1]}>{remote[0]}:{remote[1]}"
-        self.options = options.copy() if options is not None else TcbOptions.from_config(self.cfg)
+        self.options = options.copy() if options is not None else TcbOptions(self.cfg)
         self._tracer = stack.tracer
-        self._now = 0
-        self.state = State.CLOSED
+        self.state = CLOSED
         self.was_established = False  # reached ESTABLISHED at some point (connect() succeeded)
         self.error: int | None = None
         self.binding: Binding | None = None
         self.listener: Listener | None = None
+        self.queued_at: int | None = None  # the stack's TimerQueue entry (see timers.py)
+        self.watcher: Any = None         # runtime's readiness hook: watcher(tcb) on changes
         # --- send sequence space (absolute) ---
         self.iss = 0
-        self.opened = False              # an ISS was chosen (SYN sent or SYN-ACK planned)
+        self.iss_chosen = False          # an ISS was chosen (SYN sent or SYN-ACK planned)
         self.snd_una = 0
         self.snd_nxt = 0
         self.snd_max = 0
@@ -146,8 +120,8 @@ class Tcb(TcbInput, TcbOutput):
         self.snd_wl1 = 0
         self.snd_wl2 = 0
         self.max_snd_wnd = 0
-        self.sbuf = SendBuffer(0, self.options.sndbuf)
-        self.snd_sml = 0                 # end of the last small segment sent (Nagle)
+        self.send_buffer = SendBuffer(0, self.options.sndbuf)
+        self.nagle_end = 0               # end of the last small segment sent (Nagle)
         self.fin_queued = False          # user asked for FIN (close/shutdown(SHUT_WR))
         self.orphan = False              # close() called: no user any more
         # --- receive sequence space (absolute) ---
@@ -155,7 +129,7 @@ class Tcb(TcbInput, TcbOutput):
         self.rcv_nxt = 0
         self.rcv_adv = 0                 # right edge of the window we advertised
         self.rbuf = bytearray()
-        self.ooo = Reassembly()
+        self.out_of_order = Reassembly()
         self.peer_fin: int | None = None  # absolute seq of the peer's FIN once seen
         self.fin_rcvd = False
         self.rd_shutdown = False
@@ -172,22 +146,19 @@ class Tcb(TcbInput, TcbOutput):
         self.last_ack_sent = 0
         # --- ACK generation ---
         self.ack_now = False
-        # --- RTT, congestion ---
+        # --- RTT, loss recovery, congestion ---
         self.rtt = RttEstimator(self.cfg.rto_initial, self.cfg.rto_min, self.cfg.rto_max)
         self.rtt_seq: int | None = None
         self.rtt_time = 0
-        self.cc = NewReno(self.smss, self.cfg.initial_cwnd_segments)
-        self.sb = Scoreboard()
-        self.dupacks = 0
-        self.rtx_pending = False         # NewReno: retransmit snd_una now
-        self.rtx_next = 0                # SACK recovery: next hole to retransmit from
+        self.recovery = Recovery(self.smss, self.cfg.initial_cwnd_segments)
+        self.cc = self.recovery.cc
         self.retransmits = 0             # consecutive timeouts for the current snd_una
         self.total_retrans = 0
         self.persist_backoff = 0
         self.persist_probes = 0          # probes since the window was last open (tcpi_probes)
         self.keepalive_out = 0
-        self._rto_episode = False
-        self.timers = Timers(self._trace_timer if self._tracer is not None else None)
+        self.timers = Timers(self._trace_timer if self._tracer is not None else None,
+                             stack.timer_queue, self)
 
     # ------------------------------------------------------------------ helpers
     def _our_wscale(self) -> int:
@@ -203,44 +174,46 @@ class Tcb(TcbInput, TcbOutput):
             d.update(fields)
             tr(d)
 
-    def _trace_timer(self, name: str, action: str, at: int) -> None:
-        now = self.stack._now
+    def _trace_timer(self, name: str, action: str, at: int, now: int) -> None:
         self._trace(now, "timer", name=name, action=action, at=at)
 
-    def rel_seq(self, seq32: int) -> int:
-        return (seq32 - self.iss) & MASK
-
-    def rel_ack(self, ack32: int) -> int | None:
-        return None if self.irs is None else (ack32 - self.irs) & MASK
+    def _changed(self) -> None:
+        """Tell the runtime (readiness of the socket above) that something a user waits
+        for may have changed."""
+        if self.watcher is not None:
+            self.stack.changed.add(self)
 
     # ------------------------------------------------------------------ state
     def _set_state(self, new: State, reason: str, now: int) -> None:
-        """The one method that changes state (traced as {ev: "state"})."""
+        """The one method that changes state (traced as {ev: "state"}); it refuses a change
+        that is not in states.TRANSITIONS (a core bug: raised in strict mode, counted and
+        traced otherwise)."""
         old = self.state
         if old is new:
             return
+        if not allowed(old, new):
+            self.stack.counters["bad_transitions"] += 1
+            self._trace(now, "bug", message=f"refused transition {old.name} -> {new.name}",
+                        reason=reason)
+            if self.stack.strict:
+                raise TransitionError(f"{self.conn}: {old.name} -> {new.name} ({reason}) "
+                                      "is not in states.TRANSITIONS")
+            return
         self.state = new
-        if new is State.ESTABLISHED:
+        self._changed()
+        if new is ESTABLISHED:
             self.was_established = True
         self._trace(now, "state", old=old.name, new=new.name, reason=reason)
-        if new is State.CLOSED:
-            self.timers.cancel_all()
+        if new is CLOSED:
+            self.timers.cancel_all(now)
             self.stack._tcb_closed(self)
-        elif new is State.TIME_WAIT:
-            for name in ("rtx", "persist", "delack", "keepalive", "fin_wait_2"):
-                self.timers.cancel(name)
-            d = self.cfg.time_wait_duration
-            if d <= 0:
-                # Ablation: no TIME_WAIT at all (still ACK the FIN that brought us here).
-                self._output(now)
-                self._set_state(State.CLOSED, "time-wait disabled", now)
-            else:
-                self.timers.set("time_wait", now + d)
-        elif new is State.FIN_WAIT_2 and self.orphan:
-            self.timers.set("fin_wait_2", now + self.cfg.fin_timeout)
-        elif new is State.ESTABLISHED:
+        elif new is TIME_WAIT:
+            self._enter_time_wait(now)
+        elif new is FIN_WAIT_2 and self.orphan:
+            self.timers.set("fin_wait_2", now + self.cfg.fin_timeout, now)
+        elif new is ESTABLISHED:
             if self.options.keepalive:
-                self.timers.set("keepalive", now + self.options.keepalive_time)
+                self.timers.set("keepalive", now + self.options.keepalive_time, now)
             if self.listener is not None:
                 self.listener._established(self)
 
@@ -249,12 +222,53 @@ class Tcb(TcbInput, TcbOutput):
             self.error = err
             name = errno.errorcode.get(err, str(err))
             self._trace(now, "error", errno=err, message=f"{name}: {reason}")
-        self._set_state(State.CLOSED, reason, now)
+        self._set_state(CLOSED, reason, now)
+
+    # ------------------------------------------------------------------ TIME_WAIT
+    # Everything TIME-WAIT does is here: entering it, its timer, and what arrives in it
+    # (a retransmitted FIN, RST, a new SYN: see _time_wait_segment).
+    def _enter_time_wait(self, now: int) -> None:
+        """RFC 9293 3.10.7.4 eighth: start the 2 MSL timer, turn off the others, and give
+        back the buffers (a TIME-WAIT connection only remembers sequence numbers, as Linux's
+        timewait sockets)."""
+        for name in ("rtx", "persist", "delack", "keepalive", "fin_wait_2"):
+            self.timers.cancel(name, now)
+        self.send_buffer = SendBuffer(self.send_buffer.end, 0)
+        self.out_of_order = Reassembly()
+        d = self.cfg.time_wait_duration
+        if d <= 0:
+            # Ablation: no TIME_WAIT at all (still ACK the FIN that brought us here).
+            self._output(now)
+            self._set_state(CLOSED, "time-wait disabled", now)
+        else:
+            self.timers.set("time_wait", now + d, now)
+
+    def _timer_time_wait(self, now: int) -> None:
+        self._set_state(CLOSED, "time-wait expired", now)
+
+    def _time_wait_fin(self, now: int) -> None:
+        """RFC 9293 3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN: ACK it, restart 2 MSL."""
+        self.timers.set("time_wait", now + self.cfg.time_wait_duration, now)
+        self.ack_now = True
+
+    def _time_wait_rst(self, seg: Segment, now: int) -> None:
+        """RST in TIME-WAIT: ignored with RFC 1337 protection, else CLOSED (3.10.7.4)."""
+        if self.cfg.rfc1337:
+            self._drop(seg, "rfc1337", now)
+            return
+        self._set_state(CLOSED, "RST in TIME_WAIT", now)
+
+    def time_wait_accepts_syn(self, seg: Segment) -> bool:
+        """RFC 9293 3.10.7.4 / RFC 6191 (Linux): a new SYN above the old sequence space may
+        reopen a connection in TIME-WAIT (the stack checks there is a listener)."""
+        return (self.state is TIME_WAIT
+                and seg.flags & (Flags.SYN | Flags.ACK | Flags.RST) == Flags.SYN
+                and unwrap(self.rcv_nxt, seg.seq) > self.rcv_nxt)
 
     # ------------------------------------------------------------------ properties
     @property
     def closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is CLOSED
 
     @property
     def readable(self) -> int:
@@ -266,8 +280,8 @@ class Tcb(TcbInput, TcbOutput):
 
     @property
     def send_space(self) -> int:
-        self.sbuf.limit = self.options.sndbuf
-        return self.sbuf.free
+        """Room in the send buffer (SO_SNDBUF minus what is queued)."""
+        return max(0, self.options.sndbuf - len(self.send_buffer))
 
     def info(self) -> dict:
         return {
@@ -296,7 +310,7 @@ class Tcb(TcbInput, TcbOutput):
             "timestamps": self.ts_ok,
             "in_recovery": self.cc.in_recovery,
             "unacked": self.snd_max - self.snd_una,
-            "send_queue": len(self.sbuf),
+            "send_queue": len(self.send_buffer),
             "recv_queue": len(self.rbuf),
             "error": self.error,
         }
@@ -314,41 +328,50 @@ class Tcb(TcbInput, TcbOutput):
         """RFC 9293 3.10.1 OPEN call, active: select ISS, send SYN, enter SYN-SENT."""
         self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
-        self.opened = True
-        self.sbuf.rebase(self.iss + 1)
-        self._set_state(State.SYN_SENT, "active open", now)
+        self.iss_chosen = True
+        self.send_buffer.rebase(self.iss + 1)
+        self._set_state(SYN_SENT, "active open", now)
         self._output(now)
 
     # ------------------------------------------------------------------ user calls
     def send(self, data: bytes, now: int) -> int:
-        """Queue data; returns bytes accepted (0 when the buffer is full)."""
-        self.stack._now = now
+        """Queue data and send what may go now; returns bytes accepted (0 when the buffer
+        is full)."""
         st = self.state
-        if self.error is not None and st is State.CLOSED:
+        if self.error is not None and st is CLOSED:
             raise OSError(self.error, f"send: connection failed ({errno.errorcode[self.error]})")
-        if self.fin_queued or st in FIN_STATES or st is State.CLOSED and self.opened:
+        if self.fin_queued or st in FIN_STATES or st is CLOSED and self.iss_chosen:
             raise OSError(errno.EPIPE,
                           "send: the sending side was shut down; open a new connection")
-        if st in (State.CLOSED, State.LISTEN):
+        if st is CLOSED or st is LISTEN:
             raise OSError(errno.ENOTCONN, "send: not connected; call connect() first")
-        self.sbuf.limit = self.options.sndbuf  # SO_SNDBUF may change at any time
-        n = self.sbuf.write(data)
-        if n and st not in (State.SYN_SENT, State.SYN_RECEIVED):
+        sb = self.send_buffer
+        sb.limit = self.options.sndbuf  # SO_SNDBUF may change at any time
+        n = sb.write(data)
+        if n:
+            self._changed()
+        if n and st is not SYN_SENT and st is not SYN_RECEIVED:
             self._output(now)
         return n
 
     def recv(self, n: int, now: int) -> bytes:
         """Up to n bytes of in-order data; b"" when nothing is ready."""
-        self.stack._now = now
-        if self.state in (State.LISTEN,) or (self.state is State.CLOSED and not self.opened):
+        st = self.state
+        if st is LISTEN or (st is CLOSED and not self.iss_chosen):
             raise OSError(errno.ENOTCONN, "recv: not connected; call connect() or accept() first")
-        if n <= 0 or not self.rbuf or self.rd_shutdown:
+        rbuf = self.rbuf
+        if n <= 0 or not rbuf or self.rd_shutdown:
             return b""
-        out = bytes(self.rbuf[:n])
-        del self.rbuf[:n]
-        if self.state in SYNCHRONIZED and self.state is not State.TIME_WAIT and not self.fin_rcvd:
+        if n >= len(rbuf):
+            out = bytes(rbuf)
+            rbuf.clear()
+        else:
+            out = bytes(memoryview(rbuf)[:n])
+            del rbuf[:n]
+        self._changed()
+        if st in SYNCHRONIZED and st is not TIME_WAIT and not self.fin_rcvd:
             # Window update when the window opened enough (RFC 1122 4.2.3.3 receiver SWS).
-            free = self.options.rcvbuf - len(self.rbuf)
+            free = self.options.rcvbuf - len(rbuf)
             cur = max(0, self.rcv_adv - self.rcv_nxt)
             if free - cur >= min(self.options.rcvbuf // 2, 2 * self.smss):
                 self.ack_now = True
@@ -357,17 +380,18 @@ class Tcb(TcbInput, TcbOutput):
 
     def shutdown(self, how: int, now: int) -> None:
         """SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2."""
-        self.stack._now = now
         if how not in (0, 1, 2):
             raise OSError(errno.EINVAL,
                           "shutdown: how must be SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2)")
-        if self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
-            if self.state is State.SYN_SENT:
-                self._set_state(State.CLOSED, "shutdown in SYN_SENT", now)
-                return
+        st = self.state
+        if st is SYN_SENT:
+            self._set_state(CLOSED, "shutdown in SYN_SENT", now)
+            return
+        if st is CLOSED or st is LISTEN:
             raise OSError(errno.ENOTCONN, "shutdown: not connected")
         if how in (0, 2):
             self.rd_shutdown = True
+            self._changed()
         if how in (1, 2):
             self._queue_fin(now)
 
@@ -377,58 +401,55 @@ class Tcb(TcbInput, TcbOutput):
             return
         st = self.state
         self.fin_queued = True
-        if st in (State.ESTABLISHED, State.SYN_RECEIVED):
-            self._set_state(State.FIN_WAIT_1, "close", now)
-        elif st is State.CLOSE_WAIT:
-            self._set_state(State.LAST_ACK, "close", now)
+        if st is ESTABLISHED or st is SYN_RECEIVED:
+            self._set_state(FIN_WAIT_1, "close", now)
+        elif st is CLOSE_WAIT:
+            self._set_state(LAST_ACK, "close", now)
         self._output(now)
 
     def close(self, now: int) -> None:
         """Full close: FIN after queued data, or RST when unread data is left (as Linux)."""
-        self.stack._now = now
         st = self.state
         self.orphan = True
-        if st is State.CLOSED:
+        if st is CLOSED:
             return
-        if st in (State.SYN_SENT, State.LISTEN):
-            self._set_state(State.CLOSED, "close", now)
+        if st is SYN_SENT or st is LISTEN:
+            self._set_state(CLOSED, "close", now)
             return
-        if self.rbuf or self.ooo:
+        if self.rbuf or self.out_of_order:
             # RFC 2525 2.17 / Linux: data the user never read -> RST, not FIN.
             self.rbuf.clear()
-            self._send_rst_here(now)
-            self._set_state(State.CLOSED, "close with unread data", now)
+            self._send_rst(now)
+            self._set_state(CLOSED, "close with unread data", now)
             return
-        if self.state is State.FIN_WAIT_2:
-            self.timers.set("fin_wait_2", now + self.cfg.fin_timeout)
+        if st is FIN_WAIT_2:
+            self.timers.set("fin_wait_2", now + self.cfg.fin_timeout, now)
         self.rd_shutdown = True
         self._queue_fin(now)
 
     def abort(self, now: int) -> None:
         """RFC 9293 3.10.5 ABORT: RST in synchronized states, then CLOSED."""
-        self.stack._now = now
         st = self.state
-        if st is State.CLOSED:
+        if st is CLOSED:
             return
-        if st in SYNCHRONIZED and st is not State.TIME_WAIT:
-            self._send_rst_here(now)
+        if st in SYNCHRONIZED and st is not TIME_WAIT:
+            self._send_rst(now)
         self.orphan = True
-        self._set_state(State.CLOSED, "abort", now)
+        self._set_state(CLOSED, "abort", now)
 
     # ------------------------------------------------------------------ timers
     def on_timer(self, now: int) -> None:
-        self.stack._now = now
         for name in self.timers.pop_expired(now):
-            if self.state is State.CLOSED:
+            if self.state is CLOSED:
                 return
             getattr(self, "_timer_" + name)(now)
 
     def _timer_rtx(self, now: int) -> None:
         """RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off."""
         st = self.state
-        if st is State.SYN_SENT:
+        if st is SYN_SENT:
             limit = self.cfg.syn_retries
-        elif st is State.SYN_RECEIVED and self.snd_una == self.iss:
+        elif st is SYN_RECEIVED and self.snd_una == self.iss:
             limit = self.cfg.synack_retries
         else:
             limit = self.cfg.retries2
@@ -441,23 +462,15 @@ class Tcb(TcbInput, TcbOutput):
         self.rtt.back_off()
         self._trace(now, "rto", rto=self.rtt.rto, srtt=self.rtt.srtt, rttvar=self.rtt.rttvar)
         self.rtt_seq = None  # Karn: never time a retransmitted segment
-        if self.snd_una == self.iss:
-            # SYN or SYN-ACK not acknowledged yet.
-            self.snd_nxt = self.iss
-        else:
-            flight = self.snd_max - self.snd_una
-            self.cc.on_timeout(flight, first=not self._rto_episode)
-            self.cc.recover = self.snd_max  # RFC 6582 3.2 step 1 after a timeout
-            self._rto_episode = True
-            self.sb.clear()
-            self.dupacks = 0
-            self.rtx_pending = False
-            self.snd_nxt = self.snd_una
+        if self.snd_una != self.iss:
+            self.recovery.on_timeout(self.snd_una, self.snd_max)
+        # (else: our SYN or SYN-ACK is not acknowledged yet; send it again)
+        self.snd_nxt = self.snd_una
         self._output(now, rto=True)
 
     def _timer_persist(self, now: int) -> None:
         """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe a zero window, back off."""
-        if self.state not in SYNCHRONIZED or self.state is State.TIME_WAIT:
+        if self.state not in SYNCHRONIZED or self.state is TIME_WAIT:
             return
         if self.snd_wnd == 0:
             if self.orphan and self.persist_probes >= self.cfg.orphan_retries:
@@ -465,7 +478,7 @@ class Tcb(TcbInput, TcbOutput):
                 # owns the connection; an orphan gives up (Linux tcp_probe_timer with
                 # tcp_orphan_retries). The RST carries the one sequence number a receiver
                 # with a zero window accepts: SND.UNA (Linux tcp_acceptable_seq).
-                self._send_rst_here(now, seq=self.snd_una)
+                self._send_rst(now, seq=self.snd_una)
                 self._fail(errno.ETIMEDOUT, "orphan-persist-limit", now)
                 return
             self._send_probe(now)
@@ -482,57 +495,45 @@ class Tcb(TcbInput, TcbOutput):
 
     def _timer_keepalive(self, now: int) -> None:
         """RFC 1122 4.2.3.6 keep-alive probes; ETIMEDOUT after keepalive_probes unanswered."""
-        if self.state not in SYNCHRONIZED or self.state is State.TIME_WAIT:
+        if self.state not in SYNCHRONIZED or self.state is TIME_WAIT:
             return
         if self.keepalive_out >= self.options.keepalive_probes:
-            self._send_rst_here(now)
+            self._send_rst(now)
             self._fail(errno.ETIMEDOUT, "keepalive timeout", now)
             return
         self.keepalive_out += 1
         self._send_probe(now)
-        self.timers.set("keepalive", now + self.options.keepalive_intvl)
-
-    def _timer_time_wait(self, now: int) -> None:
-        self._set_state(State.CLOSED, "time-wait expired", now)
+        self.timers.set("keepalive", now + self.options.keepalive_intvl, now)
 
     def _timer_fin_wait_2(self, now: int) -> None:
-        if self.state is State.FIN_WAIT_2:
-            self._set_state(State.CLOSED, "fin_wait_2 timeout", now)
+        if self.state is FIN_WAIT_2:
+            self._set_state(CLOSED, "fin_wait_2 timeout", now)
 
     def _arm_persist(self, now: int) -> None:
         base = max(self.cfg.persist_min, min(self.rtt.rto, self.cfg.persist_max))
-        self.timers.set("persist", now + min(base << self.persist_backoff, self.cfg.persist_max))
+        self.timers.set("persist", now + min(base << self.persist_backoff, self.cfg.persist_max),
+                        now)
 
     def _arm_keepalive(self, now: int) -> None:
-        if self.options.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT,
-                                                     State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if self.options.keepalive and self.state in KEEPALIVE_STATES:
             self.keepalive_out = 0
-            self.timers.set("keepalive", now + self.options.keepalive_time)
+            self.timers.set("keepalive", now + self.options.keepalive_time, now)
 
-    def options_changed(self, now: int | None = None) -> None:
+    def options_changed(self, now: int) -> None:
         """Apply changed ``tcb.options`` at once (SO_SNDBUF, TCP_NODELAY pushes pending
         small segments as Linux does, SO_KEEPALIVE)."""
-        now = self.stack._now if now is None else now
-        self.stack._now = now
-        self.sbuf.limit = max(self.options.sndbuf, len(self.sbuf))
+        self.send_buffer.limit = max(self.options.sndbuf, len(self.send_buffer))
         if self.options.keepalive and "keepalive" not in self.timers.deadlines:
             self._arm_keepalive(now)
         elif not self.options.keepalive and "keepalive" in self.timers.deadlines:
-            self.timers.cancel("keepalive")
+            self.timers.cancel("keepalive", now)
         if self.state in SYNCHRONIZED and self.snd_una > self.iss:
             self._output(now)
-
-    def set_keepalive(self, on: bool, now: int) -> None:
-        """Turn keep-alive on/off after the connection is open (SO_KEEPALIVE)."""
-        self.stack._now = now
-        self.options.keepalive = on
-        if on:
-            self._arm_keepalive(now)
-        else:
-            self.timers.cancel("keepalive")
+        self._changed()
 
     def __repr__(self) -> str:
         return f"<Tcb {self.conn} {self.state.name}>"
 
 
-__all__ = ["State", "Tcb", "TcbOptions", "Segment", "Flags", "unwrap", "SYNCHRONIZED"]
+__all__ = ["State", "Tcb", "TcbOptions", "PER_CONNECTION", "Segment", "Flags", "unwrap",
+           "SYNCHRONIZED"]

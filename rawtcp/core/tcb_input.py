@@ -1,8 +1,18 @@
 """Input processing: segment arrival in the order of RFC 9293 3.10.7.
 
-SYN-SENT (3.10.7.3) has its own method; every synchronized state goes through
-``_input_sync`` which follows the RFC's steps: PAWS (RFC 7323 5), sequence number check,
-RST (RFC 5961 3), SYN (RFC 5961 4), ACK (incl. RFC 5961 5), segment text, FIN.
+SYN-SENT (3.10.7.3) has its own method. Every synchronized state goes through
+``_input_sync``, which runs the RFC's steps in order, one method each, so that each step
+shows on one screen what it does in every state:
+
+    _check_paws        RFC 7323 5.3 (R1)
+    _check_sequence    first: is the segment acceptable? (with TIME-WAIT's re-ACK of a FIN)
+    _check_rst         second: RST (RFC 5961 3.2)
+    _check_syn         fourth: SYN (RFC 5961 4.2; back to LISTEN from SYN-RECEIVED)
+    _check_ack         fifth: ACK (RFC 5961 5.2; SYN-RECEIVED; window update; our FIN acked)
+    _process_text      seventh: segment text (and remembering the peer's FIN)
+    _process_fin       eighth: FIN
+
+Each ``_check_*`` returns False when the segment has been dealt with (dropped, answered).
 Nothing here raises on a bad segment: it is dropped, counted and traced.
 """
 
@@ -12,24 +22,35 @@ import errno
 from typing import TYPE_CHECKING
 
 from .config import MS
-from .segment import Flags, Options, Segment
-from .seq import lt
+from .segment import ACK, FIN, PSH, RST, SYN, Options, Segment
+from .seq import lt, unwrap
+from .states import (
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    DATA_STATES,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+)
 
 if TYPE_CHECKING:
     from .tcb import Tcb
 
-_SYN, _ACK, _RST, _FIN = Flags.SYN, Flags.ACK, Flags.RST, Flags.FIN
 DELACK_MAX = 200 * MS  # upper bound of any configured delayed-ACK timeout
 
 
 class TcbInput:
     def on_segment(self: Tcb, seg: Segment, now: int) -> None:
-        from .tcb import State
-
         st = self.state
-        if st is State.SYN_SENT:
+        if st is SYN_SENT:
             self._input_syn_sent(seg, now)
-        elif st is State.CLOSED or st is State.LISTEN:
+        elif st is CLOSED or st is LISTEN:
             self.stack._drop(self, seg, "closed", now)
         else:
             self._input_sync(seg, now)
@@ -58,52 +79,47 @@ class TcbInput:
             self.ts_recent = opts.timestamps[0]
             self.ts_recent_set = True
         self.smss = max(mss, 64)
-        self.cc.set_mss(self.smss, self.cfg.initial_cwnd_segments)
-        self.cc.use_sack = self.sack_ok
+        self.recovery.negotiated(self.smss, self.cfg.initial_cwnd_segments, self.sack_ok)
 
     # ------------------------------------------------------------------ LISTEN (child)
     def _input_listen(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.2 third: a SYN for a listener; this TCB is the new child."""
-        from .tcb import State
-
         self.irs = seg.seq
         self.rcv_nxt = self.rcv_adv = seg.seq + 1
         self.last_ack_sent = self.rcv_nxt
         self._negotiate(seg.options)
         self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
-        self.opened = True
-        self.sbuf.rebase(self.iss + 1)
+        self.iss_chosen = True
+        self.send_buffer.rebase(self.iss + 1)
         self.snd_wnd = seg.window  # never scaled in a SYN
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
         self.snd_wl2 = self.iss
-        self._set_state(State.SYN_RECEIVED, "SYN received (passive open)", now)
+        self._set_state(SYN_RECEIVED, "SYN received (passive open)", now)
         self._output(now)
 
     # ------------------------------------------------------------------ SYN-SENT
     def _input_syn_sent(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.3."""
-        from .tcb import State, unwrap
-
         f = seg.flags
         ack = 0
-        if f & _ACK:
+        if f & ACK:
             ack = unwrap(self.iss, seg.ack)
             if ack <= self.iss or ack > self.snd_max:
                 # first: unacceptable ACK -> <SEQ=SEG.ACK><CTL=RST> unless RST
-                if not f & _RST:
+                if not f & RST:
                     self.stack._reply_rst(self.local, self.remote, seg, now)
                 self._drop(seg, "bad-ack", now)
                 return
-        if f & _RST:
+        if f & RST:
             # second: RST with an acceptable ACK -> "connection reset" (refused)
-            if f & _ACK:
+            if f & ACK:
                 self._fail(errno.ECONNREFUSED, "RST in SYN_SENT (connection refused)", now)
             else:
                 self._drop(seg, "rst-without-ack", now)
             return
-        if not f & _SYN:
+        if not f & SYN:
             self._drop(seg, "no-syn", now)
             return
         # fourth: SYN
@@ -116,179 +132,224 @@ class TcbInput:
         self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 2.2)
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
-        if f & _ACK:
+        if f & ACK:
             self.snd_wl2 = ack
             self._ack_advance(ack, now)
-            self._set_state(State.ESTABLISHED, "SYN-ACK received", now)
+            self._set_state(ESTABLISHED, "SYN-ACK received", now)
             self.ack_now = True
             self._output(now)
         else:
             # Simultaneous open (RFC 9293 3.5 figure 7): send SYN,ACK with our ISS again.
             self.snd_wl2 = self.iss
-            self._set_state(State.SYN_RECEIVED, "simultaneous open (SYN received)", now)
+            self._set_state(SYN_RECEIVED, "simultaneous open (SYN received)", now)
             self.snd_nxt = self.iss
-            self.timers.cancel("rtx")
+            self.timers.cancel("rtx", now)
             self._output(now)
 
     # ------------------------------------------------------------------ synchronized states
     def _input_sync(self: Tcb, seg: Segment, now: int) -> None:
-        from .tcb import DATA_STATES, State, unwrap
-
-        f = seg.flags
-        st = self.state
-        rcv_nxt = self.rcv_nxt
-        sseq = unwrap(rcv_nxt, seg.seq)
-        plen = len(seg.payload)
-        slen = plen + (1 if f & _SYN else 0) + (1 if f & _FIN else 0)
-        wnd = max(0, self.rcv_adv - rcv_nxt)
-        ts = seg.options.timestamps
-
-        # RFC 7323 5.3 R1: PAWS.
-        if self.ts_ok and ts is not None and not f & _RST and self.ts_recent_set:
-            if lt(ts[0], self.ts_recent):
-                self._drop(seg, "paws", now)
+        """RFC 9293 3.10.7.4, step by step (see the module docstring)."""
+        sseq = unwrap(self.rcv_nxt, seg.seq)
+        if not self._check_paws(seg, now):
+            return
+        edge = self._check_sequence(seg, sseq, now)
+        if edge is None:
+            return
+        if not self._check_rst(seg, sseq, now):
+            return
+        if edge:
+            # RFC 9293 3.10.7.4: with a zero window still process ACK (and RST above), but
+            # not the text or FIN.
+            if seg.payload or seg.flags & FIN:
                 self.ack_now = True
-                self._output(now)
+            seg = seg._replace(flags=seg.flags & ~(FIN | PSH), payload=b"")
+        self._update_ts_recent(seg, sseq)
+        if not self._check_syn(seg, now):
+            return
+        if not self._check_ack(seg, sseq, now):
+            return
+        if seg.payload or seg.flags & FIN:
+            if not self._process_text(seg, sseq, now):
                 return
+        self._process_fin(now)
+        self.stack._output_soon(self, now)
 
-        # first: sequence number check (RFC 9293 3.10.7.4).
+    def _check_paws(self: Tcb, seg: Segment, now: int) -> bool:
+        """RFC 7323 5.3 R1: a segment whose timestamp is older than TS.Recent is a duplicate
+        from an earlier wrap of the sequence space: ACK and drop."""
+        ts = seg.options.timestamps
+        if (self.ts_ok and ts is not None and not seg.flags & RST and self.ts_recent_set
+                and lt(ts[0], self.ts_recent)):
+            self._drop(seg, "paws", now)
+            self.ack_now = True
+            self._output(now)
+            return False
+        return True
+
+    def _check_sequence(self: Tcb, seg: Segment, sseq: int, now: int) -> bool | None:
+        """First: the acceptability test of RFC 9293 3.10.7.4 (the four cases). Returns None
+        when the segment was dealt with, True for the zero-window edge case (process only
+        its ACK and RST), False for an acceptable segment."""
+        f = seg.flags
+        rcv_nxt = self.rcv_nxt
+        slen = len(seg.payload) + (f & SYN and 1) + (f & FIN and 1)
+        wnd = max(0, self.rcv_adv - rcv_nxt)
         if slen == 0:
             ok = sseq == rcv_nxt if wnd == 0 else rcv_nxt <= sseq < rcv_nxt + wnd
         elif wnd == 0:
             ok = False
         else:
             ok = rcv_nxt <= sseq < rcv_nxt + wnd or rcv_nxt <= sseq + slen - 1 < rcv_nxt + wnd
-        zero_window_edge = not ok and wnd == 0 and sseq == rcv_nxt and not f & _SYN
-        if not ok and not zero_window_edge:
-            if f & _RST:
-                self._drop(seg, "unacceptable-rst", now)
-                return
-            if st is State.SYN_RECEIVED and f & _SYN and not f & _ACK and seg.seq == self.irs:
-                # Our SYN-ACK was lost: the peer retransmitted its SYN. Send SYN-ACK again.
-                self._drop(seg, "dup-syn", now)
-                self.snd_nxt = self.iss
-                self.timers.cancel("rtx")
-                self._output(now)
-                return
-            if st is State.TIME_WAIT and f & _FIN:
-                # RFC 9293 3.10.7.4 eighth: a retransmitted FIN: ACK it, restart 2 MSL.
-                self.timers.set("time_wait", now + self.cfg.time_wait_duration)
-                self._drop(seg, "retransmitted-fin-reacked", now)
-            else:
-                self._drop(seg, "unacceptable", now)
-            self.ack_now = True
+        if ok:
+            return False
+        if wnd == 0 and sseq == rcv_nxt and not f & SYN:
+            return True
+        # Not acceptable: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> unless RST, and drop.
+        if f & RST:
+            self._drop(seg, "unacceptable-rst", now)
+            return None
+        st = self.state
+        if st is SYN_RECEIVED and f & SYN and not f & ACK and seg.seq == self.irs:
+            # Our SYN-ACK was lost: the peer retransmitted its SYN. Send SYN-ACK again.
+            self._drop(seg, "dup-syn", now)
+            self.snd_nxt = self.iss
+            self.timers.cancel("rtx", now)
             self._output(now)
-            return
+            return None
+        if st is TIME_WAIT and f & FIN:
+            self._time_wait_fin(now)
+            self._drop(seg, "retransmitted-fin-reacked", now)
+        else:
+            self._drop(seg, "unacceptable", now)
+        self.ack_now = True
+        self._output(now)
+        return None
 
-        # second: RST (RFC 5961 3.2).
-        if f & _RST:
-            if sseq == rcv_nxt:
-                self._reset_by_peer(seg, now)
+    def _check_rst(self: Tcb, seg: Segment, sseq: int, now: int) -> bool:
+        """Second: RST. Exactly RCV.NXT resets (per state); elsewhere in the window it gets
+        a challenge ACK (RFC 5961 3.2)."""
+        if not seg.flags & RST:
+            return True
+        if sseq != self.rcv_nxt:
+            self._challenge_ack(seg, "rst-in-window", now)
+            return False
+        st = self.state
+        if st is TIME_WAIT:
+            self._time_wait_rst(seg, now)
+        elif st is SYN_RECEIVED:
+            if self.listener is not None:
+                self._set_state(CLOSED, "RST in SYN_RECEIVED (back to LISTEN)", now)
             else:
-                self._challenge_ack(seg, "rst-in-window", now)
-            return
-        if zero_window_edge:
-            # RFC 9293 3.10.7.4: with a zero window still process ACK (and RST above),
-            # but not the text or FIN.
-            seg = Segment(seg.src_port, seg.dst_port, seg.seq, seg.ack,
-                          Flags(f & ~_FIN & ~Flags.PSH), seg.window, seg.options, b"")
-            f = seg.flags
-            plen = 0
-            if slen:
-                self.ack_now = True
+                self._fail(errno.ECONNREFUSED, "RST in SYN_RECEIVED", now)
+        elif st is CLOSING or st is LAST_ACK:
+            self._set_state(CLOSED, "RST", now)
+        else:
+            self._fail(errno.ECONNRESET, "RST received", now)
+        return False
 
-        # RFC 7323 4.3 (2): remember the timestamp to echo.
+    def _update_ts_recent(self: Tcb, seg: Segment, sseq: int) -> None:
+        """RFC 7323 4.3 (2): remember the timestamp to echo."""
+        ts = seg.options.timestamps
         if self.ts_ok and ts is not None and sseq <= self.last_ack_sent:
             if not self.ts_recent_set or not lt(ts[0], self.ts_recent):
                 self.ts_recent = ts[0]
                 self.ts_recent_set = True
 
-        # fourth: SYN. In SYN-RECEIVED from a passive OPEN: back to LISTEN (RFC 9293
-        # 3.10.7.4); in the synchronized states: challenge ACK (RFC 5961 4.2).
-        if f & _SYN:
-            if st is State.SYN_RECEIVED and self.listener is not None:
-                self._drop(seg, "syn-in-syn-received", now)
-                self._set_state(State.CLOSED, "SYN in SYN_RECEIVED (back to LISTEN)", now)
-                return
-            self._challenge_ack(seg, "syn-in-window", now)
-            return
+    def _check_syn(self: Tcb, seg: Segment, now: int) -> bool:
+        """Fourth: SYN. In SYN-RECEIVED from a passive OPEN: back to LISTEN (RFC 9293
+        3.10.7.4); in the synchronized states: challenge ACK (RFC 5961 4.2)."""
+        if not seg.flags & SYN:
+            return True
+        if self.state is SYN_RECEIVED and self.listener is not None:
+            self._drop(seg, "syn-in-syn-received", now)
+            self._set_state(CLOSED, "SYN in SYN_RECEIVED (back to LISTEN)", now)
+            return False
+        self._challenge_ack(seg, "syn-in-window", now)
+        return False
 
-        # fifth: ACK.
-        if not f & _ACK:
+    def _check_ack(self: Tcb, seg: Segment, sseq: int, now: int) -> bool:
+        """Fifth: ACK. SYN-RECEIVED needs the ACK of our SYN; the other states process it
+        (RFC 5961 5.2 range, congestion control, window update, our FIN acknowledged)."""
+        if not seg.flags & ACK:
             self._drop(seg, "no-ack", now)
-            return
+            return False
         ack = unwrap(self.snd_una, seg.ack)
         if self.snd_una == self.iss:
             # SYN-RECEIVED (maybe already FIN-WAIT-1 by a close): our SYN must be acked.
-            if self.snd_una < ack <= self.snd_max:
-                if self.listener is not None and not self.listener._has_room():
-                    self._drop(seg, "accept-queue-full", now)
-                    return
-                self.snd_wnd = seg.window << self.snd_wscale
-                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-                self.snd_wl1, self.snd_wl2 = sseq, ack
-                self._ack_advance(ack, now)
-                if self.state is State.SYN_RECEIVED:
-                    self._set_state(State.ESTABLISHED, "ACK of SYN-ACK", now)
-            else:
+            if not self.snd_una < ack <= self.snd_max:
                 self.stack._reply_rst(self.local, self.remote, seg, now)
                 self._drop(seg, "bad-ack", now)
-                return
+                return False
+            if self.listener is not None and not self.listener._has_room():
+                self._drop(seg, "accept-queue-full", now)
+                return False
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self.snd_wl1, self.snd_wl2 = sseq, ack
+            self._ack_advance(ack, now)
+            if self.state is SYN_RECEIVED:
+                self._set_state(ESTABLISHED, "ACK of SYN-ACK", now)
         elif ack > self.snd_max:
             # RFC 9293 3.10.7.4: ACK of something not yet sent -> ACK, drop.
             self._drop(seg, "ack-unsent", now)
             self.ack_now = True
             self._output(now)
-            return
+            return False
         elif ack < self.snd_una - max(self.max_snd_wnd, 1):
             # RFC 5961 5.2: too old -> challenge ACK.
             self._challenge_ack(seg, "ack-too-old", now)
-            return
-        else:
-            if not self._process_ack(seg, sseq, ack, now):
-                return
+            return False
+        elif not self._process_ack(seg, sseq, ack, now):
+            return False
         if self.options.keepalive:
             self._arm_keepalive(now)
+        return True
 
+    def _process_text(self: Tcb, seg: Segment, sseq: int, now: int) -> bool:
+        """Seventh: segment text, trimmed to the window; the peer's FIN is remembered when
+        it is inside the window. False when the connection ended (data after close)."""
+        payload = seg.payload
+        plen = len(payload)
+        start = sseq
+        fin_seq = sseq + plen
+        rcv_nxt = self.rcv_nxt
+        if start < rcv_nxt:
+            payload = payload[rcv_nxt - start:]
+            start = rcv_nxt
+        right = self.rcv_adv if self.rcv_adv > rcv_nxt else rcv_nxt
+        fin = bool(seg.flags & FIN) and fin_seq <= right
+        if start + len(payload) > right:
+            payload = payload[: max(0, right - start)]
+            fin = False
         st = self.state
-        # seventh: segment text.
-        if plen or f & _FIN:
-            payload = seg.payload
-            start = sseq
-            fin_seq = sseq + plen
-            if start < self.rcv_nxt:
-                payload = payload[self.rcv_nxt - start:]
-                start = self.rcv_nxt
-            right = self.rcv_adv if self.rcv_adv > self.rcv_nxt else self.rcv_nxt
-            fin = bool(f & _FIN) and fin_seq <= right
-            if start + len(payload) > right:
-                payload = payload[: max(0, right - start)]
-                fin = False
-            if payload and st in DATA_STATES:
-                if self.orphan:
-                    # Linux: data for a closed socket -> RST (RFC 2525 2.17).
-                    self._send_rst_here(now)
-                    self._set_state(State.CLOSED, "data after close", now)
-                    return
-                self._accept_text(start, payload, now)
-            elif payload or (plen and not payload):
-                self.ack_now = True  # duplicate text: ACK it at once
-            if fin and st in DATA_STATES and self.peer_fin is None:
-                self.peer_fin = fin_seq
+        if payload and st in DATA_STATES:
+            if self.orphan:
+                # Linux: data for a closed socket -> RST (RFC 2525 2.17).
+                self._send_rst(now)
+                self._set_state(CLOSED, "data after close", now)
+                return False
+            self._accept_text(start, payload, now)
+        elif plen:
+            self.ack_now = True  # duplicate text: ACK it at once
+        if fin and st in DATA_STATES and self.peer_fin is None:
+            self.peer_fin = fin_seq
+        return True
 
-        # eighth: FIN (when every byte before it has arrived).
-        if self.peer_fin is not None and not self.fin_rcvd and self.rcv_nxt == self.peer_fin:
-            self.rcv_nxt += 1
-            self.fin_rcvd = True
-            self.ack_now = True  # RFC 1122 4.2.3.2: no delayed ACK for a FIN (as Linux)
-            st = self.state
-            if st is State.ESTABLISHED or st is State.SYN_RECEIVED:
-                self._set_state(State.CLOSE_WAIT, "FIN received", now)
-            elif st is State.FIN_WAIT_1:
-                self._set_state(State.CLOSING, "FIN received (simultaneous close)", now)
-            elif st is State.FIN_WAIT_2:
-                self._set_state(State.TIME_WAIT, "FIN received", now)
-        self._output(now)
+    def _process_fin(self: Tcb, now: int) -> None:
+        """Eighth: the FIN, once every byte before it has arrived."""
+        if self.peer_fin is None or self.fin_rcvd or self.rcv_nxt != self.peer_fin:
+            return
+        self.rcv_nxt += 1
+        self.fin_rcvd = True
+        self.ack_now = True  # RFC 1122 4.2.3.2: no delayed ACK for a FIN (as Linux)
+        self._changed()
+        st = self.state
+        if st is ESTABLISHED or st is SYN_RECEIVED:
+            self._set_state(CLOSE_WAIT, "FIN received", now)
+        elif st is FIN_WAIT_1:
+            self._set_state(CLOSING, "FIN received (simultaneous close)", now)
+        elif st is FIN_WAIT_2:
+            self._set_state(TIME_WAIT, "FIN received", now)
 
     def _accept_text(self: Tcb, start: int, payload: bytes, now: int) -> None:
         """Queue in-order text, keep out-of-order text, decide the ACK (RFC 1122 4.2.3.2,
@@ -296,9 +357,11 @@ class TcbInput:
         if start == self.rcv_nxt:
             if not self.rd_shutdown:
                 self.rbuf += payload
+                self._changed()
             self.rcv_nxt += len(payload)
-            if self.ooo:
-                more = self.ooo.pop_ready(self.rcv_nxt)
+            ooo = self.out_of_order
+            if ooo:
+                more = ooo.pop_ready(self.rcv_nxt)
                 if more:
                     if not self.rd_shutdown:
                         self.rbuf += more
@@ -308,9 +371,9 @@ class TcbInput:
                 self.ack_now = True
             elif "delack" not in self.timers.deadlines:
                 # RFC 1122 4.2.3.2 allows up to 500 ms; we never wait more than 200 ms.
-                self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX))
+                self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX), now)
         else:
-            self.ooo.add(start, payload)
+            self.out_of_order.add(start, bytes(payload))
             self.ack_now = True
 
     # ------------------------------------------------------------------ ACK processing
@@ -323,69 +386,48 @@ class TcbInput:
             if self._tracer is not None:
                 self._trace(now, "rto", rto=self.rtt.rto, srtt=self.rtt.srtt,
                             rttvar=self.rtt.rttvar)
-        self.sbuf.ack_to(ack)
+        self.send_buffer.ack_to(ack)
         self.snd_una = ack
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.retransmits = 0
         # The backed-off RTO stays until a valid RTT sample (Karn's algorithm, RFC 6298 5
         # after rule 5.7; Linux: "only reset backoff on valid RTT measurement").
-        self._rto_episode = False
+        self.recovery.rto_episode = False
         if "rtx" in self.timers.deadlines:
-            self.timers.cancel("rtx")  # RFC 6298 5.3: restarted by _output if needed
+            self.timers.cancel("rtx", now)  # RFC 6298 5.3: restarted by _output if needed
+        self._changed()
         return acked
 
     def _process_ack(self: Tcb, seg: Segment, sseq: int, ack: int, now: int) -> bool:
         """RFC 9293 3.10.7.4 fifth, ESTABLISHED and the closing states. False = stop."""
-        from .tcb import State, unwrap
-
         una = self.snd_una
-        cc = self.cc
+        rec = self.recovery
+        sb = rec.scoreboard
         # SACK blocks (RFC 2018) into the scoreboard.
         new_sack = False
-        if self.sack_ok and seg.options.sack_blocks:
-            sacked_before = self.sb.sacked_bytes()
-            for s32, e32 in seg.options.sack_blocks:
+        blocks = seg.options.sack_blocks
+        if blocks and self.sack_ok:
+            sacked_before = sb.sacked_bytes()
+            snd_max = self.snd_max
+            for s32, e32 in blocks:
                 s, e = unwrap(una, s32), unwrap(una, e32)
-                if una < e <= self.snd_max and s < e:
-                    self.sb.add(max(s, una), e)
-            new_sack = self.sb.sacked_bytes() > sacked_before
+                if una < e <= snd_max and s < e:
+                    sb.add(max(s, una), e)
+            new_sack = sb.sacked_bytes() > sacked_before
         win = seg.window << self.snd_wscale
         if ack > una:
             acked = self._ack_advance(ack, now)
-            self.sb.ack_to(ack)
-            self.dupacks = 0
-            if cc.in_recovery:
-                if ack >= cc.recover:
-                    cc.exit_recovery(self.snd_max - ack)  # RFC 6582 3.2 step 3
-                else:
-                    cc.on_partial_ack(acked)             # RFC 6582 3.2 step 5
-                    if self.sack_ok:
-                        self.rtx_next = max(self.rtx_next, ack)
-                    else:
-                        self.rtx_pending = True
-            else:
-                cc.on_ack(acked)
-        elif (ack == una and not seg.payload and not seg.flags & _FIN
+            rec.on_new_ack(ack, acked, self.snd_max)
+        elif (ack == una and not seg.payload and not seg.flags & FIN
               and (win == self.snd_wnd or new_sack) and self.snd_max > una):
             # RFC 5681 2 "duplicate acknowledgment"; with SACK, RFC 6675 2 counts an ACK that
             # SACKs new data as a duplicate even when the window changed (Linux grows its
             # receive window while it autotunes, so its duplicate ACKs rarely repeat it).
-            self.dupacks += 1
             self.stack.counters["dupacks_in"] += 1
-            if cc.in_recovery:
-                cc.on_dupack_in_recovery()
-            elif (self.dupacks >= 3 or (self.sack_ok and self.sb.sacked_bytes()
-                                         >= 3 * self.smss)) and cc.can_enter_recovery(ack):
-                # RFC 5681 3.2 fast retransmit; RFC 6675 5 step 4 (DupAcks >= DupThresh
-                # or IsLost(SND.UNA): DupThresh segments SACKed above it).
-                cc.enter_recovery(self.snd_max - una, self.snd_max)
+            if rec.on_dupack(una, self.snd_max, self.smss):
                 self.rtt_seq = None
                 self.stack.counters["fast_retransmits"] += 1
-                if self.sack_ok:
-                    self.rtx_next = una
-                else:
-                    self.rtx_pending = True
         # Window update (RFC 9293 3.10.7.4 fifth, SND.WL1/SND.WL2 rule).
         if self.snd_wl1 < sseq or (self.snd_wl1 == sseq and self.snd_wl2 <= ack):
             old = self.snd_wnd
@@ -397,40 +439,20 @@ class TcbInput:
                 self.persist_backoff = 0
                 self.persist_probes = 0  # the window opened: the orphan limit starts again
                 if "persist" in self.timers.deadlines:
-                    self.timers.cancel("persist")
+                    self.timers.cancel("persist", now)
         # Our FIN acknowledged?
-        if self.fin_queued and self.snd_una == self.sbuf.end + 1:
+        if self.fin_queued and self.snd_una == self.send_buffer.end + 1:
             st = self.state
-            if st is State.FIN_WAIT_1:
-                self._set_state(State.FIN_WAIT_2, "FIN acked", now)
-            elif st is State.CLOSING:
-                self._set_state(State.TIME_WAIT, "FIN acked", now)
-            elif st is State.LAST_ACK:
-                self._set_state(State.CLOSED, "FIN acked", now)
+            if st is FIN_WAIT_1:
+                self._set_state(FIN_WAIT_2, "FIN acked", now)
+            elif st is CLOSING:
+                self._set_state(TIME_WAIT, "FIN acked", now)
+            elif st is LAST_ACK:
+                self._set_state(CLOSED, "FIN acked", now)
                 return False
         return True
 
-    # ------------------------------------------------------------------ RST, challenge ACK
-    def _reset_by_peer(self: Tcb, seg: Segment, now: int) -> None:
-        """RFC 9293 3.10.7.4 second, for an RST with exactly SEQ = RCV.NXT (RFC 5961 3.2)."""
-        from .tcb import State
-
-        st = self.state
-        if st is State.TIME_WAIT:
-            if self.cfg.rfc1337:
-                self._drop(seg, "rfc1337", now)  # RFC 1337: ignore RST
-                return
-            self._set_state(State.CLOSED, "RST in TIME_WAIT", now)
-        elif st is State.SYN_RECEIVED:
-            if self.listener is not None:
-                self._set_state(State.CLOSED, "RST in SYN_RECEIVED (back to LISTEN)", now)
-            else:
-                self._fail(errno.ECONNREFUSED, "RST in SYN_RECEIVED", now)
-        elif st in (State.CLOSING, State.LAST_ACK):
-            self._set_state(State.CLOSED, "RST", now)
-        else:
-            self._fail(errno.ECONNRESET, "RST received", now)
-
+    # ------------------------------------------------------------------ challenge ACK
     def _challenge_ack(self: Tcb, seg: Segment, reason: str, now: int) -> None:
         """RFC 5961 3.2 / 4.2 / 5.2 challenge ACK, rate limited (RFC 5961 7)."""
         self._drop(seg, reason, now)

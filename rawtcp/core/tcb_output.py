@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .segment import Flags, Options, Segment, flags_str
+from .segment import ACK, FIN, PSH, RST, SYN, Options, Segment, flags_str
 from .seq import MASK
+from .states import CLOSED, LISTEN, SYN_SENT, TIME_WAIT
 
 if TYPE_CHECKING:
     from .tcb import Tcb
 
-_ACK = Flags.ACK
 _NO_OPTS = Options()
 
 
@@ -73,59 +73,60 @@ class TcbOutput:
 
     def _sack_option_len(self: Tcb) -> int:
         """Bytes the SACK option takes in our next segment (NOP, NOP, kind, len, blocks)."""
-        if not (self.sack_ok and self.ooo):
+        if not (self.sack_ok and self.out_of_order):
             return 0
-        k = min(len(self.ooo.blocks), 3 if self.ts_ok else 4)
+        k = min(len(self.out_of_order.blocks), 3 if self.ts_ok else 4)
         return 4 + 8 * k if k else 0
 
-    def _make_segment(self: Tcb, seq: int, flags: Flags, payload: bytes, now: int) -> Segment:
-        syn = bool(flags & Flags.SYN)
+    def _make_segment(self: Tcb, seq: int, flags: int, payload: bytes, now: int) -> Segment:
+        syn = bool(flags & SYN)
+        ooo = self.out_of_order
         if syn:
-            opts = self._syn_options(now, reply=bool(flags & _ACK))
-        elif self.ts_ok or (self.sack_ok and self.ooo):
+            opts = self._syn_options(now, reply=bool(flags & ACK))
+        elif self.ts_ok or (self.sack_ok and ooo):
             blocks: tuple = ()
-            if self.sack_ok and self.ooo:
+            if self.sack_ok and ooo:
                 lim = 3 if self.ts_ok else 4
-                blocks = tuple((s & MASK, e & MASK) for s, e in self.ooo.sack_blocks(lim))
+                blocks = tuple((s & MASK, e & MASK) for s, e in ooo.sack_blocks(lim))
             opts = Options(
-                sack_blocks=blocks,
-                timestamps=(self._tsval(now), self.ts_recent) if self.ts_ok else None,
+                None, None, False, blocks,
+                ((now // 1000) & MASK, self.ts_recent) if self.ts_ok else None,
             )
         else:
             opts = _NO_OPTS
-        ack = self.rcv_nxt & MASK if flags & _ACK else 0
+        ack = self.rcv_nxt & MASK if flags & ACK else 0
         return Segment(
             self.local[1], self.remote[1], seq & MASK, ack, flags,
             self._window_field(syn), opts, payload,
         )
 
     def _emit(self: Tcb, seg: Segment, now: int) -> None:
-        if seg.flags & _ACK:
+        if seg.flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self.ack_now = False
             if "delack" in self.timers.deadlines:
-                self.timers.cancel("delack")
+                self.timers.cancel("delack", now)
         self.stack._transmit(self, seg, now)
 
     # ------------------------------------------------------------------ special segments
-    def _send_rst_here(self: Tcb, now: int, seq: int | None = None) -> None:
+    def _send_rst(self: Tcb, now: int, seq: int | None = None) -> None:
         """RST|ACK from our current position (abort, close with unread data), or from
         ``seq`` when given."""
         seq = self.snd_max if seq is None else seq
         seg = Segment(self.local[1], self.remote[1], seq & MASK,
-                      self.rcv_nxt & MASK, Flags.RST | _ACK, 0)
+                      self.rcv_nxt & MASK, RST | ACK, 0)
         self.stack._transmit(self, seg, now)
 
     def _send_probe(self: Tcb, now: int) -> None:
         """Zero-window probe / keep-alive: seq = SND.UNA - 1, no data, elicits an ACK."""
-        seg = self._make_segment(self.snd_una - 1, _ACK, b"", now)
+        seg = self._make_segment(self.snd_una - 1, ACK, b"", now)
         self._emit(seg, now)
 
-    def _send_seq(self: Tcb, seq: int, n: int, flags: Flags, now: int) -> int:
+    def _send_seq(self: Tcb, seq: int, n: int, flags: int, now: int) -> int:
         """Send n data bytes from seq (plus FIN if in flags). Returns the end sequence."""
-        payload = self.sbuf.peek(seq, n) if n else b""
+        payload = self.send_buffer.peek(seq, n) if n else b""
         seg = self._make_segment(seq, flags, payload, now)
-        end = seq + n + (1 if flags & (Flags.FIN | Flags.SYN) else 0)
+        end = seq + n + (1 if flags & (FIN | SYN) else 0)
         if seq < self.snd_max:
             self.total_retrans += 1
             self.rtt_seq = None  # Karn's algorithm (RFC 6298 3)
@@ -138,7 +139,7 @@ class TcbOutput:
                 self.rtt_seq = end
                 self.rtt_time = now
             if 0 < n < self.smss:
-                self.snd_sml = end
+                self.nagle_end = end
         if end > self.snd_max:
             self.snd_max = end
         self._emit(seg, now)
@@ -146,22 +147,20 @@ class TcbOutput:
 
     # ------------------------------------------------------------------ the output function
     def _output(self: Tcb, now: int, rto: bool = False, force: bool = False) -> None:
-        from .tcb import State
-
         st = self.state
-        if st is State.CLOSED or st is State.LISTEN:
+        if st is CLOSED or st is LISTEN:
             return
-        if st is State.TIME_WAIT:
+        if st is TIME_WAIT:
             if self.ack_now:
-                self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
+                self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
             return
         if self.snd_una == self.iss:
             # Our SYN is not acknowledged yet: SYN-SENT, or SYN-RECEIVED (maybe FIN queued).
             if self.snd_nxt == self.iss:
-                flags = Flags.SYN if st is State.SYN_SENT else Flags.SYN | _ACK
+                flags = SYN if st is SYN_SENT else SYN | ACK
                 self.snd_nxt = self._send_seq(self.iss, 0, flags, now)
-            elif self.ack_now and st is not State.SYN_SENT:
-                self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
+            elif self.ack_now and st is not SYN_SENT:
+                self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
             self.ack_now = False
             self._arm_timers(now)
             return
@@ -171,44 +170,45 @@ class TcbOutput:
         # and the packet still fits the peer's MSS (RFC 9293 3.7.1: MSS counts no options;
         # Linux's tcp_current_mss() does the same).
         smss = self.smss - self._sack_option_len()
-        sbuf = self.sbuf
-        data_end = sbuf.end
+        data_end = self.send_buffer.end
         fin_queued = self.fin_queued
-        cc = self.cc
+        rec = self.recovery
+        sb = rec.scoreboard
+        cc = rec.cc
         una = self.snd_una
 
         # 2a. NewReno: fast retransmit / partial ACK retransmits SND.UNA (ignores cwnd).
-        if self.rtx_pending:
-            self.rtx_pending = False
+        if rec.resend_una:
+            rec.resend_una = False
             n = min(smss, data_end - una)
             if n > 0:
-                fl = _ACK | (Flags.FIN if fin_queued and una + n == data_end else 0)
+                fl = ACK | (FIN if fin_queued and una + n == data_end else 0)
                 end = self._send_seq(una, n, fl, now)
                 sent = True
                 if end > self.snd_nxt:
                     self.snd_nxt = end
             elif fin_queued and una == data_end:
-                self._send_seq(una, 0, _ACK | Flags.FIN, now)
+                self._send_seq(una, 0, ACK | FIN, now)
                 sent = True
 
         wnd_edge = una + self.snd_wnd
         # 2b. SACK recovery (RFC 6675 5): retransmit holes while pipe < cwnd.
         if cc.in_recovery and self.sack_ok:
-            pipe = self._pipe()
-            hs = self.sb.highest
+            pipe = rec.pipe(una, self.snd_nxt)
+            hs = sb.highest
             # RFC 6675 5 (4.3): the first segment presumed lost goes out at once, whatever
             # pipe says; later holes wait for pipe < cwnd.
-            first = self.rtx_next <= una
+            first = rec.next_hole <= una
             while hs is not None and (pipe < cc.cwnd or first):
                 first = False
-                seq = self.sb.skip(max(self.rtx_next, una))
+                seq = sb.skip(max(rec.next_hole, una))
                 if seq >= hs or seq >= data_end:
                     break
-                hole_end = self.sb.next_sacked_start(seq) or hs
+                hole_end = sb.next_sacked_start(seq) or hs
                 n = min(smss, hole_end - seq, data_end - seq)
-                fl = _ACK | (Flags.FIN if fin_queued and seq + n == data_end else 0)
+                fl = ACK | (FIN if fin_queued and seq + n == data_end else 0)
                 self._send_seq(seq, n, fl, now)
-                self.rtx_next = seq + n
+                rec.next_hole = seq + n
                 pipe += n
                 sent = True
             edge = min(wnd_edge, self.snd_nxt + max(0, cc.cwnd - pipe))
@@ -219,8 +219,8 @@ class TcbOutput:
         nodelay = self.options.nodelay
         while True:
             seq = self.snd_nxt
-            if seq < self.snd_max and self.sb:
-                s2 = self.sb.skip(seq)
+            if seq < self.snd_max and sb:
+                s2 = sb.skip(seq)
                 if s2 != seq:
                     self.snd_nxt = seq = min(s2, self.snd_max)
             avail = data_end - seq
@@ -237,16 +237,16 @@ class TcbOutput:
                         # Limited by a window: sender SWS avoidance (RFC 1122 4.2.3.4).
                         if not (edge == wnd_edge and n >= self.max_snd_wnd // 2):
                             break
-                    elif not nodelay and self.snd_sml > una and not fin_queued:
+                    elif not nodelay and self.nagle_end > una and not fin_queued:
                         # Nagle (RFC 896, RFC 1122 4.2.3.4) with Minshall's refinement (as
                         # Linux): no new small segment while a small one is unacknowledged.
                         break
                 force = False
-                fl = _ACK
+                fl = ACK
                 if seq + n == data_end:
-                    fl |= Flags.PSH
+                    fl |= PSH
                     if fin_queued:
-                        fl |= Flags.FIN
+                        fl |= FIN
                 self.snd_nxt = self._send_seq(seq, n, fl, now)
                 sent = True
                 continue
@@ -254,7 +254,7 @@ class TcbOutput:
                 # FIN alone (first time, or again after a timeout). A FIN takes a sequence
                 # number, so it waits for a window like data (as Linux's tcp_snd_wnd_test);
                 # meanwhile the persist timer probes the zero window (RFC 9293 3.8.6.1).
-                self.snd_nxt = self._send_seq(seq, 0, _ACK | Flags.FIN, now)
+                self.snd_nxt = self._send_seq(seq, 0, ACK | FIN, now)
                 sent = True
             break
 
@@ -262,37 +262,25 @@ class TcbOutput:
         #    SND.MAX, not a rewound SND.NXT: the peer may already hold everything up to
         #    SND.MAX and would find an older number unacceptable (and ignore the ACK).
         if not sent and self.ack_now:
-            self._emit(self._make_segment(self.snd_max, _ACK, b"", now), now)
+            self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
         self._arm_timers(now)
-
-    def _pipe(self: Tcb) -> int:
-        """RFC 6675 pipe, simplified: unSACKed bytes above the highest SACK, plus holes below
-        it that were already retransmitted in this recovery (holes not yet retransmitted are
-        counted as lost)."""
-        una = self.snd_una
-        hs = self.sb.highest
-        if hs is None or hs <= una:
-            return max(0, self.snd_nxt - una)
-        pipe = max(0, self.snd_nxt - hs)
-        pipe += self.sb.unsacked_between(una, min(max(self.rtx_next, una), hs))
-        return pipe
 
     def _arm_timers(self: Tcb, now: int) -> None:
         timers = self.timers
         if self.snd_nxt > self.snd_una:
             if "persist" in timers.deadlines:
-                timers.cancel("persist")
+                timers.cancel("persist", now)
             if "rtx" not in timers.deadlines:
-                timers.set("rtx", now + self.rtt.rto)  # RFC 6298 5.1
+                timers.set("rtx", now + self.rtt.rto, now)  # RFC 6298 5.1
         else:
             if "rtx" in timers.deadlines:
-                timers.cancel("rtx")  # RFC 6298 5.2
-            pending = self.sbuf.end > self.snd_nxt or (
-                self.fin_queued and self.snd_nxt <= self.sbuf.end)
+                timers.cancel("rtx", now)  # RFC 6298 5.2
+            end = self.send_buffer.end
+            pending = end > self.snd_nxt or (self.fin_queued and self.snd_nxt <= end)
             if pending and self.snd_una > self.iss:
                 if "persist" not in timers.deadlines:
                     self._arm_persist(now)
             elif "persist" in timers.deadlines:
-                timers.cancel("persist")
+                timers.cancel("persist", now)
                 self.persist_backoff = 0
                 self.persist_probes = 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 
-from rawtcp.core.segment import NO_OPTIONS, Flags, Options, Packet, Segment
+from rawtcp.core.segment import NO_OPTIONS, Options, Packet, Segment
 from rawtcp.wire.errors import ParseError
 from rawtcp.wire.layout import (
     FIXED_LENGTH,
@@ -46,7 +46,7 @@ _WS = struct.Struct("!BBBB")
 _TS_SP_PREFIX = b"\x04\x02\x08\x0a"
 _TS_PREFIX = b"\x01\x01\x08\x0a"
 _SP_ALONE = b"\x01\x01\x04\x02"
-_FLAGS = tuple(Flags(i) for i in range(256))
+
 _DF = 0x4000
 
 
@@ -202,7 +202,7 @@ def _decode_tcp(data: bytes, pseudo: int, verify: bool) -> Segment:
         if total % 0xFFFF:
             raise ParseError("bad-checksum", "TCP checksum does not verify")
     options = NO_OPTIONS if hlen == 20 else _parse_options(data, 20, hlen)
-    return Segment(sport, dport, seq, ack, _FLAGS[flags], window, options, data[hlen:], urgent)
+    return Segment(sport, dport, seq, ack, flags, window, options, data[hlen:], urgent)
 
 
 def decode_tcp(data: bytes, src: str, dst: str, verify: bool = True) -> Segment:

@@ -9,7 +9,7 @@ from rawtcp.core.buffers import Reassembly, SendBuffer
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.congestion import NewReno, Scoreboard
 from rawtcp.core.rtt import RttEstimator
-from rawtcp.core.timers import Timers
+from rawtcp.core.timers import TimerQueue, Timers
 
 
 def test_rtt_initial_and_first_sample() -> None:
@@ -137,11 +137,59 @@ def test_reassembly_random_order_matches_stream() -> None:
 def test_timers_order_and_trace() -> None:
     """RFC 6298 / RFC 9293 3.8 timers: deadlines fire in order and are traced."""
     seen = []
-    t = Timers(lambda n, a, at: seen.append((n, a, at)))
-    t.set("rtx", 50)
-    t.set("delack", 20)
-    t.cancel("persist")  # not set: no event
+    t = Timers(lambda n, a, at, now: seen.append((n, a, at)))
+    t.set("rtx", 50, 0)
+    t.set("delack", 20, 0)
+    t.cancel("persist", 0)  # not set: no event
     assert t.next_deadline() == 20
     assert t.pop_expired(60) == ["delack", "rtx"]
     assert seen == [("rtx", "set", 50), ("delack", "set", 20), ("delack", "fired", 20),
                     ("rtx", "fired", 50)]
+
+
+class _Owner:
+    """A stand-in connection for the TimerQueue: named deadlines in a Timers."""
+
+    def __init__(self, q: TimerQueue) -> None:
+        self.queued_at = None
+        self.timers = Timers(None, q, self)
+
+    def poll_at(self):
+        return self.timers.next_deadline()
+
+
+def test_timer_queue_finds_the_earliest_deadline_of_many_owners() -> None:
+    """The stack's queue answers poll_at exactly (no scan, no spurious wake-up): deadlines
+    moved later or cancelled are skipped, moved earlier are seen at once."""
+    q = TimerQueue()
+    rng = random.Random(3)
+    owners = [_Owner(q) for _ in range(200)]
+    for o in owners:
+        o.timers.set("rtx", rng.randrange(1000, 2000), 0)
+    for o in owners[:100]:
+        o.timers.set("rtx", o.timers.deadlines["rtx"] + 5000, 0)   # restarted later
+    for o in owners[100:150]:
+        o.timers.cancel("rtx", 0)
+    owners[199].timers.set("delack", 10, 0)                         # earlier than all
+    live = [d for o in owners if (d := o.poll_at()) is not None]
+    assert q.next_at() == min(live) == 10
+    due = q.pop_due(10)
+    assert due == [owners[199]]
+    owners[199].timers.pop_expired(10)
+    q.schedule(owners[199], owners[199].poll_at())
+    assert q.next_at() == min(d for o in owners if (d := o.poll_at()) is not None)
+    # everything cancelled: nothing left to wait for
+    for o in owners:
+        o.timers.cancel_all(0)
+    assert q.next_at() is None and len(q) == 0
+
+
+def test_timer_queue_rebuild_keeps_one_entry_per_owner() -> None:
+    q = TimerQueue()
+    owners = [_Owner(q) for _ in range(10)]
+    for i, o in enumerate(owners):
+        for k in range(5):                       # deadlines moving earlier push entries
+            o.timers.set("rtx", 1000 - 10 * k + i, 0)
+    assert len(q) == 50
+    q.rebuild(owners)
+    assert len(q) == 10 and q.next_at() == 960

@@ -18,7 +18,10 @@ def test_unprivileged_user_gets_one_clear_message() -> None:
     code = ("from rawtcp import privileges\n"
             "try:\n    privileges.check()\n"
             "except PermissionError as e:\n    print(e.errno, e.strerror)\n")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(privileges.__file__)))
+    import rawtcp
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(rawtcp.__file__)))  # the checkout
+    env = dict(os.environ, PYTHONPATH=root)
     # no capabilities at all; uid 0 keeps the checkout readable wherever it lives
     p = subprocess.run(["setpriv", "--inh-caps=-all", "--ambient-caps=-all",
                         "--bounding-set=-all", sys.executable, "-c", code],

@@ -1,0 +1,62 @@
+"""The state table (rawtcp.core.states): every transition the core makes is listed with its
+RFC 9293 section, the one state-changing method refuses anything else, and the diagram in
+the docs is generated from the table."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from core_harness import Harness
+
+from rawtcp.core.states import TRANSITIONS, State, TransitionError, diagram
+
+DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "states.md"
+
+
+def test_every_state_is_reachable_and_can_end() -> None:
+    """RFC 9293 3.3.2 figure 5: every state is entered from somewhere (but the two where a
+    connection starts) and every state can reach CLOSED."""
+    targets = {new for _, new in TRANSITIONS}
+    assert set(State) - targets == {State.LISTEN}      # CLOSED is entered, LISTEN is born
+    for st in State:
+        seen, todo = {st}, [st]
+        while todo:
+            cur = todo.pop()
+            for old, new in TRANSITIONS:
+                if old is cur and new not in seen:
+                    seen.add(new)
+                    todo.append(new)
+        assert State.CLOSED in seen, st
+
+
+def test_every_transition_names_its_rfc_section() -> None:
+    for (old, new), why in TRANSITIONS.items():
+        assert "(" in why or why.startswith(("listener", "RST")), (old, new, why)
+
+
+def test_a_transition_outside_the_table_raises_in_strict_mode(est: Harness) -> None:
+    """ESTABLISHED -> LAST_ACK skips CLOSE-WAIT: no RFC event does that."""
+    assert (State.ESTABLISHED, State.LAST_ACK) not in TRANSITIONS
+    with pytest.raises(TransitionError):
+        est.tcb._set_state(State.LAST_ACK, "test", est.now)
+    assert est.tcb.state is State.ESTABLISHED
+
+
+def test_a_transition_outside_the_table_is_refused_counted_and_traced(est: Harness,
+                                                                        monkeypatch) -> None:
+    """In production (strict off) the bad change does not happen; it is counted and
+    traced as a core bug."""
+    monkeypatch.setattr(type(est.stack), "strict", False)
+    est.tcb._set_state(State.LAST_ACK, "test", est.now)
+    assert est.tcb.state is State.ESTABLISHED
+    assert est.stack.counters["bad_transitions"] == 1
+    bugs = [e for e in est.events if e["ev"] == "bug"]
+    assert len(bugs) == 1 and "ESTABLISHED -> LAST_ACK" in bugs[0]["message"]
+
+
+def test_the_state_diagram_in_the_docs_is_generated_from_the_table() -> None:
+    """docs/states.md is scripts/state_diagram.py's output: regenerate it after a change."""
+    assert DOC.read_text() == diagram()
+    for (old, new) in TRANSITIONS:
+        assert f"{old.name} --> {new.name}" in diagram()
