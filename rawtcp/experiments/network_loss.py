@@ -12,6 +12,8 @@ import random
 
 from rawtcp.experiments.base import Run, experiment, lab_config, read_to_eof
 from rawtcp.experiments.base import connect_kernel as _connect
+from rawtcp.host.netns import exec_prefix
+from rawtcp.host.system import run as run_cmd
 
 PORT = 7
 SIZE = 128 * 1024   # echoed back, so 256 KiB cross the network per flow
@@ -100,6 +102,7 @@ def network_loss(run: Run) -> None:
                            [RandomDrop(RANDOM_PCT, match=f"tcp sport {PORT} {DATA}")],
                            direction="in")
         flows: list[dict] = []
+        k_rtx0 = retrans_segs(lab.kernel_netns)
         with to_kernel, from_kernel:
             tables = [to_kernel.table, from_kernel.table]
             run.progress(f"nft tables {tables[0]} (input: drop data segment {NTH} of each "
@@ -117,6 +120,8 @@ def network_loss(run: Run) -> None:
                              f"{flows[-1]['retransmits']} retransmissions by rawtcp")
             in_drops = to_kernel.dropped()
             out_drops = from_kernel.dropped()
+            # every echoed byte is back, so every retransmission of the kernel's data is done
+            k_exact = retrans_segs(lab.kernel_netns) - k_rtx0
             where = [(lab.kernel_netns, to_kernel.table), (lab.rawtcp_netns, from_kernel.table)]
             present = [nft.table_exists(ns, "inet", t) for ns, t in where]
         gone = [not nft.table_exists(ns, "inet", t) for ns, t in where]
@@ -156,8 +161,19 @@ def network_loss(run: Run) -> None:
                   all(present) and all(gone), f"present {present}, removed {gone}")
         run.metrics.update({"nft_dropped_in": in_drops, "nft_dropped_out": out_drops,
                             "rawtcp_retransmits": total_rtx, "kernel_total_retrans": k_rtx,
+                            "kernel_retrans_segs": k_exact,
                             "late_kernel_segments": late,
                             "flows": FLOWS, "bytes_per_flow": SIZE})
 
 
-__all__ = ["network_loss"]
+def retrans_segs(netns: str) -> int:
+    """The namespace's TCP RetransSegs counter (/proc/net/snmp, RFC 4022 tcpRetransSegs):
+    every segment its kernel retransmitted, exact where `ss` is sampled."""
+    text = run_cmd(exec_prefix(netns) + ["cat", "/proc/net/snmp"]).stdout
+    rows = [ln.split() for ln in text.splitlines() if ln.startswith("Tcp:")]
+    if len(rows) < 2 or "RetransSegs" not in rows[0]:
+        raise OSError(f"no Tcp RetransSegs in /proc/net/snmp of {netns}")
+    return int(rows[1][rows[0].index("RetransSegs")])
+
+
+__all__ = ["network_loss", "retrans_segs"]
