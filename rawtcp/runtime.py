@@ -114,6 +114,14 @@ class Stack:
             else:
                 self.faults = FaultEngine(list(faults), tracer=self._trace, state_of=self._state_of)
         self.core = CoreStack(self.config, isn=isn, rng=rng, tracer=self._trace if tracer else None)
+        # Segmentation offload (Config.offload on a link that can: TunLink(offload=True)):
+        # the core hands the link segments of up to 64 KB, the kernel splits them.
+        self.offload = bool(self.config.offload and getattr(link, "offload", False))
+        if self.offload:
+            self.core.max_payload = int(getattr(link, "max_segment", 65535)) - 40 - 60
+            if tracer is not None:   # the trace says so (its segments can exceed the MTU)
+                tracer({"t": 0, "ev": "link", "name": getattr(link, "name", "?"),
+                        "mtu": getattr(link, "mtu", None), "offload": True})
         self.counters: dict[str, int] = {
             "frames_in": 0,
             "frames_out": 0,

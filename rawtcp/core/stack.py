@@ -180,6 +180,9 @@ class Stack:
         self._pending_output: dict[Tcb, None] | None = None
         self._challenge_window = -1
         self._challenge_count = 0
+        #: largest TCP payload the link takes in one segment (segmentation offload), or
+        #: None: one MSS per segment
+        self.max_payload: int | None = None
 
     # ------------------------------------------------------------------ tracing
     def _trace_ev(self, now: int, ev: str, **fields: Any) -> None:

@@ -215,7 +215,11 @@ class TcbOutput:
         else:
             edge = min(wnd_edge, una + cc.cwnd)
 
-        # 3. New data, or go-back-N after a timeout, from SND.NXT.
+        # 3. New data, or go-back-N after a timeout, from SND.NXT. With segmentation offload
+        #    (Config.offload on a link that splits), new data leaves in chunks of whole
+        #    MSS-sized segments that the link cuts up (GSO); the decisions stay per MSS.
+        big = self.stack.max_payload
+        chunk = smss if big is None or big < 2 * smss else big // smss * smss
         nodelay = self.options.nodelay
         while True:
             seq = self.snd_nxt
@@ -226,7 +230,7 @@ class TcbOutput:
             avail = data_end - seq
             if avail > 0:
                 room = edge - seq
-                n = min(avail, smss, room)
+                n = min(avail, chunk, room)
                 if n <= 0:
                     if force and self.snd_wnd > 0 and seq < wnd_edge:
                         n = min(avail, smss, wnd_edge - seq)
