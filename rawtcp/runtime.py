@@ -289,13 +289,15 @@ class Stack:
             while not self._stopping:
                 with self.lock:
                     deadline = self._next_deadline()
-                    self._woken = False
                 now = self.now()
                 if deadline is None:
                     timeout = 1.0
                 else:
                     timeout = min(max(0.0, (deadline - now) / 1e6), 1.0)
                 ready = self._sel.select(timeout)
+                # A wake-up from here on writes the eventfd again (the next select returns at
+                # once); one before it is seen by the processing below, which takes the lock.
+                self._woken = False
                 frames: list[bytes] = []
                 for key, _ in ready:
                     if key.fd == link_fd:
