@@ -45,12 +45,13 @@ class TunLab(Lab):
     def _build(self) -> None:
         self._new_netns(self.netns)
 
-    def open_link(self) -> TunLink:
-        """Create the TUN device in the namespace and configure its kernel side."""
+    def open_link(self, offload: bool = False) -> TunLink:
+        """Create the TUN device in the namespace and configure its kernel side.
+        `offload=True`: the device does TSO/checksum offload (TunLink's `offload`)."""
         self._require_built()
         if self.link is not None and not self.link.closed:
             raise OSError(errno.EBUSY, "the lab's TUN link is open; close it first")
         self.link = TunLink(self.rawtcp_addrs, self.kernel_addrs, name=self.tun_name,
-                            netns=self.netns, mtu=self.mtu)
+                            netns=self.netns, mtu=self.mtu, offload=offload)
         self._track(self.link)
         return self.link
