@@ -223,23 +223,19 @@ class TunLink(Link):
         if len(ip_packet) < 20 or ip_packet[0] >> 4 not in (4, 6):
             raise OSError(errno.EINVAL, "send() takes a whole IPv4 or IPv6 packet")
 
-    def _write_offload(self, ip_packet: bytes) -> None:
-        if len(ip_packet) <= self.mtu:
-            os.writev(self._fd, (vnet.ZERO, ip_packet))
-            return
-        plan = vnet.gso_plan(ip_packet, self.mtu)
-        view = memoryview(ip_packet)
-        pos = plan.csum_pos
-        os.writev(self._fd, (plan.header, view[:pos], plan.partial, view[pos + 2:]))
-        self.counters["gso_packets"] += 1
-        self.counters["gso_bytes"] += len(ip_packet)
-
     def send(self, ip_packet: bytes) -> None:
         self._check_open()
         self._check_size(ip_packet)
+        plan = None
+        if self.offload and len(ip_packet) > self.mtu:
+            plan = vnet.gso_plan(ip_packet, self.mtu)    # OSError: cannot be split
         try:
-            if self.offload:
-                self._write_offload(ip_packet)
+            if plan is not None:
+                view = memoryview(ip_packet)
+                pos = plan.csum_pos
+                os.writev(self._fd, (plan.header, view[:pos], plan.partial, view[pos + 2:]))
+            elif self.offload:
+                os.writev(self._fd, (vnet.ZERO, ip_packet))
             else:
                 os.write(self._fd, ip_packet)
         except BlockingIOError:
@@ -251,6 +247,9 @@ class TunLink(Link):
                 return
             raise
         self.counters["tx_packets"] += 1
+        if plan is not None:
+            self.counters["gso_packets"] += 1
+            self.counters["gso_bytes"] += len(ip_packet)
 
     def _release(self) -> None:
         os.close(self._fd)   # a non-persistent TUN device disappears with its last fd
