@@ -63,7 +63,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mtu", type=_number("mtu", int), default=1500,
                    help="MTU of the TUN device, 1280..65000 (default 1500)")
     p.add_argument("--offload", action="store_true",
-                   help="rawtcp's TUN link with GSO/GRO offload (when this rawtcp has it)")
+                   help="rawtcp's side over a TUN link with GSO/GRO offload "
+                        "(TunLink(offload=True), Config(offload=True)); the bare references "
+                        "stay per-segment")
     p.add_argument("--timeout", type=_number("timeout", float), default=300.0,
                    metavar="SECONDS", help="limit for each measurement, 1..86400 (default 300)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

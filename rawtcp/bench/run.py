@@ -66,27 +66,26 @@ class BenchPeer(KernelPeer):
 
 
 def offload_available() -> bool:
-    """True when this rawtcp's TunLink takes `offload=` (the lead's TUN offload work)."""
+    """True when this rawtcp's TunLink takes `offload=` (TUN GSO/GRO, rawtcp.link.vnet)."""
     return "offload" in inspect.signature(TunLink).parameters
 
 
 def _open_tun(lab: TunLab, offload: bool) -> TunLink:
-    if not offload:
-        return lab.open_link()
-    if "offload" in inspect.signature(lab.open_link).parameters:
-        return lab.open_link(offload=True)  # type: ignore[call-arg]
-    link = TunLink(lab.rawtcp_addrs, lab.kernel_addrs, name=lab.tun_name, netns=lab.netns,
-                   mtu=lab.mtu, offload=True)  # type: ignore[call-arg]
-    lab._track(link)
-    lab.link = link
-    return link
+    return lab.open_link(offload=True) if offload else lab.open_link()
 
 
 def _config(mtu: int, offload: bool) -> Config:
-    cfg = Config(mss=mtu - 40)
-    if offload and "offload" in getattr(Config, "__dataclass_fields__", {}):
-        cfg.offload = True  # type: ignore[attr-defined]
-    return cfg
+    return Config(mss=mtu - 40, offload=offload)
+
+
+def _link_details(link: TunLink) -> dict[str, Any]:
+    """What the link did: super-segments in (gro_*), large segments out (gso_*)."""
+    if not link.offload:
+        return {"offload": False}
+    c = link.counters
+    return {"offload": True, **{k: int(c[k]) for k in ("gro_packets", "gro_bytes",
+                                                       "gso_packets", "gso_bytes",
+                                                       "rx_packets", "tx_packets")}}
 
 
 def _deadline_left(deadline: float, what: str) -> float:
@@ -111,7 +110,8 @@ def recv_rawtcp(mtu: int, nbytes: int, timeout: float, progress: Progress,
     with TunLab(family="ipv4", mtu=mtu) as lab, \
             BenchPeer(lab.netns, "source", timeout, size=nbytes) as src:
         port = src.port()
-        with Stack(_open_tun(lab, offload), _config(mtu, offload), name="bench-recv") as st:
+        link = _open_tun(lab, offload)
+        with Stack(link, _config(mtu, offload), name="bench-recv") as st:
             s = st.socket()
             s.settimeout(min(timeout, 60))
             h, n, next_show = hashlib.sha256(), 0, 0
@@ -130,7 +130,8 @@ def recv_rawtcp(mtu: int, nbytes: int, timeout: float, progress: Progress,
         sent = src.wait_event("sent", _deadline_left(deadline, "bulk receive (rawtcp)"))
     ok = n == nbytes == sent["bytes"] and h.hexdigest() == sent["sha256"]
     return Measure(_rate(n, t1 - t0), ok, {"bytes": n, "seconds": round(t1 - t0, 4),
-                                            "retransmits": info.get("total_retrans")})
+                                            "retransmits": info.get("total_retrans"),
+                                            **_link_details(link)})
 
 
 def recv_bare(mtu: int, nbytes: int, timeout: float, progress: Progress) -> Measure:
@@ -164,7 +165,8 @@ def send_rawtcp(mtu: int, nbytes: int, expect_sha: str, timeout: float, progress
     with TunLab(family="ipv4", mtu=mtu) as lab, \
             BenchPeer(lab.netns, "sink", timeout) as sink:
         port = sink.port()
-        with Stack(_open_tun(lab, offload), _config(mtu, offload), name="bench-send") as st:
+        link = _open_tun(lab, offload)
+        with Stack(link, _config(mtu, offload), name="bench-send") as st:
             s = st.socket()
             s.settimeout(min(timeout, 60))
             n = 0
@@ -182,7 +184,8 @@ def send_rawtcp(mtu: int, nbytes: int, expect_sha: str, timeout: float, progress
     ok = eof["bytes"] == nbytes and eof["sha256"] == expect_sha
     return Measure(_rate(nbytes, t1 - t0), ok, {"bytes": int(eof["bytes"]),
                                                  "seconds": round(t1 - t0, 4),
-                                                 "retransmits": rtx})
+                                                 "retransmits": rtx,
+                                                 **_link_details(link)})
 
 
 def send_bare(mtu: int, nbytes: int, expect_sha: str, timeout: float,
