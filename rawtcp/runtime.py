@@ -5,10 +5,12 @@ cause, and all link I/O. It waits (selectors) on the link's fd and a wake-up fd,
 until the earliest of the core's ``poll_at()`` (a heap: no scan of the connections), the next
 packet and the next packet held back by a fault rule.
 
-User calls come from other threads: each takes the stack lock, runs its core call, passes
-the segments it produced through the fault rules and the encoder (so the trace and pcap
-keep their order) onto a transmit queue, and wakes the loop: only the loop thread writes
-to the link, with the lock released. Waiters are
+User calls come from other threads: each takes the stack lock, runs its core call and
+passes the segments it produced through the fault rules and the encoder (so the trace and
+pcap keep their order) onto a transmit queue. The queue is written with the lock released,
+by one writer at a time (whichever thread finds nobody writing drains it), so packets leave
+in order and nobody waits for the lock during a link write. The loop is woken only when a
+call moved the next deadline earlier than the one it sleeps until. Waiters are
 woken through one condition variable. Readiness of the sockets' file descriptors is updated
 only for the connections whose state changed (``core.changed``), never by a scan.
 
@@ -28,6 +30,7 @@ import errno
 import logging
 import os
 import selectors
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -131,7 +134,9 @@ class Stack:
             "send_errors": 0,
         }
         self.addresses = [str(a) for a in getattr(link, "addresses", [])]
-        self._tx: list[bytes] = []       # encoded packets for the loop thread to write
+        self._tx: list[bytes] = []       # encoded packets waiting to be written, in order
+        self._writing = False            # a thread is writing _tx to the link (lock released)
+        self._sleep_until: int | None = 0  # the core time the loop sleeps until (None: idle)
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.error: BaseException | None = None
@@ -211,11 +216,21 @@ class Stack:
             self.check_alive()
             now = self.now()
             try:
-                return fn(now)
+                result = fn(now)
             finally:
                 self._flush(now)  # fault rules, encoding, pcap: in order, under the lock
                 self._after_change()
-                self._wake()      # the loop writes what was queued and re-reads poll_at()
+                if self._deadline_moved():
+                    self._wake()  # the loop re-reads poll_at()
+                tx = self._take_tx()
+                if tx and sys.exc_info()[0] is not None:
+                    self._tx[:0] = tx   # fn raised: hand the packets to the loop instead
+                    self._writing = False
+                    self._wake()
+                    tx = []
+        if tx:
+            self._write_tx(tx, now)
+        return result
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Block until ``predicate()`` (evaluated under the lock) holds; False on timeout."""
@@ -289,11 +304,13 @@ class Stack:
             while not self._stopping:
                 with self.lock:
                     deadline = self._next_deadline()
-                now = self.now()
-                if deadline is None:
-                    timeout = 1.0
-                else:
-                    timeout = min(max(0.0, (deadline - now) / 1e6), 1.0)
+                    now = self.now()
+                    if deadline is None:
+                        timeout = 1.0
+                        self._sleep_until = None
+                    else:
+                        timeout = min(max(0.0, (deadline - now) / 1e6), 1.0)
+                        self._sleep_until = deadline if timeout < 1.0 else None
                 ready = self._sel.select(timeout)
                 # A wake-up from here on writes the eventfd again (the next select returns at
                 # once); one before it is seen by the processing below, which takes the lock.
@@ -320,8 +337,9 @@ class Stack:
                         core.on_timer(now)
                     self._flush(now)
                     self._after_change()
-                    tx, self._tx = self._tx, []
-                self._send_all(tx, now)
+                    tx = self._take_tx()
+                if tx:
+                    self._write_tx(tx, now)
         except BaseException as exc:  # never silent: logged, traced, and sockets see it
             log.exception("rawtcp event loop failed")
             with self.lock:
@@ -439,6 +457,39 @@ class Stack:
             self._pcap.record(raw, self._wall0_us + now)
         return raw
 
+    def _deadline_moved(self) -> bool:
+        """Under the lock: is there a deadline earlier than the one the loop sleeps until?"""
+        if self.faults is not None:
+            return True               # held packets: let the loop look again
+        d = self.core.poll_at()
+        if d is None:
+            return False
+        until = self._sleep_until
+        return until is None or d < until
+
+    def _take_tx(self) -> list[bytes]:
+        """Under the lock: the queued packets if no other thread is writing (then this one
+        becomes the writer), else [] (the writer drains the queue before it stops)."""
+        if self._writing or not self._tx:
+            return []
+        self._writing = True
+        tx, self._tx = self._tx, []
+        return tx
+
+    def _write_tx(self, tx: list[bytes], now: int) -> None:
+        """Write with the lock released; then drain what others queued meanwhile. One
+        writer at a time, so packets leave in the order they were queued."""
+        try:
+            while tx:
+                self._send_all(tx, now)
+                with self.lock:
+                    tx, self._tx = self._tx, []
+        finally:
+            with self.lock:
+                self._writing = False
+                if self._tx:          # an exception left packets: the loop writes them
+                    self._wake()
+
     def _send_all(self, raws: list[bytes], now: int) -> None:
         """Write to the link (the lock is not held: user threads go on meanwhile)."""
         if not raws:
@@ -469,8 +520,9 @@ class Stack:
                     now = self.now()
                     self.core.close(now)
                     self._flush(now)
-                    tx, self._tx = self._tx, []
-                self._send_all(tx, now)
+                    tx = self._take_tx()
+                if tx:
+                    self._write_tx(tx, now)
             except Exception:  # noqa: BLE001 - closing must release resources regardless
                 log.exception("rawtcp: aborting connections on close failed")
         self._stopping = True
