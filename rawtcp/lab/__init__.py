@@ -11,8 +11,7 @@ Namespaces, nftables tables, the registry of kernel objects and the privilege ch
 plumbing in `rawtcp.host`, below both labs and links.
 """
 
-from rawtcp.host import registry  # re-export: commands.py (`from rawtcp.lab import registry`)
 from rawtcp.lab.tunlab import TunLab
 from rawtcp.lab.vethlab import VethLab
 
-__all__ = ["TunLab", "VethLab", "registry"]
+__all__ = ["TunLab", "VethLab"]

@@ -10,7 +10,6 @@ from typing import Any, Self
 
 from rawtcp.host import privileges, registry
 from rawtcp.host.netns import add_netns, delete_netns
-from rawtcp.host.netns import netns_exists as netns_exists  # re-export: commands.py
 from rawtcp.link.base import Link
 
 PREFIX = registry.PREFIX

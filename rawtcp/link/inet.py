@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from rawtcp.host.system import run  # noqa: F401 - moved to rawtcp.host; bench/run.py uses it here
-
 
 def csum(data: bytes, initial: int = 0) -> int:
     """RFC 1071 Internet checksum (ones' complement of the ones' complement sum)."""

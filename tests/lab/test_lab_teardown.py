@@ -8,7 +8,8 @@ import sys
 import pytest
 from lab_helpers import snapshot
 
-from rawtcp.lab import TunLab, VethLab, registry
+from rawtcp.host import registry
+from rawtcp.lab import TunLab, VethLab
 from rawtcp.lab.base import tag_pid
 from rawtcp.lab.cleanup import clean, list_labs
 from rawtcp.link import discover
