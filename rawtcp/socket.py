@@ -48,10 +48,10 @@ TCP_INFO = getattr(_socket, "TCP_INFO", 11)
 
 _SYNCHRONIZED_OPEN = SEND_OPEN
 _PEER_FINISHED = PEER_FINISHED
-MSG_PEEK = _socket.MSG_PEEK
-MSG_DONTWAIT = _socket.MSG_DONTWAIT
-MSG_WAITALL = _socket.MSG_WAITALL
-_SEND_FLAGS = MSG_DONTWAIT | _socket.MSG_NOSIGNAL | getattr(_socket, "MSG_MORE", 0)
+MSG_PEEK = int(_socket.MSG_PEEK)          # plain ints: an IntFlag test costs a Python call
+MSG_DONTWAIT = int(_socket.MSG_DONTWAIT)
+MSG_WAITALL = int(_socket.MSG_WAITALL)
+_SEND_FLAGS = MSG_DONTWAIT | int(_socket.MSG_NOSIGNAL) | int(getattr(_socket, "MSG_MORE", 0))
 _RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL
 _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 
@@ -110,6 +110,8 @@ class _Notifier:
 
 class Socket:
     """A TCP socket of a rawtcp stack. Create it with ``stack.socket(AF_INET, SOCK_STREAM)``."""
+
+    _known: dict[str, str] = {}   # literal addresses already checked by _resolve
 
     def __init__(self, stack, family: int | None = None, type: int | None = None, proto: int = 0,
                  *, _tcb=None, _binding=None) -> None:
@@ -179,6 +181,9 @@ class Socket:
             raise OverflowError("port must be 0-65535.")
         if host in ("", None):
             return "", port
+        known = self._known.get(host)
+        if known is not None and (":" in known) == (self.family == AF_INET6):
+            return known, port
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
@@ -190,6 +195,8 @@ class Socket:
             ip = ipaddress.ip_address(infos[0][4][0])
         if (ip.version == 6) != (self.family == AF_INET6):
             raise _err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
+        if isinstance(host, str) and len(Socket._known) < 4096 and str(ip) == host:
+            Socket._known[host] = host       # a literal address: no parsing next time
         return str(ip), port
 
     def _option_values(self) -> dict[str, Any]:

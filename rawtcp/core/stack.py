@@ -23,12 +23,21 @@ from .states import CLOSED, LISTEN, TIME_WAIT
 from .tcb import Tcb, TcbOptions
 from .timers import TimerQueue
 
+_CANON: dict[str, str] = {}
+
 
 def _canon(addr: str) -> str:
+    """The canonical text of an IP address (memoized: a stack sees few distinct ones)."""
+    c = _CANON.get(addr)
+    if c is not None:
+        return c
     try:
-        return str(ipaddress.ip_address(addr))
+        c = str(ipaddress.ip_address(addr))
     except ValueError:
         raise OSError(errno.EINVAL, f"{addr!r} is not an IPv4/IPv6 address") from None
+    if len(_CANON) < 4096:
+        _CANON[addr] = c
+    return c
 
 
 class Binding:
