@@ -190,6 +190,14 @@ def full_tcp_checksum(buf: bytearray | memoryview, base: int, lay: Layout) -> No
     buf[pos + 1] = c & 0xFF
 
 
+def checksums_ok(pkt: bytes | bytearray | memoryview, lay: Layout) -> bool:
+    """Do the IPv4 header checksum (if IPv4) and the transport checksum verify?"""
+    if pkt[0] >> 4 == 4 and ones_sum(pkt[:lay.l4]) != 0xFFFF:
+        return False
+    seg = pkt[lay.l4:lay.end]
+    return (ones_sum(seg) + pseudo_sum(lay, len(seg))) % 0xFFFF == 0
+
+
 # ------------------------------------------------------------------------- sending
 
 

@@ -270,3 +270,19 @@ def test_offload_send_one_large_segment_reaches_the_kernel_socket(family: str) -
         eof = srv.wait_event("eof", 15)
         assert eof["bytes"] == len(payload)
         assert eof["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+@pytest.mark.parametrize(("src", "dst"), [("10.0.0.1", "10.0.0.2"), ("fd00::1", "fd00::2")])
+def test_checksums_ok_verifies_ip_header_and_tcp(src: str, dst: str) -> None:
+    """What the link checks itself for packets the kernel flagged neither NEEDS_CSUM nor
+    DATA_VALID (RFC 9293 3.1 TCP checksum, RFC 791 3.1 header checksum)."""
+    good = _pkt(src, dst, os.urandom(5001), options=TS)
+    lay = vnet.layout(good)
+    assert lay is not None and vnet.checksums_ok(good, lay)
+    bad_tcp = bytearray(good)
+    bad_tcp[-1] ^= 0x01
+    assert not vnet.checksums_ok(bytes(bad_tcp), lay)
+    if src.count(".") == 3:
+        bad_ip = bytearray(good)
+        bad_ip[8] ^= 0x01                                     # TTL, under the header sum
+        assert not vnet.checksums_ok(bytes(bad_ip), lay)
