@@ -40,6 +40,7 @@ from rawtcp import wire
 from rawtcp.core.config import Config
 from rawtcp.core.segment import Packet
 from rawtcp.core.stack import Stack as CoreStack
+from rawtcp.trace import encode_packet
 
 log = logging.getLogger("rawtcp")
 
@@ -140,12 +141,10 @@ class Stack:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.error: BaseException | None = None
-        # packets a delay rule holds back, per direction (rawtcp.faults.ReleaseQueue)
-        self._delayed: dict[str, Any] = {}
         if self.faults is not None:
-            from rawtcp.faults import ReleaseQueue
-
-            self._delayed = {"in": ReleaseQueue(), "out": ReleaseQueue()}
+            # the engine holds every packet a rule keeps back (delayed, reordered) and hands
+            # them out through release_due(); the runtime keeps no queue of its own
+            self.faults.hold_delays = True
         # fn(closing) runs on a stack failure (False) or close (True): sockets refresh or
         # release their file descriptors
         self._watchers: set[Callable[[bool], None]] = set()
@@ -288,10 +287,6 @@ class Stack:
     # ------------------------------------------------------------------ the loop
     def _next_deadline(self) -> int | None:
         deadline = self.core.poll_at()
-        for q in self._delayed.values():
-            h = q.next_at()
-            if h is not None:
-                deadline = h if deadline is None else min(deadline, h)
         pr = self._fault_release_at()
         if pr is not None:
             deadline = pr if deadline is None else min(deadline, pr)
@@ -330,7 +325,7 @@ class Stack:
                     now = self.now()
                     if frames:
                         self._input(frames, now)
-                    if self._delayed:
+                    if self.faults is not None:
                         self._release_held(now)
                     pa = core.poll_at()
                     if pa is not None and pa <= now:
@@ -404,9 +399,6 @@ class Stack:
 
     def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int,
                     batch: list[Packet]) -> None:
-        if when > now:
-            self._delayed["in"].push([(when, pkt, corrupt)])
-            return
         if corrupt:
             # What the core would see after a checksum check: nothing. Count it as such.
             self.counters["dropped_corrupt"] += 1
@@ -417,14 +409,9 @@ class Stack:
     def _release_held(self, now: int) -> None:
         batch: list[Packet] = []
         out: list[tuple[Packet, bool]] = []
-        if self.faults is not None:
-            for when, p, corrupt in self.faults.release_due(now, "in"):
-                self._deliver_in(when, p, corrupt, now, batch)
-            for _when, p, corrupt in self.faults.release_due(now, "out"):
-                out.append((p, corrupt))
-        for _when, p, corrupt in self._delayed["in"].pop_due(now):
-            self._deliver_in(now, p, corrupt, now, batch)
-        for _when, p, corrupt in self._delayed["out"].pop_due(now):
+        for when, p, corrupt in self.faults.release_due(now, "in"):
+            self._deliver_in(when, p, corrupt, now, batch)
+        for _when, p, corrupt in self.faults.release_due(now, "out"):
             out.append((p, corrupt))
         if batch:
             self.core.on_packets(batch, now)
@@ -443,16 +430,12 @@ class Stack:
             out.extend([encode(pkt, False, now) for pkt in pkts])
             return
         for pkt in pkts:
-            for when, p, corrupt in self.faults.process("out", pkt, now):
-                if when > now:
-                    self._delayed["out"].push([(when, p, corrupt)])
-                else:
-                    out.append(encode(p, corrupt, now))
+            for _when, p, corrupt in self.faults.process("out", pkt, now):
+                out.append(encode(p, corrupt, now))   # only what is due now: the engine
+                #                                       holds the rest (hold_delays)
 
     def _encode(self, pkt: Packet, corrupt: bool, now: int) -> bytes:
-        raw = _encode_ip(pkt)
-        if corrupt:
-            raw = wire.corrupt_checksum(raw)
+        raw = encode_packet(pkt, True) if corrupt else _encode_ip(pkt)
         if self._pcap is not None:
             self._pcap.record(raw, self._wall0_us + now)
         return raw

@@ -19,25 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.core.segment import Flags, flags_str
+from rawtcp.core.states import State
 
 __all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "STATES", "FlagMatch", "NumMatch", "Rule",
            "RuleError", "parse_action_rule", "parse_rule"]
 
 ACTIONS = ("drop", "delay", "duplicate", "reorder", "corrupt")
 KEYS = ("dir", "flags", "state", "seq", "len", "nth", "count", "p", "seed", "ms", "copies", "after")
-STATES = (
-    "CLOSED",
-    "LISTEN",
-    "SYN_SENT",
-    "SYN_RECEIVED",
-    "ESTABLISHED",
-    "FIN_WAIT_1",
-    "FIN_WAIT_2",
-    "CLOSE_WAIT",
-    "CLOSING",
-    "LAST_ACK",
-    "TIME_WAIT",
-)
+STATES = tuple(s.name for s in State)   # the RFC 9293 names, from the one state module
 DEFAULT_REORDER_MS = 1000.0
 
 
