@@ -65,8 +65,11 @@ class Recovery:
             cc.on_dupack_in_recovery()
             return False
         # RFC 5681 3.2 fast retransmit; RFC 6675 5 step 4 (DupAcks >= DupThresh or
-        # IsLost(SND.UNA): DupThresh segments SACKed above it).
-        lost = self.dupacks >= 3 or (self.sack and self.scoreboard.sacked_bytes() >= 3 * smss)
+        # IsLost(SND.UNA)). RFC 6675 4 IsLost: DupThresh discontiguous SACKed ranges above
+        # it, or more than (DupThresh - 1) * SMSS bytes SACKed above it (three segments
+        # shortened by a SACK option still count).
+        sb = self.scoreboard
+        lost = self.dupacks >= 3 or (self.sack and (len(sb) >= 3 or sb.sacked_bytes() > 2 * smss))
         if not (lost and cc.can_enter_recovery(una)):
             return False
         cc.enter_recovery(snd_max - una, snd_max)

@@ -367,14 +367,29 @@ class TcbInput:
                         self.rbuf += more
                     self.rcv_nxt += len(more)
                 self.ack_now = True
-            elif self.cfg.delayed_ack <= 0 or self.rcv_nxt - self.last_ack_sent >= 2 * self.smss:
+            elif self.cfg.delayed_ack <= 0 or self.rcv_nxt - self.last_ack_sent > self.smss:
+                # RFC 5681 4.2: an ACK for at least every second full-sized segment. A
+                # full-sized segment is often shorter than SMSS (its SACK option takes
+                # room), so count "more than one SMSS unacknowledged", as Linux's
+                # __tcp_ack_snd_check (rcv_nxt - rcv_wup > rcv_mss); two 1428-byte segments
+                # must not wait for the delayed-ACK timer.
                 self.ack_now = True
             elif "delack" not in self.timers.deadlines:
                 # RFC 1122 4.2.3.2 allows up to 500 ms; we never wait more than 200 ms.
                 self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX), now)
         else:
-            self.out_of_order.add(start, bytes(payload))
+            ooo = self.out_of_order
+            ooo.add(start, bytes(payload))
             self.ack_now = True
+            # A peer must not make one connection hold more than ~2x its receive buffer
+            # (rbuf + out-of-order data with its per-piece overhead): drop out-of-order
+            # data from the top, as Linux's tcp_prune_ofo_queue (SACK may renege, RFC 2018
+            # 8: the sender keeps its data until the cumulative ACK).
+            limit = self.options.rcvbuf + self.options.rcvbuf // 8
+            if ooo.cost > limit:
+                dropped = ooo.prune(limit)
+                self.stack.counters["ooo_pruned_bytes"] += dropped
+                self._trace(now, "prune", bytes=dropped, reason="out-of-order memory")
 
     # ------------------------------------------------------------------ ACK processing
     def _ack_advance(self: Tcb, ack: int, now: int) -> int:

@@ -466,3 +466,24 @@ def test_sender_sws_override_timeout_sends_what_the_window_allows(est: Harness) 
     h.tcb.send(bytes(4000), T + 11 * MS)
     h.recv_nothing(at=T + 11 * MS + RTO - 1)
     h.recv([u(seq=ISS + 4001, payload=bytes(100))], at=T + 11 * MS + RTO)
+
+
+def test_out_of_order_memory_is_bounded_against_a_hostile_peer(est: Harness) -> None:
+    """A peer that sends 1-byte segments into every other byte of the window (each piece
+    costs more than its byte) cannot make the connection hold more than its receive buffer
+    (+1/8) of out-of-order data: the highest data is pruned (as Linux's
+    tcp_prune_ofo_queue; RFC 2018 8 lets a receiver renege on SACKed data), the lowest is
+    kept, and filling the first hole still delivers in order."""
+    h = est
+    n = RCVBUF // 2 - 1
+    for i in range(n):
+        h.send(p(seq=PISS + 2 + 2 * i, flags="A", payload=b"z"), at=T)
+    ooo = h.tcb.out_of_order
+    assert ooo.cost <= RCVBUF + RCVBUF // 8
+    assert h.stack.counters["ooo_pruned_bytes"] > 0
+    kept = ooo.nbytes
+    assert 0 < kept < n
+    assert [e for e in h.events if e["ev"] == "prune"]
+    h.take()
+    h.send(p(seq=PISS + 1, flags="A", payload=b"a"), at=T + 1)   # fill the first hole
+    assert h.tcb.recv(10, T + 2) == b"az"                       # the lowest piece was kept
