@@ -2,9 +2,10 @@
 is ambiguous when several test directories have one) in the style of smoltcp's tcp.rs.
 
 ``Harness`` wraps one core Stack on a virtual clock. The peer is us, the test: we craft its
-segments with ``p(...)`` (peer -> stack) and state what the stack must send with ``u(...)``
-(stack -> peer). ``send(seg, at=t)`` delivers; ``recv([...], at=t)`` runs timers up to t and
-asserts exactly these segments were sent, nothing else; ``recv_nothing(at=t)``.
+segments with ``from_peer(...)`` (peer -> stack) and state what the stack must send with
+``to_peer(...)`` (stack -> peer). ``send(seg, at=t)`` delivers; ``recv([...], at=t)`` runs
+timers up to t and asserts exactly these segments were sent, nothing else;
+``recv_nothing(at=t)``.
 
 Numbers: our ISS is ``ISS`` (injected ISN generator), the peer's is ``PISS``. Fixtures put a
 connection in each RFC 9293 state with options off (MSS only), rcvbuf 64000, RTO 200 ms
@@ -44,16 +45,16 @@ def _flags(f: str | Flags) -> Flags:
     return parse_flags(f) if isinstance(f, str) else f
 
 
-def p(seq: int = PISS + 1, ack: int = ISS + 1, flags: str | Flags = "A", win: int = 64000,
-      payload: bytes = b"", opts: Options = Options(), sport: int = RPORT,
-      dport: int = LPORT) -> Segment:
+def from_peer(seq: int = PISS + 1, ack: int = ISS + 1, flags: str | Flags = "A",
+              win: int = 64000, payload: bytes = b"", opts: Options = Options(),
+              sport: int = RPORT, dport: int = LPORT) -> Segment:
     """A segment from the peer to the stack (absolute seq/ack, masked)."""
     return Segment(sport, dport, seq & MASK, ack & MASK, _flags(flags), win, opts, payload)
 
 
-def u(seq: int = ISS + 1, ack: int = PISS + 1, flags: str | Flags = "A", win: int = RCVBUF,
-      payload: bytes = b"", opts: Options = Options(), sport: int = LPORT,
-      dport: int = RPORT) -> Segment:
+def to_peer(seq: int = ISS + 1, ack: int = PISS + 1, flags: str | Flags = "A",
+            win: int = RCVBUF, payload: bytes = b"", opts: Options = Options(),
+            sport: int = LPORT, dport: int = RPORT) -> Segment:
     """A segment the stack must send to the peer."""
     f = _flags(flags)
     return Segment(sport, dport, seq & MASK, (ack & MASK) if f & Flags.ACK else 0, f, win,
@@ -120,9 +121,9 @@ class Harness:
     def passive_open(self) -> Tcb:
         """LISTEN -> SYN_RECEIVED -> ESTABLISHED at t = RTT."""
         self.listen()
-        self.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=0)
-        self.recv([u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
-        self.send(p(), at=RTT)
+        self.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=0)
+        self.recv([to_peer(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
+        self.send(from_peer(), at=RTT)
         self.recv_nothing()
         t = self.listener.accept()
         assert t is not None and t.state is State.ESTABLISHED
@@ -134,8 +135,9 @@ class Harness:
         self._pending = []
         b = self.stack.bind(US, LPORT)
         self.tcb = self.stack.connect(b, US, PEER, RPORT, 0)
-        self.recv([u(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
-        self.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=RTT)
-        self.recv([u()])
+        self.recv([to_peer(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535),
+                           opts=Options(mss=MSS))])
+        self.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=RTT)
+        self.recv([to_peer()])
         assert self.tcb.state is State.ESTABLISHED
         return self.tcb

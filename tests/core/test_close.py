@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import errno
 
-from core_harness import ISS, PISS, RCVBUF, RTO, Harness, p, plain_config, u
+from core_harness import ISS, PISS, RCVBUF, RTO, Harness, from_peer, plain_config, to_peer
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State
@@ -19,10 +19,10 @@ def test_active_close_full_sequence(fin_wait_1: Harness) -> None:
     """RFC 9293 3.6 figure 12 (normal close): FIN_WAIT_1 -> FIN_WAIT_2 -> TIME_WAIT ->
     CLOSED after 2*MSL."""
     h = fin_wait_1
-    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.send(from_peer(ack=ISS + 2), at=30 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
-    h.send(p(flags="FA", ack=ISS + 2), at=40 * MS)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=40 * MS)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=40 * MS + TW - 1)
     assert h.tcb.state is State.TIME_WAIT
@@ -36,15 +36,15 @@ def test_active_close_full_sequence(fin_wait_1: Harness) -> None:
 def test_fin_wait_1_fin_with_ack_goes_straight_to_time_wait(fin_wait_1: Harness) -> None:
     """RFC 9293 3.10.7.4 eighth (FIN-WAIT-1): FIN that also acks our FIN -> TIME_WAIT."""
     h = fin_wait_1
-    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
 
 
 def test_fin_wait_1_retransmits_fin_at_rto_then_twice_rto(fin_wait_1: Harness) -> None:
     """RFC 6298 5.4-5.5 + RFC 9293 3.10.4: FIN retransmitted at RTO, then 2*RTO, none before."""
     h = fin_wait_1
-    fin = u(flags="FA")
+    fin = to_peer(flags="FA")
     t0 = 20 * MS
     h.recv_nothing(at=t0 + RTO - 1)
     h.recv([fin], at=t0 + RTO)
@@ -61,9 +61,9 @@ def test_fin_wait_1_fin_retransmission_runs_out_to_etimedout() -> None:
     h = Harness(plain_config(retries2=2))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS + RTO)
-    h.recv([u(flags="FA")], at=20 * MS + 3 * RTO)
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.recv([to_peer(flags="FA")], at=20 * MS + RTO)
+    h.recv([to_peer(flags="FA")], at=20 * MS + 3 * RTO)
     h.recv_nothing(at=20 * MS + 7 * RTO)
     assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
 
@@ -72,11 +72,11 @@ def test_close_sends_queued_data_before_fin(est: Harness) -> None:
     """RFC 9293 3.10.4 CLOSE: the FIN follows all queued data (here in the same segment)."""
     h = est
     h.tcb.send(b"bye", 20 * MS)
-    h.recv([u(flags="PA", payload=b"bye")], at=20 * MS)
+    h.recv([to_peer(flags="PA", payload=b"bye")], at=20 * MS)
     h.tcb.close(21 * MS)
     assert h.tcb.state is State.FIN_WAIT_1
-    h.recv([u(seq=ISS + 4, flags="FA")], at=21 * MS)
-    h.send(p(ack=ISS + 5), at=30 * MS)
+    h.recv([to_peer(seq=ISS + 4, flags="FA")], at=21 * MS)
+    h.send(from_peer(ack=ISS + 5), at=30 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
 
 
@@ -85,8 +85,8 @@ def test_orphaned_fin_wait_2_times_out() -> None:
     h = Harness(plain_config(fin_timeout=10 * SEC))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.send(from_peer(ack=ISS + 2), at=30 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
     h.recv_nothing(at=30 * MS + 10 * SEC - 1)
     assert h.tcb.state is State.FIN_WAIT_2
@@ -100,14 +100,14 @@ def test_half_close_fin_wait_2_has_no_timeout_and_receives_data() -> None:
     h = Harness(plain_config(fin_timeout=10 * SEC))
     h.passive_open()
     h.tcb.shutdown(1, 20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.send(from_peer(ack=ISS + 2), at=30 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
     h.recv_nothing(at=100 * SEC)
     assert h.tcb.state is State.FIN_WAIT_2
-    h.send(p(ack=ISS + 2, flags="PA", payload=b"more"), at=101 * SEC)
-    h.send(p(seq=PISS + 5, ack=ISS + 2, flags="FA"), at=101 * SEC)
-    h.recv([u(seq=ISS + 2, ack=PISS + 6, win=RCVBUF - 5)])
+    h.send(from_peer(ack=ISS + 2, flags="PA", payload=b"more"), at=101 * SEC)
+    h.send(from_peer(seq=PISS + 5, ack=ISS + 2, flags="FA"), at=101 * SEC)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 6, win=RCVBUF - 5)])
     assert h.tcb.state is State.TIME_WAIT
     assert h.tcb.recv(100, 101 * SEC) == b"more" and h.tcb.eof
 
@@ -129,9 +129,9 @@ def test_passive_close_close_wait_last_ack_closed(close_wait: Harness) -> None:
     h = close_wait
     assert h.tcb.eof
     h.tcb.close(30 * MS)
-    h.recv([u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)], at=30 * MS)
+    h.recv([to_peer(flags="FA", ack=PISS + 2, win=RCVBUF - 1)], at=30 * MS)
     assert h.tcb.state is State.LAST_ACK
-    h.send(p(seq=PISS + 2, ack=ISS + 2), at=40 * MS)
+    h.send(from_peer(seq=PISS + 2, ack=ISS + 2), at=40 * MS)
     assert h.tcb.state is State.CLOSED and h.tcb.error is None
     h.recv_nothing(at=10 * SEC)
 
@@ -140,19 +140,19 @@ def test_close_wait_can_still_send(close_wait: Harness) -> None:
     """RFC 9293 3.10.2 SEND in CLOSE-WAIT: allowed (half-close from the peer)."""
     h = close_wait
     assert h.tcb.send(b"late", 25 * MS) == 4
-    h.recv([u(flags="PA", ack=PISS + 2, payload=b"late", win=RCVBUF - 1)], at=25 * MS)
+    h.recv([to_peer(flags="PA", ack=PISS + 2, payload=b"late", win=RCVBUF - 1)], at=25 * MS)
 
 
 def test_last_ack_retransmits_fin_with_backoff(last_ack: Harness) -> None:
     """RFC 6298 5.4-5.5: LAST_ACK retransmits its FIN at RTO, then 2*RTO, nothing before."""
     h = last_ack
-    fin = u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
+    fin = to_peer(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
     t0 = 30 * MS
     h.recv_nothing(at=t0 + RTO - 1)
     h.recv([fin], at=t0 + RTO)
     h.recv_nothing(at=t0 + 3 * RTO - 1)
     h.recv([fin], at=t0 + 3 * RTO)
-    h.send(p(seq=PISS + 2, ack=ISS + 2), at=t0 + 3 * RTO + 10 * MS)
+    h.send(from_peer(seq=PISS + 2, ack=ISS + 2), at=t0 + 3 * RTO + 10 * MS)
     assert h.tcb.state is State.CLOSED
 
 
@@ -160,7 +160,7 @@ def test_last_ack_retransmits_fin_with_backoff(last_ack: Harness) -> None:
 def test_simultaneous_close_via_closing(closing: Harness) -> None:
     """RFC 9293 3.6 figure 13: FIN_WAIT_1 -> CLOSING -> TIME_WAIT -> CLOSED."""
     h = closing
-    h.send(p(seq=PISS + 2, ack=ISS + 2), at=30 * MS)
+    h.send(from_peer(seq=PISS + 2, ack=ISS + 2), at=30 * MS)
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=30 * MS + TW)
     assert h.tcb.state is State.CLOSED
@@ -171,7 +171,7 @@ def test_simultaneous_close_via_closing(closing: Harness) -> None:
 def test_closing_retransmits_fin_with_backoff(closing: Harness) -> None:
     """RFC 6298 5.4-5.5: in CLOSING the unacked FIN is retransmitted at RTO, 2*RTO."""
     h = closing
-    fin = u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
+    fin = to_peer(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
     t0 = 20 * MS  # the FIN was first sent at 20 ms
     h.recv_nothing(at=t0 + RTO - 1)
     h.recv([fin], at=t0 + RTO)
@@ -185,8 +185,8 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_2msl(time_wait: Harness
     timeout restarts."""
     h = time_wait
     t1 = 40 * MS + 10 * SEC
-    h.send(p(flags="FA", ack=ISS + 2), at=t1)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=t1)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     h.recv_nothing(at=40 * MS + TW)
     assert h.tcb.state is State.TIME_WAIT  # would have ended here without the restart
     h.recv_nothing(at=t1 + TW - 1)
@@ -198,7 +198,7 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_2msl(time_wait: Harness
 def test_time_wait_ignores_rst_rfc1337(time_wait: Harness) -> None:
     """RFC 1337: RST in TIME_WAIT is ignored (TIME-WAIT assassination protection)."""
     h = time_wait
-    h.send(p(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
+    h.send(from_peer(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
     h.recv_nothing()
     assert h.tcb.state is State.TIME_WAIT
     assert h.stack.counters["dropped_rfc1337"] == 1
@@ -209,11 +209,11 @@ def test_time_wait_rst_closes_without_rfc1337() -> None:
     h = Harness(plain_config(rfc1337=False))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
-    h.send(p(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
+    h.send(from_peer(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
     assert h.tcb.state is State.CLOSED
 
 
@@ -224,75 +224,75 @@ def test_time_wait_zero_ablation_late_fin_meets_rst() -> None:
     h = Harness(plain_config(time_wait=0))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.CLOSED
     assert ("TIME_WAIT", "CLOSED") in h.state_events()
-    h.send(p(flags="FA", ack=ISS + 2), at=300 * MS)
-    h.recv([u(seq=ISS + 2, ack=0, flags="R", win=0)])
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=300 * MS)
+    h.recv([to_peer(seq=ISS + 2, ack=0, flags="R", win=0)])
 
 
 # ------------------------------------------------------------------ RST in every state
 def test_rst_in_established_is_econnreset(est: Harness) -> None:
     """RFC 9293 3.10.7.4 second (ESTABLISHED): RST -> ECONNRESET, CLOSED."""
-    est.send(p(flags="R", win=0), at=20 * MS)
+    est.send(from_peer(flags="R", win=0), at=20 * MS)
     assert est.tcb.state is State.CLOSED and est.tcb.error == errno.ECONNRESET
 
 
 def test_rst_in_fin_wait_1_and_2(fin_wait_1: Harness) -> None:
     """RFC 9293 3.10.7.4 second (FIN-WAIT-1/2): RST -> CLOSED with ECONNRESET."""
-    fin_wait_1.send(p(flags="R", win=0), at=25 * MS)
+    fin_wait_1.send(from_peer(flags="R", win=0), at=25 * MS)
     assert fin_wait_1.tcb.state is State.CLOSED
     assert fin_wait_1.tcb.error == errno.ECONNRESET
 
 
 def test_rst_in_fin_wait_2(fin_wait_2: Harness) -> None:
     """RFC 9293 3.10.7.4 second (FIN-WAIT-2)."""
-    fin_wait_2.send(p(flags="R", win=0), at=35 * MS)
+    fin_wait_2.send(from_peer(flags="R", win=0), at=35 * MS)
     assert fin_wait_2.tcb.state is State.CLOSED
 
 
 def test_rst_in_close_wait(close_wait: Harness) -> None:
     """RFC 9293 3.10.7.4 second (CLOSE-WAIT)."""
-    close_wait.send(p(seq=PISS + 2, flags="R", win=0), at=25 * MS)
+    close_wait.send(from_peer(seq=PISS + 2, flags="R", win=0), at=25 * MS)
     assert close_wait.tcb.state is State.CLOSED
     assert close_wait.tcb.error == errno.ECONNRESET
 
 
 def test_rst_in_closing_and_last_ack(closing: Harness) -> None:
     """RFC 9293 3.10.7.4 second (CLOSING, LAST-ACK): RST -> CLOSED, no error."""
-    closing.send(p(seq=PISS + 2, flags="R", win=0), at=30 * MS)
+    closing.send(from_peer(seq=PISS + 2, flags="R", win=0), at=30 * MS)
     assert closing.tcb.state is State.CLOSED and closing.tcb.error is None
 
 
 def test_rst_in_last_ack(last_ack: Harness) -> None:
     """RFC 9293 3.10.7.4 second (LAST-ACK)."""
-    last_ack.send(p(seq=PISS + 2, flags="R", win=0), at=35 * MS)
+    last_ack.send(from_peer(seq=PISS + 2, flags="R", win=0), at=35 * MS)
     assert last_ack.tcb.state is State.CLOSED and last_ack.tcb.error is None
 
 
 def test_close_with_unread_data_sends_rst(est: Harness) -> None:
     """Linux / RFC 2525 2.17: close() with unread received data sends RST, not FIN."""
     h = est
-    h.send(p(flags="PA", payload=b"unread"), at=20 * MS)
+    h.send(from_peer(flags="PA", payload=b"unread"), at=20 * MS)
     h.tcb.close(21 * MS)
-    h.recv([u(ack=PISS + 7, flags="RA", win=0)], at=21 * MS)
+    h.recv([to_peer(ack=PISS + 7, flags="RA", win=0)], at=21 * MS)
     assert h.tcb.state is State.CLOSED
 
 
 def test_abort_sends_rst(est: Harness) -> None:
     """RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>, CLOSED."""
     est.tcb.abort(20 * MS)
-    est.recv([u(flags="RA", win=0)], at=20 * MS)
+    est.recv([to_peer(flags="RA", win=0)], at=20 * MS)
     assert est.tcb.state is State.CLOSED
 
 
 def test_data_after_close_in_fin_wait_2_gets_rst(fin_wait_2: Harness) -> None:
     """Linux (RFC 2525 2.17): data arriving for an orphaned connection -> RST, CLOSED."""
     h = fin_wait_2
-    h.send(p(ack=ISS + 2, flags="PA", payload=b"zzz"), at=35 * MS)
-    h.recv([u(seq=ISS + 2, ack=PISS + 1, flags="RA", win=0)])
+    h.send(from_peer(ack=ISS + 2, flags="PA", payload=b"zzz"), at=35 * MS)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 1, flags="RA", win=0)])
     assert h.tcb.state is State.CLOSED
 
 
@@ -305,8 +305,8 @@ def test_new_syn_in_time_wait_reopens_when_listening(time_wait: Harness) -> None
 
     h = time_wait
     old = h.tcb
-    h.send(p(seq=PISS + 100_000, ack=0, flags="S", opts=Options(mss=MSS)), at=1 * SEC)
-    h.recv([u(seq=ISS, ack=PISS + 100_001, flags="SA", win=64000, opts=Options(mss=MSS))])
+    h.send(from_peer(seq=PISS + 100_000, ack=0, flags="S", opts=Options(mss=MSS)), at=1 * SEC)
+    h.recv([to_peer(seq=ISS, ack=PISS + 100_001, flags="SA", win=64000, opts=Options(mss=MSS))])
     assert old.state is State.CLOSED
     assert ("TIME_WAIT", "CLOSED") in h.state_events()
 
@@ -314,8 +314,8 @@ def test_new_syn_in_time_wait_reopens_when_listening(time_wait: Harness) -> None
 def test_old_syn_in_time_wait_is_acked(time_wait: Harness) -> None:
     """RFC 9293 3.10.7.4: an old SYN in TIME_WAIT is just ACKed (no new connection)."""
     h = time_wait
-    h.send(p(seq=PISS - 10, ack=0, flags="S"), at=1 * SEC)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.send(from_peer(seq=PISS - 10, ack=0, flags="S"), at=1 * SEC)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
 
 
@@ -340,21 +340,21 @@ def test_closing_fin_retransmission_runs_out_to_etimedout() -> None:
     h = Harness(plain_config(retries2=2))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.send(p(flags="FA"), at=25 * MS)           # crossing FIN, ours not acked
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.send(from_peer(flags="FA"), at=25 * MS)           # crossing FIN, ours not acked
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.CLOSING
-    _retries_out(h, u(flags="FA", ack=PISS + 2, win=RCVBUF - 1), 20 * MS)
+    _retries_out(h, to_peer(flags="FA", ack=PISS + 2, win=RCVBUF - 1), 20 * MS)
 
 
 def test_last_ack_fin_retransmission_runs_out_to_etimedout() -> None:
     """RFC 9293 3.8.3 R2 in LAST_ACK: the unacknowledged FIN is given up -> ETIMEDOUT."""
     h = Harness(plain_config(retries2=2))
     h.passive_open()
-    h.send(p(flags="FA"), at=20 * MS)
-    h.recv([u(ack=PISS + 2, win=RCVBUF - 1)])
+    h.send(from_peer(flags="FA"), at=20 * MS)
+    h.recv([to_peer(ack=PISS + 2, win=RCVBUF - 1)])
     h.tcb.close(30 * MS)
-    fin = u(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
+    fin = to_peer(flags="FA", ack=PISS + 2, win=RCVBUF - 1)
     h.recv([fin], at=30 * MS)
     assert h.tcb.state is State.LAST_ACK
     _retries_out(h, fin, 30 * MS)
@@ -373,7 +373,7 @@ def test_fin_wait_1_exact_retry_count() -> None:
         t = h.stack.poll_at()
         got = h.take(at=t)
         if got:
-            assert got == [u(flags="FA")]
+            assert got == [to_peer(flags="FA")]
             times.append(t)
     assert h.tcb.error == errno.ETIMEDOUT and len(times) == 15
     gaps = [b - a for a, b in zip([20 * MS] + times, times, strict=False)]
@@ -388,8 +388,8 @@ def test_shutdown_then_close_starts_fin_timeout_at_close() -> None:
     h = Harness(plain_config(fin_timeout=10 * SEC))
     h.passive_open()
     h.tcb.shutdown(1, 20 * MS)
-    h.recv([u(flags="FA")], at=20 * MS)
-    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.recv([to_peer(flags="FA")], at=20 * MS)
+    h.send(from_peer(ack=ISS + 2), at=30 * MS)
     h.recv_nothing(at=50 * SEC)
     assert h.tcb.state is State.FIN_WAIT_2
     h.tcb.close(50 * SEC)
@@ -407,10 +407,10 @@ def test_orphan_fin_wait_2_gets_peer_fin_before_timeout() -> None:
     h = Harness(plain_config(fin_timeout=10 * SEC))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.send(p(ack=ISS + 2), at=30 * MS)
+    h.send(from_peer(ack=ISS + 2), at=30 * MS)
     h.take()
-    h.send(p(flags="FA", ack=ISS + 2), at=5 * SEC)
-    h.recv([u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=5 * SEC)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=5 * SEC + TW - 1)
     assert h.tcb.state is State.TIME_WAIT
@@ -423,17 +423,17 @@ def test_fin_is_not_sent_into_a_zero_window(est: Harness) -> None:
     window close() queues it (FIN_WAIT_1 at once) and the persist timer probes (SND.UNA-1,
     no FIN) with backoff; the FIN goes out when the window opens."""
     h = est
-    h.send(p(win=0), at=20 * MS)
+    h.send(from_peer(win=0), at=20 * MS)
     h.tcb.close(30 * MS)
     assert h.tcb.state is State.FIN_WAIT_1
     h.recv_nothing(at=30 * MS + RTO - 1)
-    probe = u(seq=ISS)
+    probe = to_peer(seq=ISS)
     h.recv([probe], at=30 * MS + RTO)
     h.recv_nothing(at=30 * MS + 3 * RTO - 1)
     h.recv([probe], at=30 * MS + 3 * RTO)
-    h.send(p(win=1000), at=1 * SEC)
-    h.recv([u(flags="FA")])
-    h.send(p(ack=ISS + 2), at=1 * SEC + 10 * MS)
+    h.send(from_peer(win=1000), at=1 * SEC)
+    h.recv([to_peer(flags="FA")])
+    h.send(from_peer(ack=ISS + 2), at=1 * SEC + 10 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
 
 
@@ -442,10 +442,10 @@ def test_fin_arriving_before_the_data_it_follows(est: Harness) -> None:
     arrived. An early data+FIN segment is held (immediate duplicate ACK, RFC 5681 4.2);
     when the hole is filled the FIN is acked with the data and CLOSE_WAIT begins."""
     h = est
-    h.send(p(seq=PISS + 4, flags="FPA", payload=b"def"), at=30 * MS)
-    h.recv([u()])
+    h.send(from_peer(seq=PISS + 4, flags="FPA", payload=b"def"), at=30 * MS)
+    h.recv([to_peer()])
     assert h.tcb.state is State.ESTABLISHED and not h.tcb.eof
-    h.send(p(flags="PA", payload=b"abc"), at=31 * MS)
-    h.recv([u(ack=PISS + 8, win=RCVBUF - 7)])
+    h.send(from_peer(flags="PA", payload=b"abc"), at=31 * MS)
+    h.recv([to_peer(ack=PISS + 8, win=RCVBUF - 7)])
     assert h.tcb.state is State.CLOSE_WAIT
     assert h.tcb.recv(100, 32 * MS) == b"abcdef" and h.tcb.eof

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 
-from core_harness import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, p, plain_config, u
+from core_harness import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, from_peer, plain_config, to_peer
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State
@@ -19,29 +19,29 @@ T = 20 * MS
 def test_delayed_ack_fires_after_timeout(est: Harness) -> None:
     """RFC 1122 4.2.3.2: an ACK may be delayed (here 40 ms, < 500 ms)."""
     h = est
-    h.send(p(flags="PA", payload=b"x" * 100), at=T)
+    h.send(from_peer(flags="PA", payload=b"x" * 100), at=T)
     h.recv_nothing(at=T + 40 * MS - 1)
-    h.recv([u(ack=PISS + 101, win=RCVBUF - 100)], at=T + 40 * MS)
+    h.recv([to_peer(ack=PISS + 101, win=RCVBUF - 100)], at=T + 40 * MS)
     assert h.tcb.recv(1000, T + 41 * MS) == b"x" * 100
 
 
 def test_delayed_ack_every_second_full_segment(est: Harness) -> None:
     """RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second full-sized segment."""
     h = est
-    h.send(p(flags="A", payload=b"a" * MSS), at=T)
+    h.send(from_peer(flags="A", payload=b"a" * MSS), at=T)
     h.recv_nothing()
-    h.send(p(seq=PISS + 1 + MSS, flags="A", payload=b"b" * MSS), at=T + 1)
-    h.recv([u(ack=PISS + 1 + 2 * MSS, win=RCVBUF - 2 * MSS)])
+    h.send(from_peer(seq=PISS + 1 + MSS, flags="A", payload=b"b" * MSS), at=T + 1)
+    h.recv([to_peer(ack=PISS + 1 + 2 * MSS, win=RCVBUF - 2 * MSS)])
 
 
 def test_out_of_order_data_is_acked_at_once(est: Harness) -> None:
     """RFC 5681 4.2 / RFC 1122 4.2.2.21: out-of-order data -> immediate duplicate ACK;
     filling the hole -> immediate ACK of everything."""
     h = est
-    h.send(p(seq=PISS + 101, flags="PA", payload=b"y" * 100), at=T)
-    h.recv([u(ack=PISS + 1)])
-    h.send(p(seq=PISS + 1, flags="A", payload=b"x" * 100), at=T + 1)
-    h.recv([u(ack=PISS + 201, win=RCVBUF - 200)])
+    h.send(from_peer(seq=PISS + 101, flags="PA", payload=b"y" * 100), at=T)
+    h.recv([to_peer(ack=PISS + 1)])
+    h.send(from_peer(seq=PISS + 1, flags="A", payload=b"x" * 100), at=T + 1)
+    h.recv([to_peer(ack=PISS + 201, win=RCVBUF - 200)])
     assert h.tcb.recv(1000, T + 2) == b"x" * 100 + b"y" * 100
 
 
@@ -49,16 +49,16 @@ def test_delayed_ack_disabled() -> None:
     """RFC 1122 4.2.3.2 ablation: config.delayed_ack = 0 ACKs every data segment at once."""
     h = Harness(plain_config(delayed_ack=0))
     h.passive_open()
-    h.send(p(flags="PA", payload=b"x" * 10), at=T)
-    h.recv([u(ack=PISS + 11, win=RCVBUF - 10)])
+    h.send(from_peer(flags="PA", payload=b"x" * 10), at=T)
+    h.recv([to_peer(ack=PISS + 11, win=RCVBUF - 10)])
 
 
 def test_data_is_acked_with_piggyback(est: Harness) -> None:
     """RFC 9293 3.10.7.4: the ACK rides on outgoing data, no separate pure ACK."""
     h = est
-    h.send(p(flags="PA", payload=b"ping"), at=T)
+    h.send(from_peer(flags="PA", payload=b"ping"), at=T)
     h.tcb.send(b"pong", T + 1 * MS)
-    h.recv([u(ack=PISS + 5, flags="PA", payload=b"pong", win=RCVBUF - 4)], at=T + 100 * MS)
+    h.recv([to_peer(ack=PISS + 5, flags="PA", payload=b"pong", win=RCVBUF - 4)], at=T + 100 * MS)
 
 
 def test_window_update_after_reading(est: Harness) -> None:
@@ -66,10 +66,10 @@ def test_window_update_after_reading(est: Harness) -> None:
     h = Harness(plain_config(delayed_ack=0))
     h.passive_open()
     for i in range(4):
-        h.send(p(seq=PISS + 1 + i * MSS, payload=bytes(MSS)), at=T)
+        h.send(from_peer(seq=PISS + 1 + i * MSS, payload=bytes(MSS)), at=T)
     assert len(h.take()) == 4
     assert len(h.tcb.recv(100_000, T + 1)) == 4 * MSS
-    h.recv([u(ack=PISS + 1 + 4 * MSS, win=RCVBUF)])
+    h.recv([to_peer(ack=PISS + 1 + 4 * MSS, win=RCVBUF)])
 
 
 # ------------------------------------------------------------------ sending, Nagle
@@ -78,20 +78,20 @@ def test_large_write_is_split_into_mss_segments(est: Harness) -> None:
     h = est
     data = bytes(range(256)) * 12  # 3072
     h.tcb.send(data, T)
-    h.recv([u(payload=data[:MSS]), u(seq=ISS + 1 + MSS, payload=data[MSS:2 * MSS]),
-            u(seq=ISS + 1 + 2 * MSS, flags="PA", payload=data[2 * MSS:])], at=T)
+    h.recv([to_peer(payload=data[:MSS]), to_peer(seq=ISS + 1 + MSS, payload=data[MSS:2 * MSS]),
+            to_peer(seq=ISS + 1 + 2 * MSS, flags="PA", payload=data[2 * MSS:])], at=T)
 
 
 def test_nagle_holds_second_small_segment_until_ack(est: Harness) -> None:
     """RFC 896 / RFC 1122 4.2.3.4: one small segment in flight; the next waits for its ACK."""
     h = est
     h.tcb.send(b"a", T)
-    h.recv([u(flags="PA", payload=b"a")], at=T)
+    h.recv([to_peer(flags="PA", payload=b"a")], at=T)
     h.tcb.send(b"b", T + 1)
     h.tcb.send(b"c", T + 2)
     h.recv_nothing(at=T + 5 * MS)
-    h.send(p(ack=ISS + 2), at=T + 10 * MS)
-    h.recv([u(seq=ISS + 2, flags="PA", payload=b"bc")])
+    h.send(from_peer(ack=ISS + 2), at=T + 10 * MS)
+    h.recv([to_peer(seq=ISS + 2, flags="PA", payload=b"bc")])
 
 
 def test_nodelay_sends_small_segments_at_once() -> None:
@@ -100,18 +100,19 @@ def test_nodelay_sends_small_segments_at_once() -> None:
     h.passive_open()
     h.tcb.send(b"a", T)
     h.tcb.send(b"b", T + 1)
-    h.recv([u(flags="PA", payload=b"a"), u(seq=ISS + 2, flags="PA", payload=b"b")], at=T + 1)
+    h.recv([to_peer(flags="PA", payload=b"a"), to_peer(seq=ISS + 2, flags="PA", payload=b"b")],
+           at=T + 1)
 
 
 def test_send_respects_peer_window(est: Harness) -> None:
     """RFC 9293 3.8.6: never send beyond SND.UNA + SND.WND."""
     h = est
-    h.send(p(win=2000), at=T)
+    h.send(from_peer(win=2000), at=T)
     h.tcb.send(bytes(5000), T + 1)
     # 1460 fit; the 540 left would be a silly window (RFC 1122 4.2.3.4): held back.
-    h.recv([u(payload=bytes(MSS))], at=T + 1)
-    h.send(p(ack=ISS + 1 + MSS, win=2000), at=T + 10 * MS)
-    h.recv([u(seq=ISS + 1 + MSS, payload=bytes(MSS))])
+    h.recv([to_peer(payload=bytes(MSS))], at=T + 1)
+    h.send(from_peer(ack=ISS + 1 + MSS, win=2000), at=T + 10 * MS)
+    h.recv([to_peer(seq=ISS + 1 + MSS, payload=bytes(MSS))])
     assert h.tcb.info()["snd_nxt"] == ISS + 1 + 2 * MSS <= ISS + 1 + MSS + 2000
 
 
@@ -122,7 +123,7 @@ def test_sender_sws_avoidance_waits_for_useful_window(est: Harness) -> None:
     h.tcb.send(bytes(4000), T)
     assert len(h.take(at=T)) == 3
     # The peer acks everything but leaves only 100 bytes of window.
-    h.send(p(ack=ISS + 4001, win=100), at=T + 10 * MS)
+    h.send(from_peer(ack=ISS + 4001, win=100), at=T + 10 * MS)
     h.tcb.send(bytes(4000), T + 11 * MS)
     h.recv_nothing(at=T + 11 * MS)
 
@@ -132,18 +133,18 @@ def test_zero_window_probes_with_backoff_and_no_data(est: Harness) -> None:
     """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: with a zero window, send no data, only probes,
     with exponential backoff; resume when the window opens."""
     h = est
-    h.send(p(win=0), at=T)
+    h.send(from_peer(win=0), at=T)
     h.tcb.send(b"hello", T + 1)
     h.recv_nothing(at=T + 1 + RTO - 1)
-    probe = u(seq=ISS)  # SND.UNA - 1, no data: elicits an ACK with the window
+    probe = to_peer(seq=ISS)  # SND.UNA - 1, no data: elicits an ACK with the window
     h.recv([probe], at=T + 1 + RTO)
-    h.send(p(win=0), at=T + 1 + RTO + 10 * MS)        # still zero
+    h.send(from_peer(win=0), at=T + 1 + RTO + 10 * MS)        # still zero
     h.recv_nothing(at=T + 1 + 3 * RTO - 1)
     h.recv([probe], at=T + 1 + 3 * RTO)
     h.recv_nothing(at=T + 1 + 7 * RTO - 1)
     h.recv([probe], at=T + 1 + 7 * RTO)
-    h.send(p(win=1000), at=T + 2 * SEC)               # window opens
-    h.recv([u(flags="PA", payload=b"hello")])
+    h.send(from_peer(win=1000), at=T + 2 * SEC)               # window opens
+    h.recv([to_peer(flags="PA", payload=b"hello")])
     assert h.tcb.state is State.ESTABLISHED
 
 
@@ -152,19 +153,19 @@ def test_never_sends_new_data_into_zero_window_even_at_rto(est: Harness) -> None
     into the zero window at RTO; probes are sent instead."""
     h = est
     h.tcb.send(b"x" * 100, T)
-    h.recv([u(flags="PA", payload=b"x" * 100)], at=T)
-    h.send(p(ack=ISS + 1, win=0), at=T + 10 * MS)     # acks nothing, closes the window
+    h.recv([to_peer(flags="PA", payload=b"x" * 100)], at=T)
+    h.send(from_peer(ack=ISS + 1, win=0), at=T + 10 * MS)     # acks nothing, closes the window
     h.tcb.send(b"y" * 100, T + 11 * MS)
     times = []
     while h.now < T + 5 * SEC:
         t = h.stack.poll_at()
         for seg in h.take(at=t):
-            assert seg == u(seq=ISS), f"not a zero-window probe: {seg}"
+            assert seg == to_peer(seq=ISS), f"not a zero-window probe: {seg}"
             times.append(t)
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(times) >= 3 and all(b == 2 * a for a, b in zip(gaps, gaps[1:], strict=False))
-    h.send(p(ack=ISS + 1, win=5000), at=T + 7 * SEC)     # window opens: all data goes
-    h.recv([u(flags="PA", payload=b"x" * 100 + b"y" * 100)])
+    h.send(from_peer(ack=ISS + 1, win=5000), at=T + 7 * SEC)     # window opens: all data goes
+    h.recv([to_peer(flags="PA", payload=b"x" * 100 + b"y" * 100)])
 
 
 # ------------------------------------------------------------------ retransmission
@@ -172,14 +173,14 @@ def test_data_retransmitted_at_rto_then_twice_rto(est: Harness) -> None:
     """RFC 6298 5.1, 5.4, 5.5: retransmit at RTO, then 2*RTO; nothing before."""
     h = est
     h.tcb.send(b"d" * 100, T)
-    seg = u(flags="PA", payload=b"d" * 100)
+    seg = to_peer(flags="PA", payload=b"d" * 100)
     h.recv([seg], at=T)
     h.recv_nothing(at=T + RTO - 1)
     h.recv([seg], at=T + RTO)
     h.recv_nothing(at=T + 3 * RTO - 1)
     h.recv([seg], at=T + 3 * RTO)
     assert h.tcb.info()["rto"] == 4 * RTO
-    h.send(p(ack=ISS + 101), at=T + 3 * RTO + 10 * MS)
+    h.send(from_peer(ack=ISS + 101), at=T + 3 * RTO + 10 * MS)
     assert h.tcb.info()["rto"] == 4 * RTO  # Karn: no sample from a retransmission
     assert h.tcb.info()["retransmits"] == 0
     h.recv_nothing(at=T + 10 * SEC)
@@ -190,7 +191,7 @@ def test_data_retransmission_runs_out_to_etimedout() -> None:
     h = Harness(plain_config(retries2=3))
     h.passive_open()
     h.tcb.send(b"z", T)
-    h.recv([u(flags="PA", payload=b"z")], at=T)
+    h.recv([to_peer(flags="PA", payload=b"z")], at=T)
     assert len(h.take(at=T + 7 * RTO)) == 3
     h.recv_nothing(at=T + 15 * RTO)
     assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
@@ -202,7 +203,7 @@ def test_rtt_sample_updates_rto(est: Harness) -> None:
     info = h.tcb.info()
     assert info["srtt"] == 10 * MS and info["rttvar"] == 5 * MS
     h.tcb.send(b"q", T)
-    h.send(p(ack=ISS + 2), at=T + 150 * MS)
+    h.send(from_peer(ack=ISS + 2), at=T + 150 * MS)
     info = h.tcb.info()
     assert info["srtt"] == (7 * 10 * MS + 150 * MS) // 8
     assert info["rttvar"] == (3 * 5 * MS + 140 * MS) // 4
@@ -218,15 +219,15 @@ def test_fast_retransmit_on_three_dup_acks() -> None:
     data = bytes(5 * MSS)
     h.tcb.send(data, T)
     assert len(h.take(at=T)) == 5
-    h.send(p(ack=ISS + 1 + MSS), at=T + 10 * MS)       # segment 2 lost
-    h.send(p(ack=ISS + 1 + MSS), at=T + 11 * MS)
-    h.send(p(ack=ISS + 1 + MSS), at=T + 12 * MS)
+    h.send(from_peer(ack=ISS + 1 + MSS), at=T + 10 * MS)       # segment 2 lost
+    h.send(from_peer(ack=ISS + 1 + MSS), at=T + 11 * MS)
+    h.send(from_peer(ack=ISS + 1 + MSS), at=T + 12 * MS)
     h.recv_nothing()
-    h.send(p(ack=ISS + 1 + MSS), at=T + 13 * MS)       # third duplicate
-    h.recv([u(seq=ISS + 1 + MSS, payload=bytes(MSS))])
+    h.send(from_peer(ack=ISS + 1 + MSS), at=T + 13 * MS)       # third duplicate
+    h.recv([to_peer(seq=ISS + 1 + MSS, payload=bytes(MSS))])
     assert h.tcb.info()["in_recovery"]
     assert h.stack.counters["fast_retransmits"] == 1
-    h.send(p(ack=ISS + 1 + 5 * MSS), at=T + 25 * MS)
+    h.send(from_peer(ack=ISS + 1 + 5 * MSS), at=T + 25 * MS)
     assert not h.tcb.info()["in_recovery"]
     assert h.tcb.info()["cwnd"] == h.tcb.info()["ssthresh"] or h.tcb.info()["cwnd"] <= 3 * MSS
 
@@ -238,11 +239,11 @@ def test_newreno_partial_ack_retransmits_next_hole() -> None:
     h.tcb.send(bytes(6 * MSS), T)
     assert len(h.take(at=T)) == 6
     for i in range(4):
-        h.send(p(ack=ISS + 1 + MSS), at=T + 10 * MS + i)  # 2 and 4 lost
-    h.recv([u(seq=ISS + 1 + MSS, payload=bytes(MSS))])
-    h.send(p(ack=ISS + 1 + 3 * MSS), at=T + 20 * MS)     # partial ACK
+        h.send(from_peer(ack=ISS + 1 + MSS), at=T + 10 * MS + i)  # 2 and 4 lost
+    h.recv([to_peer(seq=ISS + 1 + MSS, payload=bytes(MSS))])
+    h.send(from_peer(ack=ISS + 1 + 3 * MSS), at=T + 20 * MS)     # partial ACK
     got = h.take()
-    assert got and got[0] == u(seq=ISS + 1 + 3 * MSS, payload=bytes(MSS))
+    assert got and got[0] == to_peer(seq=ISS + 1 + 3 * MSS, payload=bytes(MSS))
 
 
 # ------------------------------------------------------------------ keep-alive
@@ -253,11 +254,11 @@ def test_keepalive_probes_then_etimedout() -> None:
                              keepalive_intvl=1 * SEC, keepalive_probes=2))
     h.passive_open()  # ESTABLISHED at 10 ms
     t0 = 10 * MS
-    probe = u(seq=ISS)
+    probe = to_peer(seq=ISS)
     h.recv_nothing(at=t0 + 10 * SEC - 1)
     h.recv([probe], at=t0 + 10 * SEC)
     h.recv([probe], at=t0 + 11 * SEC)
-    h.recv([u(flags="RA", win=0)], at=t0 + 12 * SEC)
+    h.recv([to_peer(flags="RA", win=0)], at=t0 + 12 * SEC)
     assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
 
 
@@ -267,10 +268,10 @@ def test_keepalive_answered_keeps_connection() -> None:
                              keepalive_intvl=1 * SEC, keepalive_probes=2))
     h.passive_open()
     t0 = 10 * MS
-    h.recv([u(seq=ISS)], at=t0 + 10 * SEC)
-    h.send(p(), at=t0 + 10 * SEC + 10 * MS)
+    h.recv([to_peer(seq=ISS)], at=t0 + 10 * SEC)
+    h.send(from_peer(), at=t0 + 10 * SEC + 10 * MS)
     h.recv_nothing(at=t0 + 20 * SEC)
-    h.recv([u(seq=ISS)], at=t0 + 20 * SEC + 10 * MS)
+    h.recv([to_peer(seq=ISS)], at=t0 + 20 * SEC + 10 * MS)
     assert h.tcb.state is State.ESTABLISHED
 
 
@@ -285,23 +286,23 @@ def test_receiver_sws_keeps_window_closed_until_useful() -> None:
     application frees min(MSS, rcvbuf/2), and then a window update is sent at once."""
     h = Harness(plain_config(delayed_ack=0, rcvbuf=4 * MSS))
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.send(from_peer(seq=PISS, ack=0, flags="S"), at=0)
     h.take()
-    h.send(p(), at=10 * MS)
+    h.send(from_peer(), at=10 * MS)
     h.tcb = h.listener.accept()
     for i in range(4):
-        h.send(p(seq=PISS + 1 + i * 536, payload=bytes(536)), at=T)
+        h.send(from_peer(seq=PISS + 1 + i * 536, payload=bytes(536)), at=T)
     # peer MSS 536 (no option): 4 * 536 of 4 * 1460 bytes buffer used
     h.take()
     rest = 4 * MSS - 4 * 536
-    h.send(p(seq=PISS + 1 + 4 * 536, payload=bytes(rest)), at=T + 1)
-    h.recv([u(ack=PISS + 1 + 4 * MSS, win=0)])
+    h.send(from_peer(seq=PISS + 1 + 4 * 536, payload=bytes(rest)), at=T + 1)
+    h.recv([to_peer(ack=PISS + 1 + 4 * MSS, win=0)])
     h.tcb.recv(100, T + 2)                    # 100 bytes free: not worth a window
     h.recv_nothing()
-    h.send(p(seq=PISS + 4 * MSS), at=T + 3)  # zero-window probe from the peer
-    h.recv([u(ack=PISS + 1 + 4 * MSS, win=0)])
+    h.send(from_peer(seq=PISS + 4 * MSS), at=T + 3)  # zero-window probe from the peer
+    h.recv([to_peer(ack=PISS + 1 + 4 * MSS, win=0)])
     h.tcb.recv(1000, T + 4)                   # 1100 free >= min(MSS=536, rcvbuf/2)
-    h.recv([u(ack=PISS + 1 + 4 * MSS, win=1100)])
+    h.recv([to_peer(ack=PISS + 1 + 4 * MSS, win=1100)])
 
 
 def test_setting_nodelay_pushes_held_small_segment(est: Harness) -> None:
@@ -309,10 +310,10 @@ def test_setting_nodelay_pushes_held_small_segment(est: Harness) -> None:
     h = est
     h.tcb.send(b"a", T)
     h.tcb.send(b"b", T + 1)
-    h.recv([u(flags="PA", payload=b"a")], at=T + 1)
+    h.recv([to_peer(flags="PA", payload=b"a")], at=T + 1)
     h.tcb.options.nodelay = True
     h.tcb.options_changed(T + 2)
-    h.recv([u(seq=ISS + 2, flags="PA", payload=b"b")], at=T + 2)
+    h.recv([to_peer(seq=ISS + 2, flags="PA", payload=b"b")], at=T + 2)
 
 
 def test_delayed_ack_never_waits_more_than_200_ms() -> None:
@@ -320,19 +321,19 @@ def test_delayed_ack_never_waits_more_than_200_ms() -> None:
     delayed_ack of 1 s is capped at 200 ms."""
     h = Harness(plain_config(delayed_ack=1 * SEC))
     h.passive_open()
-    h.send(p(flags="PA", payload=b"x" * 10), at=T)
+    h.send(from_peer(flags="PA", payload=b"x" * 10), at=T)
     h.recv_nothing(at=T + 200 * MS - 1)
-    h.recv([u(ack=PISS + 11, win=RCVBUF - 10)], at=T + 200 * MS)
+    h.recv([to_peer(ack=PISS + 11, win=RCVBUF - 10)], at=T + 200 * MS)
 
 
 def test_fin_is_acked_at_once_even_with_a_delayed_ack_pending(est: Harness) -> None:
     """RFC 1122 4.2.3.2 / RFC 9293 3.10.7.4 eighth: the FIN is ACKed immediately (no
     delayed ACK), and that ACK also covers the data waiting for the delayed ACK."""
     h = est
-    h.send(p(flags="PA", payload=b"abc"), at=T)
+    h.send(from_peer(flags="PA", payload=b"abc"), at=T)
     h.recv_nothing(at=T + 5 * MS)
-    h.send(p(seq=PISS + 4, flags="FA"), at=T + 5 * MS)
-    h.recv([u(ack=PISS + 5, win=RCVBUF - 4)])  # the right edge stays where it was
+    h.send(from_peer(seq=PISS + 4, flags="FA"), at=T + 5 * MS)
+    h.recv([to_peer(ack=PISS + 5, win=RCVBUF - 4)])  # the right edge stays where it was
     h.recv_nothing(at=T + 1 * SEC)
     assert h.tcb.state is State.CLOSE_WAIT
 
@@ -345,9 +346,9 @@ def test_no_fast_retransmit_for_dup_acks_below_recover_after_timeout() -> None:
     h.passive_open()
     h.tcb.send(bytes(5 * MSS), T)
     assert len(h.take(at=T)) == 5
-    h.recv([u(payload=bytes(MSS))], at=T + RTO)         # timeout: first segment again
+    h.recv([to_peer(payload=bytes(MSS))], at=T + RTO)         # timeout: first segment again
     for i in range(3):
-        h.send(p(ack=ISS + 1), at=T + RTO + 10 * MS + i)  # duplicates of snd_una
+        h.send(from_peer(ack=ISS + 1), at=T + RTO + 10 * MS + i)  # duplicates of snd_una
     h.recv_nothing()
     assert h.stack.counters["fast_retransmits"] == 0
     assert not h.tcb.info()["in_recovery"]
@@ -364,20 +365,20 @@ def test_newreno_full_recovery_sequence() -> None:
     assert len(h.take(at=T)) == 8
     s = ISS + 1
     for i in range(4):                       # segments 1 and 5 lost: ACK + 3 duplicates
-        h.send(p(ack=s + MSS), at=T + 10 * MS + i)
-    h.recv([u(seq=s + MSS, payload=bytes(MSS))])
+        h.send(from_peer(ack=s + MSS), at=T + 10 * MS + i)
+    h.recv([to_peer(seq=s + MSS, payload=bytes(MSS))])
     info = h.tcb.info()
     ssthresh = 7 * MSS // 2                     # RFC 5681 (4): FlightSize / 2
     assert info["ssthresh"] == ssthresh and info["cwnd"] == ssthresh + 3 * MSS
-    h.send(p(ack=s + MSS), at=T + 14 * MS)
+    h.send(from_peer(ack=s + MSS), at=T + 14 * MS)
     assert h.tcb.info()["cwnd"] == ssthresh + 4 * MSS
     h.recv_nothing()                            # nothing new to send, no second retransmit
-    h.send(p(ack=s + 5 * MSS), at=T + 20 * MS)  # partial: 5 is the next hole
+    h.send(from_peer(ack=s + 5 * MSS), at=T + 20 * MS)  # partial: 5 is the next hole
     got = h.take()
-    assert got[0] == u(seq=s + 5 * MSS, payload=bytes(MSS))
+    assert got[0] == to_peer(seq=s + 5 * MSS, payload=bytes(MSS))
     assert h.tcb.info()["in_recovery"]
     assert h.tcb.info()["cwnd"] == ssthresh + 4 * MSS - 4 * MSS + MSS
-    h.send(p(ack=s + 8 * MSS), at=T + 30 * MS)  # full ACK, nothing left in flight
+    h.send(from_peer(ack=s + 8 * MSS), at=T + 30 * MS)  # full ACK, nothing left in flight
     info = h.tcb.info()
     assert not info["in_recovery"] and info["cwnd"] == min(ssthresh, 0 + MSS)
 
@@ -390,21 +391,21 @@ def test_karn_no_rtt_sample_from_a_retransmitted_segment(est: Harness) -> None:
     before = h.tcb.info()
     h.tcb.send(b"k", T)
     h.take(at=T)
-    h.recv([u(flags="PA", payload=b"k")], at=T + RTO)       # retransmitted
-    h.send(p(ack=ISS + 2), at=T + RTO + 5 * MS)              # ambiguous ACK
+    h.recv([to_peer(flags="PA", payload=b"k")], at=T + RTO)       # retransmitted
+    h.send(from_peer(ack=ISS + 2), at=T + RTO + 5 * MS)              # ambiguous ACK
     info = h.tcb.info()
     assert (info["srtt"], info["rttvar"]) == (before["srtt"], before["rttvar"])
     assert info["rto"] == 2 * RTO
     t1 = T + 1 * SEC
     h.tcb.send(b"l", t1)
-    h.recv([u(seq=ISS + 2, flags="PA", payload=b"l")], at=t1)
+    h.recv([to_peer(seq=ISS + 2, flags="PA", payload=b"l")], at=t1)
     h.recv_nothing(at=t1 + 2 * RTO - 1)                      # still the backed-off RTO
-    h.recv([u(seq=ISS + 2, flags="PA", payload=b"l")], at=t1 + 2 * RTO)
-    h.send(p(ack=ISS + 3), at=t1 + 2 * RTO + 5 * MS)         # ambiguous again
+    h.recv([to_peer(seq=ISS + 2, flags="PA", payload=b"l")], at=t1 + 2 * RTO)
+    h.send(from_peer(ack=ISS + 3), at=t1 + 2 * RTO + 5 * MS)         # ambiguous again
     t2 = T + 3 * SEC
     h.tcb.send(b"m", t2)
     h.take(at=t2)
-    h.send(p(ack=ISS + 4), at=t2 + 50 * MS)                  # fresh sample: 50 ms
+    h.send(from_peer(ack=ISS + 4), at=t2 + 50 * MS)                  # fresh sample: 50 ms
     info = h.tcb.info()
     assert info["srtt"] == (7 * before["srtt"] + 50 * MS) // 8
     assert info["rto"] == RTO
@@ -431,12 +432,12 @@ def test_overlapping_retransmission_delivers_new_bytes_once() -> None:
     RCV.NXT is trimmed; only the new bytes are delivered, and once."""
     h = Harness(plain_config(delayed_ack=0))
     h.passive_open()
-    h.send(p(flags="PA", payload=b"abc"), at=T)
-    h.recv([u(ack=PISS + 4, win=RCVBUF - 3)])
-    h.send(p(flags="PA", payload=b"abcdef"), at=T + 1)
-    h.recv([u(ack=PISS + 7, win=RCVBUF - 6)])
-    h.send(p(flags="PA", payload=b"abcdef"), at=T + 2)     # pure duplicate: ACK at once
-    h.recv([u(ack=PISS + 7, win=RCVBUF - 6)])
+    h.send(from_peer(flags="PA", payload=b"abc"), at=T)
+    h.recv([to_peer(ack=PISS + 4, win=RCVBUF - 3)])
+    h.send(from_peer(flags="PA", payload=b"abcdef"), at=T + 1)
+    h.recv([to_peer(ack=PISS + 7, win=RCVBUF - 6)])
+    h.send(from_peer(flags="PA", payload=b"abcdef"), at=T + 2)     # pure duplicate: ACK at once
+    h.recv([to_peer(ack=PISS + 7, win=RCVBUF - 6)])
     assert h.tcb.recv(100, T + 3) == b"abcdef"
 
 
@@ -445,12 +446,12 @@ def test_text_beyond_the_window_is_trimmed() -> None:
     window is accepted; the rest (and a FIN after it) is dropped and must be resent."""
     h = Harness(plain_config(delayed_ack=0, rcvbuf=1000))
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.send(from_peer(seq=PISS, ack=0, flags="S"), at=0)
     h.take()
-    h.send(p(), at=RTT)
+    h.send(from_peer(), at=RTT)
     h.tcb = h.listener.accept()
-    h.send(p(flags="FPA", payload=bytes(range(250)) * 6), at=T)
-    h.recv([u(ack=PISS + 1001, win=0)])
+    h.send(from_peer(flags="FPA", payload=bytes(range(250)) * 6), at=T)
+    h.recv([to_peer(ack=PISS + 1001, win=0)])
     assert h.tcb.readable == 1000 and h.tcb.state is State.ESTABLISHED
     assert h.tcb.recv(2000, T + 1) == (bytes(range(250)) * 4)
 
@@ -462,10 +463,10 @@ def test_sender_sws_override_timeout_sends_what_the_window_allows(est: Harness) 
     h = est
     h.tcb.send(bytes(4000), T)
     assert len(h.take(at=T)) == 3
-    h.send(p(ack=ISS + 4001, win=100), at=T + 10 * MS)
+    h.send(from_peer(ack=ISS + 4001, win=100), at=T + 10 * MS)
     h.tcb.send(bytes(4000), T + 11 * MS)
     h.recv_nothing(at=T + 11 * MS + RTO - 1)
-    h.recv([u(seq=ISS + 4001, payload=bytes(100))], at=T + 11 * MS + RTO)
+    h.recv([to_peer(seq=ISS + 4001, payload=bytes(100))], at=T + 11 * MS + RTO)
 
 
 def test_out_of_order_memory_is_bounded_against_a_hostile_peer(est: Harness) -> None:
@@ -477,7 +478,7 @@ def test_out_of_order_memory_is_bounded_against_a_hostile_peer(est: Harness) -> 
     h = est
     n = RCVBUF // 2 - 1
     for i in range(n):
-        h.send(p(seq=PISS + 2 + 2 * i, flags="A", payload=b"z"), at=T)
+        h.send(from_peer(seq=PISS + 2 + 2 * i, flags="A", payload=b"z"), at=T)
     ooo = h.tcb.out_of_order
     assert ooo.cost <= RCVBUF + RCVBUF // 8
     assert h.stack.counters["ooo_pruned_bytes"] > 0
@@ -485,5 +486,5 @@ def test_out_of_order_memory_is_bounded_against_a_hostile_peer(est: Harness) -> 
     assert 0 < kept < n
     assert [e for e in h.events if e["ev"] == "prune"]
     h.take()
-    h.send(p(seq=PISS + 1, flags="A", payload=b"a"), at=T + 1)   # fill the first hole
+    h.send(from_peer(seq=PISS + 1, flags="A", payload=b"a"), at=T + 1)   # fill the first hole
     assert h.tcb.recv(10, T + 2) == b"az"                       # the lowest piece was kept

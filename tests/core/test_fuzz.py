@@ -7,7 +7,7 @@ import random
 import zlib
 
 import pytest
-from core_harness import ISS, PISS, Harness, p
+from core_harness import ISS, PISS, Harness, from_peer
 
 from rawtcp.core.config import MS
 from rawtcp.core.segment import Flags, Options
@@ -32,7 +32,7 @@ def test_random_segments_never_raise(state: str, request: pytest.FixtureRequest)
                            Options(sack_blocks=((rng.getrandbits(32), rng.getrandbits(32)),)),
                            Options(timestamps=(rng.getrandbits(32), rng.getrandbits(32))),
                            Options(wscale=rng.randint(0, 255))])
-        seg = p(seq=base_seq + rng.randint(-3000, 70000), ack=base_ack + rng.randint(-5, 5),
+        seg = from_peer(seq=base_seq + rng.randint(-3000, 70000), ack=base_ack + rng.randint(-5, 5),
                 flags=Flags(rng.getrandbits(6)), win=rng.getrandbits(16),
                 payload=rng.randbytes(rng.choice([0, 0, 1, 100, 1460])), opts=opts)
         h.send(seg, at=t)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from core_harness import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, p, u
+from core_harness import ISS, MSS, PISS, RCVBUF, RTO, RTT, Harness, from_peer, to_peer
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.segment import Options
@@ -31,21 +31,21 @@ def test_active_open_data_queued_in_syn_sent_goes_with_the_ack(syn_sent: Harness
     h = syn_sent
     assert h.tcb.send(b"hello", 1 * MS) == 5
     h.recv_nothing(at=2 * MS)
-    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=RTT)
-    h.recv([u(flags="PA", payload=b"hello")])
+    h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=RTT)
+    h.recv([to_peer(flags="PA", payload=b"hello")])
 
 
 def test_simultaneous_open(syn_sent: Harness) -> None:
     """RFC 9293 3.5 figure 7: SYN crosses SYN -> SYN_RECEIVED, SYN-ACK, then ESTABLISHED."""
     h = syn_sent
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
-    h.recv([u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.recv([to_peer(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
     assert h.tcb.state is State.SYN_RECEIVED
     # The peer's SYN-ACK (a duplicate of its SYN plus an ACK of ours): unacceptable -> ACK.
-    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=6 * MS)
-    h.recv([u()])
+    h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=6 * MS)
+    h.recv([to_peer()])
     # The peer's ACK of our SYN-ACK completes it.
-    h.send(p(), at=7 * MS)
+    h.send(from_peer(), at=7 * MS)
     assert h.tcb.state is State.ESTABLISHED
     assert ("SYN_SENT", "SYN_RECEIVED") in h.state_events()
 
@@ -57,7 +57,7 @@ def test_syn_retransmitted_with_backoff_then_etimedout() -> None:
     h = Harness(plain_config(syn_retries=3))
     b = h.stack.bind("10.0.0.1", 80)
     tcb = h.stack.connect(b, "10.0.0.1", "10.0.0.2", 49152, 0)
-    syn = u(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
+    syn = to_peer(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
     h.recv([syn], at=0)
     h.recv_nothing(at=1 * SEC - 1)
     h.recv([syn], at=1 * SEC)
@@ -76,7 +76,7 @@ def test_syn_retransmitted_with_backoff_then_etimedout() -> None:
 def test_syn_sent_rst_with_good_ack_is_refused(syn_sent: Harness) -> None:
     """RFC 9293 3.10.7.3 second: RST with acceptable ACK -> ECONNREFUSED, CLOSED."""
     h = syn_sent
-    h.send(p(seq=0, ack=ISS + 1, flags="RA", win=0), at=RTT)
+    h.send(from_peer(seq=0, ack=ISS + 1, flags="RA", win=0), at=RTT)
     h.recv_nothing()
     assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ECONNREFUSED
 
@@ -84,7 +84,7 @@ def test_syn_sent_rst_with_good_ack_is_refused(syn_sent: Harness) -> None:
 def test_syn_sent_rst_with_bad_ack_is_ignored(syn_sent: Harness) -> None:
     """RFC 9293 3.10.7.3 first: an RST whose ACK is unacceptable is dropped."""
     h = syn_sent
-    h.send(p(seq=0, ack=ISS + 5, flags="RA", win=0), at=RTT)
+    h.send(from_peer(seq=0, ack=ISS + 5, flags="RA", win=0), at=RTT)
     h.recv_nothing()
     assert h.tcb.state is State.SYN_SENT
 
@@ -92,8 +92,8 @@ def test_syn_sent_rst_with_bad_ack_is_ignored(syn_sent: Harness) -> None:
 def test_syn_sent_bad_ack_gets_rst(syn_sent: Harness) -> None:
     """RFC 9293 3.10.7.3 first: SEG.ACK =< ISS or > SND.NXT -> <SEQ=SEG.ACK><CTL=RST>."""
     h = syn_sent
-    h.send(p(seq=PISS, ack=ISS + 100, flags="SA"), at=RTT)
-    h.recv([u(seq=ISS + 100, ack=0, flags="R", win=0)])
+    h.send(from_peer(seq=PISS, ack=ISS + 100, flags="SA"), at=RTT)
+    h.recv([to_peer(seq=ISS + 100, ack=0, flags="R", win=0)])
     assert h.tcb.state is State.SYN_SENT
 
 
@@ -111,8 +111,8 @@ def test_syn_received_retransmits_syn_ack_then_gives_up() -> None:
 
     h = Harness(plain_config(synack_retries=2))
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=0)
-    sa = u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=0)
+    sa = to_peer(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
     h.recv([sa])
     h.recv_nothing(at=1 * SEC - 1)
     h.recv([sa], at=1 * SEC)
@@ -126,15 +126,15 @@ def test_syn_received_retransmits_syn_ack_then_gives_up() -> None:
 def test_syn_received_duplicate_syn_resends_syn_ack(syn_received: Harness) -> None:
     """RFC 9293 3.10.7.4 / Linux: a retransmitted SYN in SYN_RECEIVED gets the SYN-ACK again."""
     h = syn_received
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=500 * MS)
-    h.recv([u(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=500 * MS)
+    h.recv([to_peer(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
 
 
 def test_syn_received_bad_ack_gets_rst(syn_received: Harness) -> None:
     """RFC 9293 3.10.7.4 fifth (SYN-RECEIVED): unacceptable ACK -> <SEQ=SEG.ACK><CTL=RST>."""
     h = syn_received
-    h.send(p(ack=ISS + 50), at=RTT)
-    h.recv([u(seq=ISS + 50, ack=0, flags="R", win=0)])
+    h.send(from_peer(ack=ISS + 50), at=RTT)
+    h.recv([to_peer(seq=ISS + 50, ack=0, flags="R", win=0)])
     assert h.tcb.state is State.SYN_RECEIVED
 
 
@@ -142,22 +142,22 @@ def test_syn_received_rst_returns_to_listen(syn_received: Harness) -> None:
     """RFC 9293 3.10.7.4 second: RST in SYN-RECEIVED from a passive open -> back to LISTEN
     (the child is removed, the listener keeps listening)."""
     h = syn_received
-    h.send(p(flags="R", win=0), at=RTT)
+    h.send(from_peer(flags="R", win=0), at=RTT)
     h.recv_nothing()
     assert h.tcb.state is State.CLOSED and h.tcb.error is None
     assert h.stack.connections() == []
     # A new SYN still works.
-    h.send(p(seq=PISS + 1000, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
-    h.recv([u(seq=ISS, ack=PISS + 1001, flags="SA", win=min(RCVBUF, 65535),
+    h.send(from_peer(seq=PISS + 1000, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
+    h.recv([to_peer(seq=ISS, ack=PISS + 1001, flags="SA", win=min(RCVBUF, 65535),
               opts=Options(mss=MSS))])
 
 
 def test_data_with_final_ack_of_handshake(syn_received: Harness) -> None:
     """RFC 9293 3.10.7.4: the ACK completing the handshake may carry data."""
     h = syn_received
-    h.send(p(flags="PA", payload=b"abc"), at=RTT)
+    h.send(from_peer(flags="PA", payload=b"abc"), at=RTT)
     assert h.tcb.state is State.ESTABLISHED
-    h.recv([u(ack=PISS + 4, win=RCVBUF - 3)], at=RTT + 40 * MS)
+    h.recv([to_peer(ack=PISS + 4, win=RCVBUF - 3)], at=RTT + 40 * MS)
     assert h.listener.accept().recv(10, RTT + 41 * MS) == b"abc"
 
 
@@ -165,8 +165,8 @@ def test_retransmitted_syn_ack_in_established_is_acked_again(h: Harness) -> None
     """RFC 9293 3.10.7.4 first: our ACK of the SYN-ACK was lost; the peer's retransmitted
     SYN-ACK is a duplicate (unacceptable) and is answered with an ACK."""
     h.active_open()
-    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=1 * SEC)
-    h.recv([u()])
+    h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=1 * SEC)
+    h.recv([to_peer()])
     assert h.tcb.state is State.ESTABLISHED
 
 
@@ -183,16 +183,16 @@ def test_close_in_syn_received_sends_fin_after_the_handshake(syn_sent: Harness) 
     our SYN is acknowledged, then sent (RFC 9293 3.10.7.4 fifth: the ACK of the SYN keeps
     FIN-WAIT-1)."""
     h = syn_sent
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
     h.take()
     assert h.tcb.state is State.SYN_RECEIVED
     h.tcb.close(6 * MS)
     assert h.tcb.state is State.FIN_WAIT_1
     h.recv_nothing(at=6 * MS)
-    h.send(p(), at=10 * MS)
-    h.recv([u(flags="FA")])
+    h.send(from_peer(), at=10 * MS)
+    h.recv([to_peer(flags="FA")])
     assert h.tcb.state is State.FIN_WAIT_1
-    h.send(p(ack=ISS + 2), at=20 * MS)
+    h.send(from_peer(ack=ISS + 2), at=20 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
 
 
@@ -201,12 +201,12 @@ def test_syn_in_window_in_syn_received_returns_to_listen(syn_received: Harness) 
     (not the retransmitted original) returns the connection to LISTEN: the child is gone,
     nothing is sent, and the listener answers the peer's next SYN afresh."""
     h = syn_received
-    h.send(p(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=RTT)
+    h.send(from_peer(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=RTT)
     h.recv_nothing()
     assert h.tcb.state is State.CLOSED and h.tcb.error is None
     assert h.stack.connections() == [] and h.listener.syn_queue == []
-    h.send(p(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
-    h.recv([u(seq=ISS, ack=PISS + 101, flags="SA", win=min(RCVBUF, 65535),
+    h.send(from_peer(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
+    h.recv([to_peer(seq=ISS, ack=PISS + 101, flags="SA", win=min(RCVBUF, 65535),
               opts=Options(mss=MSS))])
 
 
@@ -215,8 +215,8 @@ def test_syn_in_syn_received_after_simultaneous_open_gets_challenge_ack(
     """RFC 9293 3.10.7.4 fourth (SYN-RECEIVED from an active OPEN: "handle per the
     directions for synchronized states") + RFC 5961 4.2: challenge ACK, no change."""
     h = syn_sent
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
     h.take()
-    h.send(p(seq=PISS + 100, ack=0, flags="S"), at=6 * MS)
-    h.recv([u()])
+    h.send(from_peer(seq=PISS + 100, ack=0, flags="S"), at=6 * MS)
+    h.recv([to_peer()])
     assert h.tcb.state is State.SYN_RECEIVED

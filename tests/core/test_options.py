@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core_harness import ISS, MSS, PISS, RCVBUF, US, Harness, p, plain_config, u
+from core_harness import ISS, MSS, PISS, RCVBUF, US, Harness, from_peer, plain_config, to_peer
 
 from rawtcp.core.config import MS, Config
 from rawtcp.core.segment import Options
@@ -22,10 +22,10 @@ def test_all_options_negotiated_when_both_offer() -> None:
     """RFC 7323 1.3/2.2/3.2, RFC 2018 2: the SYN-ACK carries each option the peer offered."""
     h = Harness(full_config())
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", opts=ALL), at=0)
-    h.recv([u(seq=ISS, flags="SA", win=65535, opts=Options(
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=ALL), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=65535, opts=Options(
         mss=MSS, wscale=3, sack_permitted=True, timestamps=(0, 100)))])
-    h.send(p(win=100, opts=Options(timestamps=(101, 0))), at=5 * MS)
+    h.send(from_peer(win=100, opts=Options(timestamps=(101, 0))), at=5 * MS)
     t = h.listener.accept()
     info = t.info()
     assert info["sack"] and info["timestamps"] and info["snd_wscale"] == 7
@@ -38,9 +38,9 @@ def test_only_mss_when_peer_offers_only_mss() -> None:
     """RFC 7323 1.3, RFC 2018 2: options the peer did not offer are not used."""
     h = Harness(full_config())
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=1000)), at=0)
-    h.recv([u(seq=ISS, flags="SA", win=65535, opts=Options(mss=MSS))])
-    h.send(p(win=30000), at=5 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=1000)), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=65535, opts=Options(mss=MSS))])
+    h.send(from_peer(win=30000), at=5 * MS)
     t = h.listener.accept()
     info = t.info()
     assert not info["sack"] and not info["timestamps"] and info["snd_wscale"] == 0
@@ -55,9 +55,9 @@ def test_default_mss_536_without_option() -> None:
     """RFC 9293 3.7.1: without an MSS option the peer's MSS is 536."""
     h = Harness()
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.send(from_peer(seq=PISS, ack=0, flags="S"), at=0)
     h.take()
-    h.send(p(), at=5 * MS)
+    h.send(from_peer(), at=5 * MS)
     assert h.listener.accept().info()["mss"] == 536
 
 
@@ -66,10 +66,11 @@ def test_active_open_offers_everything_and_follows_synack() -> None:
     h = Harness(full_config())
     h._pending = []
     tcb = h.stack.connect(h.stack.bind("10.0.0.1", 80), "10.0.0.1", "10.0.0.2", 49152, 0)
-    h.recv([u(seq=ISS, ack=0, flags="S", win=65535, opts=Options(
+    h.recv([to_peer(seq=ISS, ack=0, flags="S", win=65535, opts=Options(
         mss=MSS, wscale=3, sack_permitted=True, timestamps=(0, 0)))])
-    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=Options(mss=MSS)), at=10 * MS)
-    h.recv([u(win=65535)])
+    h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=Options(mss=MSS)),
+           at=10 * MS)
+    h.recv([to_peer(win=65535)])
     assert tcb.state is State.ESTABLISHED
     assert not tcb.info()["timestamps"] and tcb.info()["rcv_wscale"] == 0
 
@@ -77,9 +78,9 @@ def test_active_open_offers_everything_and_follows_synack() -> None:
 def _ts_established() -> Harness:
     h = Harness(plain_config(timestamps=True))
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS, timestamps=(100, 0))), at=0)
-    h.recv([u(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS, timestamps=(0, 100)))])
-    h.send(p(opts=Options(timestamps=(101, 0))), at=10 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS, timestamps=(100, 0))), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS, timestamps=(0, 100)))])
+    h.send(from_peer(opts=Options(timestamps=(101, 0))), at=10 * MS)
     h.tcb = h.listener.accept()
     return h
 
@@ -87,35 +88,35 @@ def _ts_established() -> Harness:
 def test_timestamps_echoed(est: Harness) -> None:
     """RFC 7323 3.2/4.3: TSval from our 1 ms clock, TSecr echoes TS.Recent."""
     h = _ts_established()
-    h.send(p(flags="PA", payload=b"a", opts=Options(timestamps=(150, 10))), at=T)
-    h.recv([u(ack=PISS + 2, win=RCVBUF - 1, opts=Options(timestamps=(60, 150)))],
+    h.send(from_peer(flags="PA", payload=b"a", opts=Options(timestamps=(150, 10))), at=T)
+    h.recv([to_peer(ack=PISS + 2, win=RCVBUF - 1, opts=Options(timestamps=(60, 150)))],
            at=T + 40 * MS)
 
 
 def test_paws_drops_old_timestamp() -> None:
     """RFC 7323 5.3 R1: TSval older than TS.Recent -> drop and send an ACK."""
     h = _ts_established()
-    h.send(p(flags="PA", payload=b"old", opts=Options(timestamps=(90, 0))), at=T)
-    h.recv([u(opts=Options(timestamps=(20, 101)))])
+    h.send(from_peer(flags="PA", payload=b"old", opts=Options(timestamps=(90, 0))), at=T)
+    h.recv([to_peer(opts=Options(timestamps=(20, 101)))])
     assert h.tcb.readable == 0
     assert h.stack.counters["dropped_paws"] == 1
-    h.send(p(flags="PA", payload=b"new", opts=Options(timestamps=(102, 0))), at=T + 1 * MS)
+    h.send(from_peer(flags="PA", payload=b"new", opts=Options(timestamps=(102, 0))), at=T + 1 * MS)
     assert h.tcb.readable == 3
 
 
 def test_paws_does_not_apply_to_rst() -> None:
     """RFC 7323 5.3: PAWS is not applied to RST segments."""
     h = _ts_established()
-    h.send(p(flags="R", win=0, opts=Options(timestamps=(5, 0))), at=T)
+    h.send(from_peer(flags="R", win=0, opts=Options(timestamps=(5, 0))), at=T)
     assert h.tcb.state is State.CLOSED
 
 
 def _sack_established() -> Harness:
     h = Harness(plain_config(sack=True, nodelay=True))
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS, sack_permitted=True)), at=0)
-    h.recv([u(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS, sack_permitted=True))])
-    h.send(p(), at=10 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS, sack_permitted=True)), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS, sack_permitted=True))])
+    h.send(from_peer(), at=10 * MS)
     h.tcb = h.listener.accept()
     return h
 
@@ -123,12 +124,13 @@ def _sack_established() -> Harness:
 def test_receiver_sends_sack_blocks() -> None:
     """RFC 2018 4: out-of-order data -> ACK with SACK blocks, most recent block first."""
     h = _sack_established()
-    h.send(p(seq=PISS + 101, flags="A", payload=b"b" * 100), at=T)
-    h.recv([u(opts=Options(sack_blocks=((PISS + 101, PISS + 201),)))])
-    h.send(p(seq=PISS + 301, flags="A", payload=b"d" * 100), at=T + 1)
-    h.recv([u(opts=Options(sack_blocks=((PISS + 301, PISS + 401), (PISS + 101, PISS + 201))))])
-    h.send(p(seq=PISS + 1, flags="A", payload=b"a" * 100), at=T + 2)
-    h.recv([u(ack=PISS + 201, win=RCVBUF - 200,
+    h.send(from_peer(seq=PISS + 101, flags="A", payload=b"b" * 100), at=T)
+    h.recv([to_peer(opts=Options(sack_blocks=((PISS + 101, PISS + 201),)))])
+    h.send(from_peer(seq=PISS + 301, flags="A", payload=b"d" * 100), at=T + 1)
+    h.recv([to_peer(opts=Options(
+        sack_blocks=((PISS + 301, PISS + 401), (PISS + 101, PISS + 201))))])
+    h.send(from_peer(seq=PISS + 1, flags="A", payload=b"a" * 100), at=T + 2)
+    h.recv([to_peer(ack=PISS + 201, win=RCVBUF - 200,
               opts=Options(sack_blocks=((PISS + 301, PISS + 401),)))])
 
 
@@ -144,12 +146,13 @@ def test_sack_recovery_retransmits_only_holes() -> None:
         return Options(sack_blocks=tuple((s + a * MSS, s + b * MSS) for a, b in blocks))
 
     # segments 1 and 3 (0-based) lost; 2, 4, 5 arrive
-    h.send(p(ack=s + MSS, opts=sack((2, 3))), at=T + 10 * MS)
-    h.send(p(ack=s + MSS, opts=sack((4, 5), (2, 3))), at=T + 11 * MS)
+    h.send(from_peer(ack=s + MSS, opts=sack((2, 3))), at=T + 10 * MS)
+    h.send(from_peer(ack=s + MSS, opts=sack((4, 5), (2, 3))), at=T + 11 * MS)
     h.recv_nothing()
-    h.send(p(ack=s + MSS, opts=sack((4, 6), (2, 3))), at=T + 12 * MS)
+    h.send(from_peer(ack=s + MSS, opts=sack((4, 6), (2, 3))), at=T + 12 * MS)
     got = h.take()
-    assert got[:2] == [u(seq=s + MSS, payload=bytes(MSS)), u(seq=s + 3 * MSS, payload=bytes(MSS))]
+    assert got[:2] == [to_peer(seq=s + MSS, payload=bytes(MSS)),
+                       to_peer(seq=s + 3 * MSS, payload=bytes(MSS))]
     assert all(g.seq not in (s + 2 * MSS, s + 4 * MSS, s + 5 * MSS) for g in got)
 
 
@@ -159,16 +162,16 @@ def test_peer_offers_everything_we_offer_nothing() -> None:
     the MSS, later segments carry no options, and the peer's windows are not scaled."""
     h = Harness()   # plain_config: wscale, SACK, timestamps off
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", opts=ALL), at=0)
-    h.recv([u(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS))])
-    h.send(p(win=1000, opts=Options(timestamps=(101, 0))), at=5 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=ALL), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS))])
+    h.send(from_peer(win=1000, opts=Options(timestamps=(101, 0))), at=5 * MS)
     t = h.listener.accept()
     info = t.info()
     assert not info["sack"] and not info["timestamps"]
     assert info["snd_wscale"] == 0 and info["rcv_wscale"] == 0
     assert info["snd_wnd"] == 1000 and info["mss"] == MSS
-    h.send(p(seq=PISS + 101, payload=b"x", opts=Options(timestamps=(102, 0))), at=T)
-    assert h.take() == [u(win=RCVBUF)]   # out of order: ACK at once, no SACK, no TS
+    h.send(from_peer(seq=PISS + 101, payload=b"x", opts=Options(timestamps=(102, 0))), at=T)
+    assert h.take() == [to_peer(win=RCVBUF)]   # out of order: ACK at once, no SACK, no TS
 
 
 def test_synack_with_options_we_did_not_offer_are_ignored() -> None:
@@ -178,12 +181,12 @@ def test_synack_with_options_we_did_not_offer_are_ignored() -> None:
     h = Harness()
     h._pending = []
     tcb = h.stack.connect(h.stack.bind(US, 80), US, "10.0.0.2", 49152, 0)
-    h.recv([u(seq=ISS, ack=0, flags="S", win=RCVBUF, opts=Options(mss=MSS))])
-    h.send(p(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=ALL), at=10 * MS)
-    h.recv([u()])
+    h.recv([to_peer(seq=ISS, ack=0, flags="S", win=RCVBUF, opts=Options(mss=MSS))])
+    h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=ALL), at=10 * MS)
+    h.recv([to_peer()])
     info = tcb.info()
     assert not info["sack"] and not info["timestamps"] and info["snd_wscale"] == 0
-    h.send(p(win=3000), at=20 * MS)
+    h.send(from_peer(win=3000), at=20 * MS)
     assert tcb.info()["snd_wnd"] == 3000
 
 
@@ -193,16 +196,17 @@ def test_window_scaling_in_both_directions() -> None:
     SYN-ACK windows are never scaled."""
     h = Harness(plain_config(window_scaling=True, rcvbuf=256 * 1024, nodelay=True))
     h.listen()
-    h.send(p(seq=PISS, ack=0, flags="S", win=65535, opts=Options(mss=MSS, wscale=2)), at=0)
-    h.recv([u(seq=ISS, flags="SA", win=65535, opts=Options(mss=MSS, wscale=3))])
-    h.send(p(win=730), at=10 * MS)                  # 730 << 2 = 2 * MSS
+    h.send(from_peer(seq=PISS, ack=0, flags="S", win=65535, opts=Options(mss=MSS, wscale=2)), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=65535, opts=Options(mss=MSS, wscale=3))])
+    h.send(from_peer(win=730), at=10 * MS)                  # 730 << 2 = 2 * MSS
     h.tcb = h.listener.accept()
     assert h.tcb.info()["snd_wnd"] == 2 * MSS
     h.tcb.send(bytes(5 * MSS), T)
     got = h.take(at=T)
     assert [len(g.payload) for g in got] == [MSS, MSS]   # exactly the scaled window
     assert all(g.window == (256 * 1024) >> 3 for g in got)
-    h.send(p(flags="PA", payload=b"x" * 100, ack=ISS + 1 + 2 * MSS, win=365), at=T + 10 * MS)
+    h.send(from_peer(flags="PA", payload=b"x" * 100, ack=ISS + 1 + 2 * MSS, win=365),
+           at=T + 10 * MS)
     got = h.take(at=T + 100 * MS)
     assert got[0].seq == ISS + 1 + 2 * MSS and len(got[0].payload) == MSS
     assert got[0].window == (256 * 1024 - 100) >> 3

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from core_harness import ISS, MSS, RTO, Harness, p, plain_config, u
+from core_harness import ISS, MSS, RTO, Harness, from_peer, plain_config, to_peer
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State
@@ -37,7 +37,7 @@ def expiries(start: int, n: int) -> list[int]:
 
 
 def rst(seq: int) -> object:
-    return u(seq=seq, flags="RA", win=0)
+    return to_peer(seq=seq, flags="RA", win=0)
 
 
 def last_events(h: Harness) -> list[tuple]:
@@ -50,7 +50,7 @@ def last_events(h: Harness) -> list[tuple]:
 def zero_window_then(h: Harness, data: bytes) -> None:
     """The peer closes its window at 20 ms; the user queues data and closes at CLOSE_AT
     (which arms the persist timer)."""
-    h.send(p(win=0), at=20 * MS)
+    h.send(from_peer(win=0), at=20 * MS)
     if data:
         assert h.tcb.send(data, CLOSE_AT) == len(data)
     h.tcb.close(CLOSE_AT)
@@ -71,8 +71,8 @@ def test_orphan_aborts_after_orphan_retries_probes(est: Harness, data: bytes) ->
     assert times[7] == CLOSE_AT + 51 * SEC and times[8] == CLOSE_AT + 102200 * MS
     for t in times[:8]:
         h.recv_nothing(at=t - 1)
-        h.recv([u(seq=ISS)], at=t)
-        h.send(p(win=0), at=t + RTT_PEER)   # the receiver answers: still zero
+        h.recv([to_peer(seq=ISS)], at=t)
+        h.send(from_peer(win=0), at=t + RTT_PEER)   # the receiver answers: still zero
         h.recv_nothing()
     assert h.tcb.info()["probes"] == 8
     h.recv_nothing(at=times[8] - 1)
@@ -95,7 +95,7 @@ def test_orphan_retries_is_the_exact_probe_count(retries: int) -> None:
     times = expiries(CLOSE_AT, retries + 1)
     for t in times[:-1]:
         h.recv_nothing(at=t - 1)
-        h.recv([u(seq=ISS)], at=t)
+        h.recv([to_peer(seq=ISS)], at=t)
     h.recv_nothing(at=times[-1] - 1)
     assert h.tcb.state is State.FIN_WAIT_1
     h.recv([rst(ISS + 1)], at=times[-1])
@@ -108,7 +108,7 @@ def test_orphan_whose_fin_was_sent_before_the_window_closed(fin_wait_1: Harness)
     resend the FIN into the zero window; the persist timer probes (its base is the backed-off
     RTO, 400 ms), and the orphan's RST carries SND.UNA, not the FIN's SND.MAX."""
     h = fin_wait_1                                   # FIN sent at 20 ms
-    h.send(p(win=0), at=25 * MS)                     # acknowledges nothing, window zero
+    h.send(from_peer(win=0), at=25 * MS)                     # acknowledges nothing, window zero
     h.recv_nothing(at=20 * MS + RTO)                 # RTO: no FIN into a zero window
     assert h.tcb.info()["rto"] == 2 * RTO
     start = 20 * MS + RTO
@@ -118,7 +118,7 @@ def test_orphan_whose_fin_was_sent_before_the_window_closed(fin_wait_1: Harness)
     for g in gaps[:8]:
         t += g
         h.recv_nothing(at=t - 1)
-        h.recv([u(seq=ISS)], at=t)
+        h.recv([to_peer(seq=ISS)], at=t)
     t += gaps[8]
     h.recv_nothing(at=t - 1)
     h.recv([rst(ISS + 1)], at=t)
@@ -130,20 +130,20 @@ def test_non_orphan_keeps_probing(est: Harness) -> None:
     by shutdown(SHUT_WR), not close()) keeps probing past orphan_retries, as long as the
     receiver answers; the FIN goes out when the window opens."""
     h = est
-    h.send(p(win=0), at=20 * MS)
+    h.send(from_peer(win=0), at=20 * MS)
     h.tcb.shutdown(1, CLOSE_AT)
     assert h.tcb.state is State.FIN_WAIT_1 and not h.tcb.orphan
     times = expiries(CLOSE_AT, 12)
     for t in times:
         h.recv_nothing(at=t - 1)
-        h.recv([u(seq=ISS)], at=t)
-        h.send(p(win=0), at=t + RTT_PEER)
+        h.recv([to_peer(seq=ISS)], at=t)
+        h.send(from_peer(win=0), at=t + RTT_PEER)
         h.recv_nothing()
     assert h.tcb.info()["probes"] == 12 and h.tcb.error is None
     assert h.tcb.state is State.FIN_WAIT_1
-    h.send(p(win=1000), at=times[-1] + SEC)
-    h.recv([u(flags="FA")])
-    h.send(p(ack=ISS + 2), at=times[-1] + SEC + RTT_PEER)
+    h.send(from_peer(win=1000), at=times[-1] + SEC)
+    h.recv([to_peer(flags="FA")])
+    h.send(from_peer(ack=ISS + 2), at=times[-1] + SEC + RTT_PEER)
     assert h.tcb.state is State.FIN_WAIT_2
 
 
@@ -157,20 +157,20 @@ def test_window_update_resets_the_orphan_probe_count(est: Harness) -> None:
     times = expiries(CLOSE_AT, 5)
     for t in times:
         h.recv_nothing(at=t - 1)
-        h.recv([u(seq=ISS)], at=t)
+        h.recv([to_peer(seq=ISS)], at=t)
     assert h.tcb.info()["probes"] == 5
     t_open = times[-1] + 1 * SEC
-    h.send(p(win=MSS), at=t_open)                   # window update: one full segment
-    h.recv([u(payload=data[:MSS])])
+    h.send(from_peer(win=MSS), at=t_open)                   # window update: one full segment
+    h.recv([to_peer(payload=data[:MSS])])
     assert h.tcb.info()["probes"] == 0
     t_ack = t_open + RTT_PEER
-    h.send(p(ack=ISS + 1 + MSS, win=0), at=t_ack)   # acked, and the window closes again
+    h.send(from_peer(ack=ISS + 1 + MSS, win=0), at=t_ack)   # acked, and the window closes again
     h.recv_nothing()
     assert h.tcb.info()["rto"] == RTO               # persist base unchanged: 200 ms
     times = expiries(t_ack, 9)
     for t in times[:8]:
         h.recv_nothing(at=t - 1)
-        h.recv([u(seq=ISS + MSS)], at=t)
+        h.recv([to_peer(seq=ISS + MSS)], at=t)
     h.recv_nothing(at=times[8] - 1)
     assert h.tcb.state is State.FIN_WAIT_1
     h.recv([rst(ISS + 1 + MSS)], at=times[8])

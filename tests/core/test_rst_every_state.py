@@ -12,7 +12,20 @@ from __future__ import annotations
 import errno
 
 import pytest
-from core_harness import ISS, LPORT, MSS, PEER, PISS, RCVBUF, RPORT, US, Harness, p, plain_config, u
+from core_harness import (
+    ISS,
+    LPORT,
+    MSS,
+    PEER,
+    PISS,
+    RCVBUF,
+    RPORT,
+    US,
+    Harness,
+    from_peer,
+    plain_config,
+    to_peer,
+)
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.segment import Options
@@ -23,8 +36,8 @@ T = 100 * MS  # after every fixture's last event, before any retransmission (RTO
 
 def _rst(seq: int, ack: int | None = None) -> object:
     if ack is None:
-        return p(seq=seq, flags="R", win=0)
-    return p(seq=seq, ack=ack, flags="RA", win=0)
+        return from_peer(seq=seq, flags="R", win=0)
+    return from_peer(seq=seq, ack=ack, flags="RA", win=0)
 
 
 # ------------------------------------------------------------------ exact RST, per state
@@ -41,7 +54,7 @@ def test_rst_in_listen_is_ignored(h: Harness) -> None:
     h.send(_rst(PISS + 1, ISS + 1), at=T)
     h.recv_nothing()
     assert not lst.closed and h.stack.connections() == []
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=T + 1)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=T + 1)
     assert h.stack.lookup(US, LPORT, PEER, RPORT).state is State.SYN_RECEIVED
 
 
@@ -75,7 +88,7 @@ def test_rst_in_syn_received_active_is_refused(syn_sent: Harness) -> None:
     """RFC 9293 3.10.7.4 second (SYN-RECEIVED reached from SYN-SENT by a simultaneous
     open): "the connection was refused" -> ECONNREFUSED, CLOSED."""
     h = syn_sent
-    h.send(p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
     h.take()
     assert h.tcb.state is State.SYN_RECEIVED
     h.send(_rst(PISS + 1), at=T)
@@ -127,7 +140,7 @@ def test_rst_in_time_wait_closes_without_rfc1337() -> None:
     h = Harness(plain_config(rfc1337=False))
     h.passive_open()
     h.tcb.close(20 * MS)
-    h.send(p(flags="FA", ack=ISS + 2), at=30 * MS)
+    h.send(from_peer(flags="FA", ack=ISS + 2), at=30 * MS)
     h.take()
     assert h.tcb.state is State.TIME_WAIT
     h.send(_rst(PISS + 2, ISS + 2), at=T)
@@ -139,14 +152,14 @@ def test_rst_in_time_wait_closes_without_rfc1337() -> None:
 # ------------------------------------------------------------------ RFC 5961, per state
 # (fixture, RCV.NXT, the challenge ACK the state sends: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)
 SYNCHRONIZED = [
-    ("syn_received", PISS + 1, u()),
-    ("est", PISS + 1, u()),
-    ("fin_wait_1", PISS + 1, u(seq=ISS + 2)),
-    ("fin_wait_2", PISS + 1, u(seq=ISS + 2)),
-    ("close_wait", PISS + 2, u(ack=PISS + 2, win=RCVBUF - 1)),
-    ("closing", PISS + 2, u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)),
-    ("last_ack", PISS + 2, u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)),
-    ("time_wait", PISS + 2, u(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)),
+    ("syn_received", PISS + 1, to_peer()),
+    ("est", PISS + 1, to_peer()),
+    ("fin_wait_1", PISS + 1, to_peer(seq=ISS + 2)),
+    ("fin_wait_2", PISS + 1, to_peer(seq=ISS + 2)),
+    ("close_wait", PISS + 2, to_peer(ack=PISS + 2, win=RCVBUF - 1)),
+    ("closing", PISS + 2, to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)),
+    ("last_ack", PISS + 2, to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)),
+    ("time_wait", PISS + 2, to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)),
 ]
 
 
@@ -170,9 +183,9 @@ def test_syn_gets_challenge_ack_in_every_synchronized_state(
     window or not, gets an ACK (challenge ACK) and never resets the connection."""
     h: Harness = request.getfixturevalue(state)
     before = h.tcb.state
-    h.send(p(seq=rcv_nxt + 10, ack=0, flags="S", opts=Options(mss=MSS)), at=T)
+    h.send(from_peer(seq=rcv_nxt + 10, ack=0, flags="S", opts=Options(mss=MSS)), at=T)
     h.recv([challenge])
-    h.send(p(seq=rcv_nxt + 10**6, ack=0, flags="S", opts=Options(mss=MSS)), at=T + 1)
+    h.send(from_peer(seq=rcv_nxt + 10**6, ack=0, flags="S", opts=Options(mss=MSS)), at=T + 1)
     h.recv([challenge])
     assert h.tcb.state is before and h.tcb.error is None
     assert h.stack.counters["challenge_acks"] == 1

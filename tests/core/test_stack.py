@@ -8,7 +8,20 @@ import errno
 import random
 
 import pytest
-from core_harness import ISS, LPORT, MSS, PEER, PISS, RCVBUF, RTT, US, Harness, p, plain_config, u
+from core_harness import (
+    ISS,
+    LPORT,
+    MSS,
+    PEER,
+    PISS,
+    RCVBUF,
+    RTT,
+    US,
+    Harness,
+    from_peer,
+    plain_config,
+    to_peer,
+)
 
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.isn import IsnGenerator
@@ -20,51 +33,51 @@ from rawtcp.core.tcb import State
 # ------------------------------------------------------------------ CLOSED port
 def test_syn_to_closed_port_gets_rst_ack(h: Harness) -> None:
     """RFC 9293 3.10.7.1: no ACK bit -> <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>."""
-    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
-    h.recv([u(seq=0, ack=PISS + 1, flags="RA", win=0)])
+    h.send(from_peer(seq=PISS, ack=0, flags="S"), at=0)
+    h.recv([to_peer(seq=0, ack=PISS + 1, flags="RA", win=0)])
     assert h.stack.counters["dropped_no_listener"] == 1
     assert h.stack.counters["rst_sent"] == 1
 
 
 def test_ack_to_closed_port_gets_rst(h: Harness) -> None:
     """RFC 9293 3.10.7.1: ACK bit on -> <SEQ=SEG.ACK><CTL=RST>."""
-    h.send(p(seq=PISS, ack=777, flags="PA", payload=b"abc"), at=0)
-    h.recv([u(seq=777, ack=0, flags="R", win=0)])
+    h.send(from_peer(seq=PISS, ack=777, flags="PA", payload=b"abc"), at=0)
+    h.recv([to_peer(seq=777, ack=0, flags="R", win=0)])
 
 
 def test_rst_to_closed_port_is_ignored(h: Harness) -> None:
     """RFC 9293 3.10.7.1: "An incoming segment containing a RST is discarded"."""
-    h.send(p(flags="R", win=0), at=0)
+    h.send(from_peer(flags="R", win=0), at=0)
     h.recv_nothing()
 
 
 def test_data_with_fin_to_closed_port_ack_covers_fin(h: Harness) -> None:
     """RFC 9293 3.10.7.1: SEG.LEN counts SYN and FIN."""
-    h.send(p(seq=PISS, ack=0, flags="F", payload=b"12345"), at=0)
-    h.recv([u(seq=0, ack=PISS + 6, flags="RA", win=0)])
+    h.send(from_peer(seq=PISS, ack=0, flags="F", payload=b"12345"), at=0)
+    h.recv([to_peer(seq=0, ack=PISS + 6, flags="RA", win=0)])
 
 
 # ------------------------------------------------------------------ LISTEN
 def test_listener_rst_for_ack(h: Harness) -> None:
     """RFC 9293 3.10.7.2 second: an ACK in LISTEN -> <SEQ=SEG.ACK><CTL=RST>."""
     h.listen()
-    h.send(p(ack=4242), at=0)
-    h.recv([u(seq=4242, ack=0, flags="R", win=0)])
+    h.send(from_peer(ack=4242), at=0)
+    h.recv([to_peer(seq=4242, ack=0, flags="R", win=0)])
 
 
 def test_listener_ignores_rst(h: Harness) -> None:
     """RFC 9293 3.10.7.2 first: an RST in LISTEN is ignored."""
     h.listen()
-    h.send(p(flags="R", win=0), at=0)
+    h.send(from_peer(flags="R", win=0), at=0)
     h.recv_nothing()
 
 
 def _syn(port: int):
-    return p(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS), sport=port)
+    return from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS), sport=port)
 
 
 def _synack(port: int):
-    return u(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS), dport=port)
+    return to_peer(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS), dport=port)
 
 
 def test_backlog_bounds_syn_queue_and_accept_queue(h: Harness) -> None:
@@ -76,7 +89,7 @@ def test_backlog_bounds_syn_queue_and_accept_queue(h: Harness) -> None:
     h.send(_syn(1002), at=1)                  # SYN queue full
     h.recv_nothing()
     assert h.stack.counters["dropped_backlog"] == 1
-    h.send(p(sport=1001), at=RTT)             # 1001 established -> accept queue
+    h.send(from_peer(sport=1001), at=RTT)             # 1001 established -> accept queue
     assert h.listener.pending == 1
     h.send(_syn(1003), at=RTT + 1)            # accept queue full
     h.recv_nothing()
@@ -93,13 +106,13 @@ def test_full_accept_queue_drops_final_ack(h: Harness) -> None:
     child stays in SYN_RECEIVED and the SYN-ACK is retransmitted later."""
     h.listen(backlog=1)
     h.send(_syn(1001), at=0)
-    h.send(p(sport=1001), at=RTT)
+    h.send(from_peer(sport=1001), at=RTT)
     h.take()
     h.listener.backlog = 2
     h.send(_syn(1002), at=RTT + 1)
     h.recv([_synack(1002)])
     h.listener.backlog = 1
-    h.send(p(sport=1002), at=RTT + 2)
+    h.send(from_peer(sport=1002), at=RTT + 2)
     assert h.stack.lookup(US, LPORT, PEER, 1002).state is State.SYN_RECEIVED
     assert h.stack.counters["dropped_accept_queue_full"] == 1
 
@@ -108,13 +121,13 @@ def test_listener_close_resets_unaccepted(h: Harness) -> None:
     """Closing a listener aborts connections never accepted (RST, RFC 9293 3.10.5)."""
     h.listen()
     h.send(_syn(1001), at=0)
-    h.send(p(sport=1001), at=RTT)
+    h.send(from_peer(sport=1001), at=RTT)
     h.take()
     h.listener.close(RTT + 1)
-    h.recv([u(flags="RA", win=0, dport=1001)])
+    h.recv([to_peer(flags="RA", win=0, dport=1001)])
     assert h.stack.connections() == []
     h.send(_syn(1005), at=RTT + 2)
-    h.recv([u(seq=0, ack=PISS + 1, flags="RA", win=0, dport=1005)])
+    h.recv([to_peer(seq=0, ack=PISS + 1, flags="RA", win=0, dport=1005)])
 
 
 # ------------------------------------------------------------------ bind
@@ -253,8 +266,8 @@ def test_no_tracer_costs_nothing() -> None:
     lst = st.listen(st.bind(US, LPORT), 4)
     from rawtcp.core.segment import Packet
 
-    st.on_packet(Packet(PEER, US, p(seq=PISS, ack=0, flags="S")), 0)
-    st.on_packet(Packet(PEER, US, p()), 1)
+    st.on_packet(Packet(PEER, US, from_peer(seq=PISS, ack=0, flags="S")), 0)
+    st.on_packet(Packet(PEER, US, from_peer()), 1)
     assert lst.accept() is not None
 
 
@@ -264,7 +277,7 @@ def test_trace_every_required_event_kind(est: Harness) -> None:
     h = est
     h.tcb.send(b"hi", 20 * MS)
     h.take(at=20 * MS + 200 * MS)                       # RTO fires, data retransmitted
-    h.send(p(seq=PISS + 1 + 10 * RCVBUF, payload=b"far"), at=300 * MS)   # unacceptable
+    h.send(from_peer(seq=PISS + 1 + 10 * RCVBUF, payload=b"far"), at=300 * MS)   # unacceptable
     h.take()
     ev = h.events
     conn = "10.0.0.1:80>10.0.0.2:49152"
@@ -287,7 +300,7 @@ def test_trace_every_required_event_kind(est: Harness) -> None:
 def test_trace_drop_for_segment_without_connection(h: Harness) -> None:
     """RFC 9293 3.10.7.1 + docs/contracts.md: a segment for a closed port is traced as a
     drop (reason no-listener, no conn) followed by the RST we send."""
-    h.send(p(seq=PISS, ack=0, flags="S"), at=0)
+    h.send(from_peer(seq=PISS, ack=0, flags="S"), at=0)
     kinds = [(e["ev"], e.get("dir"), e.get("reason")) for e in h.events]
     assert kinds == [("seg", "in", None), ("drop", "in", "no-listener"), ("seg", "out", None)]
     assert "conn" not in h.events[1] and h.events[2]["flags"] == "RA"
@@ -310,7 +323,7 @@ def test_isn_generator_is_injected_and_called_with_the_four_tuple() -> None:
     st.listen(st.bind(US, 80), 4)
     from rawtcp.core.segment import Packet
 
-    st.on_packet(Packet(PEER, US, p(seq=PISS, ack=0, flags="S", sport=999)), 5678)
+    st.on_packet(Packet(PEER, US, from_peer(seq=PISS, ack=0, flags="S", sport=999)), 5678)
     synack = st.take_packets()[0].segment
     assert calls[1] == (US, 80, PEER, 999, 5678) and synack.seq == 0xFFFFFFF2
     d = Stack(plain_config(), rng=random.Random(1))
