@@ -4,7 +4,6 @@ this module never imports cli.py: what both need is in cli_support.py)."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sys
 import threading
@@ -14,7 +13,6 @@ from typing import Any
 from rawtcp.cli_support import CliError, config_overrides, human_us, one_line, print_json
 
 DEMO_EXPERIMENTS = ("lifecycle", "final-ack-drop", "final-ack-drop-passive")
-LABS_DIR = os.environ.get("RAWTCP_LABS", "/run/rawtcp/labs")
 
 
 def dispatch(args) -> int:
@@ -247,7 +245,7 @@ def cmd_ladder(args) -> int:
     path = args.file
     if not os.path.exists(path):
         raise CliError(f"rawtcp ladder: no such file: {path}", 2)
-    from rawtcp.report.segs import is_capture
+    from rawtcp.report.captures import is_capture
 
     if is_capture(path):       # pcap (any byte order, us or ns) or pcapng
         try:
@@ -272,75 +270,42 @@ def cmd_ladder(args) -> int:
 
 
 # --------------------------------------------------------------------------- labs
-def _lab_records() -> list[dict]:
-    out = []
+# `lab up` records live with the lab (rawtcp.lab.persistent); this module only prints.
+def _lab_record(name: str):
+    from rawtcp.lab.persistent import lab_record
+
     try:
-        names = sorted(os.listdir(LABS_DIR))
-    except FileNotFoundError:
-        return out
-    for n in names:
-        if n.endswith(".json"):
-            with open(os.path.join(LABS_DIR, n), encoding="utf-8") as f:
-                out.append(json.load(f))
-    return out
-
-
-def _lab_record(name: str) -> dict:
-    p = os.path.join(LABS_DIR, f"{name}.json")
-    if not os.path.exists(p):
-        known = ", ".join(r["name"] for r in _lab_records()) or "none"
-        raise CliError(f"rawtcp: no lab named {name!r} (labs: {known}; make one with "
-                       "`rawtcp lab up`)", 2)
-    with open(p, encoding="utf-8") as f:
-        return json.load(f)
+        return lab_record(name)
+    except LookupError as e:
+        raise CliError(f"rawtcp: {e}", 2) from None
 
 
 def cmd_lab(args) -> int:
-    from rawtcp.host import registry
-    from rawtcp.host.netns import delete_netns
+    from rawtcp.lab import persistent
 
     if args.lcmd == "up":
-        from rawtcp.lab import VethLab
-
-        lab = VethLab(mode="packet", family="dual" if args.ipv6 else "ipv4")
-        lab.__enter__()
-        # Persistent: the namespaces outlive this process, so take them out of the crash
-        # registry (which removes objects of dead processes) and keep our own record.
-        for ns in (lab.kernel_netns, lab.rawtcp_netns):
-            registry.unregister("netns", ns)
-        rec = {"name": lab.tag, "kernel_netns": lab.kernel_netns,
-               "rawtcp_netns": lab.rawtcp_netns, "rawtcp_if": lab.rawtcp_if,
-               "kernel_addrs": lab.kernel_addrs, "rawtcp_addrs": lab.rawtcp_addrs,
-               "created": time.time()}
-        os.makedirs(LABS_DIR, exist_ok=True)
-        with open(os.path.join(LABS_DIR, f"{lab.tag}.json"), "w", encoding="utf-8") as f:
-            json.dump(rec, f)
-        _out(f"lab {lab.tag} is up: kernel {', '.join(lab.kernel_addrs)} in netns "
-             f"{lab.kernel_netns}; rawtcp {', '.join(lab.rawtcp_addrs)} (AF_PACKET) in "
-             f"netns {lab.rawtcp_netns}")
-        _out(f"  kernel server:  ip netns exec {lab.kernel_netns} python3 -m http.server 8080")
-        _out(f"  rawtcp client:  rawtcp connect --lab {lab.tag} {lab.kernel_addr} 8080")
-        _out(f"  remove it:      rawtcp lab down {lab.tag}")
+        rec = persistent.lab_up(ipv6=args.ipv6)
+        _out(f"lab {rec.name} is up: kernel {', '.join(rec.kernel_addrs)} in netns "
+             f"{rec.kernel_netns}; rawtcp {', '.join(rec.rawtcp_addrs)} (AF_PACKET) in "
+             f"netns {rec.rawtcp_netns}")
+        _out(f"  kernel server:  ip netns exec {rec.kernel_netns} python3 -m http.server 8080")
+        _out(f"  rawtcp client:  rawtcp connect --lab {rec.name} {rec.kernel_addr} 8080")
+        _out(f"  remove it:      rawtcp lab down {rec.name}")
         return 0
     if args.lcmd == "down":
-        rec = _lab_record(args.name)
-        for ns in (rec["rawtcp_netns"], rec["kernel_netns"]):
-            delete_netns(ns)
-        os.unlink(os.path.join(LABS_DIR, f"{args.name}.json"))
+        _lab_record(args.name)                     # unknown name: one line, exit 2
+        persistent.lab_down(args.name)
         _out(f"lab {args.name} removed")
         return 0
     if args.lcmd == "list":
         from rawtcp.lab.cleanup import list_labs
 
-        recs = _lab_records()
-        from rawtcp.host.netns import netns_exists
-
+        recs = persistent.lab_records()
         for r in recs:
-            gone = not (netns_exists(r["kernel_netns"]) and netns_exists(r["rawtcp_netns"]))
             _out(("(gone: its namespaces were removed; `rawtcp lab down NAME` forgets it) "
-                  if gone else "") + f"lab {r['name']}: kernel {', '.join(r['kernel_addrs'])} "
-                 f"({r['kernel_netns']}), rawtcp {', '.join(r['rawtcp_addrs'])} "
-                 f"({r['rawtcp_netns']})")
+                  if r.gone() else "") + f"lab {r.name}: kernel {', '.join(r.kernel_addrs)} "
+                 f"({r.kernel_netns}), rawtcp {', '.join(r.rawtcp_addrs)} "
+                 f"({r.rawtcp_netns})")
         objs = list_labs()
         for o in objs:
             state = "in use" if o["alive"] else "leftover"
@@ -358,11 +323,7 @@ def cmd_lab(args) -> int:
         # and removes every `lab up` lab.
         done = clean(force=args.force, orphans=args.force)
         if args.force:
-            for r in _lab_records():
-                for ns in (r["rawtcp_netns"], r["kernel_netns"]):
-                    delete_netns(ns)
-                os.unlink(os.path.join(LABS_DIR, f"{r['name']}.json"))
-                done.append(f"lab {r['name']}")
+            done += [f"lab {name}" for name in persistent.remove_all()]
         for d in done:
             _out(f"removed {d}")
         _out(f"{len(done)} object(s) removed")
@@ -388,11 +349,11 @@ def _open_link(args):
         rec = _lab_record(args.lab)
         from rawtcp.host.netns import netns_exists
 
-        if not netns_exists(rec["rawtcp_netns"]):
+        if not netns_exists(rec.rawtcp_netns):
             raise CliError(f"rawtcp: the namespaces of lab {args.lab} are gone (removed by "
                            f"`rawtcp lab clean --force`?); run `rawtcp lab down {args.lab}` "
                            "and `rawtcp lab up` again")
-        return PacketLink(rec["rawtcp_if"], rec["rawtcp_addrs"], netns=rec["rawtcp_netns"])
+        return PacketLink(rec.rawtcp_if, rec.rawtcp_addrs, netns=rec.rawtcp_netns)
     if args.link == "lab":
         raise CliError("rawtcp: choose a link: --lab NAME (from `rawtcp lab up`), "
                        "--link rawip --iface IF, --link packet --iface IF --addr ADDR, or "

@@ -179,9 +179,9 @@ def _lab_up(*extra: str) -> dict:
     r = run("lab", "up", *extra)
     assert r.returncode == 0, r.stderr
     name = r.stdout.split()[1]
-    from rawtcp.commands import _lab_record
+    from rawtcp.lab.persistent import lab_record
 
-    return _lab_record(name)
+    return lab_record(name).to_dict()
 
 
 def test_connect_netcat_over_a_lab_with_pcap_and_trace(tmp_path):

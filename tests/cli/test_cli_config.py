@@ -125,15 +125,15 @@ def test_a_missing_config_file_is_exit_2(tmp_path):
 def test_connect_uses_the_config_it_was_given(tmp_path):
     """The SYN rawtcp sends carries what --config-file and --config set (RFC 9293 3.7.1 MSS
     option, RFC 7323 2.2 window scale only when offered)."""
-    from rawtcp.commands import _lab_record
     from rawtcp.lab.peers import Server
+    from rawtcp.lab.persistent import lab_record
     from rawtcp.trace import read_trace
 
     f = tmp_path / "c.toml"
     f.write_text("mss = 900\nwindow_scaling = false\n")
     up = run("lab", "up")
     assert up.returncode == 0, up.stderr
-    rec = _lab_record(up.stdout.split()[1])
+    rec = lab_record(up.stdout.split()[1]).to_dict()
     try:
         srv = Server(rec["kernel_netns"], "echo", port=7, bind="0.0.0.0").start()
         try:
