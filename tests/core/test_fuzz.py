@@ -33,8 +33,8 @@ def test_random_segments_never_raise(state: str, request: pytest.FixtureRequest)
                            Options(timestamps=(rng.getrandbits(32), rng.getrandbits(32))),
                            Options(wscale=rng.randint(0, 255))])
         seg = from_peer(seq=base_seq + rng.randint(-3000, 70000), ack=base_ack + rng.randint(-5, 5),
-                flags=Flags(rng.getrandbits(6)), win=rng.getrandbits(16),
-                payload=rng.randbytes(rng.choice([0, 0, 1, 100, 1460])), opts=opts)
+                        flags=Flags(rng.getrandbits(6)), win=rng.getrandbits(16),
+                        payload=rng.randbytes(rng.choice([0, 0, 1, 100, 1460])), opts=opts)
         h.send(seg, at=t)
         h.take()
         if h.tcb is not None and rng.random() < 0.05:

@@ -149,7 +149,7 @@ def test_syn_received_rst_returns_to_listen(syn_received: Harness) -> None:
     # A new SYN still works.
     h.send(from_peer(seq=PISS + 1000, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
     h.recv([to_peer(seq=ISS, ack=PISS + 1001, flags="SA", win=min(RCVBUF, 65535),
-              opts=Options(mss=MSS))])
+                    opts=Options(mss=MSS))])
 
 
 def test_data_with_final_ack_of_handshake(syn_received: Harness) -> None:
@@ -207,7 +207,7 @@ def test_syn_in_window_in_syn_received_returns_to_listen(syn_received: Harness) 
     assert h.stack.connections() == [] and h.listener.syn_queue == []
     h.send(from_peer(seq=PISS + 100, ack=0, flags="S", opts=Options(mss=MSS)), at=2 * RTT)
     h.recv([to_peer(seq=ISS, ack=PISS + 101, flags="SA", win=min(RCVBUF, 65535),
-              opts=Options(mss=MSS))])
+                    opts=Options(mss=MSS))])
 
 
 def test_syn_in_syn_received_after_simultaneous_open_gets_challenge_ack(

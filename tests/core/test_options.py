@@ -131,7 +131,7 @@ def test_receiver_sends_sack_blocks() -> None:
         sack_blocks=((PISS + 301, PISS + 401), (PISS + 101, PISS + 201))))])
     h.send(from_peer(seq=PISS + 1, flags="A", payload=b"a" * 100), at=T + 2)
     h.recv([to_peer(ack=PISS + 201, win=RCVBUF - 200,
-              opts=Options(sack_blocks=((PISS + 301, PISS + 401),)))])
+                    opts=Options(sack_blocks=((PISS + 301, PISS + 401),)))])
 
 
 def test_sack_recovery_retransmits_only_holes() -> None:
