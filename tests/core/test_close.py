@@ -1,6 +1,7 @@
 """Close paths, one section per RFC 9293 state: FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
 LAST_ACK, CLOSING, TIME_WAIT (RFC 9293 3.6, 3.10.4, 3.10.7.4; RFC 6298 for FIN
-retransmission; RFC 1337)."""
+retransmission). An RST arriving in any of these states is tested in
+test_rst_every_state.py."""
 
 from __future__ import annotations
 
@@ -195,28 +196,6 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_2msl(time_wait: Harness
     assert h.tcb.state is State.CLOSED
 
 
-def test_time_wait_ignores_rst_rfc1337(time_wait: Harness) -> None:
-    """RFC 1337: RST in TIME_WAIT is ignored (TIME-WAIT assassination protection)."""
-    h = time_wait
-    h.send(from_peer(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
-    h.recv_nothing()
-    assert h.tcb.state is State.TIME_WAIT
-    assert h.stack.counters["dropped_rfc1337"] == 1
-
-
-def test_time_wait_rst_closes_without_rfc1337() -> None:
-    """RFC 9293 3.10.7.4 second (TIME-WAIT) with RFC 1337 off: RST -> CLOSED."""
-    h = Harness(plain_config(rfc1337=False))
-    h.passive_open()
-    h.tcb.close(20 * MS)
-    h.recv([to_peer(flags="FA")], at=20 * MS)
-    h.send(from_peer(flags="FA", ack=ISS + 2), at=30 * MS)
-    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
-    assert h.tcb.state is State.TIME_WAIT
-    h.send(from_peer(seq=PISS + 2, ack=ISS + 2, flags="R", win=0), at=1 * SEC)
-    assert h.tcb.state is State.CLOSED
-
-
 def test_time_wait_zero_ablation_late_fin_meets_rst() -> None:
     """Ablation time_wait = 0: no TIME_WAIT; the peer's retransmitted FIN (our ACK was lost)
     meets no TCB and is answered with RST (RFC 9293 3.10.7.1) - the hazard TIME_WAIT
@@ -233,43 +212,8 @@ def test_time_wait_zero_ablation_late_fin_meets_rst() -> None:
     h.recv([to_peer(seq=ISS + 2, ack=0, flags="R", win=0)])
 
 
-# ------------------------------------------------------------------ RST in every state
-def test_rst_in_established_is_econnreset(est: Harness) -> None:
-    """RFC 9293 3.10.7.4 second (ESTABLISHED): RST -> ECONNRESET, CLOSED."""
-    est.send(from_peer(flags="R", win=0), at=20 * MS)
-    assert est.tcb.state is State.CLOSED and est.tcb.error == errno.ECONNRESET
-
-
-def test_rst_in_fin_wait_1_and_2(fin_wait_1: Harness) -> None:
-    """RFC 9293 3.10.7.4 second (FIN-WAIT-1/2): RST -> CLOSED with ECONNRESET."""
-    fin_wait_1.send(from_peer(flags="R", win=0), at=25 * MS)
-    assert fin_wait_1.tcb.state is State.CLOSED
-    assert fin_wait_1.tcb.error == errno.ECONNRESET
-
-
-def test_rst_in_fin_wait_2(fin_wait_2: Harness) -> None:
-    """RFC 9293 3.10.7.4 second (FIN-WAIT-2)."""
-    fin_wait_2.send(from_peer(flags="R", win=0), at=35 * MS)
-    assert fin_wait_2.tcb.state is State.CLOSED
-
-
-def test_rst_in_close_wait(close_wait: Harness) -> None:
-    """RFC 9293 3.10.7.4 second (CLOSE-WAIT)."""
-    close_wait.send(from_peer(seq=PISS + 2, flags="R", win=0), at=25 * MS)
-    assert close_wait.tcb.state is State.CLOSED
-    assert close_wait.tcb.error == errno.ECONNRESET
-
-
-def test_rst_in_closing_and_last_ack(closing: Harness) -> None:
-    """RFC 9293 3.10.7.4 second (CLOSING, LAST-ACK): RST -> CLOSED, no error."""
-    closing.send(from_peer(seq=PISS + 2, flags="R", win=0), at=30 * MS)
-    assert closing.tcb.state is State.CLOSED and closing.tcb.error is None
-
-
-def test_rst_in_last_ack(last_ack: Harness) -> None:
-    """RFC 9293 3.10.7.4 second (LAST-ACK)."""
-    last_ack.send(from_peer(seq=PISS + 2, flags="R", win=0), at=35 * MS)
-    assert last_ack.tcb.state is State.CLOSED and last_ack.tcb.error is None
+# ------------------------------------------------------------------ RST sent by us
+# (RST received in each state: test_rst_every_state.py)
 
 
 def test_close_with_unread_data_sends_rst(est: Harness) -> None:

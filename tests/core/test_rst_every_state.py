@@ -4,7 +4,8 @@ the RST bit" / "fourth, check the SYN bit", RFC 5961 3.2 and 4.2, RFC 1337).
 One test per state for the RST with exactly SEQ = RCV.NXT (what the connection becomes,
 which error the user sees, and that nothing is sent back), then, for every synchronized
 state, an in-window RST that is not exact and a SYN: both get a challenge ACK and change
-nothing.
+nothing. This file is the one home of "an RST arrives in state X"; the other core test files
+test the RSTs the stack sends.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from core_harness import (
 )
 
 from rawtcp.core.config import MS, SEC
-from rawtcp.core.segment import Options
+from rawtcp.core.segment import Options, Segment
 from rawtcp.core.tcb import State
 
 T = 100 * MS  # after every fixture's last event, before any retransmission (RTO 200 ms)
 
 
-def _rst(seq: int, ack: int | None = None) -> object:
+def _rst(seq: int, ack: int | None = None) -> Segment:
     if ack is None:
         return from_peer(seq=seq, flags="R", win=0)
     return from_peer(seq=seq, ack=ack, flags="RA", win=0)
@@ -49,8 +50,10 @@ def test_rst_in_closed_no_tcb_is_discarded(h: Harness) -> None:
 
 
 def test_rst_in_listen_is_ignored(h: Harness) -> None:
-    """RFC 9293 3.10.7.2 first (LISTEN): an incoming RST is ignored; still listening."""
+    """RFC 9293 3.10.7.2 first (LISTEN): an incoming RST, with or without ACK, is ignored;
+    still listening."""
     lst = h.listen()
+    h.send(_rst(PISS + 1), at=T)
     h.send(_rst(PISS + 1, ISS + 1), at=T)
     h.recv_nothing()
     assert not lst.closed and h.stack.connections() == []
@@ -82,6 +85,11 @@ def test_rst_in_syn_received_passive_returns_to_listen(syn_received: Harness) ->
     h.recv_nothing()
     assert h.tcb.state is State.CLOSED and h.tcb.error is None
     assert not h.listener.closed and h.listener.syn_queue == []
+    assert h.stack.connections() == []
+    # Still listening: a new SYN gets a SYN-ACK.
+    h.send(from_peer(seq=PISS + 1000, ack=0, flags="S", opts=Options(mss=MSS)), at=T + 1)
+    h.recv([to_peer(seq=ISS, ack=PISS + 1001, flags="SA", win=min(RCVBUF, 65535),
+                    opts=Options(mss=MSS))])
 
 
 def test_rst_in_syn_received_active_is_refused(syn_sent: Harness) -> None:
@@ -129,6 +137,7 @@ def test_rst_in_time_wait_ignored_with_rfc1337(time_wait: Harness) -> None:
     h.send(_rst(PISS + 2, ISS + 2), at=T)
     h.recv_nothing()
     assert h.tcb.state is State.TIME_WAIT
+    assert h.stack.counters["dropped_rfc1337"] == 1
     h.recv_nothing(at=40 * MS + 60 * SEC - 1)
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=40 * MS + 60 * SEC)
@@ -140,8 +149,9 @@ def test_rst_in_time_wait_closes_without_rfc1337() -> None:
     h = Harness(plain_config(rfc1337=False))
     h.passive_open()
     h.tcb.close(20 * MS)
+    h.recv([to_peer(flags="FA")], at=20 * MS)
     h.send(from_peer(flags="FA", ack=ISS + 2), at=30 * MS)
-    h.take()
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
     assert h.tcb.state is State.TIME_WAIT
     h.send(_rst(PISS + 2, ISS + 2), at=T)
     h.recv_nothing()

@@ -45,12 +45,6 @@ def test_ack_to_closed_port_gets_rst(h: Harness) -> None:
     h.recv([to_peer(seq=777, ack=0, flags="R", win=0)])
 
 
-def test_rst_to_closed_port_is_ignored(h: Harness) -> None:
-    """RFC 9293 3.10.7.1: "An incoming segment containing a RST is discarded"."""
-    h.send(from_peer(flags="R", win=0), at=0)
-    h.recv_nothing()
-
-
 def test_data_with_fin_to_closed_port_ack_covers_fin(h: Harness) -> None:
     """RFC 9293 3.10.7.1: SEG.LEN counts SYN and FIN."""
     h.send(from_peer(seq=PISS, ack=0, flags="F", payload=b"12345"), at=0)
@@ -63,13 +57,6 @@ def test_listener_rst_for_ack(h: Harness) -> None:
     h.listen()
     h.send(from_peer(ack=4242), at=0)
     h.recv([to_peer(seq=4242, ack=0, flags="R", win=0)])
-
-
-def test_listener_ignores_rst(h: Harness) -> None:
-    """RFC 9293 3.10.7.2 first: an RST in LISTEN is ignored."""
-    h.listen()
-    h.send(from_peer(flags="R", win=0), at=0)
-    h.recv_nothing()
 
 
 def _syn(port: int):
