@@ -121,11 +121,15 @@ class Stack:
         # Segmentation offload (Config.offload on a link that can: TunLink(offload=True)):
         # the core hands the link segments of up to 64 KB, the kernel splits them.
         self.offload = bool(self.config.offload and getattr(link, "offload", False))
+        self._mtu = int(getattr(link, "mtu", 1500))
+        # a link that verified every checksum it hands up (TUN offload) spares the decoder
+        self._verify_rx = not getattr(link, "rx_verified", False)
         if self.offload:
             self.core.max_payload = int(getattr(link, "max_segment", 65535)) - 40 - 60
             if tracer is not None:   # the trace says so (its segments can exceed the MTU)
+                desc = link.describe() if hasattr(link, "describe") else {}
                 tracer({"t": 0, "ev": "link", "name": getattr(link, "name", "?"),
-                        "mtu": getattr(link, "mtu", None), "offload": True})
+                        "mtu": self._mtu, **desc, "offload": True})
         self.counters: dict[str, int] = {
             "frames_in": 0,
             "frames_out": 0,
@@ -371,7 +375,7 @@ class Stack:
         batch: list[Packet] = []
         for raw in frames:
             try:
-                pkt = _decode_ip(raw)
+                pkt = _decode_ip(raw, self._verify_rx)
             except _ParseError as e:
                 reason = getattr(e, "reason", "malformed")
                 if reason == "not-tcp":
@@ -435,7 +439,12 @@ class Stack:
                 #                                       holds the rest (hold_delays)
 
     def _encode(self, pkt: Packet, corrupt: bool, now: int) -> bytes:
-        raw = encode_packet(pkt, True) if corrupt else _encode_ip(pkt)
+        if corrupt:
+            raw = encode_packet(pkt, True)
+        elif self.offload and len(pkt.segment.payload) > self._mtu - 40:   # > MTU: GSO
+            raw = _encode_ip(pkt, payload_sum=False)   # the link writes the partial sum
+        else:
+            raw = _encode_ip(pkt)
         if self._pcap is not None:
             self._pcap.record(raw, self._wall0_us + now)
         return raw
