@@ -75,9 +75,7 @@ def time_wait(fin_wait_2: Harness) -> Harness:
 
 @pytest.fixture
 def syn_sent(h: Harness) -> Harness:
-    h._pending = []
-    b = h.stack.bind(US, LPORT)
-    h.tcb = h.stack.connect(b, US, PEER, RPORT, 0)
+    h.connect()
     h.recv([to_peer(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
     return h
 

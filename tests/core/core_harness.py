@@ -15,6 +15,7 @@ connection in each RFC 9293 state with options off (MSS only), rcvbuf 64000, RTO
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from rawtcp.core.config import MS, SEC, Config
 from rawtcp.core.segment import Flags, Options, Packet, Segment, parse_flags
@@ -62,13 +63,17 @@ def to_peer(seq: int = ISS + 1, ack: int = PISS + 1, flags: str | Flags = "A",
 
 
 class Harness:
-    def __init__(self, config: Config | None = None, iss: int = ISS) -> None:
+    def __init__(self, config: Config | None = None, iss: int = ISS,
+                 isn: Callable[..., int] | None = None) -> None:
+        """``isn`` (called as the Stack calls its ISN generator) replaces the constant
+        ``iss``."""
         self.events: list[dict] = []
-        self.stack = Stack(config or plain_config(), isn=lambda *a: iss,
+        self.stack = Stack(config or plain_config(), isn=isn or (lambda *a: iss),
                            rng=random.Random(7), tracer=self.events.append)
         self.now = 0
         self.tcb: Tcb | None = None
         self.listener = None
+        self._pending: list[Packet] = []   # sent by the stack, not yet taken by the test
 
     # --- driving ---------------------------------------------------------------------
     def _advance(self, at: int | None) -> None:
@@ -84,17 +89,13 @@ class Harness:
             self._pending.extend(self.stack.take_packets())
         self.now = at
 
-    _pending: list[Packet]
-
     def send(self, seg: Segment, at: int | None = None, src: str = PEER, dst: str = US) -> None:
         """Deliver a peer segment at time ``at`` (timers due before it fire first)."""
-        self._pending = getattr(self, "_pending", [])
         self._advance(at)
         self.stack.on_packet(Packet(src, dst, seg), self.now)
         self._pending.extend(self.stack.take_packets())
 
     def take(self, at: int | None = None) -> list[Segment]:
-        self._pending = getattr(self, "_pending", [])
         self._advance(at)
         self._pending.extend(self.stack.take_packets())
         out = [pk.segment for pk in self._pending]
@@ -130,11 +131,15 @@ class Harness:
         self.tcb = t
         return t
 
+    def connect(self) -> Tcb:
+        """CLOSED -> SYN_SENT at the current time: bind US:LPORT and connect to PEER:RPORT.
+        The SYN is left for the test to ``recv``."""
+        self.tcb = self.stack.connect(self.stack.bind(US, LPORT), US, PEER, RPORT, self.now)
+        return self.tcb
+
     def active_open(self) -> Tcb:
         """CLOSED -> SYN_SENT -> ESTABLISHED at t = RTT (port LPORT is ours, bound)."""
-        self._pending = []
-        b = self.stack.bind(US, LPORT)
-        self.tcb = self.stack.connect(b, US, PEER, RPORT, 0)
+        self.connect()
         self.recv([to_peer(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535),
                            opts=Options(mss=MSS))])
         self.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=RTT)

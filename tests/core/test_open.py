@@ -55,8 +55,7 @@ def test_syn_retransmitted_with_backoff_then_etimedout() -> None:
     from core_harness import plain_config
 
     h = Harness(plain_config(syn_retries=3))
-    b = h.stack.bind("10.0.0.1", 80)
-    tcb = h.stack.connect(b, "10.0.0.1", "10.0.0.2", 49152, 0)
+    tcb = h.connect()
     syn = to_peer(seq=ISS, ack=0, flags="S", win=min(RCVBUF, 65535), opts=Options(mss=MSS))
     h.recv([syn], at=0)
     h.recv_nothing(at=1 * SEC - 1)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core_harness import ISS, MSS, PISS, RCVBUF, US, Harness, from_peer, plain_config, to_peer
+from core_harness import ISS, MSS, PISS, RCVBUF, Harness, from_peer, plain_config, to_peer
 
 from rawtcp.core.config import MS, Config
 from rawtcp.core.segment import Options
@@ -64,8 +64,7 @@ def test_default_mss_536_without_option() -> None:
 def test_active_open_offers_everything_and_follows_synack() -> None:
     """RFC 7323 2.2: our SYN offers wscale/TS/SACK; a SYN-ACK without them turns them off."""
     h = Harness(full_config())
-    h._pending = []
-    tcb = h.stack.connect(h.stack.bind("10.0.0.1", 80), "10.0.0.1", "10.0.0.2", 49152, 0)
+    tcb = h.connect()
     h.recv([to_peer(seq=ISS, ack=0, flags="S", win=65535, opts=Options(
         mss=MSS, wscale=3, sack_permitted=True, timestamps=(0, 0)))])
     h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=Options(mss=MSS)),
@@ -179,8 +178,7 @@ def test_synack_with_options_we_did_not_offer_are_ignored() -> None:
     offered them; if it does anyway, they are not used (and the peer's window field is
     taken unscaled)."""
     h = Harness()
-    h._pending = []
-    tcb = h.stack.connect(h.stack.bind(US, 80), US, "10.0.0.2", 49152, 0)
+    tcb = h.connect()
     h.recv([to_peer(seq=ISS, ack=0, flags="S", win=RCVBUF, opts=Options(mss=MSS))])
     h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", win=5000, opts=ALL), at=10 * MS)
     h.recv([to_peer()])
