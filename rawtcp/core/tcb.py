@@ -87,7 +87,20 @@ class TcbOptions:
 
 
 class Tcb(TcbInput, TcbOutput):
-    """One connection. Created by Stack.connect() or by a Listener; see docs/contracts.md."""
+    """One connection. Created by Stack.connect() or by a Listener; see docs/contracts.md.
+
+    Slots, not a __dict__: a connection's fields cost ~0.5 kB instead of ~2.5 kB, which is
+    what thousands of idle or TIME-WAIT connections are made of."""
+
+    __slots__ = ("_tracer", "ack_now", "binding", "cc", "cfg", "conn", "error", "fin_queued",
+                 "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out", "last_ack_sent",
+                 "listener", "local", "max_snd_wnd", "nagle_end", "options", "orphan",
+                 "out_of_order", "peer_fin", "peer_mss", "persist_backoff", "persist_probes",
+                 "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale", "rd_shutdown",
+                 "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time", "sack_ok",
+                 "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
+                 "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans", "ts_ok",
+                 "ts_recent", "ts_recent_set", "was_established", "watcher", "ws_ok")
 
     def __init__(
         self,

@@ -46,6 +46,8 @@ DELACK_MAX = 200 * MS  # upper bound of any configured delayed-ACK timeout
 
 
 class TcbInput:
+    __slots__ = ()
+
     def on_segment(self: Tcb, seg: Segment, now: int) -> None:
         st = self.state
         if st is SYN_SENT:

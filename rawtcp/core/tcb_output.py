@@ -26,6 +26,8 @@ _NO_OPTS = Options()
 
 
 class TcbOutput:
+    __slots__ = ()
+
     # ------------------------------------------------------------------ segment building
     def _tsval(self: Tcb, now: int) -> int:
         return (now // 1000) & MASK  # RFC 7323 5.4: a 1 ms timestamp clock
