@@ -69,8 +69,9 @@ def test_fin_wait_1_fin_retransmission_runs_out_to_etimedout() -> None:
     assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ETIMEDOUT
 
 
-def test_close_sends_queued_data_before_fin(est: Harness) -> None:
-    """RFC 9293 3.10.4 CLOSE: the FIN follows all queued data (here in the same segment)."""
+def test_fin_follows_the_data_sent_before_close(est: Harness) -> None:
+    """RFC 9293 3.10.4 CLOSE: FIN_WAIT_1 at once; the FIN takes the sequence number after
+    the last data byte, and its ACK leads to FIN_WAIT_2."""
     h = est
     h.tcb.send(b"bye", 20 * MS)
     h.recv([to_peer(flags="PA", payload=b"bye")], at=20 * MS)
@@ -78,6 +79,22 @@ def test_close_sends_queued_data_before_fin(est: Harness) -> None:
     assert h.tcb.state is State.FIN_WAIT_1
     h.recv([to_peer(seq=ISS + 4, flags="FA")], at=21 * MS)
     h.send(from_peer(ack=ISS + 5), at=30 * MS)
+    assert h.tcb.state is State.FIN_WAIT_2
+
+
+def test_close_sends_nagle_held_data_with_the_fin(est: Harness) -> None:
+    """RFC 9293 3.10.4 CLOSE in ESTABLISHED: "Queue this until all preceding SENDs have been
+    segmentized, then form a FIN segment": data that Nagle (RFC 1122 4.2.3.4) holds back
+    goes out at close, the FIN in the same segment."""
+    h = est
+    h.tcb.send(b"bye", 20 * MS)
+    h.recv([to_peer(flags="PA", payload=b"bye")], at=20 * MS)
+    h.tcb.send(b"!", 20 * MS + 500)
+    h.recv_nothing(at=20 * MS + 500)             # held: "bye" is not acknowledged yet
+    h.tcb.close(21 * MS)
+    assert h.tcb.state is State.FIN_WAIT_1
+    h.recv([to_peer(seq=ISS + 4, flags="FPA", payload=b"!")], at=21 * MS)
+    h.send(from_peer(ack=ISS + 6), at=30 * MS)
     assert h.tcb.state is State.FIN_WAIT_2
 
 

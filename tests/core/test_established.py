@@ -61,7 +61,7 @@ def test_data_is_acked_with_piggyback(est: Harness) -> None:
     h.recv([to_peer(ack=PISS + 5, flags="PA", payload=b"pong", win=RCVBUF - 4)], at=T + 100 * MS)
 
 
-def test_window_update_after_reading(est: Harness) -> None:
+def test_window_update_after_reading() -> None:
     """RFC 1122 4.2.3.3: once the app frees enough buffer the window update is sent."""
     h = Harness(plain_config(delayed_ack=0))
     h.passive_open()
@@ -118,7 +118,8 @@ def test_send_respects_peer_window(est: Harness) -> None:
 
 def test_sender_sws_avoidance_waits_for_useful_window(est: Harness) -> None:
     """RFC 1122 4.2.3.4: with data waiting, do not send a tiny segment into a window that
-    is much smaller than the largest window seen."""
+    is much smaller than the largest window seen; send once the window takes a full
+    segment."""
     h = est
     h.tcb.send(bytes(4000), T)
     assert len(h.take(at=T)) == 3
@@ -126,6 +127,9 @@ def test_sender_sws_avoidance_waits_for_useful_window(est: Harness) -> None:
     h.send(from_peer(ack=ISS + 4001, win=100), at=T + 10 * MS)
     h.tcb.send(bytes(4000), T + 11 * MS)
     h.recv_nothing(at=T + 11 * MS)
+    # The window opens to 2000: one full segment goes; the 540 left would be silly again.
+    h.send(from_peer(ack=ISS + 4001, win=2000), at=T + 12 * MS)
+    h.recv([to_peer(seq=ISS + 4001, payload=bytes(MSS))])
 
 
 # ------------------------------------------------------------------ zero window

@@ -84,7 +84,7 @@ def _ts_established() -> Harness:
     return h
 
 
-def test_timestamps_echoed(est: Harness) -> None:
+def test_timestamps_echoed() -> None:
     """RFC 7323 3.2/4.3: TSval from our 1 ms clock, TSecr echoes TS.Recent."""
     h = _ts_established()
     h.send(from_peer(flags="PA", payload=b"a", opts=Options(timestamps=(150, 10))), at=T)

@@ -70,7 +70,8 @@ def _synack(port: int):
 
 def test_backlog_bounds_syn_queue_and_accept_queue(h: Harness) -> None:
     """Listen backlog (RFC 9293 3.10.1, Linux behaviour): SYNs beyond the backlog are
-    dropped (the client retries); a full accept queue drops the final ACK."""
+    dropped (the client retries), also while the accept queue is full; once the user
+    accepts, a SYN is answered again."""
     h.listen(backlog=1)
     h.send(_syn(1001), at=0)
     h.recv([_synack(1001)])
@@ -103,6 +104,8 @@ def test_full_accept_queue_drops_final_ack(h: Harness) -> None:
     h.send(from_peer(sport=1002), at=RTT + 2)
     assert h.stack.lookup(US, LPORT, PEER, 1002).state is State.SYN_RECEIVED
     assert h.stack.counters["dropped_accept_queue_full"] == 1
+    h.recv_nothing(at=RTT + 1 + SEC - 1)
+    h.recv([_synack(1002)], at=RTT + 1 + SEC)   # the SYN-ACK's first retransmission (1 s)
 
 
 def test_listener_close_resets_unaccepted(h: Harness) -> None:
