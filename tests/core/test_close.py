@@ -99,7 +99,8 @@ def test_close_sends_nagle_held_data_with_the_fin(est: Harness) -> None:
 
 
 def test_orphaned_fin_wait_2_times_out() -> None:
-    """Linux tcp_fin_timeout: after close() a FIN_WAIT_2 connection dies after fin_timeout."""
+    """RFC 9293 3.3.2 (FIN-WAIT-2 waits for the peer's FIN, with no limit) bounded as Linux
+    tcp_fin_timeout does: after close() a FIN_WAIT_2 connection dies after fin_timeout."""
     h = Harness(plain_config(fin_timeout=10 * SEC))
     h.passive_open()
     h.tcb.close(20 * MS)
@@ -258,7 +259,7 @@ def test_data_after_close_in_fin_wait_2_gets_rst(fin_wait_2: Harness) -> None:
 
 
 def test_new_syn_in_time_wait_reopens_when_listening(time_wait: Harness) -> None:
-    """RFC 9293 3.10.7.4 / RFC 6191 (as Linux): a SYN with a sequence number above the old
+    """RFC 1122 4.2.2.13 / RFC 6191 2 (as Linux): a SYN with a sequence number above the old
     connection's ends TIME_WAIT and starts a new passive open."""
     from core_harness import MSS
 
@@ -344,8 +345,9 @@ def test_fin_wait_1_exact_retry_count() -> None:
 
 # ------------------------------------------------------------------ fin_timeout
 def test_shutdown_then_close_starts_fin_timeout_at_close() -> None:
-    """Linux tcp_fin_timeout applies once the socket is orphaned: after shutdown(SHUT_WR)
-    the FIN_WAIT_2 connection waits as long as needed; a later close() starts the timer."""
+    """RFC 9293 3.3.2 / 3.6.1 (half-closed: FIN-WAIT-2 waits for the peer's FIN); Linux
+    tcp_fin_timeout applies once the socket is orphaned: after shutdown(SHUT_WR) the
+    FIN_WAIT_2 connection waits as long as needed; a later close() starts the timer."""
     h = Harness(plain_config(fin_timeout=10 * SEC))
     h.passive_open()
     h.tcb.shutdown(1, 20 * MS)

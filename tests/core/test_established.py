@@ -217,7 +217,7 @@ def test_rtt_sample_updates_rto(est: Harness) -> None:
 
 def test_fast_retransmit_on_three_dup_acks() -> None:
     """RFC 5681 3.2: the third duplicate ACK retransmits the missing segment at once
-    (NewReno, RFC 6582), before any RTO; the full ACK ends recovery."""
+    (NewReno, RFC 6582 3.2), before any RTO; the full ACK ends recovery."""
     h = Harness(plain_config(nodelay=True))
     h.passive_open()
     data = bytes(5 * MSS)
@@ -310,7 +310,8 @@ def test_receiver_sws_keeps_window_closed_until_useful() -> None:
 
 
 def test_setting_nodelay_pushes_held_small_segment(est: Harness) -> None:
-    """TCP_NODELAY set while Nagle holds data: the data goes out at once (Linux)."""
+    """RFC 1122 4.2.3.4 / RFC 9293 3.7.4 (Nagle "MUST" be possible to disable): TCP_NODELAY
+    set while Nagle holds data sends the data at once (as Linux)."""
     h = est
     h.tcb.send(b"a", T)
     h.tcb.send(b"b", T + 1)

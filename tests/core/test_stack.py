@@ -91,8 +91,9 @@ def test_backlog_bounds_syn_queue_and_accept_queue(h: Harness) -> None:
 
 
 def test_full_accept_queue_drops_final_ack(h: Harness) -> None:
-    """Linux: when the accept queue is full the handshake-completing ACK is dropped; the
-    child stays in SYN_RECEIVED and the SYN-ACK is retransmitted later."""
+    """Linux, instead of RFC 9293 3.10.7.4 fifth (the ACK of our SYN enters ESTABLISHED):
+    when the accept queue is full the handshake-completing ACK is dropped; the child stays
+    in SYN_RECEIVED and the SYN-ACK is retransmitted later (RFC 6298 5.4)."""
     h.listen(backlog=1)
     h.send(_syn(1001), at=0)
     h.send(from_peer(sport=1001), at=RTT)
@@ -155,8 +156,8 @@ def test_bind_after_release_succeeds() -> None:
 
 
 def test_time_wait_blocks_bind_unless_reuse(time_wait: Harness) -> None:
-    """A TIME_WAIT connection holds its port: bind -> EADDRINUSE unless SO_REUSEADDR
-    (Linux inet_csk_bind_conflict)."""
+    """RFC 9293 3.3.2 (TIME-WAIT keeps the connection for 2 MSL): a TIME_WAIT connection
+    holds its port: bind -> EADDRINUSE unless SO_REUSEADDR (Linux inet_csk_bind_conflict)."""
     h = time_wait
     h.listener.close(50 * MS)
     with pytest.raises(OSError) as ei:
@@ -170,8 +171,8 @@ def test_time_wait_blocks_bind_unless_reuse(time_wait: Harness) -> None:
 
 
 def test_ephemeral_ports_run_out_eaddrnotavail() -> None:
-    """RFC 6056 (ephemeral ports) / connect(2): EADDRNOTAVAIL when every ephemeral port
-    is taken."""
+    """RFC 6056 3.2-3.3 (ephemeral port range and selection) / connect(2): EADDRNOTAVAIL
+    when every ephemeral port is taken."""
     st = Stack(plain_config(ephemeral_low=40000, ephemeral_high=40001), rng=random.Random(1))
     a = st.connect(None, US, PEER, 80, 0)
     b = st.connect(None, US, PEER, 80, 0)
@@ -205,7 +206,8 @@ def test_api_misuse_raises_oserror() -> None:
 
 
 def test_closed_connection_releases_ephemeral_port() -> None:
-    """RFC 6056: the ephemeral port of a CLOSED connection is free again."""
+    """RFC 6056 2.3 (a port is taken only while a connection uses it): the ephemeral port
+    of a CLOSED connection is free again."""
     st = Stack(plain_config(ephemeral_low=40000, ephemeral_high=40000), rng=random.Random(1))
     a = st.connect(None, US, PEER, 80, 0)
     a.abort(1)
@@ -301,7 +303,7 @@ def test_trace_drop_for_segment_without_connection(h: Harness) -> None:
 
 
 def test_isn_generator_is_injected_and_called_with_the_four_tuple() -> None:
-    """RFC 9293 3.4.1 / RFC 6528: the ISN comes from the injected generator, called with
+    """RFC 9293 3.4.1 / RFC 6528 3: the ISN comes from the injected generator, called with
     (local addr, local port, remote addr, remote port, now) for active and passive opens;
     without one the Stack uses the RFC 6528 keyed hash plus the 4 us clock."""
     calls: list[tuple] = []

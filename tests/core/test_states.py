@@ -46,7 +46,8 @@ def test_every_transition_but_the_listed_gaps_names_its_rfc_section() -> None:
 
 
 def test_a_transition_outside_the_table_raises_in_strict_mode(est: Harness) -> None:
-    """ESTABLISHED -> LAST_ACK skips CLOSE-WAIT: no RFC event does that."""
+    """RFC 9293 3.3.2 figure 5 has no ESTABLISHED -> LAST_ACK edge (it skips CLOSE-WAIT):
+    in strict mode (tests) the change raises and the state stays."""
     assert (State.ESTABLISHED, State.LAST_ACK) not in TRANSITIONS
     with pytest.raises(TransitionError):
         est.tcb._set_state(State.LAST_ACK, "test", est.now)
@@ -55,8 +56,8 @@ def test_a_transition_outside_the_table_raises_in_strict_mode(est: Harness) -> N
 
 def test_a_transition_outside_the_table_is_refused_counted_and_traced(est: Harness,
                                                                         monkeypatch) -> None:
-    """In production (strict off) the bad change does not happen; it is counted and
-    traced as a core bug."""
+    """RFC 9293 3.3.2 figure 5 (as above): in production (strict off) the bad change does not
+    happen; it is counted and traced as a core bug."""
     monkeypatch.setattr(type(est.stack), "strict", False)
     est.tcb._set_state(State.LAST_ACK, "test", est.now)
     assert est.tcb.state is State.ESTABLISHED

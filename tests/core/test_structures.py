@@ -111,8 +111,9 @@ def test_sack_blocks_latest_first() -> None:
 @given(st.lists(st.tuples(st.integers(0, 2000), st.integers(1, 60)), max_size=80),
        st.integers(0, 6000))
 def test_prune_keeps_lowest_data_within_cost(segs: list[tuple[int, int]], limit: int) -> None:
-    """Linux tcp_prune_ofo_queue: pruning drops from the highest sequence numbers down until
-    the cost is within the limit; what stays is exactly the held bytes below a cut."""
+    """RFC 2018 8 (a receiver may discard out-of-order data it has SACKed), as Linux
+    tcp_prune_ofo_queue: pruning drops from the highest sequence numbers down until the
+    cost is within the limit; what stays is exactly the held bytes below a cut."""
     data = random.Random(3).randbytes(2100)
     r, ref = Reassembly(), RefQueue()
     for off, n in segs:
@@ -132,7 +133,8 @@ def test_prune_keeps_lowest_data_within_cost(segs: list[tuple[int, int]], limit:
 
 
 def test_prune_stops_as_soon_as_cost_fits() -> None:
-    """Only as many of the highest pieces as needed go."""
+    """RFC 2018 8 (reneging) done sparingly: only as many of the highest pieces as needed
+    go, and the SACK blocks (RFC 2018 4) then report only what is still held."""
     r = Reassembly()
     for k in range(10):
         r.add(1000 + 200 * k, b"z" * 100)
@@ -145,8 +147,10 @@ def test_prune_stops_as_soon_as_cost_fits() -> None:
 
 
 def test_twenty_thousand_holes_then_fill() -> None:
-    """Issue 8 scale case: 20,000 one-byte holes, then every hole filled one byte at a time
-    (each fill merges two blocks without re-copying them), then the whole run is popped."""
+    """RFC 9293 3.10.7.4 seventh (reassembly) and RFC 2018 4 (the first SACK block covers
+    the latest segment) at issue 8's scale: 20,000 one-byte holes, then every hole filled
+    one byte at a time (each fill merges two blocks without re-copying them), then the
+    whole run is popped."""
     n = 20_000
     data = random.Random(11).randbytes(2 * n + 1)
     r = Reassembly()
@@ -227,10 +231,11 @@ def test_scoreboard_matches_reference(ops: list[tuple[str, int, int]],
 
 
 def test_scoreboard_six_thousand_ranges() -> None:
-    """Issue 8 scale case: 6,000 SACKed ranges; ACKs carrying 3 SACK blocks (a retransmitted
-    hole in the middle, new data at the top, a repeated block), the cumulative ACK moving
-    up, and pipe's query (unSACKed bytes between SND.UNA and a moving retransmission point)
-    stay exact against a set of SACKed segment numbers."""
+    """RFC 6675 3-4 (scoreboard, pipe) at issue 8's scale: 6,000 SACKed ranges; ACKs
+    carrying 3 SACK blocks (a retransmitted hole in the middle, new data at the top, a
+    repeated block), the cumulative ACK moving up, and pipe's query (unSACKed bytes between
+    SND.UNA and a moving retransmission point) stay exact against a set of SACKed segment
+    numbers."""
     sb = Scoreboard()
     mss = 1000
     sacked = set(range(1, 12000, 2))  # segment 2k lost, 2k+1 SACKed

@@ -55,7 +55,7 @@ def test_slow_start_and_congestion_avoidance() -> None:
 
 
 def test_fast_recovery_newreno() -> None:
-    """RFC 5681 3.2 / RFC 6582: ssthresh = FlightSize/2, cwnd = ssthresh + 3 SMSS, inflate,
+    """RFC 5681 3.2 / RFC 6582 3.2: ssthresh = FlightSize/2, cwnd = ssthresh + 3 SMSS, inflate,
     deflate on full ACK; recover blocks a second entry."""
     cc = NewReno(1000, 10)
     assert cc.can_enter_recovery(5)
@@ -135,7 +135,7 @@ def test_reassembly_random_order_matches_stream() -> None:
 
 
 def test_timers_order_and_trace() -> None:
-    """RFC 6298 / RFC 9293 3.8 timers: deadlines fire in order and are traced."""
+    """RFC 6298 5 / RFC 9293 3.8 timers: deadlines fire in order and are traced."""
     seen = []
     t = Timers(lambda n, a, at, now: seen.append((n, a, at)))
     t.set("rtx", 50, 0)
@@ -159,8 +159,9 @@ class _Owner:
 
 
 def test_timer_queue_finds_the_earliest_deadline_of_many_owners() -> None:
-    """The stack's queue answers poll_at exactly (no scan, no spurious wake-up): deadlines
-    moved later or cancelled are skipped, moved earlier are seen at once."""
+    """RFC 6298 5 / RFC 9293 3.8 timers kept for many connections: the stack's queue answers
+    poll_at exactly (no scan, no spurious wake-up): deadlines moved later or cancelled are
+    skipped, moved earlier are seen at once."""
     q = TimerQueue()
     rng = random.Random(3)
     owners = [_Owner(q) for _ in range(200)]
@@ -185,6 +186,8 @@ def test_timer_queue_finds_the_earliest_deadline_of_many_owners() -> None:
 
 
 def test_timer_queue_rebuild_keeps_one_entry_per_owner() -> None:
+    """Implementation (not a protocol rule): deadlines moved earlier leave stale heap
+    entries; rebuild() keeps one live entry per owner and the same earliest deadline."""
     q = TimerQueue()
     owners = [_Owner(q) for _ in range(10)]
     for i, o in enumerate(owners):
