@@ -165,22 +165,30 @@ def _receive(lab: TunLab, link, nbytes: int, port: int, family: int) -> tuple[in
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("complete", [True, False])
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
-def test_offload_receive_gets_super_segments_with_valid_checksums(family: str) -> None:
+def test_offload_receive_gets_super_segments_with_valid_checksums(family: str,
+                                                                   complete: bool) -> None:
     """20 MB from a kernel source over an offload TUN: the kernel hands over TSO
-    super-segments larger than the MTU, the link completes their partial checksums (the
-    stack's decoder verifies every one: none dropped) and every byte arrives."""
+    super-segments larger than the MTU with partial checksums (NEEDS_CSUM); the link
+    completes them when asked (complete_checksums) or passes them as the kernel's own
+    (the default: they never crossed a wire), and every byte arrives."""
     import socket
     with TunLab(family=family) as lab:
         link = lab.open_link(offload=True)
         assert link.offload and link.max_segment == MAX_SEGMENT and link.vnet_hdr_len == 10
+        assert link.complete_checksums is False
+        link.complete_checksums = complete
         sizes = _recording(link)
         fam = socket.AF_INET6 if family == "ipv6" else socket.AF_INET
         n, ok, st = _receive(lab, link, 20_000_000, 7101, fam)
         assert n == 20_000_000 and ok
         assert link.counters["gro_packets"] > 0 and link.counters["gro_bytes"] > 0
         assert max(sizes) > link.mtu
-        assert link.counters["csum_completed"] > 0
+        if complete:
+            assert link.counters["csum_completed"] > 0 and not link.counters["csum_partial"]
+        else:
+            assert link.counters["csum_partial"] > 0 and not link.counters["csum_completed"]
         assert st.counters["dropped_malformed"] == 0
         assert link.counters["dropped_malformed"] == 0
 
@@ -242,6 +250,7 @@ def test_offload_send_one_large_segment_reaches_the_kernel_socket(family: str) -
     with send(): the kernel splits it (GSO) and its socket reads all 20,000 bytes."""
     with TunLab(family=family) as lab:
         link = lab.open_link(offload=True)
+        link.complete_checksums = True           # so _read_until can verify what arrives
         me, peer, port, sport = lab.rawtcp_addr, lab.kernel_addr, 7103, 41000
         srv = lab.server("sink", port=port, timeout=30)
         srv.wait_ready()
