@@ -100,8 +100,10 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (ESTABLISHED, CLOSED): "RST (3.10.7.4 second); ABORT (3.10.5); timeout (3.8.3); "
                            "close with unread data (RFC 2525 2.17)",
     (FIN_WAIT_1, CLOSED): "RST; ABORT; timeout; data after close (RFC 2525 2.17)",
-    (FIN_WAIT_2, CLOSED): "RST; ABORT; orphan FIN-WAIT-2 timeout; data after close",
-    (CLOSE_WAIT, CLOSED): "RST; ABORT; timeout; close with unread data",
+    (FIN_WAIT_2, CLOSED): "RST (3.10.7.4 second); ABORT (3.10.5); orphan timeout (Linux "
+                          "tcp_fin_timeout); data after close (RFC 2525 2.17)",
+    (CLOSE_WAIT, CLOSED): "RST (3.10.7.4 second); ABORT (3.10.5); timeout (3.8.3); close with "
+                          "unread data (RFC 2525 2.17)",
     (CLOSING, CLOSED): "RST (3.10.7.4 second); ABORT; timeout",
 }
 

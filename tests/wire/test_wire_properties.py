@@ -305,3 +305,15 @@ def test_random_tcp_bytes_give_parse_error_or_a_segment(ab, data: bytes, offset:
         if a[0] == "error":
             assert a[1] in ("short", "truncated", "bad-offset", "bad-checksum",
                             "option-overrun", "bad-option-length")
+
+
+def test_a_full_segment_with_timestamps_and_a_sack_block_fits_the_mtu() -> None:
+    """RFC 9293 3.7.1 (MSS counts no options) with RFC 7323 timestamps (12 bytes) and one
+    RFC 2018 SACK block (4 + 8 bytes): the 1436-byte payload the core sends fills a 1500-byte
+    IPv4 packet exactly (tests/core checks the core's arithmetic without the codec)."""
+    from rawtcp.core.segment import Flags, Options, Packet, Segment
+    from rawtcp.wire.fast import encode_ip
+
+    seg = Segment(80, 49152, 1001, 5001, Flags.ACK, 64000,
+                  Options(timestamps=(10, 1), sack_blocks=((6001, 7001),)), bytes(1436))
+    assert len(encode_ip(Packet("10.0.0.1", "10.0.0.2", seg))) == 1500
