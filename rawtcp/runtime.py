@@ -173,12 +173,7 @@ class Stack:
             self._tracer(ev)
 
     def _state_of(self, pkt: Packet, direction: str) -> str | None:
-        s = pkt.segment
-        if direction == "in":
-            tcb = self.core.lookup(pkt.dst, s.dst_port, pkt.src, s.src_port)
-        else:
-            tcb = self.core.lookup(pkt.src, s.src_port, pkt.dst, s.dst_port)
-        return tcb.state.name if tcb is not None else None
+        return self.core.state_for(pkt, direction)
 
     # ------------------------------------------------------------------ user side
     #: the class of ``socket()``'s sockets; rawtcp.socket registers rawtcp.socket.Socket

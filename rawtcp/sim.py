@@ -110,12 +110,7 @@ class Sim:
         return engine
 
     def _state_of(self, pkt: Packet, direction: str) -> str | None:
-        s = pkt.segment
-        if direction == "out":
-            tcb = self.a.lookup(pkt.src, s.src_port, pkt.dst, s.dst_port)
-        else:
-            tcb = self.a.lookup(pkt.dst, s.dst_port, pkt.src, s.src_port)
-        return tcb.state.name if tcb is not None else None
+        return self.a.state_for(pkt, direction)   # the engine sits on a's side
 
     def peer(self, st: Stack) -> Stack:
         return self.b if st is self.a else self.a

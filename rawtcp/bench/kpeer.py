@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import socket
 import sys
-import threading
 import time
 
 from rawtcp.bench.common import CHUNK, conn_loop, stream_chunks
+from rawtcp.lab.peer_main import start_watchdog
 
 
 def emit(event: str, **fields: object) -> None:
@@ -112,14 +111,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse(sys.argv[1:] if argv is None else argv)
-
-    def on_timeout() -> None:
-        emit("timeout")
-        os._exit(3)
-
-    timer = threading.Timer(a.timeout, on_timeout)
-    timer.daemon = True
-    timer.start()
+    start_watchdog(a.timeout)
     try:
         ROLES[a.role](a)
     except OSError as e:

@@ -431,6 +431,16 @@ class Stack:
                remote_port: int) -> Tcb | None:
         return self._tcbs.get((local_addr, local_port, remote_addr, remote_port))
 
+    def state_for(self, pkt: Packet, direction: str) -> str | None:
+        """The state name of our connection that ``pkt`` belongs to (``direction`` "in": it
+        arrived for us, "out": we send it), or None (what fault rules' ``state=`` match)."""
+        s = pkt.segment
+        if direction == "in":
+            tcb = self._tcbs.get((pkt.dst, s.dst_port, pkt.src, s.src_port))
+        else:
+            tcb = self._tcbs.get((pkt.src, s.src_port, pkt.dst, s.dst_port))
+        return tcb.state.name if tcb is not None else None
+
     def connections(self) -> list[Tcb]:
         return list(self._tcbs.values())
 

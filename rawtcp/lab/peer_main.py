@@ -210,16 +210,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = parse(sys.argv[1:] if argv is None else argv)
-
+def start_watchdog(timeout: float) -> threading.Timer:
+    """End this peer process (exit status 3, a "timeout" event) after ``timeout`` seconds,
+    whatever it is doing: every peer is bounded in time."""
     def on_timeout() -> None:
         emit("timeout")
         os._exit(3)
 
-    timer = threading.Timer(a.timeout, on_timeout)
+    timer = threading.Timer(timeout, on_timeout)
     timer.daemon = True
     timer.start()
+    return timer
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(sys.argv[1:] if argv is None else argv)
+    start_watchdog(a.timeout)
     try:
         (server if a.role == "server" else client)(a)
     except OSError as e:
