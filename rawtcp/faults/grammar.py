@@ -21,12 +21,40 @@ from typing import Any
 from rawtcp.core.segment import Flags, flags_str
 from rawtcp.core.states import State
 
-__all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "STATES", "FlagMatch", "NumMatch", "Rule",
+__all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "RANGES", "STATES", "FlagMatch",
+           "NumMatch", "Rule",
            "RuleError", "parse_action_rule", "parse_rule"]
 
 ACTIONS = ("drop", "delay", "duplicate", "reorder", "corrupt")
 KEYS = ("dir", "flags", "state", "seq", "len", "nth", "count", "p", "seed", "ms", "copies", "after")
 STATES = tuple(s.name for s in State)   # the RFC 9293 names, from the one state module
+#: Every number a rule takes, with its inclusive range (docs/faults.md). Bounds keep a rule
+#: from exhausting memory (copies) or holding a packet past any useful time (ms), and make a
+#: value that could never match (seq beyond 32 bits) an error instead of a silent no-op.
+RANGES: dict[str, tuple[float, float]] = {
+    "seq": (0, 2**32 - 1),          # sequence numbers are 32-bit (relative or abs:)
+    "len": (0, 65535),              # payload bytes
+    "nth": (1, 10**9),
+    "count": (1, 10**9),
+    "p": (0.0, 1.0),
+    "seed": (0, 2**63 - 1),
+    "ms": (0.0, 3_600_000.0),       # at most an hour
+    "copies": (1, 100),             # extra copies of one packet
+    "after": (1, 10_000),           # packets a reordered one waits for
+}
+
+
+def check_range(key: str, value: float) -> None:
+    """ValueError naming the key, its range and the value when out of range."""
+    lo, hi = RANGES[key]
+    if not lo <= value <= hi:
+        raise ValueError(f"{key} must be within {_num(lo)}..{_num(hi)}, got {_num(value)}")
+
+
+def _num(x: float) -> str:
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e18 else f"{x:g}"
 DEFAULT_REORDER_MS = 1000.0
 
 
@@ -135,7 +163,9 @@ class NumMatch:
             raise ValueError(f"{key} needs a number or a range A-B, got {value!r}")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else None
+        check_range(key, lo)
         if hi is not None:
+            check_range(key, hi)
             if op != "=":
                 raise ValueError(f"a range needs '=', as in {key}={lo}-{hi}")
             if hi < lo:
@@ -220,31 +250,29 @@ def _validate(r: Rule) -> None:
         raise RuleError(f"unknown fault action {r.action!r} (known: {', '.join(ACTIONS)})")
     if r.dir not in ("in", "out", "any"):
         raise bad(f"dir must be in, out or any, not {r.dir!r}")
-    if r.nth is not None and r.nth < 1:
-        raise bad(f"nth must be >= 1 (nth=1 is the first match), got {r.nth}")
-    if r.count is not None and r.count < 1:
-        raise bad(f"count must be >= 1, got {r.count}")
-    if r.p is not None and not 0.0 <= r.p <= 1.0:
-        raise bad(f"p must be within 0..1, got {r.p}")
+    for key in ("nth", "count", "p", "seed", "ms", "copies", "after"):
+        v = getattr(r, key)
+        if v is not None:
+            try:
+                check_range(key, v)
+            except ValueError as e:
+                hint = " (nth=1 is the first match)" if key == "nth" else ""
+                raise bad(str(e) + hint) from None
+            except TypeError:
+                raise bad(f"{key} must be a number, got {v!r}") from None
     if r.seed is not None and r.p is None:
         raise bad("seed only makes sense with p=")
     if r.ms is not None:
         if r.action not in ("delay", "reorder"):
             raise bad("ms applies to delay and reorder only")
-        if r.ms < 0:
-            raise bad(f"ms must be >= 0, got {r.ms}")
     elif r.action == "delay":
         raise bad("delay needs ms=N (milliseconds)")
     if r.copies is not None:
         if r.action != "duplicate":
             raise bad("copies applies to duplicate only")
-        if r.copies < 1:
-            raise bad(f"copies must be >= 1, got {r.copies}")
     if r.after is not None:
         if r.action != "reorder":
             raise bad("after applies to reorder only")
-        if r.after < 1:
-            raise bad(f"after must be >= 1, got {r.after}")
     if r.states is not None:
         unknown = sorted(s for s in r.states if s not in STATES)
         if unknown:

@@ -91,8 +91,17 @@ def test_text_form_is_canonical() -> None:
         ("drop", "len>=x", "'len>=x'"),
         ("drop", "seq<1-5", "a range needs '='"),
         ("drop", "len=abs:5", "'abs:' applies to seq only"),
-        ("drop", "nth=0", "nth must be >= 1"),
-        ("drop", "count=-1", "count must be >= 1"),
+        ("drop", "nth=0", "nth must be within 1..1000000000, got 0"),
+        ("drop", "count=-1", "count must be within 1..1000000000, got -1"),
+        # every number has a range (issue 9): no unbounded copies or delays, no seq that can
+        # never match
+        ("duplicate", "copies=1000000000", "copies must be within 1..100, got 1000000000"),
+        ("delay", "ms=1e12", "ms must be within 0..3600000, got 1000000000000"),
+        ("drop", "seq=abs:99999999999", "seq must be within 0..4294967295, got 99999999999"),
+        ("drop", "seq=5-4294967296", "seq must be within 0..4294967295"),
+        ("drop", "len>70000", "len must be within 0..65535, got 70000"),
+        ("reorder", "after=10001", "after must be within 1..10000"),
+        ("drop", "p=0.5 seed=-1", "seed must be within 0..9223372036854775807"),
         ("drop", "p=1.5", "p must be within 0..1"),
         ("drop", "seed=3", "seed only makes sense with p="),
         ("drop", "ms=5", "ms applies to delay and reorder only"),
@@ -112,6 +121,16 @@ def test_bad_rules_name_the_bad_part(action: str, text: str, message: str) -> No
         parse_rule(action, text)
     assert message in str(ei.value)
     assert isinstance(ei.value, ValueError)
+
+
+def test_rule_objects_built_in_python_are_range_checked_too() -> None:
+    """The API and the text grammar share the ranges: Rule(...) raises the same errors."""
+    with pytest.raises(ValueError, match="copies must be within 1..100"):
+        Rule("duplicate", copies=10**9)
+    with pytest.raises(ValueError, match="ms must be within 0..3600000"):
+        Rule("delay", ms=1e12)
+    assert Rule("duplicate", copies=100).copies == 100        # the bounds themselves are fine
+    assert parse_rule("drop", "seq=abs:4294967295").seq.lo == 2**32 - 1
 
 
 def test_flag_match_exact_contains_excludes() -> None:
