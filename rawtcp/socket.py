@@ -383,7 +383,7 @@ class Socket:
     def _connect(self, address) -> int:
         self._check_open()
         if self._listener is not None:
-            return errno.EINVAL
+            return errno.EISCONN          # as Linux (inet_stream_connect on a listener)
         if self._tcb is not None:
             if self._connecting:
                 st = self._tcb.state
@@ -570,6 +570,11 @@ class Socket:
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
         mv = memoryview(buffer).cast("B")
+        # checked before anything is read, as CPython does: a failed call consumes nothing
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes > len(mv):
+            raise ValueError("buffer too small for requested bytes")
         n = nbytes or len(mv)
         data = self.recv(n, flags)
         mv[: len(data)] = data
@@ -675,24 +680,39 @@ class Socket:
     def setsockopt(self, level: int, optname: int, value) -> None:
         self._check_open()
         key = (level, optname)
+        if isinstance(value, str):
+            raise TypeError("a bytes-like object or an integer is required, not 'str'")
         if key == (SOL_SOCKET, SO_LINGER):
-            if isinstance(value, (bytes, bytearray)):
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                if len(value) < 8:
+                    raise _err(errno.EINVAL, "SO_LINGER takes a struct linger (8 bytes)")
                 onoff, linger = struct.unpack("ii", bytes(value)[:8])
             else:
-                onoff, linger = value
+                try:
+                    onoff, linger = value
+                except (TypeError, ValueError):
+                    raise _err(errno.EINVAL, "SO_LINGER takes (onoff, linger)") from None
             if linger < 0:
                 raise _err(errno.EINVAL, "l_linger must be >= 0")
             self._opts[key] = (int(onoff), int(linger))
             return
         if key not in self._opts:
             raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
-        if isinstance(value, (bytes, bytearray)):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            if len(value) < 4:
+                raise _err(errno.EINVAL, f"option ({level}, {optname}) takes an int (4 bytes)")
             value = struct.unpack("i", bytes(value)[:4])[0]
         value = int(value)
         if key in ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF)):
-            if value <= 0:
-                raise _err(errno.EINVAL, "buffer sizes must be positive")
-            value = max(value, 2048)
+            # As Linux: the value is read as unsigned and clamped to net.core.rmem_max /
+            # wmem_max (Config.rmem_max / wmem_max), with a floor; never EINVAL. (Linux
+            # also doubles it for bookkeeping overhead; rawtcp's buffer holds exactly the
+            # bytes, so it keeps the value.)
+            cfg = self._stack.config
+            top = cfg.rmem_max if optname == SO_RCVBUF else cfg.wmem_max
+            if value < 0:
+                value &= 0xFFFFFFFF
+            value = max(min(value, top), 2048)
         if key == (IPPROTO_TCP, TCP_MAXSEG) and not 88 <= value <= 65495:
             raise _err(errno.EINVAL, "TCP_MAXSEG must be between 88 and 65495")
         if key in ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT)):

@@ -59,6 +59,12 @@ class Config:
     rcvbuf: int = _f(256 * 1024, "bytes", "receive buffer: drives the advertised window "
                                           "(SO_RCVBUF)", 256, 1 << 30)
     sndbuf: int = _f(256 * 1024, "bytes", "send buffer (SO_SNDBUF)", 256, 1 << 30)
+    rmem_max: int = _f(16 << 20, "bytes", "largest receive buffer setsockopt(SO_RCVBUF) may "
+                                          "ask for; larger values are clamped "
+                                          "(net.core.rmem_max)", 2048, 1 << 30)
+    wmem_max: int = _f(16 << 20, "bytes", "largest send buffer setsockopt(SO_SNDBUF) may ask "
+                                          "for; larger values are clamped (net.core.wmem_max)",
+                       2048, 1 << 30)
     # --- options (RFC 7323, RFC 2018) -----------------------------------------------------
     window_scaling: bool = _flag(True, "offer the window scale option (RFC 7323 2)")
     sack: bool = _flag(True, "offer and use selective acknowledgements (RFC 2018)")

@@ -440,9 +440,8 @@ def test_so_sndbuf_limits_what_send_accepts(pair: Pair) -> None:
     c.setblocking(False)
     n = c.send(b"y" * 100_000)
     assert 0 < n <= 16384
-    with pytest.raises(OSError) as e:
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 0)
-    assert e.value.errno == errno.EINVAL
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 0)       # Linux: the floor, no EINVAL
+    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2048
 
 
 def test_so_rcvlowat(pair: Pair) -> None:
@@ -647,7 +646,7 @@ def test_enotconn_einval_epipe(pair: Pair) -> None:
     with pytest.raises(OSError) as e:
         c.listen(1)
     assert e.value.errno == errno.EINVAL
-    assert ls.connect_ex((B4, PORT)) == errno.EINVAL
+    assert ls.connect_ex((B4, PORT)) == errno.EISCONN    # Linux: connect() on a listener
 
 
 def test_econnreset_on_recv_and_send(pair: Pair) -> None:
