@@ -17,7 +17,7 @@ from typing import Any
 from .config import SEC, Config
 from .isn import IsnGenerator
 from .ports import WILDCARDS, PortTable, overlap
-from .segment import ACK, RST, SYN, Packet, Segment, flags_str
+from .segment import ACK, FIN, RST, SYN, Packet, Segment, flags_str
 from .seq import MASK, add
 from .states import CLOSED, LISTEN, TIME_WAIT
 from .tcb import Tcb, TcbOptions
@@ -127,6 +127,10 @@ class Listener:
             return
         if not f & SYN:
             st._drop(None, seg, "no-syn", now, pkt)
+            return
+        if f & FIN:
+            # SYN+FIN (a scanner's probe): Linux discards it in LISTEN (tcp_rcv_state_process)
+            st._drop(None, seg, "syn-fin", now, pkt)
             return
         if len(self.accept_queue) >= self.backlog or len(self._syn) >= self.backlog:
             st._drop(None, seg, "backlog", now, pkt)  # Linux: drop the SYN, the peer retries

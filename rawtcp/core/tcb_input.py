@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .config import MS
 from .segment import ACK, FIN, PSH, RST, SYN, Options, Segment
-from .seq import lt, unwrap
+from .seq import MASK, lt, unwrap
 from .states import (
     CLOSE_WAIT,
     CLOSED,
@@ -151,6 +151,8 @@ class TcbInput:
     # ------------------------------------------------------------------ synchronized states
     def _input_sync(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.4, step by step (see the module docstring)."""
+        if self.state is SYN_RECEIVED and self.listener is None:
+            seg = self._simultaneous_open_syn_ack(seg)
         sseq = unwrap(self.rcv_nxt, seg.seq)
         if not self._check_paws(seg, now):
             return
@@ -175,6 +177,19 @@ class TcbInput:
                 return
         self._process_fin(now)
         self.stack._output_soon(self, now)
+
+    def _simultaneous_open_syn_ack(self: Tcb, seg: Segment) -> Segment:
+        """RFC 9293 3.5 figure 8: after crossing SYNs, the peer's SYN,ACK (its SYN again, now
+        acknowledging ours) completes the open in SYN-RECEIVED. Its SYN was already taken,
+        so only its ACK is processed (Linux tcp_validate_incoming lets exactly this segment
+        pass); without this, the strict sequence test calls it old and the open waits for a
+        retransmission."""
+        f = seg.flags
+        if (f & (SYN | ACK | RST | FIN) == SYN | ACK and not seg.payload
+                and unwrap(self.rcv_nxt, seg.seq) + 1 == self.rcv_nxt
+                and unwrap(self.snd_una, seg.ack) == self.snd_max):
+            return seg._replace(seq=(seg.seq + 1) & MASK, flags=f & ~SYN)
+        return seg
 
     def _check_paws(self: Tcb, seg: Segment, now: int) -> bool:
         """RFC 7323 5.3 R1: a segment whose timestamp is older than TS.Recent is a duplicate

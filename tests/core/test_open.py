@@ -36,18 +36,32 @@ def test_active_open_data_queued_in_syn_sent_goes_with_the_ack(syn_sent: Harness
 
 
 def test_simultaneous_open(syn_sent: Harness) -> None:
-    """RFC 9293 3.5 figure 7: SYN crosses SYN -> SYN_RECEIVED, SYN-ACK, then ESTABLISHED."""
+    """RFC 9293 3.5 figure 8: SYN crosses SYN -> SYN_RECEIVED and SYN-ACK; the peer's own
+    SYN-ACK (its SYN again, acknowledging ours) completes the open at once, with nothing
+    more to send (as Linux: connect() returns without waiting for a retransmission)."""
     h = syn_sent
     h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
     h.recv([to_peer(seq=ISS, flags="SA", win=min(RCVBUF, 65535), opts=Options(mss=MSS))])
     assert h.tcb.state is State.SYN_RECEIVED
-    # The peer's SYN-ACK (a duplicate of its SYN plus an ACK of ours): unacceptable -> ACK.
     h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", opts=Options(mss=MSS)), at=6 * MS)
-    h.recv([to_peer()])
-    # The peer's ACK of our SYN-ACK completes it.
-    h.send(from_peer(), at=7 * MS)
+    h.recv_nothing()
     assert h.tcb.state is State.ESTABLISHED
-    assert ("SYN_SENT", "SYN_RECEIVED") in h.state_events()
+    assert h.state_events()[-2:] == [("SYN_SENT", "SYN_RECEIVED"),
+                                     ("SYN_RECEIVED", "ESTABLISHED")]
+    # data flows both ways from here
+    h.send(from_peer(flags="PA", payload=b"hi"), at=7 * MS)
+    assert h.tcb.recv(10, 8 * MS) == b"hi"
+
+
+def test_simultaneous_open_syn_ack_acking_nothing_is_not_taken(syn_sent: Harness) -> None:
+    """RFC 9293 3.10.7.4: only a SYN-ACK that acknowledges our SYN completes the open; one
+    with another ACK is unacceptable: it gets an ACK and the state stays."""
+    h = syn_sent
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=5 * MS)
+    h.take()
+    h.send(from_peer(seq=PISS, ack=ISS + 5, flags="SA", opts=Options(mss=MSS)), at=6 * MS)
+    assert h.tcb.state is State.SYN_RECEIVED
+    assert h.take() != []
 
 
 def test_syn_retransmitted_with_backoff_then_etimedout() -> None:

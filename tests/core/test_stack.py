@@ -329,3 +329,16 @@ def test_isn_generator_is_injected_and_called_with_the_four_tuple() -> None:
     c = Stack(plain_config(), rng=random.Random(1))
     c2 = c.connect(c.bind(US, 4000), US, PEER, 80, 4000)
     assert a.iss != b.iss and c2.iss == (a.iss + 1000) % (1 << 32)
+
+
+@pytest.mark.parametrize("flags", ["SF", "SFPU"])
+def test_listener_drops_syn_with_fin(h: Harness, flags: str) -> None:
+    """RFC 9293 3.10.7.2 leaves SYN+FIN to a listener open; Linux discards it
+    (tcp_rcv_state_process, LISTEN): no SYN-ACK, no half-open connection, counted."""
+    h.listen()
+    h.send(from_peer(seq=PISS, ack=0, flags=flags, opts=Options(mss=MSS)), at=0)
+    h.recv_nothing()
+    assert h.stack.connections() == [] and h.listener.syn_queue == []
+    assert h.stack.counters["dropped_syn_fin"] == 1
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=1 * MS)
+    assert [s.flags for s in h.take()] == [0x12]              # a plain SYN still gets SYN-ACK
