@@ -69,6 +69,8 @@ class Config:
     window_scaling: bool = _flag(True, "offer the window scale option (RFC 7323 2)")
     sack: bool = _flag(True, "offer and use selective acknowledgements (RFC 2018)")
     timestamps: bool = _flag(True, "offer the timestamps option, PAWS (RFC 7323 3, 5)")
+    dsack: bool = _flag(True, "report duplicate segments with a D-SACK block when SACK is "
+                              "in use (RFC 2883; net.ipv4.tcp_dsack)")
     # --- retransmission (RFC 6298) --------------------------------------------------------
     rto_initial: int = _f(1 * SEC, "us", "RTO before the first RTT sample (RFC 6298 2.1)",
                           1 * MS, 3600 * SEC)

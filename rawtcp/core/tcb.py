@@ -92,15 +92,15 @@ class Tcb(TcbInput, TcbOutput):
     Slots, not a __dict__: a connection's fields cost ~0.5 kB instead of ~2.5 kB, which is
     what thousands of idle or TIME-WAIT connections are made of."""
 
-    __slots__ = ("_tracer", "ack_now", "binding", "cc", "cfg", "conn", "error", "fin_queued",
-                 "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out", "last_ack_sent",
-                 "listener", "local", "max_snd_wnd", "nagle_end", "options", "orphan",
-                 "out_of_order", "peer_fin", "peer_mss", "persist_backoff", "persist_probes",
-                 "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale", "rd_shutdown",
-                 "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time", "sack_ok",
-                 "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
-                 "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans", "ts_ok",
-                 "ts_recent", "ts_recent_set", "was_established", "watcher", "ws_ok")
+    __slots__ = ("_tracer", "ack_now", "binding", "cc", "cfg", "conn", "dsack_block", "error",
+                 "fin_queued", "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out",
+                 "last_ack_sent", "listener", "local", "max_snd_wnd", "nagle_end", "options",
+                 "orphan", "out_of_order", "peer_fin", "peer_mss", "persist_backoff",
+                 "persist_probes", "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale",
+                 "rd_shutdown", "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time",
+                 "sack_ok", "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1",
+                 "snd_wl2", "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans",
+                 "ts_ok", "ts_recent", "ts_recent_set", "was_established", "watcher", "ws_ok")
 
     def __init__(
         self,
@@ -159,6 +159,7 @@ class Tcb(TcbInput, TcbOutput):
         self.last_ack_sent = 0
         # --- ACK generation ---
         self.ack_now = False
+        self.dsack_block: tuple[int, int] | None = None  # duplicate range to report (RFC 2883)
         # --- RTT, loss recovery, congestion ---
         self.rtt = RttEstimator(self.cfg.rto_initial, self.cfg.rto_min, self.cfg.rto_max)
         self.rtt_seq: int | None = None

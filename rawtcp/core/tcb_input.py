@@ -237,6 +237,10 @@ class TcbInput:
             self._time_wait_fin(now)
             self._drop(seg, "retransmitted-fin-reacked", now)
         else:
+            plen = len(seg.payload)
+            if plen and sseq < rcv_nxt and self.sack_ok and self.cfg.dsack:
+                # RFC 2883 4: text received before: say so with a D-SACK block
+                self.dsack_block = (sseq, min(sseq + plen, rcv_nxt))
             self._drop(seg, "unacceptable", now)
         self.ack_now = True
         self._output(now)
@@ -331,6 +335,10 @@ class TcbInput:
         fin_seq = sseq + plen
         rcv_nxt = self.rcv_nxt
         if start < rcv_nxt:
+            if self.sack_ok and self.cfg.dsack and plen:
+                # RFC 2883 4: report the duplicate part in a D-SACK block, first in the
+                # next ACK (this segment's text below RCV.NXT was received before)
+                self.dsack_block = (start, min(rcv_nxt, start + plen))
             payload = payload[rcv_nxt - start:]
             start = rcv_nxt
         right = self.rcv_adv if self.rcv_adv > rcv_nxt else rcv_nxt

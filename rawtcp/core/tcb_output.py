@@ -75,9 +75,10 @@ class TcbOutput:
 
     def _sack_option_len(self: Tcb) -> int:
         """Bytes the SACK option takes in our next segment (NOP, NOP, kind, len, blocks)."""
-        if not (self.sack_ok and self.out_of_order):
+        if not (self.sack_ok and (self.out_of_order or self.dsack_block)):
             return 0
-        k = min(len(self.out_of_order.blocks), 3 if self.ts_ok else 4)
+        n = len(self.out_of_order.blocks) + (self.dsack_block is not None)
+        k = min(n, 3 if self.ts_ok else 4)
         return 4 + 8 * k if k else 0
 
     def _make_segment(self: Tcb, seq: int, flags: int, payload: bytes, now: int) -> Segment:
@@ -85,11 +86,17 @@ class TcbOutput:
         ooo = self.out_of_order
         if syn:
             opts = self._syn_options(now, reply=bool(flags & ACK))
-        elif self.ts_ok or (self.sack_ok and ooo):
+        elif self.ts_ok or (self.sack_ok and (ooo or self.dsack_block)):
             blocks: tuple = ()
-            if self.sack_ok and ooo:
+            if self.sack_ok and (ooo or self.dsack_block):
                 lim = 3 if self.ts_ok else 4
-                blocks = tuple((s & MASK, e & MASK) for s, e in ooo.sack_blocks(lim))
+                ranges = ooo.sack_blocks(lim) if ooo else []
+                d = self.dsack_block
+                if d is not None and flags & ACK:
+                    # RFC 2883 4: the D-SACK block first, once
+                    ranges = [d] + [r for r in ranges if r != d][: lim - 1]
+                    self.dsack_block = None
+                blocks = tuple((s & MASK, e & MASK) for s, e in ranges)
             opts = Options(
                 None, None, False, blocks,
                 ((now // 1000) & MASK, self.ts_recent) if self.ts_ok else None,

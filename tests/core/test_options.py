@@ -208,3 +208,43 @@ def test_window_scaling_in_both_directions() -> None:
     got = h.take(at=T + 100 * MS)
     assert got[0].seq == ISS + 1 + 2 * MSS and len(got[0].payload) == MSS
     assert got[0].window == (256 * 1024 - 100) >> 3
+
+
+def test_duplicate_segment_gets_a_dsack_block() -> None:
+    """RFC 2883 4 (D-SACK): a segment whose text was already received is acknowledged at
+    once with its range as the first SACK block; the block is reported once."""
+    h = _sack_established()
+    h.send(from_peer(seq=PISS + 1, flags="PA", payload=b"a" * 100), at=T)
+    h.take(at=T + 50 * MS)                                   # the delayed ACK of it
+    h.send(from_peer(seq=PISS + 1, flags="PA", payload=b"a" * 100), at=T + 60 * MS)
+    h.recv([to_peer(ack=PISS + 101, win=RCVBUF - 100,
+                    opts=Options(sack_blocks=((PISS + 1, PISS + 101),)))])
+    h.send(from_peer(seq=PISS + 101, flags="PA", payload=b"b" * 100), at=T + 70 * MS)
+    h.recv([to_peer(ack=PISS + 201, win=RCVBUF - 200)], at=T + 200 * MS)   # no D-SACK again
+
+
+def test_partly_duplicate_segment_reports_only_the_old_part() -> None:
+    """RFC 2883 4.1.1 and 3: a segment that overlaps RCV.NXT: the D-SACK block covers the
+    part received before, the new bytes are taken."""
+    h = _sack_established()
+    h.send(from_peer(seq=PISS + 1, flags="PA", payload=b"a" * 100), at=T)
+    h.take(at=T + 50 * MS)
+    h.send(from_peer(seq=PISS + 51, flags="PA", payload=b"a" * 50 + b"b" * 50),
+           at=T + 60 * MS)
+    h.recv([to_peer(ack=PISS + 151, win=RCVBUF - 150,
+                    opts=Options(sack_blocks=((PISS + 51, PISS + 101),)))], at=T + 100 * MS)
+    assert h.tcb.recv(1000, T + 101 * MS) == b"a" * 100 + b"b" * 50
+
+
+def test_dsack_off() -> None:
+    """Config.dsack=False (net.ipv4.tcp_dsack=0): a duplicate gets a plain ACK."""
+    h = Harness(plain_config(sack=True, nodelay=True, dsack=False))
+    h.listen()
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS, sack_permitted=True)), at=0)
+    h.take()
+    h.send(from_peer(), at=10 * MS)
+    h.tcb = h.listener.accept()
+    h.send(from_peer(seq=PISS + 1, flags="PA", payload=b"a" * 100), at=T)
+    h.take(at=T + 50 * MS)
+    h.send(from_peer(seq=PISS + 1, flags="PA", payload=b"a" * 100), at=T + 60 * MS)
+    h.recv([to_peer(ack=PISS + 101, win=RCVBUF - 100)])
