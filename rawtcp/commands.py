@@ -461,7 +461,8 @@ def _accept_one(st, port: int, timeout: float):
 
 
 def _pump(s) -> None:
-    """stdin -> socket (then SHUT_WR), socket -> stdout, until the peer's EOF."""
+    """stdin -> socket (then SHUT_WR), socket -> stdout. Both directions run to their own end:
+    the peer's FIN ends only what we read (a half-close), our stdin's EOF sends our FIN."""
     def reader() -> None:
         try:
             while True:
@@ -483,6 +484,7 @@ def _pump(s) -> None:
             break
         out.write(data)
         out.flush()
+    th.join()     # the peer half-closed: our stdin still goes out, then our FIN
 
 
 # --------------------------------------------------------------------------- bench

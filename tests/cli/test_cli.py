@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -382,3 +383,39 @@ def test_sigterm_tears_the_lab_down():
     assert "terminated" in err.decode()
     nets = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert prefix not in nets
+
+
+def test_listen_sends_its_stdin_after_the_peer_half_closed():
+    """RFC 9293 3.6 (half-close): a kernel client sends 10 kB and its FIN at once, then reads
+    to EOF. `rawtcp listen` must still send all of its stdin (only stdin's EOF sends its
+    FIN); it used to close as soon as it had read the client's EOF."""
+    from rawtcp.lab.peers import Client
+
+    rec = _lab_up()
+    stdin = b"from rawtcp's stdin\n" * 500
+    try:
+        cmd = RAWTCP + ["listen", "--lab", rec["name"], "5001", "--timeout", "20"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+            proc.stdin = None                   # communicate() must not touch it again
+            line = proc.stderr.readline().decode()
+            assert "listening" in line, line
+            cl = Client(rec["kernel_netns"], rec["rawtcp_addrs"][0], 5001, count=10_000).start()
+            try:
+                eof = cl.wait_event("eof", timeout=20)
+                out, err = proc.communicate(timeout=30)
+            finally:
+                cl.stop()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        run("lab", "down", rec["name"])
+    assert proc.returncode == 0, err
+    assert len(out) == 10_000
+    assert eof["bytes"] == len(stdin)
+    assert eof["sha256"] == hashlib.sha256(stdin).hexdigest()
