@@ -408,6 +408,7 @@ def cmd_netcat(args) -> int:
         if (args.trace or args.ladder) else None
     link = _open_link(args)
     st = Stack(link, config, faults=_fault_engine(args), tracer=tracer, pcap=args.pcap)
+    held: list[int] = []        # claims (fds) released when the command ends
     try:
         import socket as _s
 
@@ -418,6 +419,14 @@ def cmd_netcat(args) -> int:
             s.connect((args.host, args.port))
             print(f"rawtcp: connected to {args.host}:{args.port}", file=sys.stderr)
         else:
+            if args.lab:
+                from rawtcp.lab.persistent import claim_port
+
+                try:      # two rawtcp listeners on one lab port would reset each other
+                    claim = claim_port(args.lab, args.port)
+                except OSError as e:
+                    raise CliError(f"rawtcp: {e.strerror}") from None
+                held.append(claim)
             s, peer = _accept_one(st, args.port, args.timeout)
             print(f"rawtcp: connection from {peer[0]}:{peer[1]}", file=sys.stderr)
             s.settimeout(None)
@@ -426,6 +435,8 @@ def cmd_netcat(args) -> int:
         st.wait_for(lambda: s.tcb.state.name in ("CLOSED", "TIME_WAIT"), 5.0)
     finally:
         st.close()
+        for fd in held:
+            os.close(fd)
         if tracer is not None:
             tracer.close()
         if live is not None:

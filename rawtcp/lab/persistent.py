@@ -15,6 +15,9 @@ only prints.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import glob
 import json
 import os
 import time
@@ -25,8 +28,8 @@ from rawtcp.host.netns import delete_netns, netns_exists
 
 LABS_DIR = os.environ.get("RAWTCP_LABS", "/run/rawtcp/labs")
 
-__all__ = ["LABS_DIR", "LabRecord", "lab_down", "lab_record", "lab_records", "lab_up",
-           "remove_all"]
+__all__ = ["LABS_DIR", "LabRecord", "claim_port", "lab_down", "lab_record", "lab_records",
+           "lab_up", "remove_all"]
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,39 @@ def lab_record(name: str, labs_dir: str | None = None) -> LabRecord:
     raise LookupError(f"no lab named {name!r} (labs: {known}; make one with `rawtcp lab up`)")
 
 
+def claim_port(name: str, port: int, labs_dir: str | None = None) -> int:
+    """Claim ``port`` on lab ``name`` for this process: OSError(EADDRINUSE) naming the owner
+    when another live process holds it. The claim is an flock on a small file, so it ends
+    with the process however it ends (SIGKILL too). Returns the fd to keep open."""
+    d = os.path.join(labs_dir or LABS_DIR, "claims")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{name}-{port}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise OSError(errno.EADDRINUSE, f"port {port} of lab {name} is already used by "
+                                        f"another rawtcp (pid {owner}); choose another port"
+                      ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 def lab_down(name: str, labs_dir: str | None = None) -> LabRecord:
     """Delete the lab's namespaces (with everything inside) and forget it."""
     rec = lab_record(name, labs_dir)
     for ns in (rec.rawtcp_netns, rec.kernel_netns):
         delete_netns(ns)
+    for claim in glob.glob(os.path.join(labs_dir or LABS_DIR, "claims", f"{name}-*.lock")):
+        try:
+            os.unlink(claim)
+        except OSError:
+            pass
     try:
         os.unlink(_path(name, labs_dir))
     except FileNotFoundError:

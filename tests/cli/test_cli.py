@@ -419,3 +419,37 @@ def test_listen_sends_its_stdin_after_the_peer_half_closed():
     assert len(out) == 10_000
     assert eof["bytes"] == len(stdin)
     assert eof["sha256"] == hashlib.sha256(stdin).hexdigest()
+
+
+def test_second_listener_on_a_lab_port_is_refused_until_the_first_is_gone():
+    """Two `rawtcp listen` on one lab port would reset each other's connections: the second
+    is refused with EADDRINUSE naming the first; the claim ends with its process, even when
+    that process is killed (SIGKILL)."""
+    import signal
+
+    rec = _lab_up()
+    cmd = RAWTCP + ["listen", "--lab", rec["name"], "5002", "--timeout", "20"]
+    first = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        assert "listening" in first.stderr.readline().decode()
+        second = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                                timeout=30)
+        assert second.returncode == 1
+        err = second.stderr.decode().strip().splitlines()
+        assert len(err) == 1 and "already used by another rawtcp" in err[0], err
+        assert f"pid {first.pid}" in err[0]
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        third = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        try:
+            assert "listening" in third.stderr.readline().decode()
+        finally:
+            third.kill()
+            third.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        run("lab", "down", rec["name"])
