@@ -245,6 +245,9 @@ def cmd_ladder(args) -> int:
     path = args.file
     if not os.path.exists(path):
         raise CliError(f"rawtcp ladder: no such file: {path}", 2)
+    if os.path.isdir(path):
+        raise CliError(f"rawtcp ladder: {path} is a directory; give a trace (.jsonl) or a "
+                       "capture (pcap, pcapng)", 2)
     from rawtcp.report.captures import is_capture
 
     if is_capture(path):       # pcap (any byte order, us or ns) or pcapng
@@ -395,6 +398,7 @@ def cmd_netcat(args) -> int:
     from rawtcp.trace import Tracer
 
     config = _config(args)
+    _check_addresses(args)
     live = None
     if args.ladder:      # rows on stderr as they happen; stdout stays the data
         from rawtcp.report.ladder import LiveLadder
@@ -442,6 +446,30 @@ def cmd_netcat(args) -> int:
         if live is not None:
             live.close()
     return 0
+
+
+def _check_addresses(args) -> None:
+    """--addr and the peer (connect's HOST, when it is an address) are bad arguments (exit 2)
+    when they are not addresses or not of one family."""
+    import ipaddress
+
+    addr = None
+    if getattr(args, "addr", None):
+        try:
+            addr = ipaddress.ip_address(args.addr)
+        except ValueError:
+            raise CliError(f"rawtcp: --addr {args.addr!r} is not an IPv4 or IPv6 address",
+                           2) from None
+    host = getattr(args, "host", None) if args.cmd == "connect" else None
+    if addr is not None and host:
+        try:
+            peer = ipaddress.ip_address(host)
+        except ValueError:
+            return                        # a name: resolved later, in the link's family
+        if peer.version != addr.version:
+            raise CliError(f"rawtcp: the peer {host} is IPv{peer.version} but --addr "
+                           f"{args.addr} is IPv{addr.version}; give an --addr of the peer's "
+                           "family", 2)
 
 
 def _accept_one(st, port: int, timeout: float):

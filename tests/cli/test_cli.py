@@ -453,3 +453,18 @@ def test_second_listener_on_a_lab_port_is_refused_until_the_first_is_gone():
             first.kill()
             first.wait()
         run("lab", "down", rec["name"])
+
+
+@pytest.mark.parametrize("args,says", [
+    (("ladder", "/"), "is a directory"),
+    (("connect", "10.9.9.9", "80", "--link", "tun", "--addr", "banana"),
+     "--addr 'banana' is not an IPv4 or IPv6 address"),
+    (("connect", "10.9.9.9", "80", "--link", "tun", "--addr", "fd00::9"),
+     "the peer 10.9.9.9 is IPv4 but --addr fd00::9 is IPv6"),
+])
+def test_more_bad_arguments_are_one_line_and_exit_2(args, says):
+    """Found by trying the CLI as a user would (issue 9): these exited 1, or said that the
+    link had no IPv4 address when the mistake was the address family of --addr."""
+    r = run(*args, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert says in one_line(r.stderr)
