@@ -117,6 +117,9 @@ class Config:
     # --- RFC 5961 ----------------------------------------------------------------------------
     challenge_ack_limit: int = _f(1000, "per second", "challenge ACKs sent per second "
                                                       "(RFC 5961 7)", 0, 2**31 - 1)
+    syncookies: int = _f(1, "mode", "SYN cookies (RFC 4987 3.6): 0 off, 1 when a listener's "
+                                    "SYN queue is full, 2 always (net.ipv4.tcp_syncookies)",
+                         0, 2)
     # --- congestion control -------------------------------------------------------------------
     initial_cwnd_segments: int = _f(10, "segments", "initial congestion window (RFC 6928, "
                                                     "Linux)", 1, 1000)

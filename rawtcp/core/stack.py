@@ -17,10 +17,11 @@ from typing import Any
 from .config import SEC, Config
 from .isn import IsnGenerator
 from .ports import WILDCARDS, PortTable, overlap
-from .segment import ACK, FIN, RST, SYN, Packet, Segment, flags_str
+from .segment import ACK, FIN, RST, SYN, Options, Packet, Segment, flags_str
 from .seq import MASK, add
 from .states import CLOSED, LISTEN, TIME_WAIT
-from .tcb import Tcb, TcbOptions
+from .syncookies import TS_BITS, SynCookies, decode_ts_options, encode_ts_options
+from .tcb import Tcb, TcbOptions, our_wscale
 from .timers import TimerQueue
 
 _CANON: dict[str, str] = {}
@@ -122,6 +123,8 @@ class Listener:
             st._drop(None, seg, "rst-to-listener", now, pkt)
             return
         if f & ACK:
+            if not f & SYN and st.config.syncookies and self._cookie_ack(pkt, now):
+                return
             st._reply_rst((pkt.dst, seg.dst_port), (pkt.src, seg.src_port), seg, now)
             st._drop(None, seg, "ack-to-listener", now, pkt)
             return
@@ -132,8 +135,15 @@ class Listener:
             # SYN+FIN (a scanner's probe): Linux discards it in LISTEN (tcp_rcv_state_process)
             st._drop(None, seg, "syn-fin", now, pkt)
             return
-        if len(self.accept_queue) >= self.backlog or len(self._syn) >= self.backlog:
+        if len(self.accept_queue) >= self.backlog:
             st._drop(None, seg, "backlog", now, pkt)  # Linux: drop the SYN, the peer retries
+            return
+        mode = st.config.syncookies
+        if mode == 2 or (mode == 1 and len(self._syn) >= self.backlog):
+            self._send_cookie(pkt, now)               # no state: a SYN flood costs nothing
+            return
+        if len(self._syn) >= self.backlog:
+            st._drop(None, seg, "backlog", now, pkt)
             return
         child = Tcb(st, (pkt.dst, seg.dst_port), (pkt.src, seg.src_port), self.options)
         child.state = LISTEN   # born listening: its first transition is LISTEN -> SYN_RECEIVED
@@ -141,6 +151,64 @@ class Listener:
         st._add_tcb(child)
         self._syn[child] = None
         child._input_listen(seg, now)
+
+    # ------------------------------------------------------------------ SYN cookies
+    def _options(self) -> TcbOptions:
+        return self.options if self.options is not None else TcbOptions(self.stack.config)
+
+    def _send_cookie(self, pkt: Packet, now: int) -> None:
+        """Answer the SYN with a SYN-ACK whose ISS is a cookie (syncookies.py), keep nothing.
+        Window scale and SACK are offered only with timestamps, which carry them back."""
+        st, seg, o = self.stack, pkt.segment, self._options()
+        four = (pkt.dst, seg.dst_port, pkt.src, seg.src_port)
+        peer = seg.options
+        cookie, _mss = st.cookies().make(now, four, seg.seq, peer.mss or st.config.default_peer_mss)
+        ts = None
+        wscale = None
+        sack = False
+        if o.timestamps and peer.timestamps is not None:
+            ws_peer = peer.wscale if o.window_scaling else None
+            sack = bool(o.sack and peer.sack_permitted)
+            bits = encode_ts_options(ws_peer, sack)
+            ms = now // 1000
+            val = (ms >> TS_BITS) << TS_BITS | bits
+            if val > ms:             # never ahead of our clock: later TSvals must not be
+                val -= 1 << TS_BITS  # older than this one (the peer's PAWS, RFC 7323 5)
+            ts = (val & MASK, peer.timestamps[0])
+            wscale = our_wscale(o.rcvbuf) if ws_peer is not None else None
+        reply = Segment(seg.dst_port, seg.src_port, cookie, add(seg.seq, 1), SYN | ACK,
+                        min(o.rcvbuf, 0xFFFF), Options(o.mss, wscale, sack, (), ts))
+        st.counters["syncookies_sent"] += 1
+        st._transmit(None, reply, now, pkt.dst, pkt.src)
+
+    def _cookie_ack(self, pkt: Packet, now: int) -> bool:
+        """The third segment of a cookie handshake: rebuild the child if the cookie checks
+        (and the accept queue has room). False: not a valid cookie (the caller resets)."""
+        st, seg = self.stack, pkt.segment
+        four = (pkt.dst, seg.dst_port, pkt.src, seg.src_port)
+        cookie = (seg.ack - 1) & MASK
+        mss = st.cookies().check(now, four, (seg.seq - 1) & MASK, cookie)
+        if mss is None:
+            st.counters["syncookies_failed"] += 1
+            return False
+        if not self._has_room():
+            st._drop(None, seg, "accept-queue-full", now, pkt)
+            return True
+        o = self._options()
+        ws, sack = None, False
+        ts = seg.options.timestamps
+        if ts is not None and o.timestamps:
+            ws, sack = decode_ts_options(ts[1])
+            ws = ws if o.window_scaling else None
+        st.counters["syncookies_recv"] += 1
+        child = Tcb(st, (pkt.dst, seg.dst_port), (pkt.src, seg.src_port), self.options)
+        if ws is None:
+            child.rcv_wscale = 0
+        child.state = LISTEN
+        child.listener = self
+        st._add_tcb(child)
+        child._open_from_cookie(seg, now, cookie, mss, ws, sack and o.sack)
+        return True
 
     def close(self, now: int) -> None:
         """Stop listening; connections never accepted are reset."""
@@ -196,6 +264,14 @@ class Stack:
         #: largest TCP payload the link takes in one segment (segmentation offload), or
         #: None: one MSS per segment
         self.max_payload: int | None = None
+        self._cookies: SynCookies | None = None
+
+    def cookies(self) -> SynCookies:
+        """The SYN cookie keys, made on first use (so an unused feature draws no random
+        numbers from a seeded rng)."""
+        if self._cookies is None:
+            self._cookies = SynCookies(self.rng)
+        return self._cookies
 
     # ------------------------------------------------------------------ tracing
     def _trace_ev(self, now: int, ev: str, **fields: Any) -> None:

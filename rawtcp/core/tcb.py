@@ -57,6 +57,14 @@ PER_CONNECTION = ("nodelay", "keepalive", "keepalive_time", "keepalive_intvl",
                   "timestamps")
 
 
+def our_wscale(rcvbuf: int) -> int:
+    """The window scale that lets a 16-bit window field cover ``rcvbuf`` (RFC 7323 2.3)."""
+    s = 0
+    while (rcvbuf >> s) > 0xFFFF and s < 14:
+        s += 1
+    return s
+
+
 class TcbOptions:
     """Per-connection options (socket options): the :data:`PER_CONNECTION` fields of a
     Config, which gives their defaults; keywords override them."""
@@ -176,10 +184,7 @@ class Tcb(TcbInput, TcbOutput):
 
     # ------------------------------------------------------------------ helpers
     def _our_wscale(self) -> int:
-        s = 0
-        while (self.options.rcvbuf >> s) > 0xFFFF and s < 14:
-            s += 1
-        return s
+        return our_wscale(self.options.rcvbuf)
 
     def _trace(self, now: int, ev: str, **fields: Any) -> None:
         tr = self._tracer

@@ -101,6 +101,29 @@ class TcbInput:
         self._set_state(SYN_RECEIVED, "SYN received (passive open)", now)
         self._output(now)
 
+    def _open_from_cookie(self: Tcb, seg: Segment, now: int, cookie: int, peer_mss: int,
+                          peer_wscale: int | None, sack: bool) -> None:
+        """A listener's child rebuilt from a validated SYN cookie (syncookies.py): the state
+        a SYN and our SYN-ACK would have left (RFC 9293 3.10.7.2), then the ACK that
+        carried the cookie is processed as in SYN-RECEIVED (-> ESTABLISHED)."""
+        ts = seg.options.timestamps
+        peer_syn = Options(mss=peer_mss, wscale=peer_wscale, sack_permitted=sack,
+                           timestamps=(ts[0], 0) if ts is not None else None)
+        self.irs = (seg.seq - 1) & MASK
+        self.rcv_nxt = self.irs + 1
+        self.rcv_adv = self.rcv_nxt + min(self.options.rcvbuf, 0xFFFF)  # our SYN-ACK's window
+        self.last_ack_sent = self.rcv_nxt
+        self._negotiate(peer_syn)
+        self.iss = cookie
+        self.snd_una = self.iss
+        self.snd_nxt = self.snd_max = self.iss + 1
+        self.iss_chosen = True
+        self.send_buffer.rebase(self.iss + 1)
+        self.snd_wl1 = self.irs
+        self.snd_wl2 = self.iss
+        self._set_state(SYN_RECEIVED, "SYN cookie validated (RFC 4987 3.6)", now)
+        self._input_sync(seg, now)
+
     # ------------------------------------------------------------------ SYN-SENT
     def _input_syn_sent(self: Tcb, seg: Segment, now: int) -> None:
         """RFC 9293 3.10.7.3."""

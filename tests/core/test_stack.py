@@ -68,10 +68,11 @@ def _synack(port: int):
     return to_peer(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS), dport=port)
 
 
-def test_backlog_bounds_syn_queue_and_accept_queue(h: Harness) -> None:
-    """Listen backlog (RFC 9293 3.10.1, Linux behaviour): SYNs beyond the backlog are
-    dropped (the client retries), also while the accept queue is full; once the user
-    accepts, a SYN is answered again."""
+def test_backlog_bounds_syn_queue_and_accept_queue() -> None:
+    """Listen backlog (RFC 9293 3.10.1, Linux behaviour with tcp_syncookies=0): SYNs beyond
+    the backlog are dropped (the client retries), also while the accept queue is full; once
+    the user accepts, a SYN is answered again."""
+    h = Harness(plain_config(syncookies=0))
     h.listen(backlog=1)
     h.send(_syn(1001), at=0)
     h.recv([_synack(1001)])

@@ -215,3 +215,29 @@ def test_packet_link_copes_with_kernel_checksum_offload() -> None:
             assert sink.wait_event("eof", timeout=20)["sha256"] == hashlib.sha256(data).hexdigest()
         assert link.counters["csum_completed"] >= link.counters["rx_packets"] // 2 > 0
         assert link.counters["rx_packets"] < count // 1448   # TSO: fewer, larger frames
+
+
+@pytest.mark.parametrize("kind", LINKS)
+def test_syn_cookie_connection_with_a_kernel_client(kind: str) -> None:
+    """RFC 4987 3.6 with Config.syncookies=2 (always): a Linux client's handshake is
+    completed from the cookie alone; window scale and SACK come back through the timestamp
+    echo (RFC 7323), and 1 MB arrives intact, then our answer."""
+    with kernel_env(kind, config=kernel_config(syncookies=2)) as env:
+        ls = env.stack.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.bind(("", 7011))
+        ls.listen(4)
+        ls.settimeout(5)
+        cl = env.lab.client(7011, count=1_000_000, pattern="passive", timeout=20)
+        s, _ = ls.accept()
+        c = env.stack.core.counters
+        assert c["syncookies_sent"] == 1 and c["syncookies_recv"] == 1
+        info = s.tcp_info()
+        assert info["timestamps"] and info["sack"] and info["snd_wscale"] > 0
+        s.settimeout(10)
+        buf = bytearray()
+        while d := s.recv(65536):
+            buf += d
+        assert hashlib.sha256(buf).hexdigest() == pattern_sha("passive", 1_000_000)
+        s.sendall(b"bye")
+        s.close()
+        assert cl.wait_event("eof")["bytes"] == 3

@@ -63,3 +63,37 @@ def test_connect_on_a_listening_socket_is_eisconn(pair: Pair) -> None:
     ls.listen(1)
     assert ls.connect_ex((B4, PORT)) == errno.EISCONN
     ls.close()
+
+
+def test_syn_flood_does_not_keep_a_client_out(pair: Pair) -> None:
+    """RFC 4987 3.6 / Linux tcp_syncookies=1: 5,000 SYNs from random ports (a source that
+    never answers) fill the listener's SYN queue; from then on every SYN gets a cookie and
+    no state, so a real client connects at once and exchanges data, and the listener holds
+    no more than its backlog."""
+    import random
+
+    from rawtcp.core.segment import Flags, Options, Packet, Segment
+    from rawtcp.wire import encode_ip
+
+    ls = pair.b.socket()
+    ls.bind((B4, PORT))
+    ls.listen(128)
+    ls.settimeout(5)
+    rng = random.Random(9)
+    flooder = "10.1.0.99"                         # nobody: our SYN-ACKs go unanswered
+    ports = rng.sample(range(1024, 65536), 5000)   # 5,000 distinct half-open attempts
+    for port in ports:
+        syn = Segment(port, PORT, rng.getrandbits(32), 0, Flags.SYN, 64240, Options(mss=1460))
+        pair.a.link.send(encode_ip(Packet(flooder, B4, syn)))
+    c = pair.a.socket()
+    c.settimeout(5)
+    c.connect((B4, PORT))
+    s, _ = ls.accept()
+    c.sendall(b"through the flood")
+    s.settimeout(5)
+    assert s.recv(100) == b"through the flood"
+    core = pair.b.core
+    assert pair.b.wait_for(lambda: core.counters["syncookies_sent"] >= 5000 - 128, 10), \
+        dict(core.counters)
+    assert len(core.connections()) <= 128 + 1
+    assert len(core.listeners()[0].syn_queue) <= 128
