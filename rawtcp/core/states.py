@@ -74,7 +74,8 @@ KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2})
 TRANSITIONS: dict[tuple[State, State], str] = {
     # opening
     (CLOSED, SYN_SENT): "OPEN, active: send SYN (3.10.1)",
-    (LISTEN, SYN_RECEIVED): "SYN arrives at a listener: send SYN,ACK (3.10.7.2)",
+    (LISTEN, SYN_RECEIVED): "SYN arrives at a listener: send SYN,ACK (3.10.7.2); or the "
+                            "ACK of a SYN cookie rebuilds the child (RFC 4987 3.6)",
     (SYN_SENT, ESTABLISHED): "SYN,ACK acknowledging our SYN (3.10.7.3 fourth)",
     (SYN_SENT, SYN_RECEIVED): "SYN without ACK: simultaneous open (3.10.7.3 fourth, 3.5)",
     (SYN_RECEIVED, ESTABLISHED): "ACK of our SYN (3.10.7.4 fifth)",
