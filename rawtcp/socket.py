@@ -51,8 +51,11 @@ _PEER_FINISHED = PEER_FINISHED
 MSG_PEEK = int(_socket.MSG_PEEK)          # plain ints: an IntFlag test costs a Python call
 MSG_DONTWAIT = int(_socket.MSG_DONTWAIT)
 MSG_WAITALL = int(_socket.MSG_WAITALL)
-_SEND_FLAGS = MSG_DONTWAIT | int(_socket.MSG_NOSIGNAL) | int(getattr(_socket, "MSG_MORE", 0))
-_RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL
+MSG_OOB = int(_socket.MSG_OOB)
+SO_OOBINLINE = _socket.SO_OOBINLINE
+_SEND_FLAGS = (MSG_DONTWAIT | MSG_OOB | int(_socket.MSG_NOSIGNAL)
+               | int(getattr(_socket, "MSG_MORE", 0)))
+_RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_OOB
 _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 
 
@@ -143,6 +146,7 @@ class Socket:
             (SOL_SOCKET, SO_SNDLOWAT): 1,
             (SOL_SOCKET, SO_LINGER): (0, 0),
             (SOL_SOCKET, SO_KEEPALIVE): int(stack.config.keepalive),
+            (SOL_SOCKET, SO_OOBINLINE): 0,
             (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
             (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
         }
@@ -210,9 +214,11 @@ class Socket:
         }
 
     def _apply_options(self, tcb, now: int) -> None:
-        """Options set on a live connection take effect at once (buffers, Nagle, keepalive)."""
+        """Options set on a live connection take effect at once (buffers, Nagle, keepalive,
+        SO_OOBINLINE)."""
         for k, v in self._option_values().items():
             setattr(tcb.options, k, v)
+        tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
         tcb.options_changed(now)
 
     def _tcb_options(self) -> TcbOptions:
@@ -261,6 +267,14 @@ class Socket:
             self._release_notifier()
         else:
             self._update_ready()
+
+    def sockatmark(self) -> bool:
+        """sockatmark(3): the next byte to read is where the peer's urgent byte was (the
+        last read stopped there). Python's socket module has no such call; this is rawtcp's."""
+        self._check_open()
+        t = self._tcb
+        with self._stack.lock:
+            return t is not None and t.urgent.at_mark
 
     def _watch(self) -> None:
         """Under the lock: have the stack call _update_ready when the connection or the
@@ -363,6 +377,7 @@ class Socket:
         child._opts.update(self._opts)
         child._timeout = self._timeout if self._timeout != 0.0 else None
         with self._stack.lock:
+            tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
             self._update_ready()
         return child, child.getpeername()
 
@@ -414,6 +429,7 @@ class Socket:
 
             self._tcb = self._call(do)
             with self._stack.lock:
+                self._tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
                 self._watch()
             self._connecting = True
             if self._timeout == 0.0:
@@ -459,11 +475,12 @@ class Socket:
         return t
 
     def send(self, data, flags: int = 0) -> int:
-        """Flags: MSG_DONTWAIT (this call does not block); MSG_NOSIGNAL and MSG_MORE are
-        accepted and change nothing (rawtcp raises no signals)."""
+        """Flags: MSG_DONTWAIT (this call does not block); MSG_OOB (the last byte is urgent
+        data, RFC 9293 3.8.5); MSG_NOSIGNAL and MSG_MORE are accepted and change nothing
+        (rawtcp raises no signals)."""
         if flags & ~_SEND_FLAGS:
             raise _err(errno.EOPNOTSUPP, f"send flags {flags:#x} are not supported by rawtcp "
-                                         "(MSG_DONTWAIT, MSG_NOSIGNAL, MSG_MORE are)")
+                                         "(MSG_DONTWAIT, MSG_OOB, MSG_NOSIGNAL, MSG_MORE are)")
         t = self._need_conn(errno.EPIPE)
         data = bytes(data)
         if self._shut_wr:
@@ -486,6 +503,8 @@ class Socket:
             raise BrokenPipeError(errno.EPIPE, f"send in state {t.state.name}")
         # The segments are built now (each send() pushes as Linux's tcp_push does, so
         # TCP_NODELAY and Nagle see the same calls); the loop thread writes them.
+        if flags & MSG_OOB:
+            return self._call(lambda now: t.send_urgent(data, now))
         return self._call(lambda now: t.send(data, now))
 
     def sendall(self, data, flags: int = 0) -> None:
@@ -519,8 +538,12 @@ class Socket:
             raise ValueError("negative buffersize in recv")
         if flags & ~_RECV_FLAGS:
             raise _err(errno.EOPNOTSUPP, f"recv flags {flags:#x} are not supported by rawtcp "
-                                         "(MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL are)")
+                                         "(MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_OOB are)")
         t = self._need_conn()
+        if flags & MSG_OOB:               # never blocks, as Linux's tcp_recv_urg
+            with self._stack.lock:
+                data = t.recv_urgent(peek=bool(flags & MSG_PEEK))
+            return data[:bufsize] if bufsize else b""
         if self._shut_rd or bufsize == 0:
             return b""
         if flags & MSG_WAITALL and not flags & (MSG_PEEK | MSG_DONTWAIT):

@@ -47,6 +47,7 @@ from .states import (
 from .tcb_input import TcbInput
 from .tcb_output import TcbOutput
 from .timers import Timers
+from .urgent import Urgent
 
 if TYPE_CHECKING:
     from .stack import Binding, Listener, Stack
@@ -100,15 +101,16 @@ class Tcb(TcbInput, TcbOutput):
     Slots, not a __dict__: a connection's fields cost ~0.5 kB instead of ~2.5 kB, which is
     what thousands of idle or TIME-WAIT connections are made of."""
 
-    __slots__ = ("_tracer", "ack_now", "binding", "cc", "cfg", "conn", "dsack_block", "error",
-                 "fin_queued", "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out",
-                 "last_ack_sent", "listener", "local", "max_snd_wnd", "nagle_end", "options",
-                 "orphan", "out_of_order", "peer_fin", "peer_mss", "persist_backoff",
-                 "persist_probes", "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale",
-                 "rd_shutdown", "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time",
-                 "sack_ok", "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1",
-                 "snd_wl2", "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans",
-                 "ts_ok", "ts_recent", "ts_recent_set", "was_established", "watcher", "ws_ok")
+    __slots__ = ("ack_now", "binding", "cc", "cfg", "conn", "dsack_block", "error", "fin_queued",
+                 "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out", "last_ack_sent",
+                 "listener", "local", "max_snd_wnd", "nagle_end", "options", "orphan",
+                 "out_of_order", "peer_fin", "peer_mss", "persist_backoff", "persist_probes",
+                 "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale", "rd_shutdown",
+                 "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time", "sack_ok",
+                 "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
+                 "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans", "_tracer",
+                 "ts_ok", "ts_recent", "ts_recent_set", "urgent", "was_established", "watcher",
+                 "ws_ok")
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class Tcb(TcbInput, TcbOutput):
         self.peer_fin: int | None = None  # absolute seq of the peer's FIN once seen
         self.fin_rcvd = False
         self.rd_shutdown = False
+        self.urgent = Urgent()            # urgent data both ways (urgent.py)
         # --- negotiated options ---
         self.peer_mss = self.cfg.default_peer_mss
         self.smss = min(self.peer_mss, self.options.mss)
@@ -381,6 +384,8 @@ class Tcb(TcbInput, TcbOutput):
         rbuf = self.rbuf
         if n <= 0 or not rbuf or self.rd_shutdown:
             return b""
+        n = self.urgent.read_limit(n)     # a read stops at the urgent mark
+        self.urgent.consumed(min(n, len(rbuf)))
         if n >= len(rbuf):
             out = bytes(rbuf)
             rbuf.clear()
@@ -396,6 +401,39 @@ class Tcb(TcbInput, TcbOutput):
                 self.ack_now = True
                 self._output(now)
         return out
+
+    def recv_urgent(self, peek: bool = False) -> bytes:
+        """recv(MSG_OOB): the peer's urgent byte (RFC 9293 3.8.5, as Linux tcp_recv_urg).
+        EINVAL when there is none to read (or SO_OOBINLINE is on), EAGAIN when it is
+        announced but has not arrived."""
+        u = self.urgent
+        if u.inline or u.taken or u.rcv_seq is None:
+            raise OSError(errno.EINVAL, "recv(MSG_OOB): no urgent data to read (none came, "
+                                        "it was read, or SO_OOBINLINE is on)")
+        if u.byte is None:
+            if self.fin_rcvd or self.state is CLOSED:
+                return b""
+            raise BlockingIOError(errno.EAGAIN, "recv(MSG_OOB): the urgent byte has not "
+                                                "arrived yet")
+        if not peek:
+            u.taken = True
+        return bytes([u.byte])
+
+    def send_urgent(self, data: bytes, now: int) -> int:
+        """send(MSG_OOB): queue ``data``; its last byte is urgent (the pointer points past
+        it, as Linux)."""
+        if not data:
+            return 0
+        u = self.urgent
+        previous = u.snd_up
+        u.snd_up = self.send_buffer.end + len(data)   # set before send() puts it on the wire
+        try:
+            n = self.send(data, now)
+        except OSError:
+            u.snd_up = previous
+            raise
+        u.snd_up = self.send_buffer.end if n else previous   # what was taken, if not all
+        return n
 
     def shutdown(self, how: int, now: int) -> None:
         """SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2."""

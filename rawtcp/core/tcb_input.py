@@ -22,7 +22,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from .config import MS
-from .segment import ACK, FIN, PSH, RST, SYN, Options, Segment
+from .segment import ACK, FIN, PSH, RST, SYN, URG, Options, Segment
 from .seq import MASK, lt, unwrap
 from .states import (
     CLOSE_WAIT,
@@ -195,6 +195,10 @@ class TcbInput:
             return
         if not self._check_ack(seg, sseq, now):
             return
+        if seg.flags & URG and self.state in DATA_STATES:
+            # sixth: the URG bit (RFC 9293 3.10.7.4; the pointer as RFC 6093 / Linux)
+            self.urgent.on_pointer(sseq, seg.urgent, self.rcv_nxt)
+            self._changed()
         if seg.payload or seg.flags & FIN:
             if not self._process_text(seg, sseq, now):
                 return
@@ -404,7 +408,7 @@ class TcbInput:
         RFC 5681 4.2: immediate ACK for out-of-order data and for filling a hole)."""
         if start == self.rcv_nxt:
             if not self.rd_shutdown:
-                self.rbuf += payload
+                self.urgent.deliver(self.rbuf, start, payload)
                 self._changed()
             self.rcv_nxt += len(payload)
             ooo = self.out_of_order
@@ -412,7 +416,7 @@ class TcbInput:
                 more = ooo.pop_ready(self.rcv_nxt)
                 if more:
                     if not self.rd_shutdown:
-                        self.rbuf += more
+                        self.urgent.deliver(self.rbuf, self.rcv_nxt, more)
                     self.rcv_nxt += len(more)
                 self.ack_now = True
             elif self.cfg.delayed_ack <= 0 or self.rcv_nxt - self.last_ack_sent > self.smss:
@@ -451,6 +455,7 @@ class TcbInput:
                             rttvar=self.rtt.rttvar)
         self.send_buffer.ack_to(ack)
         self.snd_una = ack
+        self.urgent.acked(ack)
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.retransmits = 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .segment import ACK, FIN, PSH, RST, SYN, Options, Segment, flags_str
+from .segment import ACK, FIN, PSH, RST, SYN, URG, Options, Segment, flags_str
 from .seq import MASK
 from .states import CLOSED, LISTEN, SYN_SENT, TIME_WAIT
 
@@ -104,9 +104,12 @@ class TcbOutput:
         else:
             opts = _NO_OPTS
         ack = self.rcv_nxt & MASK if flags & ACK else 0
+        urp = self.urgent.pointer_for(seq) if self.urgent.snd_up is not None else 0
+        if urp:
+            flags |= URG                  # RFC 9293 3.8.5: until the urgent byte is acked
         return Segment(
             self.local[1], self.remote[1], seq & MASK, ack, flags,
-            self._window_field(syn), opts, payload,
+            self._window_field(syn), opts, payload, urp,
         )
 
     def _emit(self: Tcb, seg: Segment, now: int) -> None:

@@ -97,3 +97,25 @@ def test_syn_flood_does_not_keep_a_client_out(pair: Pair) -> None:
         dict(core.counters)
     assert len(core.connections()) <= 128 + 1
     assert len(core.listeners()[0].syn_queue) <= 128
+
+
+def test_urgent_data_through_the_socket_api(pair: Pair) -> None:
+    """RFC 9293 3.8.5 between two rawtcp stacks, as Linux does it: send(MSG_OOB) makes the
+    last byte urgent; the receiver reads up to the mark, sockatmark() says so, recv(MSG_OOB)
+    gives the byte, the rest follows in line; with SO_OOBINLINE the byte stays in line."""
+    c, s, _ = connected(pair)
+    c.sendall(b"ABCDEFG")
+    c.send(b"H", socket.MSG_OOB)
+    c.sendall(b"IJKL")
+    assert pair.b.wait_for(lambda: s.tcb.readable == 11, 2)
+    assert s.recv(100) == b"ABCDEFG" and s.sockatmark()
+    assert s.recv(1, socket.MSG_OOB) == b"H"
+    with pytest.raises(OSError) as e:
+        s.recv(1, socket.MSG_OOB)
+    assert e.value.errno == errno.EINVAL
+    assert s.recv(100) == b"IJKL" and not s.sockatmark()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    c.send(b"xy!", socket.MSG_OOB)
+    assert pair.b.wait_for(lambda: s.tcb.readable == 3, 2)
+    assert s.recv(100) == b"xy" and s.sockatmark()
+    assert s.recv(100) == b"!"
