@@ -752,7 +752,10 @@ def test_recv_flags_peek_dontwait_waitall(pair: Pair) -> None:
     assert s.recv(len(payload), socket.MSG_WAITALL) == payload
     th.join(5)
     with pytest.raises(OSError) as e:
-        s.recv(10, socket.MSG_OOB)
+        s.recv(10, socket.MSG_OOB)                  # Linux: no urgent data -> EINVAL
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        s.recv(10, socket.MSG_ERRQUEUE)             # a flag rawtcp does not do
     assert e.value.errno == errno.EOPNOTSUPP
     c.send(b"z", socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
     assert s.recv(10) == b"z"
