@@ -17,7 +17,7 @@ from typing import Any
 from .config import SEC, Config
 from .isn import IsnGenerator
 from .ports import WILDCARDS, PortTable, overlap
-from .segment import ACK, FIN, RST, SYN, Options, Packet, Segment, flags_str
+from .segment import ACK, FIN, RST, SYN, URG, Options, Packet, Segment, flags_str
 from .seq import MASK, add
 from .states import CLOSED, LISTEN, TIME_WAIT
 from .syncookies import TS_BITS, SynCookies, decode_ts_options, encode_ts_options
@@ -292,12 +292,15 @@ class Stack:
                 rack = (seg.ack - tcb.iss) & MASK if seg.flags & ACK and tcb.iss_chosen else None
         if rseq is None and not out and seg.flags & SYN:
             rseq = 0  # an incoming SYN defines the peer's ISN
-        return {
+        d = {
             "src": src, "dst": dst, "sport": seg.src_port, "dport": seg.dst_port,
             "seq": seg.seq, "ack": seg.ack, "rseq": rseq, "rack": rack,
             "flags": flags_str(seg.flags), "win": seg.window, "len": len(seg.payload),
             "opts": seg.options.to_dict(),
         }
+        if seg.flags & URG:
+            d["urp"] = seg.urgent         # the urgent pointer (RFC 9293 3.8.5)
+        return d
 
     # ------------------------------------------------------------------ I/O
     def _transmit(self, tcb: Tcb | None, seg: Segment, now: int,

@@ -98,7 +98,13 @@ def read_all(s: socket.socket, echo: bool = False) -> bool:
 def send_all(s: socket.socket, a: argparse.Namespace) -> bool:
     data = pattern_bytes(a.pattern, a.count)
     try:
-        s.sendall(data)
+        u = getattr(a, "urgent", -1)
+        if 0 <= u < len(data):            # that byte goes as urgent data (MSG_OOB)
+            s.sendall(data[:u])
+            s.send(data[u:u + 1], socket.MSG_OOB)
+            s.sendall(data[u + 1:])
+        else:
+            s.sendall(data)
     except OSError as e:
         emit_error(e, "send")
         return False
@@ -186,6 +192,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         q.add_argument("--port", type=int, default=0)
         q.add_argument("--count", type=int, default=0, help="bytes to send")
         q.add_argument("--pattern", default="rawtcp", help="text, or hex:0a0b..")
+        q.add_argument("--urgent", type=int, default=-1,
+                       help="send byte number N (from 0) of the data with MSG_OOB")
         q.add_argument("--close-delay", type=float, default=0.0)
         q.add_argument("--never-close", action="store_true")
         q.add_argument("--linger0", action="store_true")

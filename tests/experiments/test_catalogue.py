@@ -17,7 +17,7 @@ CATALOGUE = [
     "handshake", "lifecycle", "final-ack-drop", "final-ack-drop-passive",
     "time-wait-ablation", "simultaneous-close", "syn-drop", "refused", "linger-abort",
     "time-wait-assassination", "close-wait-leak", "backlog-overflow", "zero-window",
-    "loss-sweep", "kernel-time-wait", "network-loss",
+    "urgent-data", "loss-sweep", "kernel-time-wait", "network-loss",
 ]
 # loss-sweep runs through the CLI (tests/cli: --json, --report, progress), network-loss below
 FAST = [n for n in CATALOGUE if n not in ("loss-sweep", "network-loss")]
