@@ -172,10 +172,6 @@ class Scoreboard:
     def sacked_bytes(self) -> int:
         return self._total
 
-    def is_sacked(self, seq: int) -> bool:
-        i = bisect_right(self._s, seq) - 1
-        return i >= 0 and seq < self._e[i]
-
     def skip(self, seq: int) -> int:
         """The first sequence number >= seq that is not SACKed."""
         i = bisect_right(self._s, seq) - 1
