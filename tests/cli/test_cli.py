@@ -218,35 +218,48 @@ def test_connect_netcat_over_a_lab_with_pcap_and_trace(tmp_path):
     assert pcap.stat().st_size > 24
 
 
+def _listen_with_kernel_client(rec: dict, port: int, addr: str, stdin: bytes | None,
+                               wait_for: str, **client_opts):
+    """`rawtcp listen` on lab ``rec`` (stdin: these bytes, then EOF; None: nothing) with a
+    kernel Client connecting to ``addr``; returns (status, stdout, stderr, the client's
+    ``wait_for`` event). Everything started is stopped, also on failure."""
+    from rawtcp.lab.peers import Client
+
+    cmd = RAWTCP + ["listen", "--lab", rec["name"], str(port), "--timeout", "20"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        if stdin is not None:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+            proc.stdin = None                   # communicate() must not touch it again
+        # wait until rawtcp says it listens (bounded by the read timeout of the test)
+        line = proc.stderr.readline().decode()
+        assert "listening" in line, line
+        cl = Client(rec["kernel_netns"], addr, port, **client_opts).start()
+        try:
+            ev = cl.wait_event(wait_for, timeout=20)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            cl.stop()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err, ev
+
+
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 def test_listen_netcat_accepts_a_kernel_client(family):
     """`rawtcp listen` listens on every address of the link: IPv4 and IPv6."""
-    from rawtcp.lab.peers import Client
-
     rec = _lab_up("--ipv6")
     try:
-        cmd = RAWTCP + ["listen", "--lab", rec["name"], "5000", "--timeout", "20"]
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            # wait until rawtcp says it listens (bounded by the read timeout of the test)
-            line = proc.stderr.readline().decode()
-            assert "listening" in line, line
-            addr = [a for a in rec["rawtcp_addrs"] if (":" in a) == (family == "ipv6")][0]
-            cl = Client(rec["kernel_netns"], addr, 5000, count=3000,
-                        no_read=True).start()
-            try:
-                cl.wait_event("sent", timeout=20)
-                out, err = proc.communicate(timeout=30)
-            finally:
-                cl.stop()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        addr = [a for a in rec["rawtcp_addrs"] if (":" in a) == (family == "ipv6")][0]
+        code, out, err, _ = _listen_with_kernel_client(rec, 5000, addr, None, "sent",
+                                                       count=3000, no_read=True)
     finally:
         run("lab", "down", rec["name"])
-    assert proc.returncode == 0, err
+    assert code == 0, err
     assert len(out) == 3000
 
 
@@ -389,33 +402,14 @@ def test_listen_sends_its_stdin_after_the_peer_half_closed():
     """RFC 9293 3.6 (half-close): a kernel client sends 10 kB and its FIN at once, then reads
     to EOF. `rawtcp listen` must still send all of its stdin (only stdin's EOF sends its
     FIN); it used to close as soon as it had read the client's EOF."""
-    from rawtcp.lab.peers import Client
-
     rec = _lab_up()
     stdin = b"from rawtcp's stdin\n" * 500
     try:
-        cmd = RAWTCP + ["listen", "--lab", rec["name"], "5001", "--timeout", "20"]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-            proc.stdin = None                   # communicate() must not touch it again
-            line = proc.stderr.readline().decode()
-            assert "listening" in line, line
-            cl = Client(rec["kernel_netns"], rec["rawtcp_addrs"][0], 5001, count=10_000).start()
-            try:
-                eof = cl.wait_event("eof", timeout=20)
-                out, err = proc.communicate(timeout=30)
-            finally:
-                cl.stop()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        code, out, err, eof = _listen_with_kernel_client(rec, 5001, rec["rawtcp_addrs"][0],
+                                                         stdin, "eof", count=10_000)
     finally:
         run("lab", "down", rec["name"])
-    assert proc.returncode == 0, err
+    assert code == 0, err
     assert len(out) == 10_000
     assert eof["bytes"] == len(stdin)
     assert eof["sha256"] == hashlib.sha256(stdin).hexdigest()
