@@ -140,8 +140,9 @@ class Socket:
         self._reported_error = False
         self._opts: dict[tuple[int, int], Any] = {
             (SOL_SOCKET, SO_REUSEADDR): 0,
-            (SOL_SOCKET, SO_RCVBUF): stack.config.rcvbuf,
-            (SOL_SOCKET, SO_SNDBUF): stack.config.sndbuf,
+            # as Linux reports them: twice the bytes the buffer holds (see setsockopt)
+            (SOL_SOCKET, SO_RCVBUF): 2 * stack.config.rcvbuf,
+            (SOL_SOCKET, SO_SNDBUF): 2 * stack.config.sndbuf,
             (SOL_SOCKET, SO_RCVLOWAT): 1,
             (SOL_SOCKET, SO_SNDLOWAT): 1,
             (SOL_SOCKET, SO_LINGER): (0, 0),
@@ -206,8 +207,8 @@ class Socket:
     def _option_values(self) -> dict[str, Any]:
         """The socket options as TcbOptions fields."""
         return {
-            "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)],
-            "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)],
+            "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)] // 2,
+            "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)] // 2,
             "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
             "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
             "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
@@ -727,15 +728,16 @@ class Socket:
             value = struct.unpack("i", bytes(value)[:4])[0]
         value = int(value)
         if key in ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF)):
-            # As Linux: the value is read as unsigned and clamped to net.core.rmem_max /
-            # wmem_max (Config.rmem_max / wmem_max), with a floor; never EINVAL. (Linux
-            # also doubles it for bookkeeping overhead; rawtcp's buffer holds exactly the
-            # bytes, so it keeps the value.)
+            # As Linux (socket(7)): the value is read as unsigned, clamped to
+            # net.core.rmem_max / wmem_max (Config.rmem_max / wmem_max) and doubled, with a
+            # floor; never EINVAL. getsockopt reports the doubled value; as on Linux about
+            # half of it holds data (Linux keeps the rest for bookkeeping): rawtcp's
+            # buffer is exactly the value asked for.
             cfg = self._stack.config
             top = cfg.rmem_max if optname == SO_RCVBUF else cfg.wmem_max
             if value < 0:
                 value &= 0xFFFFFFFF
-            value = max(min(value, top), 2048)
+            value = max(min(value, top) * 2, 2 * 2048)
         if key == (IPPROTO_TCP, TCP_MAXSEG) and not 88 <= value <= 65495:
             raise _err(errno.EINVAL, "TCP_MAXSEG must be between 88 and 65495")
         if key in ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT)):

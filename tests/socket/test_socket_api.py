@@ -414,7 +414,8 @@ def test_so_rcvbuf_drives_advertised_window(pair: Pair) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 
     c, s, _ = connected(pair, before_listen=small, before_connect=small)
-    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 4096
+    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 8192   # doubled, as Linux
+    assert c.tcb.options.rcvbuf == 4096                                # the bytes it holds
     c.sendall(os.urandom(50_000))
     s.sendall(os.urandom(50_000))
     got = 0
@@ -436,12 +437,12 @@ def test_so_sndbuf_limits_what_send_accepts(pair: Pair) -> None:
     c, s, _ = connected(pair, before_listen=lambda x: x.setsockopt(
         socket.SOL_SOCKET, socket.SO_RCVBUF, 4096))
     c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)   # after connect: live
-    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 16384
+    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 16384
     c.setblocking(False)
     n = c.send(b"y" * 100_000)
     assert 0 < n <= 16384
     c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 0)       # Linux: the floor, no EINVAL
-    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2048
+    assert c.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 2048
 
 
 def test_so_rcvlowat(pair: Pair) -> None:

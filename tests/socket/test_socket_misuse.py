@@ -28,17 +28,20 @@ def test_recv_into_checks_nbytes_before_reading(pair: Pair) -> None:
 
 def test_buffer_sizes_are_clamped_not_refused(pair: Pair) -> None:
     """Linux reads SO_RCVBUF/SO_SNDBUF as unsigned, clamps them to net.core.rmem_max /
-    wmem_max and to a floor: 2^40, 0 and -1 are all accepted (socket(7))."""
+    wmem_max, doubles them and applies a floor: 2^40, 0 and -1 are all accepted, and
+    getsockopt reports the doubled value (socket(7))."""
     cfg = pair.a.config
     s = pair.a.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 40)
-    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == cfg.rmem_max
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * cfg.rmem_max
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 40)
-    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == cfg.wmem_max
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * cfg.wmem_max
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
-    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2048
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 2048
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, -1)      # u32: huge, then clamped
-    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == cfg.wmem_max
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * cfg.wmem_max
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 100_000)
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 200_000
     s.close()
 
 
