@@ -519,6 +519,10 @@ class Stack:
         with self.lock:
             self._closed = True
             self.cond.notify_all()
+            left, self._tx = self._tx, []
+        if left and self.error is None:
+            # queued while the loop was writing and then stopped (the RSTs of close above)
+            self._send_all(left, self.now())
         try:
             self._sel.close()
         finally:
