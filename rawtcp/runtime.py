@@ -197,7 +197,6 @@ class Stack:
         if self._closed:
             raise OSError(errno.EBADF, "the rawtcp stack is closed")
 
-    _check_alive = check_alive
 
     def add_watcher(self, fn: Callable[[bool], None]) -> None:
         """``fn(closing)`` runs (under the lock) when the stack fails (False) or closes

@@ -15,7 +15,6 @@ its connection changed (``tcb.watcher``).
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket as _socket
 import struct
@@ -23,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from rawtcp.core.ports import canonical_ip
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.runtime import Stack
@@ -114,7 +114,6 @@ class _Notifier:
 class Socket:
     """A TCP socket of a rawtcp stack. Create it with ``stack.socket(AF_INET, SOCK_STREAM)``."""
 
-    _known: dict[str, str] = {}   # literal addresses already checked by _resolve
 
     def __init__(self, stack, family: int | None = None, type: int | None = None, proto: int = 0,
                  *, _tcb=None, _binding=None) -> None:
@@ -186,23 +185,17 @@ class Socket:
             raise OverflowError("port must be 0-65535.")
         if host in ("", None):
             return "", port
-        known = self._known.get(host)
-        if known is not None and (":" in known) == (self.family == AF_INET6):
-            return known, port
         try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            fam = self.family
+            ip = canonical_ip(host)
+        except (ValueError, TypeError):
             try:
-                infos = _socket.getaddrinfo(host, port, fam, SOCK_STREAM)
+                infos = _socket.getaddrinfo(host, port, self.family, SOCK_STREAM)
             except _socket.gaierror as e:
                 raise _err(errno.EINVAL, f"cannot resolve {host!r}: {e}") from None
-            ip = ipaddress.ip_address(infos[0][4][0])
-        if (ip.version == 6) != (self.family == AF_INET6):
+            ip = canonical_ip(infos[0][4][0])
+        if (":" in ip) != (self.family == AF_INET6):
             raise _err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
-        if isinstance(host, str) and len(Socket._known) < 4096 and str(ip) == host:
-            Socket._known[host] = host       # a literal address: no parsing next time
-        return str(ip), port
+        return ip, port
 
     def _option_values(self) -> dict[str, Any]:
         """The socket options as TcbOptions fields."""

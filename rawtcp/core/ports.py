@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import collections
 import errno
+import ipaddress
 import random
 from typing import Any
 
 WILDCARDS = ("0.0.0.0", "::")
+_CANON: dict[str, str] = {}
+
+
+def canonical_ip(addr: str) -> str:
+    """The canonical text of an IPv4/IPv6 address (ValueError if it is not one); memoized,
+    since a stack sees few distinct addresses and parsing costs microseconds."""
+    c = _CANON.get(addr)
+    if c is None:
+        c = str(ipaddress.ip_address(addr))
+        if len(_CANON) < 4096:
+            _CANON[addr] = c
+    return c
 
 
 def overlap(a: str, b: str) -> bool:

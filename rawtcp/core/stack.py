@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import collections
 import errno
-import ipaddress
 import random
 from collections.abc import Callable
 from typing import Any
 
 from .config import SEC, Config
 from .isn import IsnGenerator
-from .ports import WILDCARDS, PortTable, overlap
+from .ports import WILDCARDS, PortTable, canonical_ip, overlap
 from .segment import ACK, FIN, RST, SYN, URG, Options, Packet, Segment, flags_str
 from .seq import MASK, add
 from .states import CLOSED, LISTEN, TIME_WAIT
@@ -24,21 +23,12 @@ from .syncookies import TS_BITS, SynCookies, decode_ts_options, encode_ts_option
 from .tcb import Tcb, TcbOptions, our_wscale
 from .timers import TimerQueue
 
-_CANON: dict[str, str] = {}
-
 
 def _canon(addr: str) -> str:
-    """The canonical text of an IP address (memoized: a stack sees few distinct ones)."""
-    c = _CANON.get(addr)
-    if c is not None:
-        return c
     try:
-        c = str(ipaddress.ip_address(addr))
+        return canonical_ip(addr)
     except ValueError:
         raise OSError(errno.EINVAL, f"{addr!r} is not an IPv4/IPv6 address") from None
-    if len(_CANON) < 4096:
-        _CANON[addr] = c
-    return c
 
 
 class Binding:

@@ -408,7 +408,10 @@ class TcbInput:
         RFC 5681 4.2: immediate ACK for out-of-order data and for filling a hole)."""
         if start == self.rcv_nxt:
             if not self.rd_shutdown:
-                self.urgent.deliver(self.rbuf, start, payload)
+                if self.urgent.rcv_seq is None:       # the common case: no urgent data
+                    self.rbuf += payload
+                else:
+                    self.urgent.deliver(self.rbuf, start, payload)
                 self._changed()
             self.rcv_nxt += len(payload)
             ooo = self.out_of_order
