@@ -3,13 +3,14 @@
 A :class:`Socket` behaves like ``socket.socket`` for ``SOCK_STREAM``: the same calls, the
 same options and the same errno values, but the TCP underneath is rawtcp's own.
 
-``fileno()`` is a real file descriptor (one end of a private socketpair) whose readiness
-mirrors the rawtcp socket: readable when data, EOF, an error or a pending connection is
-waiting; writable when there is room in the send buffer or the connect finished. So it
-works with ``selectors``, ``select`` and ``asyncio``'s reader/writer callbacks. The pair is
-made the first time ``fileno()`` is called: a socket nobody polls holds no descriptor at all,
-and its readiness costs nothing. The runtime refreshes a polled socket's readiness only when
-its connection changed (``tcb.watcher``).
+``fileno()`` is a real file descriptor (one AF_UNIX datagram socket, see
+:mod:`rawtcp.notify`) whose readiness mirrors the rawtcp socket: readable when data, EOF, an
+error or a pending connection is waiting; writable when there is room in the send buffer or
+the connect finished. So it works with ``selectors``, ``select`` and ``asyncio``'s
+reader/writer callbacks. The descriptor is made the first time ``fileno()`` is called: a
+socket nobody polls holds no descriptor at all, and its readiness costs nothing. The
+runtime refreshes a polled socket's readiness only when its connection changed
+(``tcb.watcher``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from rawtcp.core.ports import canonical_ip
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
+from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
 
 AF_INET = _socket.AF_INET
@@ -61,54 +63,6 @@ _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 
 def _err(code: int, what: str) -> OSError:
     return OSError(code, f"{os.strerror(code)}: {what}")
-
-
-class _Notifier:
-    """A socketpair whose user end's readiness we set by hand.
-
-    Readable: a byte waits in the user end. Not writable: the user end's peer queue is full
-    (we fill it by writing from the user end itself, and drain it again on the other end).
-    """
-
-    def __init__(self) -> None:
-        self.user, self.ctl = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        for s in (self.user, self.ctl):
-            s.setblocking(False)
-            s.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096)
-            s.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096)
-        self.readable = False
-        self.writable = True
-
-    def set(self, readable: bool, writable: bool) -> None:
-        if readable != self.readable:
-            if readable:
-                self.ctl.send(b"r")
-            else:
-                self._drain(self.user)
-            self.readable = readable
-        if writable != self.writable:
-            if writable:
-                self._drain(self.ctl)
-            else:
-                try:
-                    for _ in range(1024):
-                        self.user.send(b"\0" * 4096)
-                except (BlockingIOError, InterruptedError):
-                    pass
-            self.writable = writable
-
-    @staticmethod
-    def _drain(s: _socket.socket) -> None:
-        try:
-            for _ in range(1024):
-                if not s.recv(65536):
-                    break
-        except (BlockingIOError, InterruptedError):
-            pass
-
-    def close(self) -> None:
-        self.user.close()
-        self.ctl.close()
 
 
 class Socket:
@@ -150,7 +104,7 @@ class Socket:
             (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
             (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
         }
-        self._notifier: _Notifier | None = None   # made by the first fileno()
+        self._notifier: Notifier | None = None   # made by the first fileno()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -689,10 +643,10 @@ class Socket:
         if self._notifier is None:
             with self._stack.lock:
                 if self._notifier is None:
-                    self._notifier = _Notifier()
+                    self._notifier = Notifier()
                     self._stack.add_watcher(self._stack_event)
                     self._watch()
-        return self._notifier.user.fileno()
+        return self._notifier.fileno()
 
     def setsockopt(self, level: int, optname: int, value) -> None:
         self._check_open()

@@ -33,9 +33,11 @@ LAYERS: dict[str, int] = {
     # real time + a link | virtual time + a simulated link
     "runtime": 4,
     "sim": 4,
+    "notify": 4,            # the readiness descriptor of a polled socket
     # BSD-like sockets over a running stack
     "socket": 5,
     "bench": 6,
+    "packetdrill": 6,       # scripts run over sockets on a virtual-clock stack
     "experiments": 7,
     "cli_support": 8,       # below cli and commands (CliError, print_json, argument types)
     "cli": 9,
