@@ -4,6 +4,7 @@
 :class:`~.script.ScriptError` ("FILE:LINE: what is wrong") for bad input.
 """
 
+from rawtcp.packetdrill.parser import parse_file, parse_script
 from rawtcp.packetdrill.script import Script, ScriptError
 
-__all__ = ["Script", "ScriptError"]
+__all__ = ["Script", "ScriptError", "parse_file", "parse_script"]
