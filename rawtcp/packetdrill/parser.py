@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rawtcp.packetdrill.script import (
+    ECN_CODES,
     FLAG_CHARS,
     Array,
     BitOr,
@@ -70,6 +71,7 @@ class _Lexer:
         self.path = path
         self.pos = 0
         self.line = 1
+        self.last_line = 1      # line of the last token: where "the end of the script" is
         self._peeked: _Tok | None = None
 
     def error(self, line: int, message: str) -> ScriptError:
@@ -104,7 +106,7 @@ class _Lexer:
         self._skip_space()
         text, pos, line = self.text, self.pos, self.line
         if pos >= len(text):
-            return _Tok("EOF", "", line, pos, pos)
+            return _Tok("EOF", "", self.last_line, pos, pos)
         c = text[pos]
         if text.startswith("--", pos) and self._at_line_start():
             end = text.find("\n", pos)
@@ -165,6 +167,7 @@ class _Lexer:
     def peek(self) -> _Tok:
         if self._peeked is None:
             self._peeked = self._scan()
+            self.last_line = self.line
         return self._peeked
 
     def next(self) -> _Tok:
@@ -327,6 +330,16 @@ class _Parser:
         if flags_tok.kind == "IDENT" and flags_tok.text in ("udp", "icmp", "sctp"):
             raise self.err(flags_tok, f"{flags_tok.text} packets are not supported "
                                       "(rawtcp runs TCP scripts)")
+        ecn = None
+        if self.is_punct(flags_tok, "["):
+            self.lx.next()
+            code = self.lx.next()
+            if code.kind != "IDENT" or code.text not in ECN_CODES:
+                raise self.err(code, f"unknown IP ECN marker {code.text!r} "
+                                     f"(known: {', '.join(ECN_CODES)})")
+            ecn = code.text
+            self.expect_punct("]", "after the ECN marker")
+            flags_tok = self.lx.peek()
         flags = self.flags()
         seq_start = self.expect_int("the start sequence number", 0, _SEQ_MAX)
         self.expect_punct(":", "between the sequence numbers (start:end(length))")
@@ -357,7 +370,7 @@ class _Parser:
             else:
                 break
         return Packet(line, time, direction, flags, seq_start, seq_end, length,
-                      fields.get("ack"), fields.get("win"), options, fields.get("urg"))
+                      fields.get("ack"), fields.get("win"), options, fields.get("urg"), ecn)
 
     def flags(self) -> str:
         """The flag letters: adjacent tokens with no space between them (``S.`` is two)."""

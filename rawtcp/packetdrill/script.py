@@ -35,9 +35,12 @@ from types import EllipsisType
 
 __all__ = [
     "ScriptError", "Time", "Option", "Packet", "Symbol", "BitOr", "Array", "Str", "Struct",
-    "Call", "Expr", "Syscall", "Command", "Code", "Event", "Script", "FLAG_CHARS",
+    "Call", "Expr", "Syscall", "Command", "Code", "Event", "Script", "FLAG_CHARS", "ECN_CODES",
     "format_time", "format_option", "format_options", "format_packet", "format_expr",
 ]
+
+ECN_CODES = ("noecn", "ect0", "ect1", "ect01", "ce")
+"""The ``[...]`` IP ECN markers packetdrill accepts after the direction (ect01: either ECT)."""
 
 FLAG_CHARS = "FSRP.UEW"
 """TCP flag letters in packetdrill: FIN SYN RST PSH ACK(``.``) URG ECE CWR; ``-`` = none."""
@@ -89,6 +92,8 @@ class Packet:
     ACK). ``seq_start:seq_end(length)`` as written. ``ack``/``win``/``urg`` None when absent
     (absent on an outbound packet means "not checked"). ``options`` None for ``<...>`` (any
     options accepted), ``()`` when no option list is written, else the options in order.
+    ``ecn``: the IP ECN field when written ``< [ect0] . 1:1(0) ...`` (one of :data:`ECN_CODES`),
+    else None (not checked / Not-ECT).
     """
 
     line: int
@@ -102,6 +107,7 @@ class Packet:
     win: int | None = None
     options: tuple[Option, ...] | None = ()
     urg: int | None = None
+    ecn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,7 +260,8 @@ def format_options(options: tuple[Option, ...] | None) -> str:
 def format_packet(p: Packet) -> str:
     """The packet as one script line (without indentation), e.g.
     ``+0.1 < S. 0:0(0) ack 1 win 5792 <mss 1460>``."""
-    parts = [format_time(p.time), p.direction, p.flags or "-",
+    ecn = f"[{p.ecn}]" if p.ecn else ""
+    parts = [format_time(p.time), p.direction, ecn, p.flags or "-",
              f"{p.seq_start}:{p.seq_end}({p.length})"]
     if p.ack is not None:
         parts.append(f"ack {p.ack}")
