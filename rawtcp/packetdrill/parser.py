@@ -280,7 +280,13 @@ class _Parser:
         if tok.kind == "PUNCT" and tok.text in "<>":
             if end_time is not None:
                 raise self.err(tok, "only system calls can block ('...'); packets cannot")
+            if tok.text == "<" and (time.kind == "any" or time.end is not None):
+                raise self.err(first, "'*' and time ranges (a~b) are for outbound packets "
+                                      "('>') only")
             return self.packet(first.line, time)
+        if time.kind == "any" or time.end is not None:
+            raise self.err(first, "'*' and time ranges (a~b) are for outbound packets "
+                                  "('>') only")
         if tok.kind == "IDENT":
             return self.syscall(first.line, time, end_time)
         if tok.kind in ("CMD", "CODE") and end_time is None:
@@ -338,6 +344,8 @@ class _Parser:
                 raise self.err(code, f"unknown IP ECN marker {code.text!r} "
                                      f"(known: {', '.join(ECN_CODES)})")
             ecn = code.text
+            if ecn == "ect01" and direction == "<":
+                raise self.err(code, "[ect01] (either ECT) is for outbound packets only")
             self.expect_punct("]", "after the ECN marker")
             flags_tok = self.lx.peek()
         flags = self.flags()
@@ -347,9 +355,9 @@ class _Parser:
         self.expect_punct("(", "before the payload length (start:end(length))")
         length = self.expect_int("the payload length", 0, 0xFFFF)
         self.expect_punct(")", "after the payload length")
-        if (seq_end - seq_start) & _SEQ_MAX != length:
+        if seq_end != seq_start + length:
             raise self.err(flags_tok, f"bad sequence range {seq_start}:{seq_end}({length}): "
-                                      f"end - start must equal the length")
+                                      "end must be start + length (no wrap)")
         fields: dict[str, int] = {}
         options: tuple[Option, ...] | None = ()
         seen_options = False
@@ -363,6 +371,9 @@ class _Parser:
                 fields[tok.text] = self.expect_int(f"'{tok.text}'", 0, hi)
             elif self.is_punct(tok, "<") and not seen_options:
                 options = self.options(self.lx.next())
+                if options is None and direction == "<":
+                    raise self.err(tok, "<...> (any options) is for outbound packets only; "
+                                        "an inbound packet needs its options written out")
                 seen_options = True
             elif tok.kind == "IDENT":
                 raise self.err(tok, f"unexpected {tok.text!r} in a packet (expected ack N, "
@@ -499,7 +510,13 @@ class _Parser:
         if tok.kind == "ELLIPSIS":
             return ...
         if tok.kind == "STR":
-            return Str(tok.text)
+            value = tok.text
+            while self.lx.peek().kind == "STR":
+                value += self.lx.next().text
+            if self.lx.peek().kind == "ELLIPSIS":
+                self.lx.next()
+                return Str(value, partial=True)
+            return Str(value)
         if tok.kind == "IDENT":
             if self.is_punct(self.lx.peek(), "("):
                 return Call(tok.text, self.expr_list(")", self.lx.next()))

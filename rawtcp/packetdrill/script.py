@@ -9,23 +9,27 @@ Shape of a script::
     Script(path, options={"ip_version": "ipv4", ...},
            events=(Command | Code | Packet | Syscall, ...))
 
-Time semantics (as packetdrill runs them):
+Time semantics (as packetdrill runs them; the parser enforces the "only ..." rules):
 
-- ``absolute`` ``0.100``: at 100 ms after the script started.
-- ``relative`` ``+0.1``: 100 ms after the *start* time of the previous event (for a blocking
-  syscall, its start, not its return). Before any event the base is 0 (script start), so a
-  leading ``+0`` is the same as ``0``.
-- ``any`` ``*``: no time check; the event happens (inbound) or is accepted (outbound) whenever
-  it comes; the next relative time counts from when it actually happened.
-- ranges ``0.1~0.2`` (absolute) and ``+.1~+.11`` (relative, both ends from the previous
-  event): an outbound packet or a returning call must happen within [start, end] (plus the
-  tolerance); inbound packets and calls are injected at ``start``. ``Time.end`` holds the end
-  in the same frame as ``start`` (both absolute, or both offsets from the previous event).
+- ``absolute`` ``0.100``: 100 ms after the script started.
+- ``relative`` ``+0.1``: 100 ms after the previous event *actually* happened, i.e. the time at
+  which packetdrill finished handling it (an outbound packet: when it was seen; a call: when
+  it returned, or for a blocking call when it was started; an inbound packet: when it was
+  injected). One exception: between two inbound packets the base is the previous packet's
+  *scripted* time, so a burst of injected packets does not drift. Before any event the base
+  is 0 (the script start), so a leading ``+0.5`` means ``0.5``.
+- ``any`` ``*`` (outbound packets only): no time check; the packet may come whenever; the
+  next relative time counts from when it came.
+- ranges (outbound packets only) ``0.1~0.2`` (absolute) and ``+.1~+.11`` (relative, both
+  ends from the same base): the packet must come within [start - tolerance, end + tolerance].
+  ``Time.end`` holds the end in the same frame as ``start``.
 - blocking calls ``+.1...0.2 connect(...)``: the call starts at the event time and must
-  *return* at ``Syscall.end_time``. packetdrill adds the same base to the end as to the start:
-  when the start is relative, the end is an offset from the **previous event** too (not from
-  the call's own start); ``+.1...0.2`` after an event at 0.3 starts at 0.4 and returns at 0.5.
-  ``Syscall.end_time`` is stored exactly as written, in that frame.
+  *return* at ``Syscall.end_time`` (within the tolerance). packetdrill adds the same base to
+  the end as to the start: when the start is relative, the end is an offset from the
+  **previous event** (not from the call's own start), so ``+.1...0.2`` after an event at 0.3
+  starts at 0.4 and returns at 0.5. ``Syscall.end_time`` is stored as written, in that frame.
+- tolerance: ``--tolerance_usecs`` (default 4000) and ``--tolerance_percent`` (default
+  12.5) of the scripted gap since the previous event, whichever is larger.
 """
 
 from __future__ import annotations
@@ -92,8 +96,9 @@ class Packet:
     ACK). ``seq_start:seq_end(length)`` as written. ``ack``/``win``/``urg`` None when absent
     (absent on an outbound packet means "not checked"). ``options`` None for ``<...>`` (any
     options accepted), ``()`` when no option list is written, else the options in order.
-    ``ecn``: the IP ECN field when written ``< [ect0] . 1:1(0) ...`` (one of :data:`ECN_CODES`),
-    else None (not checked / Not-ECT).
+    ``ecn``: the IP ECN field when written ``< [ect0] . 1:1(0) ...`` (one of :data:`ECN_CODES`;
+    ``ect01`` on outbound packets only), else None (not checked / Not-ECT). ``<...>``, ``*``
+    and time ranges are accepted on outbound packets only (as packetdrill does).
     """
 
     line: int
@@ -133,9 +138,11 @@ class Array:
 
 @dataclass(frozen=True)
 class Str:
-    """A string literal ``"..."`` (escapes decoded)."""
+    """A string literal ``"..."`` (escapes decoded; adjacent literals ``"a" "b"`` are joined).
+    ``partial`` is True for ``"abc"...``: the data starts with ``value``, the rest unchecked."""
 
     value: str
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,7 +298,7 @@ def format_expr(e: Expr) -> str:
         return "[" + ", ".join(format_expr(x) for x in e.items) + "]"
     if isinstance(e, Str):
         escaped = e.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
+        return f'"{escaped}"' + ("..." if e.partial else "")
     if isinstance(e, Struct):
         return "{" + ", ".join(f"{k}={format_expr(v)}" if k else format_expr(v)
                                for k, v in e.fields) + "}"

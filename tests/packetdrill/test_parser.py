@@ -169,9 +169,9 @@ def test_ecn_marker_and_hex_numbers() -> None:
     assert (p.ecn, p.seq_start, p.seq_end, p.ack, p.win) == ("ce", 16, 32, 1, 65535)
 
 
-def test_sequence_range_wraps() -> None:
-    p = one("+0 < . 4294967295:999(1000) ack 1 win 1")
-    assert (p.seq_start, p.seq_end, p.length) == (4294967295, 999, 1000)
+def test_sequence_range_at_the_top() -> None:
+    p = one("+0 < . 4294966295:4294967295(1000) ack 1 win 1")
+    assert (p.seq_start, p.seq_end, p.length) == (4294966295, 4294967295, 1000)
 
 
 # --- system calls ---------------------------------------------------------------------------
@@ -211,6 +211,10 @@ def test_arrays_structs_strings_calls() -> None:
     assert (ev.args, ev.result) == ((), ...)
     ev = one("+0 read(4, [...], 10) = 10")
     assert ev.args[1] == Array((...,))
+    ev = one('+0 write(4, "ab" "cd", 4) = 4')
+    assert ev.args[1] == Str("abcd")
+    ev = one('+0 read(4, "GET "..., 100) = 100')
+    assert ev.args[1] == Str("GET ", partial=True)
 
 
 def test_msghdr_style_keys() -> None:
@@ -222,7 +226,8 @@ def test_msghdr_style_keys() -> None:
 
 
 def test_format_expr_round_trip() -> None:
-    text = ('{fd=3, events=POLLIN|POLLOUT}', '[1, -2, ...]', '"a\\"b"', 'htons(80)', '0')
+    text = ('{fd=3, events=POLLIN|POLLOUT}', '[1, -2, ...]', '"a\\"b"', 'htons(80)', '0',
+            '"x"...', '[]', '{}')
     for t in text:
         ev = one(f"+0 f({t}) = 0")
         assert one(f"+0 f({format_expr(ev.args[0])}) = 0").args == ev.args
@@ -252,6 +257,7 @@ def test_timed_command_and_code_block() -> None:
     # bad sequence range
     ("\n\n+0 < P. 1:1001(999) ack 1 win 1\n", 3, "bad sequence range 1:1001(999)"),
     ("+0 < P. 1-1001(1000) ack 1", 1, "expected ':'"),
+    ("+0 < . 4294967295:999(1000) ack 1 win 1", 1, "no wrap"),
     ("+0 < P. 1:1001 ack 1", 1, "expected '(' before the payload length"),
     # unterminated %{
     ("0 close(3) = 0\n+0 %{ assert 1\n\n", 2, "unterminated code block"),
@@ -295,6 +301,12 @@ def test_timed_command_and_code_block() -> None:
     ("0.0000001 close(3) = 0\n", 1, "finer than a microsecond"),
     ("+0 < udp (100)\n", 1, "udp packets are not supported"),
     ("+0 < [ect2] . 1:1(0) win 1\n", 1, "unknown IP ECN marker 'ect2'"),
+    ("+0 < [ect01] . 1:1(0) win 1\n", 1, "[ect01] (either ECT) is for outbound"),
+    ("0 close(3) = 0\n+0 < S 0:0(0) win 1 <...>\n", 2, "<...> (any options) is for outbound"),
+    ("0 close(3) = 0\n* < S 0:0(0) win 1\n", 2, "for outbound packets ('>') only"),
+    ("0.1~0.2 < S 0:0(0) win 1\n", 1, "for outbound packets ('>') only"),
+    ("\n* close(3) = 0\n", 2, "for outbound packets ('>') only"),
+    ("+0~+1 `echo`\n", 1, "for outbound packets ('>') only"),
     ("+0 < . 1:1(0) ack 1 ack 2 win 1\n", 1, "'ack' given twice"),
     ("+0 < . 1:1(0) ack 1 wnd 1\n", 1, "unexpected 'wnd' in a packet"),
     ("+0 < . 1:1(0) ack 1.5 win 1\n", 1, "expected an integer for 'ack'"),
@@ -318,17 +330,19 @@ def test_script_error_is_a_value_error() -> None:
 # --- round trip: format_packet then parse gives the same Packet ------------------------------
 
 def _random_packet(rng: random.Random) -> Packet:
-    kind = rng.choice(["absolute", "relative", "any"])
+    direction = rng.choice("<>")
+    outbound = direction == ">"
+    kind = rng.choice(["absolute", "relative", "any"] if outbound else ["absolute", "relative"])
     start = 0 if kind == "any" else rng.choice([0, 1, 10_000, 123_456, 2_000_000,
                                                rng.randrange(10**8)])
     end = None
-    if kind != "any" and rng.random() < 0.3:
+    if kind != "any" and outbound and rng.random() < 0.3:
         end = start + rng.randrange(1, 10**6)
     flags = "".join(c for c in FLAG_CHARS if rng.random() < 0.3)
-    seq = rng.randrange(2**32)
     length = rng.choice([0, 1, 1000, 1460, rng.randrange(65536)])
+    seq = rng.choice([0, 1, rng.randrange(2**32 - length)])
     options: tuple[Option, ...] | None
-    if rng.random() < 0.2:
+    if outbound and rng.random() < 0.2:
         options = None
     else:
         pool = [Option("nop"), Option("eol"), Option("sackOK"),
@@ -337,14 +351,15 @@ def _random_packet(rng: random.Random) -> Packet:
                 Option("sack", blocks=tuple((rng.randrange(2**32), rng.randrange(2**32))
                                             for _ in range(rng.randrange(1, 4))))]
         options = tuple(rng.choice(pool) for _ in range(rng.randrange(0, 6)))
+    ecns = [None, None, "ect0", "ect1", "ce", "noecn"] + (["ect01"] if outbound else [])
     return Packet(
-        line=1, time=Time(kind, start, end), direction=rng.choice("<>"), flags=flags,
-        seq_start=seq, seq_end=(seq + length) % 2**32, length=length,
+        line=1, time=Time(kind, start, end), direction=direction, flags=flags,
+        seq_start=seq, seq_end=seq + length, length=length,
         ack=rng.choice([None, rng.randrange(2**32)]),
         win=rng.choice([None, rng.randrange(65536)]),
         options=options,
         urg=rng.choice([None, None, None, rng.randrange(65536)]),
-        ecn=rng.choice([None, None, "ect0", "ce", "noecn"]),
+        ecn=rng.choice(ecns),
     )
 
 
