@@ -250,7 +250,15 @@ class _Parser:
                 cls = Command if tok.kind == "CMD" else Code
                 events.append(cls(tok.line, None, tok.text))
             else:
-                events.append(self.event())
+                event = self.event()
+                last = events[-1].time if events else None
+                now = event.time
+                if last is not None and last.kind == now.kind == "absolute" \
+                        and now.start < last.start:
+                    raise ScriptError(self.path, event.line,
+                                      f"time goes backward: {now.start / 1e6:.6f} s after "
+                                      f"{last.start / 1e6:.6f} s on the previous event")
+                events.append(event)
                 timed_seen = True
         return Script(self.path, options, tuple(events))
 

@@ -314,6 +314,7 @@ def test_timed_command_and_code_block() -> None:
     ("+0 read(4, ..., 1.5) = 1\n", 1, "expected an integer for an argument"),
     ("+0 read(4, ..., -x) = 1\n", 1, "expected a number after '-'"),
     ("--=3\n", 1, "bad option name"),
+    ("0.2 close(3) = 0\n0.1 close(4) = 0\n", 2, "time goes backward: 0.100000 s after 0.200000"),
 ])
 def test_bad_scripts(text: str, line: int, words: str) -> None:
     e = error_of(text)
