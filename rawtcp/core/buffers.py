@@ -18,50 +18,64 @@ PIECE_OVERHEAD = 80
 
 class SendBuffer:
     """Bytes written by the user and not yet acknowledged. ``start`` is the absolute sequence
-    number of the first byte held; ``end`` the one after the last."""
+    number of the first byte held; ``end`` the one after the last.
 
-    __slots__ = ("buf", "start", "limit")
+    The bytes live in one bytearray from index ``head`` on. An ACK only moves ``head``; the
+    acknowledged front is cut off once it is as large as what is still held. (Cutting it at
+    every ACK made CPython copy the whole buffer at the next append that had to grow it: with
+    a 4 MiB buffer that copy was most of the cost of sending.)"""
+
+    __slots__ = ("buf", "head", "start", "limit")
 
     def __init__(self, start: int, limit: int) -> None:
         self.buf = bytearray()
+        self.head = 0
         self.start = start
         self.limit = limit
 
     @property
     def end(self) -> int:
-        return self.start + len(self.buf)
+        return self.start + len(self.buf) - self.head
 
     @property
     def free(self) -> int:
-        return max(0, self.limit - len(self.buf))
+        return max(0, self.limit - len(self.buf) + self.head)
 
     def __len__(self) -> int:
-        return len(self.buf)
+        return len(self.buf) - self.head
 
     def write(self, data: bytes) -> int:
-        n = min(len(data), self.free)
-        if n:
+        n = min(len(data), self.limit - len(self.buf) + self.head)
+        if n > 0:
             self.buf += memoryview(data)[:n]
-        return n
+            return n
+        return 0
 
     def peek(self, seq: int, n: int) -> bytes:
         off = seq - self.start
         if off < 0:
             raise ValueError("peek below the send buffer")
-        return bytes(self.buf[off : off + n])
+        off += self.head
+        with memoryview(self.buf) as view:
+            return bytes(view[off : off + n])
 
     def ack_to(self, seq: int) -> int:
         """Drop every byte below ``seq``; returns how many were dropped."""
-        n = min(seq - self.start, len(self.buf))
+        buf = self.buf
+        n = min(seq - self.start, len(buf) - self.head)
         if n <= 0:
             return 0
-        del self.buf[:n]
+        head = self.head + n
         self.start += n
+        if head >= len(buf) - head:
+            del buf[:head]             # at most as many bytes as were acknowledged move
+            head = 0
+        self.head = head
         return n
 
     def rebase(self, start: int) -> None:
         """Set where the (empty) buffer starts, once the ISN is known."""
-        assert not self.buf
+        assert len(self.buf) == self.head
         self.start = start
 
 

@@ -104,6 +104,38 @@ def test_send_buffer() -> None:
     assert b.write(b"xyz") == 3 and b.peek(108, 10) == b"89xyz"
 
 
+def test_send_buffer_against_a_model() -> None:
+    """Random writes, peeks and ACKs against a plain bytes model: the same bytes, the same
+    bounds, and the storage never above twice the limit (acknowledged bytes are cut off)."""
+    rng = random.Random(8)
+    limit = 5000
+    b = SendBuffer(1000, limit=limit)
+    model = b""
+    start = 1000
+    stream = rng.randbytes(200_000)
+    written = 0
+    for _ in range(3000):
+        op = rng.random()
+        if op < 0.4:
+            n = rng.randint(0, 3000)
+            got = b.write(stream[written:written + n])
+            assert got == min(n, limit - len(model), len(stream) - written)
+            model += stream[written:written + got]
+            written += got
+        elif op < 0.7 and model:
+            seq = start + rng.randint(0, len(model) - 1)
+            n = rng.randint(1, 2000)
+            assert b.peek(seq, n) == model[seq - start:seq - start + n]
+        else:
+            to = start + rng.randint(0, len(model))
+            assert b.ack_to(to) == to - start
+            model = model[to - start:]
+            start = to
+        assert (b.start, b.end, len(b), b.free) == (start, start + len(model), len(model),
+                                                    limit - len(model))
+        assert len(b.buf) <= 2 * limit
+
+
 def test_reassembly_random_order_matches_stream() -> None:
     """RFC 9293 3.10.7.4 seventh (reassembly): out-of-order segments, overlaps and
     duplicates rebuild the exact stream; RFC 2018 4: the first SACK block is the latest."""
