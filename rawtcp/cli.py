@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "measured in the same run")
     bench.configure_parser(b)
 
+    from rawtcp.packetdrill import cli as packetdrill_cli
+
+    pd = sub.add_parser("packetdrill", help="run packetdrill scripts against rawtcp on a "
+                                            "virtual clock (no root, deterministic)")
+    packetdrill_cli.configure_parser(pd)
+    add_config_args(pd)
+
     pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
                                            "final-ACK drop (used by docker compose)")
     pc.add_argument("--peer", required=True, help="host name or address of an echo server")

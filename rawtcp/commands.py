@@ -25,6 +25,8 @@ def dispatch(args) -> int:
         return cmd_ladder(args)
     if cmd == "bench":
         return cmd_bench(args)
+    if cmd == "packetdrill":
+        return cmd_packetdrill(args)
     if cmd == "experiment" and getattr(args, "ecmd", None) == "list":
         return cmd_experiment_list(args)
     if cmd == "experiment" and not getattr(args, "ecmd", None):
@@ -542,6 +544,17 @@ def cmd_bench(args) -> int:
         raise CliError(line(e), 2) from None
     except OSError as e:
         raise CliError(line(e), 1) from None
+
+
+# --------------------------------------------------------------------------- packetdrill
+def cmd_packetdrill(args) -> int:
+    """`rawtcp packetdrill` (rawtcp/packetdrill/cli.py): a ValueError is a bad argument."""
+    from rawtcp.packetdrill import cli as packetdrill_cli
+
+    try:
+        return packetdrill_cli.main(args)
+    except ValueError as e:
+        raise CliError(f"rawtcp packetdrill: {one_line(e)}", 2) from None
 
 
 # --------------------------------------------------------------------------- peer-check

@@ -266,9 +266,9 @@ def _compare_options(want: tuple[Option, ...], a: Actual, tick: int, tol: int) -
         if expect is None:
             continue
         if len(expect) != len(data):
-            return f"bad lengths for outbound TCP option {kind}"
+            return f"bad lengths for outbound TCP option {kind} ({o.kind})"
         if expect != data:
-            return f"bad value outbound TCP option {kind}"
+            return f"bad value outbound TCP option {kind} ({o.kind})"
     return None
 
 

@@ -1,0 +1,205 @@
+"""``rawtcp packetdrill [options] FILE_OR_DIR...``: run packetdrill scripts against rawtcp.
+
+Each script runs on a virtual clock (:mod:`.runner`): no root, no network, deterministic.
+Per script: ``PASS path``, ``FAIL path`` with packetdrill-style diagnostics (script line,
+expected segment, actual segment or "no packet", how far off the time was), or
+``UNSUPPORTED path: reason``; then the closing line ``N passed, M failed, K unsupported``.
+Exit status 0 only when every script passed; 1 otherwise; 2 for a bad argument.
+``--config KEY=VALUE`` (added by rawtcp/cli.py) sets rawtcp's Config under the scripts' own
+sysctls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+from pathlib import Path
+from typing import Any
+
+from rawtcp.packetdrill.runner import RunOptions, run_script
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR",
+                   help="packetdrill scripts, or directories searched for *.pkt")
+    g = p.add_argument_group("packetdrill options (a script's header lines override them)")
+    g.add_argument("--ip_version", choices=["ipv4", "ipv6", "ipv4-mapped-ipv6"],
+                   default="ipv4", help="address family of the scripts (default ipv4)")
+    g.add_argument("--local_ip", help="rawtcp's address (default 192.168.0.1 / "
+                                      "fd3d:a0b:17d6::1)")
+    g.add_argument("--remote_ip", help="the script's address (default 192.0.2.1 / "
+                                       "fd3d:fa7b:d17d::1)")
+    g.add_argument("--tolerance_usecs", type=_nonneg, default=4000,
+                   help="allowed timing error in microseconds (default 4000)")
+    g.add_argument("--mtu", type=_mtu, default=1500,
+                   help="link MTU: rawtcp's MSS is MTU-40 (IPv4) or MTU-60 (default 1500)")
+    g.add_argument("--tcp_ts_tick_usecs", type=_nonneg, default=0,
+                   help="check outbound TS val, one tick being this many microseconds "
+                        "(default 0: not checked)")
+    g.add_argument("--tcp_ts_ecr_scaled", action="store_true",
+                   help="infer inbound TS ecr values that echo no outbound TS val")
+    g.add_argument("--strict_segments", action="store_true",
+                   help="never join consecutive outbound segments (no TSO/GSO emulation)")
+    g.add_argument("--bind_port", type=_port, default=8080, help="port of bind(..., ...)")
+    g.add_argument("--connect_port", type=_port, default=8080,
+                   help="port of connect(..., ...)")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print the results as JSON")
+    o.add_argument("--ladder", action="store_true",
+                   help="draw the ladder diagram of each failed run")
+    o.add_argument("-v", "--verbose", action="store_true",
+                   help="also list what backtick commands applied or ignored")
+    o.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
+                   help="run N scripts at a time in separate processes")
+    p.add_argument("--realtime", action="store_true",
+                   help="(not available yet) run over a real TUN link in a private namespace")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _nonneg(text: str) -> int:
+    v = _int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def _positive(text: str) -> int:
+    v = _int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = _int(text)
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {v}")
+    return v
+
+
+def _mtu(text: str) -> int:
+    v = _int(text)
+    if not 128 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"MTU must be 128-65535, got {v}")
+    return v
+
+
+def find_scripts(paths: list[str]) -> list[str]:
+    """The .pkt files named or found under the directories, in order; ValueError for a path
+    that does not exist or a directory without scripts."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(str(x) for x in path.rglob("*.pkt"))
+            if not found:
+                raise ValueError(f"{p}: no *.pkt scripts in this directory")
+            out += found
+        elif path.is_file():
+            out.append(str(path))
+        else:
+            raise ValueError(f"{p}: no such file or directory")
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(ip_version=args.ip_version, local_ip=args.local_ip,
+                      remote_ip=args.remote_ip, tolerance_usecs=args.tolerance_usecs,
+                      mtu=args.mtu, tcp_ts_tick_usecs=args.tcp_ts_tick_usecs,
+                      tcp_ts_ecr_scaled=args.tcp_ts_ecr_scaled,
+                      strict_segments=args.strict_segments, bind_port=args.bind_port,
+                      connect_port=args.connect_port,
+                      config_overrides=dict(getattr(args, "config_overrides", {}) or {}))
+
+
+def run_file(path: str, options: RunOptions, ladder: bool = False) -> dict[str, Any]:
+    """Parse and run one script; the result as a dict (what crosses process boundaries)."""
+    from rawtcp.packetdrill.parser import parse_file
+    from rawtcp.packetdrill.script import ScriptError
+
+    try:
+        script = parse_file(path)
+    except ScriptError as e:
+        return {"path": path, "status": "FAIL", "failure": {"line": e.line,
+                "message": f"parse error: {e.message}", "expected": None, "actual": None},
+                "reason": None, "notes": [], "diagnostics": [str(e)]}
+    except OSError as e:
+        return {"path": path, "status": "FAIL", "failure": {"line": 0, "message": str(e),
+                "expected": None, "actual": None}, "reason": None, "notes": [],
+                "diagnostics": [f"{path}: {e.strerror or e}"]}
+    res = run_script(script, options)
+    d = res.to_dict()
+    d["diagnostics"] = res.diagnostics()
+    if ladder and res.status == "FAIL" and res.events:
+        from rawtcp.report.ladder import render_ladder
+
+        try:
+            d["ladder"] = render_ladder(res.events, width=100, left="rawtcp", right="script")
+        except (OSError, ValueError) as e:
+            d["ladder"] = f"(no ladder: {e})"
+    return d
+
+
+def _worker(item: tuple[str, RunOptions, bool]) -> dict[str, Any]:
+    return run_file(*item)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the scripts; ValueError for a bad argument (the CLI makes it exit 2)."""
+    if args.realtime:
+        raise ValueError("--realtime is not available yet: scripts run on the virtual clock "
+                         "(leave --realtime out)")
+    paths = find_scripts(args.paths)
+    options = options_from_args(args)
+    items = [(p, options, bool(args.ladder)) for p in paths]
+    results: list[dict[str, Any]] = []
+    if args.jobs > 1 and len(items) > 1:
+        ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+        with ctx.Pool(min(args.jobs, len(items))) as pool:
+            for d in pool.imap(_worker, items):
+                results.append(d)
+                if not args.json:
+                    _print_one(d, args)
+    else:
+        for item in items:
+            d = _worker(item)
+            results.append(d)
+            if not args.json:
+                _print_one(d, args)
+    counts = {s: sum(1 for d in results if d["status"] == s)
+              for s in ("PASS", "FAIL", "UNSUPPORTED")}
+    if args.json:
+        print(json.dumps({"passed": counts["PASS"], "failed": counts["FAIL"],
+                    "unsupported": counts["UNSUPPORTED"], "results": results},
+                         indent=2, default=str))
+    else:
+        line = f"{counts['PASS']} passed, {counts['FAIL']} failed"
+        if counts["UNSUPPORTED"]:
+            line += f", {counts['UNSUPPORTED']} unsupported"
+        print(line, flush=True)
+    return 0 if counts["PASS"] == len(results) else 1
+
+
+def _print_one(d: dict[str, Any], args: argparse.Namespace) -> None:
+    status, path = d["status"], d["path"]
+    if status == "UNSUPPORTED":
+        print(f"UNSUPPORTED {path}: {d.get('reason')}")
+    else:
+        print(f"{status} {path}")
+    if status == "FAIL":
+        for line in d.get("diagnostics", []):
+            print(f"    {line}")
+        if d.get("ladder"):
+            print(d["ladder"])
+    if args.verbose:
+        for note in d.get("notes", []):
+            print(f"    note: {note}")
+    sys.stdout.flush()
