@@ -225,12 +225,12 @@ def _script_ts(p: ScriptPacket | None) -> tuple[int, int] | None:
 def compare(p: ScriptPacket, a: Actual, ts_tick_usecs: int, tolerance_usecs: int) -> str | None:
     """What differs between the script's outbound packet and the actual one (packetdrill's
     wording), or None."""
+    if p.length != a.length:     # packetdrill checks the IP length first
+        return f"live packet payload: expected {p.length} bytes vs actual {a.length} bytes"
     want = script_flags(p.flags)
     for bit, name in _FLAG_NAMES:
         if (want & bit) != (a.flags & bit):
             return _field(name, int(bool(want & bit)), int(bool(a.flags & bit)))
-    if p.length != a.length:
-        return f"live packet payload: expected {p.length} bytes vs actual {a.length} bytes"
     if p.seq_start & MASK != a.seq:
         return _field("tcp_seq", p.seq_start & MASK, a.seq)
     want_ack = (p.ack or 0) & MASK
