@@ -360,6 +360,8 @@ class _Run:
         conn = self.sut
         if conn is None:
             self._fail("no matching socket for script packet", format_packet(p))
+        if p.ecn not in (None, "noecn"):
+            raise Unsupported(f"ECN ({p.ecn}): rawtcp does not do ECN")
         flags = sg.script_flags(p.flags)
         if conn.state == "connecting" and flags & SYN and not flags & ACK:
             conn.state = "syn_sent"
@@ -374,8 +376,12 @@ class _Run:
         got: list[tuple[int, Packet]] = []
         total = 0
         while True:
-            item = self._next_out(conn, horizon)
-            if item is None:
+            # the first segment may come any time before the horizon; the ones joined to it
+            # (TSO/GSO emulation) only at the same instant
+            item = self._next_out(conn, horizon if not got else got[0][0])
+            if item is None or (got and item[0] != got[0][0]):
+                if item is not None:
+                    self.vs.sent.insert(0, item)
                 break
             got.append(item)
             total += len(item[1].segment.payload)
@@ -468,8 +474,8 @@ class _Run:
     def _syscall(self, sc: Syscall) -> None:
         start, _end = self._times(sc.time, False)
         base = self._base
+        self._await_idle()      # packetdrill first waits for a running blocking call
         self._wait_until(start, sc.time.kind, "system call start")
-        self._await_idle()
         if self.blocking is not None and sc.end_time is not None:
             self._fail(f"runtime error in {sc.name} call: blocking system call while another "
                        "blocking system call is already in progress")
