@@ -506,7 +506,7 @@ class Socket:
         self._wait(ready, "recv", nonblock=bool(flags & MSG_DONTWAIT))
         if flags & MSG_PEEK:
             with self._stack.lock:
-                data = bytes(memoryview(t.rbuf)[:bufsize])
+                data = t.rbuf.peek(bufsize)
         else:
             data = self._call(lambda now: t.recv(bufsize, now))
         if data:

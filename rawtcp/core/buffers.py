@@ -79,6 +79,52 @@ class SendBuffer:
         self.start = start
 
 
+class ReceiveBuffer:
+    """In-order bytes received and not read yet (``rbuf += data`` appends).
+
+    Like :class:`SendBuffer`, a read only moves ``head`` and the read front is cut off once
+    it is as large as what is still held: cutting at every read made the next append copy
+    the whole buffer."""
+
+    __slots__ = ("buf", "head")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.buf) - self.head
+
+    def __bool__(self) -> bool:
+        return len(self.buf) > self.head
+
+    def __iadd__(self, data) -> ReceiveBuffer:
+        self.buf += data
+        return self
+
+    def peek(self, n: int) -> bytes:
+        head = self.head
+        with memoryview(self.buf) as view:
+            return bytes(view[head : head + n])
+
+    def take(self, n: int) -> bytes:
+        """The first ``n`` bytes (or all there are), removed."""
+        buf = self.buf
+        head = self.head
+        with memoryview(buf) as view:
+            out = bytes(view[head : head + n])
+        head += len(out)
+        if head >= len(buf) - head:
+            del buf[:head]
+            head = 0
+        self.head = head
+        return out
+
+    def clear(self) -> None:
+        self.buf = bytearray()
+        self.head = 0
+
+
 class _Blocks:
     """Read-only view of the blocks of a :class:`Reassembly`: ``len()`` is O(1); iterating
     yields ``(start, bytes)`` for each block (joining its pieces)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from .buffers import Reassembly, SendBuffer
+from .buffers import Reassembly, ReceiveBuffer, SendBuffer
 from .config import Config
 from .recovery import Recovery
 from .rtt import RttEstimator
@@ -151,7 +151,7 @@ class Tcb(TcbInput, TcbOutput):
         self.irs: int | None = None
         self.rcv_nxt = 0
         self.rcv_adv = 0                 # right edge of the window we advertised
-        self.rbuf = bytearray()
+        self.rbuf = ReceiveBuffer()
         self.out_of_order = Reassembly()
         self.peer_fin: int | None = None  # absolute seq of the peer's FIN once seen
         self.fin_rcvd = False
@@ -386,12 +386,7 @@ class Tcb(TcbInput, TcbOutput):
             return b""
         n = self.urgent.read_limit(n)     # a read stops at the urgent mark
         self.urgent.consumed(min(n, len(rbuf)))
-        if n >= len(rbuf):
-            out = bytes(rbuf)
-            rbuf.clear()
-        else:
-            out = bytes(memoryview(rbuf)[:n])
-            del rbuf[:n]
+        out = rbuf.take(n)
         self._changed()
         if st in SYNCHRONIZED and st is not TIME_WAIT and not self.fin_rcvd:
             # Window update when the window opened enough (RFC 1122 4.2.3.3 receiver SWS).

@@ -15,6 +15,11 @@ carries URG and the pointer, until the peer has acknowledged it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .buffers import ReceiveBuffer
+
 
 class Urgent:
     __slots__ = ("rcv_seq", "byte", "taken", "mark", "inline", "snd_up")
@@ -37,7 +42,7 @@ class Urgent:
             return                        # already read past, or not newer
         self.rcv_seq, self.byte, self.taken = ptr, None, False
 
-    def deliver(self, rbuf: bytearray, start: int, data) -> None:
+    def deliver(self, rbuf: ReceiveBuffer, start: int, data) -> None:
         """Append in-order text beginning at absolute ``start`` to ``rbuf``; the urgent byte,
         when it is in it, marks its place (and leaves the stream unless inline)."""
         seq = self.rcv_seq

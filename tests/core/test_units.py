@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from rawtcp.core.buffers import Reassembly, SendBuffer
+from rawtcp.core.buffers import Reassembly, ReceiveBuffer, SendBuffer
 from rawtcp.core.config import MS, SEC
 from rawtcp.core.congestion import NewReno, Scoreboard
 from rawtcp.core.rtt import RttEstimator
@@ -134,6 +134,29 @@ def test_send_buffer_against_a_model() -> None:
         assert (b.start, b.end, len(b), b.free) == (start, start + len(model), len(model),
                                                     limit - len(model))
         assert len(b.buf) <= 2 * limit
+
+
+def test_receive_buffer_against_a_model() -> None:
+    """Appends, peeks and reads against a plain bytes model: the same bytes, and the storage
+    never above twice what is held plus one append (read bytes are cut off)."""
+    rng = random.Random(9)
+    b = ReceiveBuffer()
+    model = b""
+    for _ in range(3000):
+        op = rng.random()
+        if op < 0.45:
+            data = rng.randbytes(rng.randint(0, 1500))
+            b += data
+            model += data
+            assert len(b.buf) <= 2 * len(model) + 1500
+        elif op < 0.6:
+            n = rng.randint(0, 3000)
+            assert b.peek(n) == model[:n]
+        else:
+            n = rng.randint(0, 4000)
+            assert b.take(n) == model[:n]
+            model = model[n:]
+        assert len(b) == len(model) and bool(b) == bool(model)
 
 
 def test_reassembly_random_order_matches_stream() -> None:
