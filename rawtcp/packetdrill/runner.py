@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.core.config import Config
-from rawtcp.core.segment import ACK, FIN, PSH, SYN, Packet
+from rawtcp.core.segment import ACK, CWR, ECE, FIN, PSH, SYN, Packet
 from rawtcp.packetdrill import segments as sg
 from rawtcp.packetdrill import shell
 from rawtcp.packetdrill.script import Code, Command, Script, Syscall, Time, format_packet
@@ -363,6 +363,9 @@ class _Run:
         if p.ecn not in (None, "noecn"):
             raise Unsupported(f"ECN ({p.ecn}): rawtcp does not do ECN")
         flags = sg.script_flags(p.flags)
+        if flags & (ECE | CWR):
+            raise Unsupported(f"ECN: line {p.line} expects ECE/CWR from rawtcp, which does "
+                              "not do ECN")
         if conn.state == "connecting" and flags & SYN and not flags & ACK:
             conn.state = "syn_sent"
             conn.script_local_isn = p.seq_start

@@ -69,6 +69,8 @@ def value(e: Expr) -> Any:
     if isinstance(e, Str):
         return e.value
     if isinstance(e, Struct):
+        if any(not k for k, _v in e.fields):      # {..., 40}: positional fields
+            return [value(v) for _k, v in e.fields]
         return {k: value(v) for k, v in e.fields}
     if isinstance(e, Call):
         args = [value(a) for a in e.args]
@@ -140,6 +142,8 @@ def _iov_len(v: Any) -> int:
     for it in items:
         if isinstance(it, dict):
             total += _length(it.get("iov_len", 0))
+        elif isinstance(it, list) and len(it) == 2:     # {iov_base, iov_len}
+            total += _length(it[1])
         else:
             raise ScriptValueError(f"an iovec must be {{iov_base=..., iov_len=N}}, got {it!r}")
     return total
