@@ -158,6 +158,17 @@ def _msg_len(v: Any) -> int:
     raise ScriptValueError("struct msghdr without msg_iov")
 
 
+def _timeouts_are_eagain(fn):
+    """A socket timeout (SO_RCVTIMEO/SO_SNDTIMEO) ends a Linux call with EAGAIN."""
+    def call(*a: Any) -> int:
+        try:
+            return fn(*a)
+        except TimeoutError:
+            raise BlockingIOError(errno.EAGAIN, "timed out (SO_RCVTIMEO/SO_SNDTIMEO)") from None
+    return call
+
+
+@_timeouts_are_eagain
 def _write_all(sock: Any, n: int, flags: int = 0) -> int:
     """write(2)/send(2) on a blocking socket queues everything (as Linux does); non-blocking:
     what fits, or EAGAIN."""
@@ -177,6 +188,7 @@ def _write_all(sock: Any, n: int, flags: int = 0) -> int:
     return sent
 
 
+@_timeouts_are_eagain
 def _read(sock: Any, n: int, flags: int = 0) -> int:
     return len(sock.recv(n, flags))
 
@@ -350,6 +362,13 @@ class Calls:
     def sys_setsockopt(self, args: list[Any], want: Any) -> int:
         s = self._sock(args)
         level, opt, val = args[1], args[2], args[3]
+        if level == _socket.SOL_SOCKET and opt in (_socket.SO_RCVTIMEO, _socket.SO_SNDTIMEO):
+            # a struct timeval: the socket's timeout (virtual seconds); EAGAIN when it expires
+            if not isinstance(val, dict):
+                raise ScriptValueError("SO_RCVTIMEO/SO_SNDTIMEO take {tv_sec=S, tv_usec=U}")
+            secs = int(val.get("tv_sec", 0)) + int(val.get("tv_usec", 0)) / 1e6
+            s.settimeout(secs if secs > 0 else None)
+            return 0
         if isinstance(val, list):
             val = val[0] if len(val) == 1 else val
         if isinstance(val, dict):

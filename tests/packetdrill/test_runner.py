@@ -374,3 +374,11 @@ def test_run_script_takes_a_parsed_script() -> None:
 
     res = run_script(parse_script(LIFECYCLE.lstrip(), "x.pkt"))
     assert res.passed and res.to_dict()["status"] == "PASS"
+
+
+def test_so_rcvtimeo_times_out_on_the_virtual_clock(run) -> None:
+    res = run(SERVER + "+0 setsockopt(4, SOL_SOCKET, SO_RCVTIMEO, {tv_sec=0, tv_usec=300000}, "
+                       "16) = 0\n"
+                       "+0...0.3 read(4, ..., 10) = -1 EAGAIN (Resource temporarily "
+                       "unavailable)\n")
+    assert res.status == "PASS", res.diagnostics()
