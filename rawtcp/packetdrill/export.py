@@ -55,7 +55,9 @@ Event = dict[str, Any]
 PD_V4 = ("192.168.0.1", "192.0.2.1", "--gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0")
 PD_V6 = ("fd3d:0a0b:17d6::1", "fd3d:fa7b:d17d::1", "--gateway_ip=fd3d:0a0b:17d6:8888::1 --mtu=1520")
 
-_ORDER_SETUP, _ORDER_IN, _ORDER_CALL, _ORDER_OUT = -1, 0, 1, 2
+
+
+WRITE_MAX = 65536   # the largest write the exporter infers (a replaying send buffer holds it)
 
 
 class ExportError(ValueError):
@@ -67,6 +69,7 @@ class _Seg:
     """One transmission of a segment, on the link between rawtcp and the peer."""
 
     t: int                       # when the sender sent it (sender's view, rawtcp's clock)
+    idx: int                     # position in the trace: orders events at the same time
     ours: bool                   # sent by rawtcp
     flags: int
     seq: int
@@ -76,7 +79,14 @@ class _Seg:
     opts: dict | None            # None: unknown (a peer segment dropped before rawtcp)
     urp: int = 0
     seen_by_rawtcp: bool = True  # the peer's: rawtcp received it; ours: always True
+    peer_clock: bool = False     # t is already the peer's send time (a fault at the peer's side)
+    sent_t: tuple[int, bool] | None = None   # the peer's: (when a reorder fault saw it, at
+    #                                          the peer's side) -- its send time, not arrival
+    held_us: int = 0             # the peer's: time the link held it (a delay fault)
+    copy: bool = False           # the peer's: a copy the link made (a duplicate fault)
     arrivals: list[int] = field(default_factory=list)  # ours: when the peer got each copy
+    arrival_idx: float | None = None  # ours: its place among arrivals (a reorder fault)
+    released_after: int = 0      # ours: held by a reorder fault until K later segments passed
 
 
 @dataclass
@@ -124,7 +134,8 @@ def _parse_conn(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
 
 def _read(events: Iterable[Event], ours: str | None, conn: str | None,
           delay_us: int | None) -> _Conn:
-    evs = _select(events, ours)
+    every = [e for e in events if isinstance(e, dict)]
+    evs = _select(every, ours)
     segs_ev = [e for e in evs if e.get("ev") == "seg" and "src" in e]
     if conn is not None:
         want = _parse_conn(conn)
@@ -133,28 +144,59 @@ def _read(events: Iterable[Event], ours: str | None, conn: str | None,
         if first is None:
             raise ExportError("the trace holds no SYN segment: export needs the handshake")
         want = _tuple_of(first)
-    mine = [e for e in evs if e.get("ev") in ("seg", "fault", "fault_release")
-            and "src" in e and _tuple_of(e) == want]
+    wanted = {id(e) for e in evs}
     segs: list[_Seg] = []
     last_out: dict[tuple, _Seg] = {}
-    for e in mine:
-        key = (int(e["seq"]), int(e["ack"]), str(e["flags"]), int(e["len"]))
-        if e["ev"] == "seg":
-            s = _Seg(int(e["t"]), e["dir"] == "out", int(parse_flags(str(e["flags"]))),
+    pending: dict[tuple, list[Event]] = {}      # faults on the peer's segments, not yet seen
+    copies: dict[tuple, int] = {}               # duplicates of the peer's segments to come
+    for idx, e in enumerate(every):
+        kind = e.get("ev")
+        if kind not in ("seg", "fault", "fault_release") or "src" not in e:
+            continue
+        if kind == "seg":
+            if id(e) not in wanted or _tuple_of(e) != want:
+                continue
+            s = _Seg(int(e["t"]), idx, e["dir"] == "out", int(parse_flags(str(e["flags"]))),
                      int(e["seq"]), int(e["ack"]), int(e["win"]), int(e["len"]),
                      e.get("opts") or {}, int(e.get("urp") or 0))
             segs.append(s)
+            key = (s.seq, s.ack, s.flags, s.length)
             if s.ours:
                 s.arrivals = [s.t]          # shifted by the delay below
                 last_out[key] = s
-        elif e["dir"] == "out":
-            s = last_out.get(key)
+            elif copies.get(key):
+                copies[key] -= 1
+                s.copy = True
+            else:
+                for f in pending.pop(key, []):
+                    if f["ev"] == "fault" and f.get("action") == "delay":
+                        s.held_us += int(float(f.get("ms", 0)) * 1000)
+                    elif f["ev"] == "fault" and f.get("action") == "duplicate":
+                        copies[key] = copies.get(key, 0) + int(f.get("copies", 1))
+                    elif f["ev"] == "fault" and f.get("action") == "reorder":
+                        s.sent_t = (int(f["t"]), id(f) not in wanted or "stack" in f)
+            continue
+        # faults: whichever stack's engine saw them (in a Sim the engine sits on a's side)
+        src, dst = (str(e["src"]), int(e["sport"])), (str(e["dst"]), int(e["dport"]))
+        if (src, dst) == want:
+            s = last_out.get((int(e["seq"]), int(e["ack"]), int(parse_flags(str(e["flags"]))),
+                              int(e["len"])))
             if s is not None:
                 _apply_fault(s, e)
-        elif e["ev"] == "fault" and e.get("action") in ("drop", "corrupt"):
-            segs.append(_Seg(int(e["t"]), False, int(parse_flags(str(e["flags"]))),
+                if kind == "fault_release":
+                    s.arrival_idx = idx
+        elif (dst, src) == want and kind == "fault" and e.get("action") not in ("drop",
+                                                                                 "corrupt"):
+            pending.setdefault((int(e["seq"]), int(e["ack"]), int(parse_flags(str(e["flags"]))),
+                                int(e["len"])), []).append(e)
+        elif (dst, src) == want and kind == "fault":
+            # rawtcp's engine on a link stamps an inbound fault when the segment arrives; an
+            # engine on the peer's side (another stack's events), and the Sim's engine (whose
+            # events carry "stack"), when the peer sends it
+            at_peer = id(e) not in wanted or "stack" in e
+            segs.append(_Seg(int(e["t"]), idx, False, int(parse_flags(str(e["flags"]))),
                              int(e["seq"]), int(e["ack"]), int(e["win"]), int(e["len"]),
-                             None, seen_by_rawtcp=False))
+                             None, seen_by_rawtcp=False, peer_clock=at_peer))
     ours_syn = next((s for s in segs if s.ours and s.flags & 0x02), None)
     peer_syn = next((s for s in segs if not s.ours and s.flags & 0x02), None)
     if ours_syn is None or peer_syn is None:
@@ -165,6 +207,7 @@ def _read(events: Iterable[Event], ours: str | None, conn: str | None,
     for s in segs:
         if s.ours:
             s.arrivals = [a + delay for a in s.arrivals]
+    _place_released([s for s in segs if s.ours])
     conn_text = f"{want[0][0]}:{want[0][1]}>{want[1][0]}:{want[1][1]}"
     closes = [(int(e["t"]), str(e.get("reason", ""))) for e in evs
               if e.get("ev") == "state" and e.get("conn") == conn_text
@@ -172,11 +215,28 @@ def _read(events: Iterable[Event], ours: str | None, conn: str | None,
     return _Conn(want[0], want[1], active, ours_syn.seq, peer_syn.seq, segs, delay, closes)
 
 
+def _place_released(ours: list[_Seg]) -> None:
+    """A segment a reorder fault held until K later segments passed arrives right after the
+    K-th of them (the trace records the release, not which segment caused it)."""
+    for i, s in enumerate(ours):
+        if not s.released_after or not s.arrivals:
+            continue
+        later = [x for x in ours[i + 1:] if x.arrivals and not x.released_after]
+        if len(later) >= s.released_after:
+            k = later[s.released_after - 1]
+            s.arrivals = [k.arrivals[0]] * len(s.arrivals)
+            s.arrival_idx = (k.arrival_idx if k.arrival_idx is not None else k.idx) + 0.5
+
+
 def _apply_fault(s: _Seg, e: Event) -> None:
     """What the link did to rawtcp's segment ``s`` on its way to the peer."""
     action = e.get("action")
     if e["ev"] == "fault_release":       # a reordered copy goes on when released
         s.arrivals = [int(e["t"])] * max(1, len(s.arrivals))
+        if e.get("why") != "after":      # by its time limit: not behind a given segment
+            s.released_after = 0
+    elif action == "reorder":
+        s.released_after = int(e.get("after", 1))
     elif action in ("drop", "corrupt"):
         s.arrivals = []
     elif action == "delay":
@@ -262,31 +322,119 @@ def _packet(c: _Conn, s: _Seg, direction: str, with_win: bool) -> Packet:
 
 @dataclass
 class _Line:
-    t: int
-    order: int
-    n: int
-    text: str            # the event without its time
+    unit: int            # the segment line this line belongs to; -1: the opening calls
+    sub: int             # -1 before its segment, 0 the segment, 1 after it
+    n: int               # insertion order
+    text: str            # a call (without its time)
     packet: Packet | None = None
 
 
 class _Builder:
-    def __init__(self) -> None:
+    """Lines grouped in units: one segment with the calls made just before or after it."""
+
+    def __init__(self, t0: int) -> None:
+        self.t0 = t0
         self.lines: list[_Line] = []
+        self.units: list[tuple[int, _Seg, bool]] = []     # (time, segment, inbound)
+        self.unit_of: dict[tuple[int, int], int] = {}     # (segment idx, time) -> unit
+        self.orders: list[float] = []                      # unit -> place at equal times
 
-    def add(self, t: int, order: int, text: str, packet: Packet | None = None) -> None:
-        self.lines.append(_Line(t, order, len(self.lines), text, packet))
+    def packet(self, t: int, s: _Seg, p: Packet, order: float | None = None) -> None:
+        """A segment line at ``t``; ``order``: its place among lines at the same time (by
+        default the segment's place in the trace)."""
+        self.unit_of.setdefault((s.idx, t), len(self.units))
+        self.lines.append(_Line(len(self.units), 0, len(self.lines), "", p))
+        self.units.append((t, s, p.direction == "<"))
+        self.orders.append(s.idx if order is None else order)
 
-    def render(self) -> list[str]:
+    def call(self, at: tuple[int, _Seg] | None, sub: int, text: str) -> _Line:
+        unit = -1 if at is None else self.unit_of[(at[1].idx, at[0])]
+        ln = _Line(unit, sub, len(self.lines), text)
+        self.lines.append(ln)
+        return ln
+
+    def render(self, causal: bool) -> list[str]:
+        """The script lines. Units are in time order; at the same time in trace order, or,
+        when ``causal`` (a peer's clock reconstructed from one side's trace), each outbound
+        unit after the inbound ones it shows it has seen (it acknowledges them)."""
+        by_unit: dict[int, list[_Line]] = {}
+        for ln in self.lines:
+            by_unit.setdefault(ln.unit, []).append(ln)
+        order = sorted(range(len(self.units)), key=lambda u: (self.units[u][0],
+                                                              self.orders[u], u))
+        if causal:
+            order = self._causal(order)
+        timed = [(self.t0, ln) for ln in sorted(by_unit.get(-1, []), key=lambda x: x.n)]
+        for u in order:
+            t = self.units[u][0]
+            timed += [(t, ln) for ln in sorted(by_unit.get(u, []), key=lambda x: (x.sub, x.n))]
         out: list[str] = []
         prev: int | None = None
-        for ln in sorted(self.lines, key=lambda x: (x.t, x.order, x.n)):
-            when = Time("absolute", 0) if prev is None else Time("relative", ln.t - prev)
-            prev = ln.t
+        for t, ln in timed:
+            when = Time("absolute", 0) if prev is None else Time("relative", t - prev)
+            prev = t
             if ln.packet is not None:
                 out.append(_indent(format_packet(replace(ln.packet, time=when))))
             else:
                 out.append(_indent(f"{format_time(when)} {ln.text}"))
         return out
+
+    def _rel(self, s: _Seg) -> int:
+        """Sequence number relative to the first segment of the same sender."""
+        first = next(x for _, x, _ in self.units if x.ours == s.ours)
+        return (s.seq - first.seq) & MASK
+
+    def _send_order(self, outs: list[int]) -> list[int]:
+        """The peer's segments sent at one instant: in the order rawtcp received them (a
+        FIFO link keeps it); one whose arrival says nothing of that order (lost, delayed or
+        reordered by the link) goes before the first of them with a later sequence number."""
+        def odd(u: int) -> bool:
+            s = self.units[u][1]
+            return not s.seen_by_rawtcp or bool(s.held_us) or s.sent_t is not None
+
+        out = [u for u in outs if not odd(u)]
+        for u in sorted((u for u in outs if odd(u)), key=lambda u: self._rel(self.units[u][1])):
+            rel = self._rel(self.units[u][1])
+            at = next((i for i, v in enumerate(out) if self._rel(self.units[v][1]) > rel),
+                      len(out))
+            out.insert(at, u)
+        return out
+
+    def _causal(self, order: list[int]) -> list[int]:
+        out: list[int] = []
+        i = 0
+        while i < len(order):
+            j = i
+            while j < len(order) and self.units[order[j]][0] == self.units[order[i]][0]:
+                j += 1
+            group = order[i:j]
+            ins = [u for u in group if self.units[u][2]]
+            outs = self._send_order([u for u in group if not self.units[u][2]])
+            k = 0
+            for u in outs:
+                s = self.units[u][1]
+                need = max((n for n, r in enumerate(ins) if _seen(s, self.units[r][1])),
+                           default=-1)
+                while k <= need:
+                    out.append(ins[k])
+                    k += 1
+                out.append(u)
+            out += ins[k:]
+            i = j
+        return out
+
+
+def _seen(s: _Seg, r: _Seg) -> bool:
+    """Whether segment ``s`` (sent at the time ``r`` arrived) shows it was sent after ``r``
+    arrived: it acknowledges (or SACKs) r's first byte; a segment without sequence space
+    (a pure ACK) counts as seen."""
+    span = r.length + bool(r.flags & 0x02) + bool(r.flags & 0x01)
+    if not span:
+        return True
+    if s.flags & 0x10 and _lt(r.seq, s.ack):
+        return True
+    return any(_le(int(a), r.seq) and _lt(r.seq, int(b))
+               for a, b in (s.opts or {}).get("sack") or ())
 
 
 def _indent(line: str) -> str:
@@ -334,99 +482,134 @@ def _le(a: int, b: int) -> bool:
     return a == b or _lt(a, b)
 
 
+
+
 def _apps(c: _Conn, b: _Builder, fd: int, mine: bool,
           sent: list[tuple[int, _Seg]], got: list[tuple[int, _Seg]]) -> None:
     """The calls of one side's application: ``sent`` are its segments with the times it sent
     them, ``got`` the other side's segments with the times this side received them."""
     isn, other_isn = (c.iss, c.irs) if mine else (c.irs, c.iss)
+    fin: tuple[int, _Seg] | None = None
+    # at one instant a sender sends new data in sequence order (a segment the link delayed
+    # or lost has no exact place in the receiver's trace)
+    sent = sorted(sent, key=lambda x: (x[0], (x[1].seq - isn) & MASK, x[1].idx))
+    fresh: list[tuple[int, _Seg, int]] = []     # segments carrying new data, with their end
     top = (isn + 1) & MASK
-    prev_write: int | None = None
-    fin_t = None
-    for t, s in sorted(sent, key=lambda x: x[0]):
+    for t, s in sent:
         end = (s.seq + s.length) & MASK
         if s.length and _lt(top, end):
-            n = (end - top) & MASK if _le(s.seq, top) else s.length
-            prev_write = _io(b, prev_write, t, "write", fd, n)
+            fresh.append((t, s, end))
             top = end
-        if s.flags & 0x01 and fin_t is None:
-            fin_t = t
+        if s.flags & 0x01 and fin is None:
+            fin = (t, s)
+    # A write covers what was sent then and what stayed queued behind it: up to the end of
+    # the next segment with PSH (rawtcp and Linux push the segment that empties the send
+    # buffer), at most WRITE_MAX bytes; data beyond it needs another write.
+    covered = (isn + 1) & MASK
+    last_write: tuple[int, _Line] | None = None
+    writes: list[tuple[int, _Seg, int]] = []     # (time, first segment, end covered)
+    for i, (t, s, end) in enumerate(fresh):
+        if not _lt(covered, end):
+            continue
+        push = next((e for _, x, e in fresh[i:] if x.flags & 0x09), fresh[-1][2])
+        target = push if ((push - covered) & MASK) <= WRITE_MAX else (covered + WRITE_MAX) & MASK
+        if not _lt(covered, target):
+            target = end
+        n = (target - covered) & MASK
+        if last_write is not None and last_write[0] == t:
+            n += int(last_write[1].text.rsplit("= ", 1)[-1])
+            last_write[1].text = f"write({fd}, ..., {n}) = {n}"
+        else:
+            last_write = (t, b.call((t, s), -1, f"write({fd}, ..., {n}) = {n}"))
+        covered = target
+        writes.append((t, s, target))
+    close_at = fin
+    if fin is not None and fin[1].length:
+        # a FIN on a data segment: the close came while that data was still queued, so
+        # right after the write that queued its last byte (as late as the trace allows)
+        close_at = next(((t, s) for t, s, e in writes
+                         if _le((fin[1].seq + fin[1].length) & MASK, e)), fin)
+    rst = next(((t, s) for t, s in sent if s.flags & 0x04), None)
     stream = _Stream(other_isn)
-    reads_after_fin = False
-    prev_read: int | None = None
-    other_fin_t = None
-    rst_t = next((t for t, s in sorted(sent, key=lambda x: x[0]) if s.flags & 0x04), None)
-    for t, s in sorted(got, key=lambda x: x[0]):
+    other_fin: tuple[int, _Seg] | None = None
+    last_read: tuple[int, float] | None = None
+    for t, s in sorted(got, key=lambda x: (x[0], x[1].arrival_idx or x[1].idx)):
         if s.flags & (0x02 | 0x04):
             continue
         n, fin_now = stream.add(s.seq, s.length, bool(s.flags & 0x01))
-        if n and (rst_t is None or t < rst_t) and not _unread_close(c, mine, t):
-            prev_read = _io(b, prev_read, t, "read", fd, n)
-            if fin_t is not None and t > fin_t:
-                reads_after_fin = True
+        if n and (rst is None or t < rst[0]) and not _unread_close(c, mine, t):
+            b.call((t, s), 1, f"read({fd}, ..., {n}) = {n}")
+            last_read = (t, s.arrival_idx or s.idx)
         if fin_now:
-            other_fin_t = t
-    if fin_t is not None:
-        if reads_after_fin:
-            b.add(fin_t, _ORDER_CALL, f"shutdown({fd}, SHUT_WR) = 0")
-            b.add(max(other_fin_t or fin_t, fin_t), _ORDER_CALL, f"close({fd}) = 0")
+            other_fin = (t, s)
+    if fin is not None and close_at is not None:
+        # data from the other side beyond what our FIN acknowledged arrived after it: the
+        # FIN came from shutdown(SHUT_WR), the socket stayed open for reading
+        if (fin[1].flags & 0x10 and _lt(fin[1].ack, stream.nxt)) or (
+                last_read is not None and last_read > (close_at[0], close_at[1].idx)):
+            b.call(close_at, -1, f"shutdown({fd}, SHUT_WR) = 0")
+            if other_fin is not None and other_fin[0] >= fin[0]:
+                b.call(other_fin, 1, f"close({fd}) = 0")
         else:
-            b.add(fin_t, _ORDER_CALL, f"close({fd}) = 0")
-    elif rst_t is not None and mine and c.closes:
-        b.add(rst_t, _ORDER_CALL, f"close({fd}) = 0")
-
-
-def _io(b: _Builder, prev: int | None, t: int, name: str, fd: int, n: int) -> int:
-    """A read or write of n bytes at t, merged into the previous one made at the same time."""
-    if prev is not None and b.lines[prev].t == t:
-        old = b.lines[prev]
-        total = int(old.text.rsplit("= ", 1)[-1]) + n
-        old.text = f"{name}({fd}, ..., {total}) = {total}"
-        return prev
-    b.add(t, _ORDER_CALL, f"{name}({fd}, ..., {n}) = {n}")
-    return len(b.lines) - 1
+            b.call(close_at, -1, f"close({fd}) = 0")
+    elif rst is not None and mine and c.closes:
+        b.call(rst, -1, f"close({fd}) = 0")
 
 
 def _unread_close(c: _Conn, mine: bool, t: int) -> bool:
-    """rawtcp closed with unread data at or before ``t``: these bytes were never read."""
+    """rawtcp closed with unread data at or after ``t``: these bytes were never read."""
     return mine and any(r == "close with unread data" and ct >= t for ct, r in c.closes)
 
 
-def _open_calls(b: _Builder, t0: int, t_accept: int | None, t_syn: int | None,
-                listener: bool) -> int:
+def _open_calls(b: _Builder, accept_at: tuple[int, _Seg] | None,
+                syn_at: tuple[int, _Seg] | None, listener: bool) -> int:
     """socket/bind/listen/accept or socket/connect; returns the connection's fd."""
-    b.add(t0, _ORDER_SETUP, "socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
+    b.call(None, 0, "socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
     if listener:
-        b.add(t0, _ORDER_SETUP, "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0")
-        b.add(t0, _ORDER_SETUP, "bind(3, ..., ...) = 0")
-        b.add(t0, _ORDER_SETUP, "listen(3, 1) = 0")
-        if t_accept is not None:
-            b.add(t_accept, _ORDER_CALL, "accept(3, ..., ...) = 4")
+        b.call(None, 0, "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0")
+        b.call(None, 0, "bind(3, ..., ...) = 0")
+        b.call(None, 0, "listen(3, 1) = 0")
+        if accept_at is not None:
+            b.call(accept_at, 1, "accept(3, ..., ...) = 4")
         return 4
-    b.add(t0, _ORDER_SETUP, "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0")
-    b.add(t_syn if t_syn is not None else t0, _ORDER_CALL,
-          "connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)")
+    b.call(None, 0, "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0")
+    if syn_at is None:
+        b.call(None, 0, "connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)")
+    else:
+        b.call(syn_at, -1, "connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)")
     return 3
 
 
-def _established_at(c: _Conn, received: list[tuple[int, _Seg]], listener_isn: int) -> int | None:
+def _established_at(received: list[tuple[int, _Seg]],
+                    listener_isn: int) -> tuple[int, _Seg] | None:
     """When the listening side got the first segment acknowledging its SYN-ACK."""
-    for t, s in sorted(received, key=lambda x: x[0]):
+    for t, s in sorted(received, key=lambda x: (x[0], x[1].idx)):
         if s.flags & 0x10 and not s.flags & (0x02 | 0x04) \
                 and _le((listener_isn + 1) & MASK, s.ack):
-            return t
+            return t, s
     return None
 
 
-def _header(c: _Conn, view: str, title: str | None, extra: list[str]) -> list[str]:
+def _header(c: _Conn, view: str, title: str | None, extra: list[str],
+            peer_view: bool = False) -> list[str]:
+    """``c`` is the connection from the side whose stack the script's local stack is."""
     v6 = ipaddress.ip_address(c.local[0]).version == 6
     lip, rip, more = PD_V6 if v6 else PD_V4
-    role = "connected to" if c.active else "accepted"
+    who = "the peer" if peer_view else "rawtcp"
+    role = "connected" if c.active else "accepted"
     lines = [
         f"// {title}" if title else "// rawtcp trace exported as a packetdrill script",
         f"// Connection {c.local[0]}:{c.local[1]} > {c.remote[0]}:{c.remote[1]} "
-        f"(rawtcp {role} the peer), exported by rawtcp.packetdrill.export.{view}.",
+        f"({who} {role}), exported by rawtcp.packetdrill.export.{view}.",
     ]
-    return lines + extra + [
+    lines += extra
+    if peer_view:
+        lines += [
+            "// `>` options are the original peer's: a replaying kernel must use the same "
+            "settings (MSS, wscale,",
+            "// SACK, timestamps), or relax the SYN lines to <...> when timestamps are off.",
+        ]
+    return lines + [
         "// Replay with the real packetdrill against Linux (as root, in a scratch network "
         "namespace):",
         f"//   packetdrill --ip_version={'ipv6' if v6 else 'ipv4'} --local_ip={lip} "
@@ -434,6 +617,36 @@ def _header(c: _Conn, view: str, title: str | None, extra: list[str]) -> list[st
         "// Replay against rawtcp (virtual clock, no root): rawtcp packetdrill FILE.pkt",
         "",
     ]
+
+
+def _local_lines(c: _Conn) -> list[str]:
+    """The connection as its traced side saw it: its segments ``>``, the other's ``<``."""
+    sent = [(s.t, s) for s in c.segs if s.ours]
+    got = [(s.t, s) for s in c.segs if not s.ours and s.seen_by_rawtcp]
+    b = _Builder(min(t for t, _ in sent + got))
+    for t, s in sorted(sent + got, key=lambda x: (x[0], x[1].idx)):
+        b.packet(t, s, _packet(c, s, ">" if s.ours else "<", not s.ours))
+    listener = not c.active
+    acc = _established_at(got, c.iss) if listener else None
+    syn = next(((t, s) for t, s in sent if s.flags & 0x02), None)
+    fd = _open_calls(b, acc, syn, listener)
+    _apps(c, b, fd, True, sent, got)
+    return b.render(causal=False)
+
+
+def _peer_trace(events: list[Event], ours: str | None, conn: str | None) -> _Conn | None:
+    """The peer's own record of the connection when the trace holds it (a Sim traces both
+    stacks): read from the other stack's events, the connection seen from its side."""
+    stacks = {str(e["stack"]) for e in events if "stack" in e}
+    if ours is None or len(stacks) != 2 or ours not in stacks:
+        return None
+    mine = _read(events, ours, conn, 0)
+    other = (stacks - {ours}).pop()
+    back = f"{mine.remote[0]}:{mine.remote[1]}>{mine.local[0]}:{mine.local[1]}"
+    try:
+        return _read(events, other, back, 0)
+    except ExportError:
+        return None
 
 
 def export_trace(events: Iterable[Event], *, ours: str | None = None, conn: str | None = None,
@@ -445,40 +658,56 @@ def export_trace(events: Iterable[Event], *, ours: str | None = None, conn: str 
     holds several stacks (``"a"`` for :class:`rawtcp.sim.Sim`'s a); ``conn``:
     ``"laddr:lport>raddr:rport"`` from rawtcp's side (default: the first connection with a
     SYN); ``delay_us``: the one-way delay (default: half the handshake round trip).
+
+    When the trace also holds the peer's own events (both stacks of a Sim), the script is
+    written from them; otherwise the peer's side is reconstructed from rawtcp's record.
     Raises :class:`ExportError` when the trace has no exportable connection."""
+    events = [e for e in events if isinstance(e, dict)]
+    peer = _peer_trace(events, ours, conn)
+    if peer is not None:
+        extra = [
+            "// The PEER's point of view, from the peer's own trace events: the local stack "
+            "is the peer; `<` lines",
+            "// are rawtcp's segments as the peer received them, `>` lines the peer's "
+            "segments; socket calls are inferred.",
+        ]
+        return "\n".join(_header(peer, "export_trace", title, extra, peer_view=True)
+                         + _local_lines(peer)) + "\n"
     c = _read(events, ours, conn, delay_us)
-    b = _Builder()
     inbound: list[tuple[int, _Seg]] = []       # rawtcp's, as the peer got them
     outbound: list[tuple[int, _Seg]] = []      # the peer's, when it sent them
     for s in c.segs:
         if s.ours:
-            for at in s.arrivals:
-                inbound.append((at, s))
-                b.add(at, _ORDER_IN, "", _packet(c, s, "<", True))
+            inbound += [(at, s) for at in s.arrivals]
         else:
-            at = s.t - c.delay
+            if s.copy:
+                continue
+            if s.sent_t is not None:
+                at = s.sent_t[0] if s.sent_t[1] else s.sent_t[0] - c.delay
+            else:
+                at = s.t if s.peer_clock else s.t - c.delay - s.held_us
             outbound.append((at, s))
-            b.add(at, _ORDER_OUT, "", _packet(c, s, ">", False))
-    times = [t for t, _ in inbound + outbound]
-    t0 = min(times)
+    b = _Builder(min(t for t, _ in inbound + outbound))
+    for t, s in sorted(inbound + outbound, key=lambda x: (x[0], x[1].idx)):
+        b.packet(t, s, _packet(c, s, "<" if s.ours else ">", s.ours),
+                 s.arrival_idx if s.ours else None)
     listener = c.active          # rawtcp connected: the peer listened
-    t_acc = _established_at(c, inbound, c.irs) if listener else None
-    t_syn = next((t for t, s in sorted(outbound, key=lambda x: x[0]) if s.flags & 0x02), None)
-    fd = _open_calls(b, t0, t_acc, t_syn, listener)
+    acc = _established_at(inbound, c.irs) if listener else None
+    syn = next(((t, s) for t, s in sorted(outbound, key=lambda x: (x[0], x[1].idx))
+                if s.flags & 0x02), None)
+    fd = _open_calls(b, acc, syn, listener)
     _apps(c, b, fd, False, outbound, inbound)
     lost = sum(1 for s in c.segs if s.ours and not s.arrivals)
     extra = [
-        "// The PEER's point of view: the local stack is the peer; `<` lines are the segments "
-        "rawtcp sent,",
-        f"// as the peer received them ({lost} lost on the way are left out), `>` lines the "
-        "peer's segments.",
-        f"// The peer's clock is rawtcp's shifted by a one-way delay of {c.delay} us; socket "
-        "calls are inferred.",
-        "// `>` options are the original peer's: a replaying kernel must use the same "
-        "settings (MSS, wscale,",
-        "// SACK, timestamps) or the lines be relaxed to <...>.",
+        "// The PEER's point of view, reconstructed from rawtcp's trace: the local stack is the "
+        "peer; `<` lines",
+        f"// are rawtcp's segments as the peer received them ({lost} lost on the way left "
+        "out), `>` lines the peer's",
+        f"// segments; the peer's clock is rawtcp's shifted by a one-way delay of {c.delay} us; "
+        "socket calls are inferred.",
     ]
-    return "\n".join(_header(c, "export_trace", title, extra) + b.render()) + "\n"
+    return "\n".join(_header(c, "export_trace", title, extra, peer_view=True)
+                     + b.render(causal=True)) + "\n"
 
 
 def export_local(events: Iterable[Event], *, ours: str | None = None, conn: str | None = None,
@@ -488,28 +717,12 @@ def export_local(events: Iterable[Event], *, ours: str | None = None, conn: str 
     segments it received as ``<``, on rawtcp's clock. ``rawtcp packetdrill`` replays it
     against rawtcp. Arguments as :func:`export_trace`."""
     c = _read(events, ours, conn, 0)
-    b = _Builder()
-    sent: list[tuple[int, _Seg]] = []
-    got: list[tuple[int, _Seg]] = []
-    for s in c.segs:
-        if s.ours:
-            sent.append((s.t, s))
-            b.add(s.t, _ORDER_OUT, "", _packet(c, s, ">", False))
-        elif s.seen_by_rawtcp:
-            got.append((s.t, s))
-            b.add(s.t, _ORDER_IN, "", _packet(c, s, "<", True))
-    t0 = min(t for t, _ in sent + got)
-    listener = not c.active
-    t_acc = _established_at(c, got, c.iss) if listener else None
-    t_syn = next((t for t, s in sent if s.flags & 0x02), None)
-    fd = _open_calls(b, t0, t_acc, t_syn, listener)
-    _apps(c, b, fd, True, sent, got)
     extra = [
         "// rawtcp's point of view: `>` lines are rawtcp's segments (windows not checked), "
         "`<` lines the",
         "// peer's segments rawtcp received, on rawtcp's clock; socket calls are inferred.",
     ]
-    return "\n".join(_header(c, "export_local", title, extra) + b.render()) + "\n"
+    return "\n".join(_header(c, "export_local", title, extra) + _local_lines(c)) + "\n"
 
 
 def write_script(path: str, events: Iterable[Event], *, view: str = "peer", **kw: Any) -> str:
