@@ -388,9 +388,9 @@ class _Builder:
         """The peer's segments sent at one instant: in the order rawtcp received them (a
         FIFO link keeps it); one whose arrival says nothing of that order (lost, delayed or
         reordered by the link) goes before the first of them with a later sequence number."""
-        def odd(u: int) -> bool:
+        def odd(u: int) -> bool:      # a fault stamped by rawtcp on arrival keeps its place
             s = self.units[u][1]
-            return not s.seen_by_rawtcp or bool(s.held_us) or s.sent_t is not None
+            return s.peer_clock or bool(s.held_us) or s.sent_t is not None
 
         out = [u for u in outs if not odd(u)]
         for u in sorted((u for u in outs if odd(u)), key=lambda u: self._rel(self.units[u][1])):
@@ -649,6 +649,67 @@ def _peer_trace(events: list[Event], ours: str | None, conn: str | None) -> _Con
         return None
 
 
+def _span(s: _Seg) -> int:
+    return s.length + bool(s.flags & 0x02) + bool(s.flags & 0x01)
+
+
+def _latest_acked(by: _Seg, segs: list[tuple[int, _Seg]], limit: int = 64) -> int:
+    """The latest time in ``segs`` (sorted by trace position) of a segment before ``by`` in
+    the trace whose first sequence number ``by`` acknowledges or SACKs; -1 when none."""
+    if not by.flags & 0x10:
+        return -1
+    ack, before = by.ack, by.idx
+    blocks = [(int(a), int(b)) for a, b in (by.opts or {}).get("sack") or ()]
+    lo, hi = 0, len(segs)
+    while lo < hi:                      # segs before the given trace position
+        mid = (lo + hi) // 2
+        if segs[mid][1].idx < before:
+            lo = mid + 1
+        else:
+            hi = mid
+    best = -1
+    for t, x in reversed(segs[max(0, lo - limit):lo]):
+        if _span(x) and (_lt(x.seq, ack) or any(_le(a, x.seq) and _lt(x.seq, b)
+                                                 for a, b in blocks)):
+            best = max(best, t)
+    return best
+
+
+def _causal_times(inbound: list[tuple[int, _Seg]], outbound: list[tuple[int, _Seg]]
+                  ) -> tuple[list[tuple[int, _Seg]], list[tuple[int, _Seg]]]:
+    """The peer's clock reconstructed with one delay is only an estimate (round trips vary on
+    a real link): make it consistent. A segment that acknowledges another's first byte was
+    sent after that one arrived; the peer's segments leave in the order rawtcp received them
+    (FIFO); a changed time only ever moves later."""
+    ins = sorted(inbound, key=lambda x: (x[1].idx, x[0]))
+    outs = sorted(outbound, key=lambda x: x[1].idx)
+    for _ in range(3):
+        changed = False
+        prev = None
+        new_outs = []
+        for t, s in outs:
+            need = _latest_acked(s, ins)
+            odd = s.peer_clock or s.held_us or s.sent_t is not None
+            if prev is not None and not odd:
+                need = max(need, prev)
+            if need > t:
+                t, changed = need, True
+            if not odd:
+                prev = t
+            new_outs.append((t, s))
+        outs = new_outs
+        new_ins = []
+        for t, s in ins:
+            need = _latest_acked(s, outs)
+            if need > t:
+                t, changed = need, True
+            new_ins.append((t, s))
+        ins = new_ins
+        if not changed:
+            break
+    return ins, outs
+
+
 def export_trace(events: Iterable[Event], *, ours: str | None = None, conn: str | None = None,
                  delay_us: int | None = None, title: str | None = None) -> str:
     """The connection as a packetdrill script from the **peer's** point of view.
@@ -687,6 +748,7 @@ def export_trace(events: Iterable[Event], *, ours: str | None = None, conn: str 
             else:
                 at = s.t if s.peer_clock else s.t - c.delay - s.held_us
             outbound.append((at, s))
+    inbound, outbound = _causal_times(inbound, outbound)
     b = _Builder(min(t for t, _ in inbound + outbound))
     for t, s in sorted(inbound + outbound, key=lambda x: (x[0], x[1].idx)):
         b.packet(t, s, _packet(c, s, "<" if s.ours else ">", s.ours),
