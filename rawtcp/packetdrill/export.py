@@ -553,6 +553,9 @@ def _apps(c: _Conn, b: _Builder, fd: int, mine: bool,
         else:
             b.call(close_at, -1, f"close({fd}) = 0")
     elif rst is not None and mine and c.closes:
+        if any(r == "abort" for _, r in c.closes):      # SO_LINGER {1, 0}: close() resets
+            b.call(rst, -1, f"setsockopt({fd}, SOL_SOCKET, SO_LINGER, "
+                            "{l_onoff=1, l_linger=0}, 8) = 0")
         b.call(rst, -1, f"close({fd}) = 0")
 
 
@@ -621,7 +624,12 @@ def _header(c: _Conn, view: str, title: str | None, extra: list[str],
 
 def _local_lines(c: _Conn) -> list[str]:
     """The connection as its traced side saw it: its segments ``>``, the other's ``<``."""
-    sent = [(s.t, s) for s in c.segs if s.ours]
+    # a reset from an abort after the application had closed (the stack being shut down)
+    # has no call that would make it: left out, said in a comment
+    aborts = [t for t, r in c.closes if r == "abort"
+              and any(r2.startswith("close") and t2 <= t for t2, r2 in c.closes)]
+    teardown = [s for s in c.segs if s.ours and s.flags & 0x04 and s.t in aborts]
+    sent = [(s.t, s) for s in c.segs if s.ours and s not in teardown]
     got = [(s.t, s) for s in c.segs if not s.ours and s.seen_by_rawtcp]
     b = _Builder(min(t for t, _ in sent + got))
     for t, s in sorted(sent + got, key=lambda x: (x[0], x[1].idx)):
@@ -631,7 +639,11 @@ def _local_lines(c: _Conn) -> list[str]:
     syn = next(((t, s) for t, s in sent if s.flags & 0x02), None)
     fd = _open_calls(b, acc, syn, listener)
     _apps(c, b, fd, True, sent, got)
-    return b.render(causal=False)
+    lines = b.render(causal=False)
+    if teardown:
+        lines.append("// (then rawtcp's stack was shut down: it reset the connection, "
+                     "which no socket call can ask for)")
+    return lines
 
 
 def _peer_trace(events: list[Event], ours: str | None, conn: str | None) -> _Conn | None:

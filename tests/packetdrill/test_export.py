@@ -223,3 +223,23 @@ def test_close_with_unread_data_exports_a_reset() -> None:
     assert "close(3) = 0" in text and "read(" not in text
     assert [p.flags for p in packets(text) if p.direction == ">"][-1] == "R."
     replay(text, "rst.pkt")
+
+
+# ----------------------------------------------------------------------------- a real kernel
+@pytest.mark.parametrize("name", ["lifecycle", "final-ack-drop", "linger-abort"])
+def test_round_trip_of_an_experiment_against_linux(name: str) -> None:
+    """A run against the Linux kernel in a private lab (the experiment builds and removes it):
+    rawtcp's view replays on the virtual clock; the peer's view has the kernel's calls and
+    segments (replayable with the real packetdrill against Linux)."""
+    from rawtcp.experiments import run_experiment
+
+    res = run_experiment(name, ladder=False)
+    assert res.passed, res.error
+    replay(export_local(res.events), f"{name}-local.pkt")
+    peer = export_trace(res.events)
+    assert calls(peer)[:4] == ["socket", "setsockopt", "bind", "listen"]   # the kernel served
+    ps = packets(peer)
+    assert (ps[0].direction, ps[0].flags, ps[1].direction, ps[1].flags) == \
+        ("<", "S", ">", "S.")
+    flags = {p.flags for p in ps}
+    assert ("R." in flags) == (name == "linger-abort")
