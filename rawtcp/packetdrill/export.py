@@ -594,15 +594,17 @@ def _established_at(received: list[tuple[int, _Seg]],
 
 
 def _header(c: _Conn, view: str, title: str | None, extra: list[str],
-            peer_view: bool = False) -> list[str]:
-    """``c`` is the connection from the side whose stack the script's local stack is."""
+            peer_view: bool = False, flipped: bool = False) -> list[str]:
+    """``c`` is the connection from the side of the script's local stack, or from the other
+    side when ``flipped``."""
     v6 = ipaddress.ip_address(c.local[0]).version == 6
     lip, rip, more = PD_V6 if v6 else PD_V4
     who = "the peer" if peer_view else "rawtcp"
-    role = "connected" if c.active else "accepted"
+    near, far = (c.remote, c.local) if flipped else (c.local, c.remote)
+    role = "connected" if c.active != flipped else "accepted"
     lines = [
         f"// {title}" if title else "// rawtcp trace exported as a packetdrill script",
-        f"// Connection {c.local[0]}:{c.local[1]} > {c.remote[0]}:{c.remote[1]} "
+        f"// Connection {near[0]}:{near[1]} > {far[0]}:{far[1]} "
         f"({who} {role}), exported by rawtcp.packetdrill.export.{view}.",
     ]
     lines += extra
@@ -780,7 +782,7 @@ def export_trace(events: Iterable[Event], *, ours: str | None = None, conn: str 
         f"// segments; the peer's clock is rawtcp's shifted by a one-way delay of {c.delay} us; "
         "socket calls are inferred.",
     ]
-    return "\n".join(_header(c, "export_trace", title, extra, peer_view=True)
+    return "\n".join(_header(c, "export_trace", title, extra, peer_view=True, flipped=True)
                      + b.render(causal=True)) + "\n"
 
 

@@ -106,6 +106,9 @@ def test_peer_view_inferred_from_rawtcp_alone_matches_the_peers_own(lossy: list[
     exact = export_trace(lossy, ours="a")
     inferred = export_trace(only_rawtcp(lossy, "a"), ours="a")
     assert "one-way delay of 10000 us" in inferred
+    for text in (exact, inferred):       # the header names the peer's side first
+        assert f"// Connection {B_ADDR}:5000 > {A_ADDR}:" in text
+        assert "(the peer accepted)" in text
 
     def shape(text: str) -> list[str]:
         out = []
