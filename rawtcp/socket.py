@@ -105,6 +105,7 @@ class Socket:
             (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
         }
         self._notifier: Notifier | None = None   # made by the first fileno()
+        self._rcvbuf_locked = False              # SO_RCVBUF was set (Linux's lock)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -159,6 +160,7 @@ class Socket:
             "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
             "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
             "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
+            "rcvbuf_locked": self._rcvbuf_locked,
         }
 
     def _apply_options(self, tcb, now: int) -> None:
@@ -685,6 +687,8 @@ class Socket:
             if value < 0:
                 value &= 0xFFFFFFFF
             value = max(min(value, top) * 2, 2 * 2048)
+            if optname == SO_RCVBUF:
+                self._rcvbuf_locked = True
         if key == (IPPROTO_TCP, TCP_MAXSEG) and not 88 <= value <= 65495:
             raise _err(errno.EINVAL, "TCP_MAXSEG must be between 88 and 65495")
         if key in ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT)):

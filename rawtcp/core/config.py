@@ -59,9 +59,12 @@ class Config:
     rcvbuf: int = _f(256 * 1024, "bytes", "receive buffer: drives the advertised window "
                                           "(SO_RCVBUF)", 256, 1 << 30)
     sndbuf: int = _f(256 * 1024, "bytes", "send buffer (SO_SNDBUF)", 256, 1 << 30)
-    rmem_max: int = _f(16 << 20, "bytes", "largest receive buffer setsockopt(SO_RCVBUF) may "
-                                          "ask for; larger values are clamped "
-                                          "(net.core.rmem_max)", 2048, 1 << 30)
+    rmem_max: int = _f(6 << 20, "bytes", "largest receive buffer a connection may get: "
+                                         "setsockopt(SO_RCVBUF) is clamped to it, and the "
+                                         "window scale covers it unless SO_RCVBUF was set "
+                                         "before the connection opened (Linux: the larger "
+                                         "of net.core.rmem_max and tcp_rmem[2], 6 MiB)",
+                       2048, 1 << 30)
     wmem_max: int = _f(16 << 20, "bytes", "largest send buffer setsockopt(SO_SNDBUF) may ask "
                                           "for; larger values are clamped (net.core.wmem_max)",
                        2048, 1 << 30)

@@ -68,12 +68,15 @@ def our_wscale(rcvbuf: int) -> int:
 
 class TcbOptions:
     """Per-connection options (socket options): the :data:`PER_CONNECTION` fields of a
-    Config, which gives their defaults; keywords override them."""
+    Config, which gives their defaults; keywords override them. ``rcvbuf_locked`` says the
+    user set the receive buffer (SO_RCVBUF) before the connection opened: as in Linux, the
+    window scale then covers that buffer instead of the largest one it could grow to."""
 
-    __slots__ = PER_CONNECTION
+    __slots__ = (*PER_CONNECTION, "rcvbuf_locked")
 
     def __init__(self, config: Config | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else Config()
+        self.rcvbuf_locked = bool(overrides.pop("rcvbuf_locked", False))
         for name in PER_CONNECTION:
             setattr(self, name, overrides.pop(name) if name in overrides else getattr(cfg, name))
         if overrides:
@@ -85,14 +88,14 @@ class TcbOptions:
         return cls(cfg)
 
     def copy(self) -> TcbOptions:
-        return TcbOptions(**{n: getattr(self, n) for n in PER_CONNECTION})
+        return TcbOptions(**{n: getattr(self, n) for n in self.__slots__})
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TcbOptions) and all(
-            getattr(self, n) == getattr(other, n) for n in PER_CONNECTION)
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
 
     def __repr__(self) -> str:
-        return "TcbOptions(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in PER_CONNECTION) + ")"
+        return "TcbOptions(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
 
 class Tcb(TcbInput, TcbOutput):
@@ -187,7 +190,11 @@ class Tcb(TcbInput, TcbOutput):
 
     # ------------------------------------------------------------------ helpers
     def _our_wscale(self) -> int:
-        return our_wscale(self.options.rcvbuf)
+        """RFC 7323 2.3: a shift that covers the largest window we may advertise. As Linux
+        (tcp_select_initial_window): the largest buffer the connection could get
+        (``rmem_max``), unless the user fixed the buffer before opening."""
+        o = self.options
+        return our_wscale(o.rcvbuf if o.rcvbuf_locked else max(o.rcvbuf, self.cfg.rmem_max))
 
     def _trace(self, now: int, ev: str, **fields: Any) -> None:
         tr = self._tracer

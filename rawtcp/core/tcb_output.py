@@ -125,8 +125,11 @@ class TcbOutput:
         """RST|ACK from our current position (abort, close with unread data), or from
         ``seq`` when given."""
         seq = self.snd_max if seq is None else seq
+        # RFC 7323 3.2: once negotiated, TSopt SHOULD be sent in an RST too (Linux does)
+        opts = (Options(timestamps=(self._tsval(now), self.ts_recent)) if self.ts_ok
+                else _NO_OPTS)
         seg = Segment(self.local[1], self.remote[1], seq & MASK,
-                      self.rcv_nxt & MASK, RST | ACK, 0)
+                      self.rcv_nxt & MASK, RST | ACK, 0, opts)
         self.stack._transmit(self, seg, now)
 
     def _send_probe(self: Tcb, now: int) -> None:

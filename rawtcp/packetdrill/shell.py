@@ -95,6 +95,10 @@ def sysctl_changes(assignments: list[str]) -> tuple[dict[str, Any], list[str]]:
             field, conv = SYSCTLS[name]
             try:
                 out[field] = conv(val)
+                if name == "net.ipv4.tcp_rmem":
+                    # Linux's window scale covers max(tcp_rmem[2], net.core.rmem_max);
+                    # rawtcp's rmem_max stands for both
+                    out["rmem_max"] = max(int(val.split()[2]), out.get("rmem_max", 0))
             except (ValueError, IndexError):
                 ignored.append(f"{name}={val} (bad value)")
         else:

@@ -78,10 +78,10 @@ def _encode_options(o: Options) -> bytes:
         if len(ts) != 2:
             raise ValueError(f"timestamps must be (TSval, TSecr), got {ts!r}")
         parts.append(_TS.pack(_TS_SP_PREFIX if o.sack_permitted else _TS_PREFIX, ts[0], ts[1]))
-    if o.wscale is not None:
-        parts.append(_WS.pack(1, 3, 3, o.wscale))
     if o.sack_permitted and ts is None:
         parts.append(_SP_ALONE)
+    if o.wscale is not None:
+        parts.append(_WS.pack(1, 3, 3, o.wscale))
     blocks = o.sack_blocks
     if blocks:
         n = len(blocks)

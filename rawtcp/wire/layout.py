@@ -9,8 +9,8 @@ option present        bytes                                      size
 MSS                   ``02 04 mss(2)``                           4
 timestamps + SACK-ok  ``04 02 08 0a tsval(4) tsecr(4)``          12
 timestamps only       ``01 01 08 0a tsval(4) tsecr(4)``          12
-window scale          ``01 03 03 ws``                            4
 SACK-ok, no TS        ``01 01 04 02``                            4
+window scale          ``01 03 03 ws``                            4
 SACK blocks (n=1..4)  ``01 01 05 len (left(4) right(4))*n``      4+8n
 ====================  =========================================  =====
 

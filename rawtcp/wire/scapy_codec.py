@@ -58,10 +58,10 @@ def _scapy_options(o: Options) -> list[tuple[str, object]]:
         else:
             out += [("NOP", None), ("NOP", None)]
         out.append(("Timestamp", tuple(o.timestamps)))
-    if o.wscale is not None:
-        out += [("NOP", None), ("WScale", o.wscale)]
     if o.sack_permitted and o.timestamps is None:
         out += [("NOP", None), ("NOP", None), ("SAckOK", b"")]
+    if o.wscale is not None:
+        out += [("NOP", None), ("WScale", o.wscale)]
     if o.sack_blocks:
         edges = tuple(edge for block in o.sack_blocks for edge in block)
         out += [("NOP", None), ("NOP", None), ("SAck", edges)]

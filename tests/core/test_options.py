@@ -248,3 +248,45 @@ def test_dsack_off() -> None:
     h.take(at=T + 50 * MS)
     h.send(from_peer(seq=PISS + 1, flags="PA", payload=b"a" * 100), at=T + 60 * MS)
     h.recv([to_peer(ack=PISS + 101, win=RCVBUF - 100)])
+
+
+def test_window_scale_covers_the_largest_buffer_unless_the_buffer_was_fixed() -> None:
+    """RFC 7323 2.3: the shift is chosen once, in the SYN, so it must cover the largest window
+    the connection may ever advertise. As Linux (tcp_select_initial_window): that is the
+    largest buffer it could get (Config.rmem_max: 6 MiB gives 7, Linux's default; 15 MiB, as
+    packetdrill's defaults set tcp_rmem, gives 8), or the buffer itself when the user fixed
+    it with SO_RCVBUF before connecting (TcbOptions.rcvbuf_locked)."""
+    from rawtcp.core.stack import Stack
+    from rawtcp.core.tcb import TcbOptions
+
+    def syn_wscale(cfg: Config, **opts) -> int | None:
+        st = Stack(cfg)
+        t = st.connect(st.bind("10.0.0.1", 0), "10.0.0.1", "10.0.0.2", 80, 0,
+                       options=TcbOptions(cfg, **opts) if opts else None)
+        (pkt,) = st.take_packets()
+        assert t.state is State.SYN_SENT
+        return pkt.segment.options.wscale
+
+    assert syn_wscale(Config()) == 7
+    assert syn_wscale(Config(rmem_max=15 << 20)) == 8
+    assert syn_wscale(Config(rcvbuf=8192, rmem_max=8192)) == 0
+    assert syn_wscale(Config(), rcvbuf=8192, rcvbuf_locked=True) == 0
+    assert syn_wscale(Config(), rcvbuf=256 * 1024, rcvbuf_locked=True) == 3
+
+
+def test_rst_carries_timestamps_once_negotiated() -> None:
+    """RFC 7323 3.2: with timestamps negotiated, TSopt SHOULD be sent in an RST as well (Linux
+    does; packetdrill's reset_tsval checks it): here the RST of a close with unread data
+    (RFC 2525 2.17) echoes the peer's latest TSval."""
+    h = Harness(full_config())
+    h.listen()
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=ALL), at=0)
+    h.take()
+    h.send(from_peer(win=100, opts=Options(timestamps=(101, 0))), at=5 * MS)
+    t = h.listener.accept()
+    h.send(from_peer(flags="PA", payload=b"unread", win=100,
+                     opts=Options(timestamps=(150, 5))), at=10 * MS)
+    h.take(at=10 * MS)
+    t.close(30 * MS)
+    (rst,) = h.take(at=30 * MS)
+    assert rst.flags & 0x04 and rst.options.timestamps == (30, 150)
