@@ -1,38 +1,21 @@
-"""A rawtcp trace of one connection as a packetdrill script.
+"""A rawtcp trace of one connection as a packetdrill script (docs/packetdrill.md).
 
-Two views of the same run:
+- :func:`export_trace`: **the peer's point of view**. The script's local stack is the peer, so
+  rawtcp's segments are inbound ``<`` lines (as the peer received them) and the peer's are
+  outbound ``>`` lines, with the peer application's calls: the real packetdrill replays it
+  against Linux. Written from the peer's own events when the trace holds them (a Sim traces
+  both stacks), else reconstructed from rawtcp's: the peer's clock is rawtcp's shifted by the
+  one-way delay (default half the handshake round trip), made causally consistent.
+- :func:`export_local`: **rawtcp's point of view** (its calls, its segments ``>``, the peer's
+  ``<``), which ``rawtcp packetdrill`` replays against rawtcp: a round trip.
 
-- :func:`export_trace` writes it **from the peer's point of view**: the script's local stack is
-  the peer (the kernel rawtcp talked to), so rawtcp's segments become inbound ``<`` lines (as
-  the peer received them) and the peer's segments outbound ``>`` lines, with the socket calls
-  the peer's application made. The real packetdrill replays it against Linux; ``rawtcp
-  packetdrill`` replays it against rawtcp in the peer's role.
-- :func:`export_local` writes it **from rawtcp's point of view**: rawtcp's calls, its segments
-  as ``>``, the peer's as ``<``, so ``rawtcp packetdrill`` can check that rawtcp still does what
-  it did (a round trip).
-
-What the trace gives and what is inferred
------------------------------------------
-Segments come from ``seg`` events (both directions, absolute numbers; options as
-``Options.to_dict()``). Sequence numbers are written relative to each side's ISN as packetdrill
-reads them (SYNs ``0:0(0)``); SACK blocks relative to the ISN of the side whose data they cover.
-Options are laid out as rawtcp's codec puts them on the wire (Linux's order, NOPs included).
-
-Faults (``fault`` events) say what the link did: a rawtcp segment dropped or corrupted on the
-way out never reaches the peer (no ``<`` line in the peer's view, still a ``>`` line in
-rawtcp's); a delayed one arrives later; a duplicated one arrives more than once; a reordered
-one arrives when its ``fault_release`` says. A peer segment dropped before rawtcp saw it is a
-``>`` line in the peer's view (options unknown: ``<...>``) and absent from rawtcp's.
-
-Times: rawtcp's clock in rawtcp's view. The peer's clock is shifted by the one-way delay
-``delay_us`` (default: half the handshake round trip seen in the trace): rawtcp's segment sent
-at *t* reaches the peer at *t + delay*, the peer's segment seen at *t* left it at *t - delay*.
-
-Socket calls are not in traces; they are inferred from the segments: ``accept`` when the
-handshake completes, ``write`` of the new bytes before the segment that first carries them,
-``read`` of every byte as soon as it is in order, ``close`` before the FIN (``shutdown(SHUT_WR)``
-when data still flows towards that side after its FIN, then ``close`` after the other FIN), a
-``close`` before a reset of a connection that had unread data.
+Segments come from ``seg`` events; numbers are written as packetdrill reads them (SYNs
+``0:0(0)``, the rest relative to each side's ISN, SACK blocks too); options as rawtcp's codec
+lays them out (Linux's order). ``fault`` events say what the link did to each segment (lost,
+corrupted, delayed, duplicated, reordered), so each view shows what its side sent and got.
+Socket calls are not in traces: they are inferred from the segments (accept when the
+handshake completes, writes before new data, reads when bytes are in order, close or
+shutdown before the FIN, SO_LINGER + close before an abort's reset).
 """
 
 from __future__ import annotations
@@ -54,9 +37,6 @@ Event = dict[str, Any]
 # packetdrill's default addresses (what the replay command in the header uses)
 PD_V4 = ("192.168.0.1", "192.0.2.1", "--gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0")
 PD_V6 = ("fd3d:0a0b:17d6::1", "fd3d:fa7b:d17d::1", "--gateway_ip=fd3d:0a0b:17d6:8888::1 --mtu=1520")
-
-
-
 WRITE_MAX = 65536   # the largest write the exporter infers (a replaying send buffer holds it)
 
 
