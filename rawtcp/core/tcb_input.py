@@ -289,8 +289,12 @@ class TcbInput:
                 self._set_state(CLOSED, "RST in SYN_RECEIVED (back to LISTEN)", now)
             else:
                 self._fail(errno.ECONNREFUSED, "RST in SYN_RECEIVED", now)
-        elif st is CLOSING or st is LAST_ACK:
+        elif (st is CLOSING or st is LAST_ACK) and self.orphan:
             self._set_state(CLOSED, "RST", now)
+        elif st is CLOSING or st is LAST_ACK:
+            # the user only shut the sending side: it still holds the socket and learns of
+            # the reset (as Linux's tcp_reset: ECONNRESET)
+            self._fail(errno.ECONNRESET, "RST received", now)
         else:
             self._fail(errno.ECONNRESET, "RST received", now)
         return False
@@ -385,6 +389,13 @@ class TcbInput:
             self.ack_now = True  # duplicate text: ACK it at once
         if fin and st in DATA_STATES and self.peer_fin is None:
             self.peer_fin = fin_seq
+        elif seg.flags & FIN and self.fin_rcvd:
+            # RFC 9293 3.10.7.4 eighth: a FIN after the peer's FIN was taken (CLOSE-WAIT,
+            # CLOSING, LAST-ACK, TIME-WAIT) is acknowledged; TIME-WAIT restarts its 2 MSL
+            if st is TIME_WAIT:
+                self._time_wait_fin(now)
+            else:
+                self.ack_now = True
         return True
 
     def _process_fin(self: Tcb, now: int) -> None:

@@ -412,3 +412,18 @@ def test_fin_arriving_before_the_data_it_follows(est: Harness) -> None:
     h.recv([to_peer(ack=PISS + 8, win=RCVBUF - 7)])
     assert h.tcb.state is State.CLOSE_WAIT
     assert h.tcb.recv(100, 32 * MS) == b"abcdef" and h.tcb.eof
+
+
+def test_time_wait_acks_a_new_fin_at_rcv_nxt_and_restarts_2msl(time_wait: Harness) -> None:
+    """RFC 9293 3.10.7.4 eighth: a FIN is acknowledged in every state; in TIME-WAIT the 2 MSL
+    timeout restarts. Here the FIN sits at RCV.NXT (after the peer's first FIN), inside the
+    window, so it passes the acceptability test (Linux ACKs it too: packetdrill's FreeBSD
+    rcv-fin-ack-time-wait scripts)."""
+    h = time_wait
+    t1 = 40 * MS + 10 * SEC
+    h.send(from_peer(seq=PISS + 2, flags="FA", ack=ISS + 2), at=t1)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.recv_nothing(at=t1 + TW - 1)
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=t1 + TW)
+    assert h.tcb.state is State.CLOSED

@@ -199,3 +199,17 @@ def test_syn_gets_challenge_ack_in_every_synchronized_state(
     h.recv([challenge])
     assert h.tcb.state is before and h.tcb.error is None
     assert h.stack.counters["challenge_acks"] == 1
+
+
+def test_rst_in_last_ack_after_shutdown_reports_econnreset(close_wait: Harness) -> None:
+    """RFC 9293 3.10.7.4 second closes the connection quietly because, in its model, the
+    user already closed. After shutdown(SHUT_WR) the user still holds the socket: it learns
+    of the reset, as from Linux (tcp_reset: ECONNRESET in LAST-ACK); packetdrill's
+    rcv-rst-last-ack scripts check it with SO_ERROR."""
+    h = close_wait
+    h.tcb.shutdown(1, 30 * MS)                          # SHUT_WR: our FIN
+    h.recv([to_peer(flags="FA", ack=PISS + 2, win=RCVBUF - 1)], at=30 * MS)
+    assert h.tcb.state is State.LAST_ACK and not h.tcb.orphan
+    h.send(_rst(PISS + 2), at=T)
+    h.recv_nothing(at=T + 10 * SEC)
+    assert h.tcb.state is State.CLOSED and h.tcb.error == errno.ECONNRESET
