@@ -54,7 +54,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     o.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
                    help="run N scripts at a time in separate processes")
     p.add_argument("--realtime", action="store_true",
-                   help="(not available yet) run over a real TUN link in a private namespace")
+                   help="run over a real TUN link in a private namespace, in real time "
+                        "(root; raise --tolerance_usecs)")
 
 
 def _int(text: str) -> int:
@@ -116,7 +117,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
                       mtu=args.mtu, tcp_ts_tick_usecs=args.tcp_ts_tick_usecs,
                       tcp_ts_ecr_scaled=args.tcp_ts_ecr_scaled,
                       strict_segments=args.strict_segments, bind_port=args.bind_port,
-                      connect_port=args.connect_port,
+                      connect_port=args.connect_port, realtime=args.realtime,
                       config_overrides=dict(getattr(args, "config_overrides", {}) or {}))
 
 
@@ -154,10 +155,11 @@ def _worker(item: tuple[str, RunOptions, bool]) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the scripts; ValueError for a bad argument (the CLI makes it exit 2)."""
-    if args.realtime:
-        raise ValueError("--realtime is not available yet: scripts run on the virtual clock "
-                         "(leave --realtime out)")
     paths = find_scripts(args.paths)
+    if args.realtime:
+        from rawtcp.host import privileges
+
+        privileges.check(need_tun=True)     # PermissionError (one line, exit 1) if not root
     options = options_from_args(args)
     items = [(p, options, bool(args.ladder)) for p in paths]
     results: list[dict[str, Any]] = []

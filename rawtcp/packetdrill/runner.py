@@ -81,6 +81,8 @@ class RunOptions:
     bind_port: int = 8080
     connect_port: int = 8080
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    #: run over a real TUN link in a private namespace, in real time (root; rtstack.py)
+    realtime: bool = False
 
     def with_script_options(self, opts: dict[str, str]) -> tuple[RunOptions, list[str]]:
         """A copy with ``--name=value`` options applied; unknown names are returned."""
@@ -209,7 +211,15 @@ class _Run:
             if isinstance(ev, Command) and ev.time is None:
                 changes.update(self._command(ev, before_stack=True))
         self.config = cfg.with_overrides(changes) if changes else cfg
-        self.vs = VirtualStack(self.config, [self.local_ip], tracer=self.events.append)
+        if o.realtime:
+            from rawtcp.packetdrill.rtstack import RealStack
+
+            self.vs = RealStack(self.config, o.ip_version, tracer=self.events.append)
+            self.local_ip, self.remote_ip = self.vs.local_ip, self.vs.remote_ip
+            self.notes.append(f"real time over a TUN link: rawtcp {self.local_ip}, script "
+                              f"{self.remote_ip}, namespace {self.vs.lab.netns}")
+        else:
+            self.vs = VirtualStack(self.config, [self.local_ip], tracer=self.events.append)
         self.calls = Calls(Env(self.vs, self.family, self.local_ip, self.remote_ip,
                                o.bind_port, o.connect_port, on_socket=self._on_socket,
                                on_listen=self._on_listen, on_connect=self._on_connect,
@@ -219,11 +229,16 @@ class _Run:
     def run(self) -> Result:
         path = self.script.path
         try:
-            self._setup()
+            try:
+                self._setup()
+            except BaseException:
+                if getattr(self, "vs", None) is not None:
+                    self.vs.close()
+                raise
         except Unsupported as e:
             return Result(path, "UNSUPPORTED", reason=str(e), notes=self.notes)
-        except ValueError as e:
-            return Result(path, "FAIL", Failure(0, str(e)), notes=self.notes)
+        except (ValueError, OSError) as e:
+            return Result(path, "FAIL", Failure(0, f"cannot run: {e}"), notes=self.notes)
         status, failure, reason = "PASS", None, None
         try:
             for ev in self.script.events:
@@ -487,7 +502,8 @@ class _Run:
             want = value(sc.result)
         except ScriptValueError as e:
             self._fail(f"runtime error in {sc.name} call: {e}")
-        job = self.vs.start(lambda: self.calls.run(sc.name, args, want), sc.name)
+        job = self.vs.start(lambda: self.calls.run(sc.name, args, want), sc.name,
+                            may_block=sc.end_time is not None)
         if sc.end_time is None:
             if not job.done:
                 self._fail(f"runtime error in {sc.name} call: the call blocks in rawtcp but the "

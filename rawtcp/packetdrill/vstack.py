@@ -195,8 +195,9 @@ class VirtualStack:
                     w()
         self._bump()
 
-    def start(self, fn: Callable[[], Any], name: str = "call") -> Job:
-        """Run ``fn`` (a socket call) in a worker thread; return once it finished or parked."""
+    def start(self, fn: Callable[[], Any], name: str = "call", may_block: bool = True) -> Job:
+        """Run ``fn`` (a socket call) in a worker thread; return once it finished or parked
+        (``may_block`` matters only in real time, see rtstack)."""
         job = Job(self, fn, name)
         with self.lock:
             self._jobs.append(job)

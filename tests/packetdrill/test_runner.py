@@ -382,3 +382,34 @@ def test_so_rcvtimeo_times_out_on_the_virtual_clock(run) -> None:
                        "+0...0.3 read(4, ..., 10) = -1 EAGAIN (Resource temporarily "
                        "unavailable)\n")
     assert res.status == "PASS", res.diagnostics()
+
+
+def test_realtime_over_a_tun_link(run) -> None:
+    """--realtime: the same script over a real TUN device in a private namespace (root).
+    Outbound times are `*`: this checks the segments, not the machine's speed."""
+    from rawtcp.host.netns import netns_exists
+
+    text = """
+--tolerance_usecs=1000000
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
+*     > S. 0:0(0) ack 1 <...>
++.05  < . 1:1(0) ack 1 win 257
++0...1 accept(3, ..., ...) = 4
++0    write(4, ..., 100) = 100
+*     > P. 1:101(100) ack 1
++.05  < F. 1:1(0) ack 101 win 257
+*     > . 101:101(0) ack 2
++0    close(4) = 0
+*     > F. 101:101(0) ack 2
+"""
+    res = run(text, realtime=True)
+    assert res.status == "PASS", res.diagnostics()
+    note = [n for n in res.notes if n.startswith("real time over a TUN link: rawtcp "
+                                                 "10.77.0.2, script 10.77.0.3, namespace ")]
+    assert len(note) == 1
+    assert [e["flags"] for e in res.events if e["ev"] == "seg" and e["dir"] == "out"][:4] == \
+        ["SA", "PA", "A", "FA"]
+    assert not netns_exists(note[0].rsplit(" ", 1)[1])      # the lab is gone
