@@ -280,6 +280,14 @@ class Tcb(TcbInput, TcbOutput):
         self.timers.set("time_wait", now + self.cfg.time_wait_duration, now)
         self.ack_now = True
 
+    def _time_wait_stray(self, seg: Segment, now: int) -> None:
+        """An acceptable segment in TIME-WAIT that is not at RCV.NXT (a bare ACK there is
+        simply taken): RFC 9293 expects only a retransmitted FIN here; as Linux
+        (tcp_timewait_state_process) answer with an ACK, and restart 2 MSL if it acks."""
+        if seg.flags & Flags.ACK:
+            self.timers.set("time_wait", now + self.cfg.time_wait_duration, now)
+        self.ack_now = True
+
     def _time_wait_rst(self, seg: Segment, now: int) -> None:
         """RST in TIME-WAIT: ignored with RFC 1337 protection, else CLOSED (3.10.7.4)."""
         if self.cfg.rfc1337:

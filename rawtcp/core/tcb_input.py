@@ -193,6 +193,8 @@ class TcbInput:
         self._update_ts_recent(seg, sseq)
         if not self._check_syn(seg, now):
             return
+        if self.state is TIME_WAIT and sseq != self.rcv_nxt and not seg.flags & (FIN | RST):
+            self._time_wait_stray(seg, now)
         if not self._check_ack(seg, sseq, now):
             return
         if seg.flags & URG and self.state in DATA_STATES:

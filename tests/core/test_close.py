@@ -427,3 +427,20 @@ def test_time_wait_acks_a_new_fin_at_rcv_nxt_and_restarts_2msl(time_wait: Harnes
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=t1 + TW)
     assert h.tcb.state is State.CLOSED
+
+
+def test_time_wait_acks_a_stray_ack_inside_the_window(time_wait: Harness) -> None:
+    """TIME-WAIT (RFC 9293 3.10.7.4 fifth: only a retransmitted FIN is expected): an
+    acceptable bare ACK that is not at RCV.NXT gets an ACK back and restarts 2 MSL, as Linux
+    does (packetdrill's FreeBSD rcv-ack-time-wait 'middle' scripts); one at RCV.NXT is
+    simply taken."""
+    h = time_wait
+    h.send(from_peer(seq=PISS + 2, ack=ISS + 2), at=1 * SEC)
+    h.recv_nothing()
+    t1 = 10 * SEC
+    h.send(from_peer(seq=PISS + 3, ack=ISS + 2), at=t1)
+    h.recv([to_peer(seq=ISS + 2, ack=PISS + 2, win=RCVBUF - 1)])
+    h.recv_nothing(at=t1 + TW - 1)
+    assert h.tcb.state is State.TIME_WAIT
+    h.recv_nothing(at=t1 + TW)
+    assert h.tcb.state is State.CLOSED
