@@ -188,6 +188,8 @@ class _Run:
         self.prev_time = 0
         self.prev_inbound = False
         self.blocking: tuple[Syscall, Job, int | None, str] | None = None
+        self._init_commands: set[int] = set()
+        self._cleanup: list[Command] = []
 
     # ------------------------------------------------------------------ set-up
     def _setup(self) -> None:
@@ -208,8 +210,10 @@ class _Run:
         changes = dict(o.config_overrides)
         # untimed commands at the top run before anything (packetdrill's init command)
         for ev in self.script.events:
-            if isinstance(ev, Command) and ev.time is None:
-                changes.update(self._command(ev, before_stack=True))
+            if not isinstance(ev, Command) or ev.time is not None:
+                break
+            changes.update(self._command(ev, before_stack=True))
+            self._init_commands.add(id(ev))
         self.config = cfg.with_overrides(changes) if changes else cfg
         if o.realtime:
             from rawtcp.packetdrill.rtstack import RealStack
@@ -273,7 +277,9 @@ class _Run:
         elif isinstance(ev, Syscall):
             self._syscall(ev)
         elif isinstance(ev, Command):
-            if ev.time is not None:
+            if ev.time is None and id(ev) not in self._init_commands:
+                self._cleanup.append(ev)       # packetdrill runs it after the last event
+            elif ev.time is not None:
                 start, _end = self._times(ev.time, False)
                 self._wait_until(start, ev.time.kind, "command")
                 changes = self._command(ev)
@@ -614,6 +620,9 @@ class _Run:
                 self._line = sc.line
                 self._fail("runtime error: exiting while a blocking system call is in "
                            f"progress ({sc.name})")
+        for ev in self._cleanup:
+            self._line = ev.line
+            self._command(ev)
 
 
 def sg_canon(addr: str) -> str:
