@@ -404,10 +404,14 @@ class Tcb(TcbInput, TcbOutput):
         out = rbuf.take(n)
         self._changed()
         if st in SYNCHRONIZED and st is not TIME_WAIT and not self.fin_rcvd:
-            # Window update when the window opened enough (RFC 1122 4.2.3.3 receiver SWS).
-            free = self.options.rcvbuf - len(rbuf)
+            # A window update only when it matters (Linux tcp_cleanup_rbuf): what is left of
+            # the advertised window is at most half the buffer and the new one at least
+            # doubles it; and it opens by a non-silly amount (RFC 1122 4.2.3.3 receiver SWS).
+            rcvbuf = self.options.rcvbuf
+            free = rcvbuf - len(rbuf)
             cur = max(0, self.rcv_adv - self.rcv_nxt)
-            if free - cur >= min(self.options.rcvbuf // 2, 2 * self.smss):
+            if (2 * cur <= rcvbuf and free >= 2 * cur
+                    and free - cur >= min(rcvbuf // 2, self.smss)):
                 self.ack_now = True
                 self._output(now)
         return out

@@ -62,14 +62,23 @@ def test_data_is_acked_with_piggyback(est: Harness) -> None:
 
 
 def test_window_update_after_reading() -> None:
-    """RFC 1122 4.2.3.3: once the app frees enough buffer the window update is sent."""
+    """RFC 1122 4.2.3.3: once the app frees enough buffer the window update is sent. As
+    Linux (tcp_cleanup_rbuf), "enough" means the window left was at most half the buffer
+    and the new one at least doubles it: reading a little from a mostly empty buffer sends
+    nothing (the peer is not held back), reading after more than half was filled does."""
     h = Harness(plain_config(delayed_ack=0))
     h.passive_open()
     for i in range(4):
         h.send(from_peer(seq=PISS + 1 + i * MSS, payload=bytes(MSS)), at=T)
     assert len(h.take()) == 4
     assert len(h.tcb.recv(100_000, T + 1)) == 4 * MSS
-    h.recv([to_peer(ack=PISS + 1 + 4 * MSS, win=RCVBUF)])
+    h.recv_nothing(at=T + 1)                      # 58 kB of 64 kB still open: no update
+    n = RCVBUF // MSS - 4                          # fill the buffer to its last segment
+    for i in range(4, 4 + n):
+        h.send(from_peer(seq=PISS + 1 + i * MSS, payload=bytes(MSS)), at=T + 2)
+    h.take(at=T + 2)
+    assert len(h.tcb.recv(100_000, T + 3)) == n * MSS
+    h.recv([to_peer(ack=PISS + 1 + (4 + n) * MSS, win=RCVBUF)], at=T + 3)
 
 
 # ------------------------------------------------------------------ sending, Nagle
