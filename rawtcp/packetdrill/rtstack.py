@@ -6,8 +6,8 @@ exists nowhere (10.77.0.3 / fd77::3): its inbound segments are written onto the 
 AF_PACKET socket inside the namespace (the device hands them to rawtcp), and rawtcp's segments
 are read from the device by the same socket. The kernel of the namespace does not forward, so
 it never answers for the peer. Time is the monotonic clock; socket calls run in threads, and a
-call counts as blocked when it has not returned after a short moment (as packetdrill decides
-by looking at its thread's state). Needs root (namespaces, TUN).
+call counts as blocked once it waits in the stack's ``wait_for`` (as packetdrill decides by
+looking at whether its syscall thread sleeps). Needs root (namespaces, TUN).
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from rawtcp.packetdrill.vstack import fixed_isn
 from rawtcp.wire import ParseError, decode_ip, encode_ip
 
 PEER = {"ipv4": "10.77.0.3", "ipv6": "fd77::3"}
-BLOCKED_AFTER_S = 0.02     # a call not back after this long is blocked (packetdrill: asleep)
+BLOCKED_AFTER_S = 1.0      # a call neither back nor waiting after this long counts as blocked
+INJECT_WAIT_S = 1.0        # longest wait for rawtcp's loop to take an injected segment in
+LAB_MTU = 65535            # the device takes the script's segments of any size; rawtcp's
+#                            own MSS still comes from --mtu
 _ETH_P_ALL, _ETH_P_IP, _ETH_P_IPV6 = 0x0003, 0x0800, 0x86DD
 _PACKET_OUTGOING = 4
 
@@ -45,6 +48,7 @@ class RealJob:
         self.thread = threading.Thread(target=self._run, name=f"pd-rt-{name}", daemon=True)
 
     def _run(self) -> None:
+        self.stack._local.job = self
         try:
             self.result = self._fn()
         except BaseException as e:  # noqa: BLE001 - handed to the runner as the call's result
@@ -63,7 +67,7 @@ class RealStack:
         from rawtcp.lab.tunlab import TunLab
         from rawtcp.runtime import Stack
 
-        self.lab = TunLab(family=family, mtu=1500)
+        self.lab = TunLab(family=family, mtu=LAB_MTU)
         self.lab.__enter__()
         self._sock: _socket.socket | None = None
         self.stack: Any = None
@@ -86,6 +90,9 @@ class RealStack:
             raise
         self.sent: list[tuple[int, Packet]] = []
         self.jobs: list[RealJob] = []
+        self._local = threading.local()
+        self._wait_for = self.stack.wait_for
+        self.stack.wait_for = self._parking_wait_for     # this instance only
         self._stop = False
         self._reader = threading.Thread(target=self._sniff, name="pd-rt-sniff", daemon=True)
         self._reader.start()
@@ -134,19 +141,52 @@ class RealStack:
                 self.sent.append((self.now, pkt))
 
     def inject(self, pkts: list[Packet]) -> None:
+        """Write the segments onto the device, then wait until rawtcp's loop has taken them
+        in (as a kernel processes a packet written to a tun device before the write returns),
+        so the next event sees their effect."""
         assert self._sock is not None
+        counters = self.stack.counters
+        target = counters["frames_in"] + len(pkts)
         for p in pkts:
             self._sock.sendto(encode_ip(p), (self.lab.tun_name, self._proto))
+        deadline = time.monotonic() + INJECT_WAIT_S
+        while counters["frames_in"] < target and time.monotonic() < deadline:
+            time.sleep(0.0001)
+        with self.stack.lock:      # the loop holds it while it processes the batch
+            pass
+
+    def begin(self) -> None:
+        """The script starts now (its time 0), as packetdrill takes its start time just
+        before the first event."""
+        self._t0 = time.monotonic_ns()
+
+    def _parking_wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """The runtime's wait_for, noting when a call really waits (packetdrill looks at
+        whether the syscall thread sleeps)."""
+        job = getattr(self._local, "job", None)
+        if job is None:
+            return self._wait_for(predicate, timeout)
+
+        def pred() -> bool:
+            ok = predicate()
+            job.parked = not ok
+            return ok
+
+        try:
+            return self._wait_for(pred, timeout)
+        finally:
+            job.parked = False
 
     def start(self, fn: Callable[[], Any], name: str = "call",
               may_block: bool = True) -> RealJob:
-        """Run the call in a thread; return when it finished or seems blocked (a call the
-        script does not expect to block gets a second to finish)."""
+        """Run the call in a thread; return when it finished or waits in the stack (or has
+        computed for a second without either)."""
         job = RealJob(self, fn, name)
         self.jobs.append(job)
         job.thread.start()
-        if not job._finished.wait(BLOCKED_AFTER_S if may_block else 1.0):
-            job.parked = True
+        deadline = time.monotonic() + BLOCKED_AFTER_S
+        while not job.done and not job.parked and time.monotonic() < deadline:
+            time.sleep(0.0001)
         return job
 
     def settle(self) -> None:

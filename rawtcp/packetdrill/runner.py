@@ -245,6 +245,7 @@ class _Run:
             return Result(path, "FAIL", Failure(0, f"cannot run: {e}"), notes=self.notes)
         status, failure, reason = "PASS", None, None
         try:
+            self.vs.begin()
             for ev in self.script.events:
                 self._event(ev)
                 self._poll_blocking()
@@ -255,7 +256,7 @@ class _Run:
             status, reason = "UNSUPPORTED", str(e)
         except shell.CodeUnsupported as e:
             status, reason = "UNSUPPORTED", str(e)
-        except StackStuck as e:
+        except (StackStuck, OSError) as e:
             status, failure = "FAIL", Failure(self._line, f"runner error: {e}")
         finally:
             now = self.vs.now

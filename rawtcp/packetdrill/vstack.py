@@ -195,6 +195,9 @@ class VirtualStack:
                     w()
         self._bump()
 
+    def begin(self) -> None:
+        """The script starts (virtual time is already 0)."""
+
     def start(self, fn: Callable[[], Any], name: str = "call", may_block: bool = True) -> Job:
         """Run ``fn`` (a socket call) in a worker thread; return once it finished or parked
         (``may_block`` matters only in real time, see rtstack)."""
