@@ -413,3 +413,24 @@ def test_realtime_over_a_tun_link(run) -> None:
     assert [e["flags"] for e in res.events if e["ev"] == "seg" and e["dir"] == "out"][:4] == \
         ["SA", "PA", "A", "FA"]
     assert not netns_exists(note[0].rsplit(" ", 1)[1])      # the lab is gone
+
+
+def test_virtual_stack_parks_a_blocking_call_and_moves_time_only_on_demand() -> None:
+    """vstack: a blocking connect parks in a worker; the clock moves only in advance_to, and
+    the SYN is retransmitted at exactly 1 s and 3 s (RFC 6298 2.1 initial RTO of 1 s, 5.5
+    doubling)."""
+    import socket as pysocket
+
+    from rawtcp.packetdrill.vstack import VirtualStack
+
+    vs = VirtualStack(addresses=["192.168.0.1"])
+    s = vs.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    job = vs.start(lambda: s.connect(("192.0.2.1", 8080)), "connect")
+    assert job.parked and not job.done and vs.now == 0
+    assert [(t, p.segment.flags) for t, p in vs.sent] == [(0, 2)]
+    vs.advance_to(3_500_000)
+    assert vs.now == 3_500_000 and job.parked
+    assert [t for t, _p in vs.sent] == [0, 1_000_000, 3_000_000]
+    assert len({p.segment.seq for _t, p in vs.sent}) == 1
+    vs.close()
+    assert job.done and isinstance(job.exc, OSError)
