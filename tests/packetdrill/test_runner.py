@@ -31,7 +31,7 @@ LIFECYCLE = SERVER + """
 +0    > P. 1:1001(1000) ack 1
 +.1   < P. 1:501(500) ack 1001 win 257
 +0    read(4, ..., 500) = 500
-+.04~+.05 > . 1001:1001(0) ack 501
++0    > . 1001:1001(0) ack 501
 +0    close(4) = 0
 +0    > F. 1001:1001(0) ack 501
 +.1   < F. 501:501(0) ack 1002 win 257
@@ -48,7 +48,7 @@ def line_of(text: str, needle: str) -> int:
 def test_lifecycle_passes(run) -> None:
     res = run(LIFECYCLE)
     assert res.status == "PASS", res.diagnostics()
-    assert res.virtual_us == 340_000          # the last event (0.34 s), on the virtual clock
+    assert res.virtual_us == 300_000          # the last event (0.3 s), on the virtual clock
 
 
 def test_runs_are_deterministic(run) -> None:
@@ -317,14 +317,15 @@ def scripts(tmp_path):
 
 def test_cli_all_pass_exits_0(scripts, capsys) -> None:
     good, _bad = scripts
-    assert cli.main(["packetdrill", str(good)]) == 0
+    assert cli.main(["packetdrill", "--config", "delayed_ack=0", str(good)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [f"PASS {good}", "1 passed, 0 failed"]
 
 
 def test_cli_a_failure_exits_1_with_diagnostics(scripts, capsys) -> None:
     good, bad = scripts
-    assert cli.main(["packetdrill", "-j", "2", str(good), str(bad)]) == 1
+    assert cli.main(["packetdrill", "--config", "delayed_ack=0", "-j", "2", str(good),
+                     str(bad)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"PASS {good}" and out[1] == f"FAIL {bad}"
     line = line_of(LIFECYCLE, "ack 1002 win 257") + 1
@@ -334,7 +335,8 @@ def test_cli_a_failure_exits_1_with_diagnostics(scripts, capsys) -> None:
 
 def test_cli_directory_json_and_ladder(scripts, capsys) -> None:
     good, bad = scripts
-    assert cli.main(["packetdrill", "--json", "--ladder", str(good.parent)]) == 1
+    assert cli.main(["packetdrill", "--config", "delayed_ack=0", "--json", "--ladder",
+                     str(good.parent)]) == 1
     data = json.loads(capsys.readouterr().out)
     assert (data["passed"], data["failed"], data["unsupported"]) == (1, 1, 0)
     failed = [r for r in data["results"] if r["status"] == "FAIL"][0]
@@ -345,7 +347,7 @@ def test_cli_directory_json_and_ladder(scripts, capsys) -> None:
 def test_cli_unsupported_is_counted(tmp_path, capsys) -> None:
     p = tmp_path / "u.pkt"
     p.write_text(SERVER.lstrip() + "+0 %{ assert tcpi_reordering == 3 }%\n")
-    assert cli.main(["packetdrill", str(p)]) == 1
+    assert cli.main(["packetdrill", "--config", "delayed_ack=0", str(p)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"UNSUPPORTED {p}: tcpi_reordering has no rawtcp equivalent"
     assert out[-1] == "0 passed, 0 failed, 1 unsupported"
@@ -364,15 +366,17 @@ def test_cli_bad_arguments_exit_2_with_one_line(argv, capsys) -> None:
 def test_parse_error_is_a_failure_with_its_line(tmp_path, capsys) -> None:
     p = tmp_path / "broken.pkt"
     p.write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > Q 0:0(0)\n")
-    assert cli.main(["packetdrill", str(p)]) == 1
+    assert cli.main(["packetdrill", "--config", "delayed_ack=0", str(p)]) == 1
     out = capsys.readouterr().out
     assert f"{p}:2:" in out and out.splitlines()[-1] == "0 passed, 1 failed"
 
 
 def test_run_script_takes_a_parsed_script() -> None:
     from rawtcp.packetdrill.parser import parse_script
+    from rawtcp.packetdrill.runner import RunOptions
 
-    res = run_script(parse_script(LIFECYCLE.lstrip(), "x.pkt"))
+    res = run_script(parse_script(LIFECYCLE.lstrip(), "x.pkt"),
+                     RunOptions(config_overrides={"delayed_ack": 0}))
     assert res.passed and res.to_dict()["status"] == "PASS"
 
 
@@ -434,3 +438,22 @@ def test_virtual_stack_parks_a_blocking_call_and_moves_time_only_on_demand() -> 
     assert len({p.segment.seq for _t, p in vs.sent}) == 1
     vs.close()
     assert job.done and isinstance(job.exc, OSError)
+
+
+def test_poll_and_vector_calls(run) -> None:
+    res = run(SERVER + """
++0    poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1
++0...0.1 poll([{fd=4, events=POLLIN, revents=POLLIN}], 1, 1000) = 1
++.1   < P. 1:11(10) ack 1 win 257
++0    readv(4, [{iov_base=..., iov_len=4}, {iov_base=..., iov_len=2}], 2) = 6
++0    recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 10}], msg_flags=0}, 0) = 4
++0    writev(4, [{..., 3}, {..., 2}], 2) = 5
++0    > P. 1:6(5) ack 11
++.01  < . 11:11(0) ack 6 win 257
++0    sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 7}], msg_flags=0}, 0) = 7
++0    > P. 6:13(7) ack 11
+""")
+    assert res.status == "PASS", res.diagnostics()
+    bad = run(SERVER + "+0 poll([{fd=4, events=POLLIN, revents=POLLIN}], 1, 0) = 0\n")
+    assert bad.status == "FAIL"
+    assert bad.failure.message == "poll: Expected revents of POLLIN but got 0 for pollfd 0"
