@@ -400,11 +400,12 @@ class _Run:
         horizon = deadline if kind == "any" else deadline + LOOKAHEAD
         got: list[tuple[int, Packet]] = []
         total = 0
+        # the first segment may come any time before the horizon; the ones joined to it (TSO/
+        # GSO emulation) only at the same instant (in real time: within the tolerance)
+        window = self.o.tolerance_usecs if self.o.realtime else 0
         while True:
-            # the first segment may come any time before the horizon; the ones joined to it
-            # (TSO/GSO emulation) only at the same instant
-            item = self._next_out(conn, horizon if not got else got[0][0])
-            if item is None or (got and item[0] != got[0][0]):
+            item = self._next_out(conn, horizon if not got else got[0][0] + window)
+            if item is None or (got and item[0] > got[0][0] + window):
                 if item is not None:
                     self.vs.sent.insert(0, item)
                 break
