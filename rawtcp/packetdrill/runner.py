@@ -425,7 +425,7 @@ class _Run:
         actual = sg.to_script(conn, first.segment, first.src, first.dst, p)
         for _t, q in got[1:]:
             a = sg.to_script(conn, q.segment, q.src, q.dst, None, learn_ts=False)
-            msg = self._fragment_error(actual, a, p.length, got)
+            msg = self._fragment_error(actual, a)
             if msg:
                 self._fail(f"error handling packet: {msg}", expected,
                            f"{_secs(t_first)} {actual.text()}")
@@ -439,8 +439,9 @@ class _Run:
             self._fail(f"error handling packet: {diff}", expected, actual_text)
         self._check_time(kind, start, end, t_first, "outbound packet", expected, actual_text)
 
-    def _fragment_error(self, agg: sg.Actual, a: sg.Actual, want: int,
-                        got: list[tuple[int, Packet]]) -> str | None:
+    @staticmethod
+    def _fragment_error(agg: sg.Actual, a: sg.Actual) -> str | None:
+        """Why segment ``a`` cannot be joined to the ones before (packetdrill's checks)."""
         if (agg.flags | FIN | PSH) != (a.flags | FIN | PSH):
             return "aggregate candidate: TCP flags differ from the previous segment's"
         if a.seq != (agg.seq + agg.length) & sg.MASK or a.ack != agg.ack or a.win != agg.win:
