@@ -1,8 +1,10 @@
 """Backtick commands and ``%{ }%`` blocks, understood without running anything on the host.
 
-- ``sysctl -q net.ipv4.tcp_sack=0`` (and ``-w``, several assignments in one command): a Linux
+- ``sysctl -q net.ipv4.tcp_sack=0`` (and ``-w``, several assignments in one command; Google's
+  ``set_sysctls.py /proc/sys/net/ipv4/tcp_sack=0``; ``echo 0 > /proc/sys/...``): a Linux
   sysctl with a rawtcp :class:`~rawtcp.core.config.Config` equivalent is applied to the
-  configuration; other sysctls are reported and ignored.
+  configuration; other sysctls are reported and ignored. A block of several commands (lines,
+  ``;``, ``&&``) is taken command by command.
 - ``../common/defaults.sh`` (Google's tests) and ``scripts/defaults.sh`` (ligurio's): the
   Linux settings those files make, applied the same way (their text is not read or run).
 - ``ss -Htan state STATE [( sport = :P )] | wc -l | grep -qx N``: the count of rawtcp
@@ -60,6 +62,9 @@ DEFAULTS_SH = [
     "net.ipv4.tcp_fastopen=0x70403", "net.ipv4.tcp_syncookies=1",
 ]
 DEFAULTS_FILES = ("defaults.sh",)
+SET_SYSCTLS = ("set_sysctls.py",)     # Google's helper: set_sysctls.py /proc/sys/...=V ...
+_PROC_WRITE = re.compile(r"^echo\s+(?P<value>\"[^\"]*\"|'[^']*'|\S+)\s*>\s*"
+                         r"(?P<path>/proc/sys/\S+)$")
 
 SS_STATES = {
     "established": "ESTABLISHED", "syn-sent": "SYN_SENT", "syn-recv": "SYN_RECEIVED",
@@ -106,10 +111,29 @@ def sysctl_changes(assignments: list[str]) -> tuple[dict[str, Any], list[str]]:
     return out, ignored
 
 
+def split_commands(text: str) -> list[str]:
+    """The shell commands in one backtick block: lines (``\\`` continues one), ``;``, ``&&``."""
+    text = text.replace("\\\n", " ")
+    return [c.strip() for c in re.split(r"\n|;|&&", text) if c.strip()]
+
+
 def run_command(text: str, count_state: Callable[[str, str | None, int | None], int],
                 ) -> CommandResult:
-    """Interpret one backtick command (see the module docstring)."""
-    cmd = " ".join(text.split())
+    """Interpret one backtick block, command by command (see the module docstring)."""
+    results = [_one_command(c, count_state) for c in split_commands(text)]
+    if not results:
+        return CommandResult(True, "empty command", {})
+    changes: dict[str, Any] = {}
+    for r in results:
+        changes.update(r.changes)
+    bad = [r for r in results if not r.ok]
+    return CommandResult(not bad, "; ".join(r.note for r in results), changes,
+                         bad[0].error if bad else None)
+
+
+def _one_command(cmd: str, count_state: Callable[[str, str | None, int | None], int],
+                 ) -> CommandResult:
+    cmd = " ".join(cmd.split())
     base = cmd.split()[0] if cmd else ""
     if base.endswith(DEFAULTS_FILES):
         ch, ign = sysctl_changes(DEFAULTS_SH)
@@ -118,12 +142,16 @@ def run_command(text: str, count_state: Callable[[str, str | None, int | None], 
     m = _SS.match(cmd)
     if m:
         return _ss(m, count_state)
-    if base == "sysctl":
-        try:
-            words = shlex.split(cmd)[1:]
-        except ValueError:
-            return CommandResult(True, f"ignored (cannot parse): {cmd}", {})
-        assigns = [w for w in words if not w.startswith("-") and "=" in w]
+    proc = _PROC_WRITE.match(cmd)
+    if base == "sysctl" or base.endswith(SET_SYSCTLS) or proc:
+        if proc:
+            words = [f"{proc['path']}={proc['value']}"]
+        else:
+            try:
+                words = shlex.split(cmd)[1:]
+            except ValueError:
+                return CommandResult(True, f"ignored (cannot parse): {cmd}", {})
+        assigns = [_sysctl_name(w) for w in words if not w.startswith("-") and "=" in w]
         if not assigns:
             return CommandResult(True, f"ignored (reads nothing into rawtcp): {cmd}", {})
         ch, ign = sysctl_changes(assigns)
@@ -132,6 +160,14 @@ def run_command(text: str, count_state: Callable[[str, str | None, int | None], 
             note += f"; ignored {', '.join(ign)} (no rawtcp equivalent)"
         return CommandResult(True, note, ch)
     return CommandResult(True, f"ignored, not executed: {cmd}", {})
+
+
+def _sysctl_name(assignment: str) -> str:
+    """``/proc/sys/net/ipv4/tcp_sack=0`` -> ``net.ipv4.tcp_sack=0`` (sysctl names as is)."""
+    name, _, val = assignment.partition("=")
+    if name.startswith("/proc/sys/"):
+        name = name[len("/proc/sys/"):].replace("/", ".")
+    return f"{name}={val}"
 
 
 def _fmt(ch: dict[str, Any]) -> str:

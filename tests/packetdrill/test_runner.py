@@ -457,3 +457,17 @@ def test_poll_and_vector_calls(run) -> None:
     bad = run(SERVER + "+0 poll([{fd=4, events=POLLIN, revents=POLLIN}], 1, 0) = 0\n")
     assert bad.status == "FAIL"
     assert bad.failure.message == "poll: Expected revents of POLLIN but got 0 for pollfd 0"
+
+
+def test_a_block_of_commands_is_taken_one_by_one(run) -> None:
+    # as Google's scripts write it: defaults, then set_sysctls.py turning timestamps off
+    text = ("`../common/defaults.sh\n ../common/set_sysctls.py "
+            "/proc/sys/net/ipv4/tcp_timestamps=0 \\\n /proc/sys/net/ipv4/tcp_sack=0`\n"
+            + SYN_ONLY_MSS.split("\n", 2)[2].replace("<mss 1460>", "<...>"))
+    res = run(text)
+    assert res.status == "PASS", res.diagnostics()
+    note = res.notes[0]
+    assert "applied Linux defaults" in note and "applied timestamps=False, sack=False" in note
+    syn = [e for e in res.events if e["ev"] == "seg"][0]
+    assert syn["flags"] == "S" and syn["opts"]["timestamps"] is None
+    assert not syn["opts"]["sack_permitted"] and syn["opts"]["wscale"] is not None
