@@ -58,6 +58,8 @@ ANY_TIME_LIMIT = 600_000_000   # how long a `*` outbound expectation waits (virt
 LOOKAHEAD = 60_000_000         # how far past the deadline to look, to say how late it came
 IDLE_WAIT = 1_000_000          # packetdrill waits 1 s for a blocking call before the next one
 
+_KNOWN_OPTIONS = {"mss", "wscale", "sackOK", "sack", "TS", "nop", "eol"}
+
 # packetdrill options that mean nothing on a virtual clock (accepted and ignored)
 _IGNORED_OPTIONS = {"gateway_ip", "netmask_ip", "speed", "init_scripts", "verbose",
                     "non_fatal", "dry_run", "tolerance_percent", "bind_ip", "connect_ip",
@@ -271,6 +273,10 @@ class _Run:
     def _event(self, ev: Any) -> None:
         self._line = ev.line
         if isinstance(ev, ScriptPacket):
+            for opt in ev.options or ():
+                if opt.kind not in _KNOWN_OPTIONS:
+                    raise Unsupported(f"TCP option {opt.kind} (line {ev.line}) is not one "
+                                      "rawtcp has")
             if ev.direction == "<":
                 self._inbound(ev)
             else:
