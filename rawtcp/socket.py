@@ -494,7 +494,7 @@ class Socket:
             with self._stack.lock:
                 data = t.recv_urgent(peek=bool(flags & MSG_PEEK))
             return data[:bufsize] if bufsize else b""
-        if self._shut_rd or bufsize == 0:
+        if bufsize == 0:
             return b""
         if flags & MSG_WAITALL and not flags & (MSG_PEEK | MSG_DONTWAIT):
             return self._recv_waitall(bufsize, flags & ~MSG_WAITALL)

@@ -100,6 +100,10 @@ class Config:
     delayed_ack: int = _f(40 * MS, "us", "delayed ACK timeout, 0 = ACK every segment at once; "
                                          "the core caps it at 200 ms (RFC 1122 4.2.3.2)",
                           0, 500 * MS)
+    quickack: int = _f(16, "segments", "quick-ACK mode: the first data segments (and the "
+                                       "first after an idle RTO) are ACKed at once, up to "
+                                       "this many (Linux TCP_MAX_QUICKACKS); 0 = delayed ACKs "
+                                       "from the start", 0, 1000)
     nodelay: bool = _flag(False, "disable Nagle's algorithm (TCP_NODELAY)")
     keepalive: bool = _flag(False, "send keep-alive probes on idle connections (SO_KEEPALIVE)")
     keepalive_time: int = _f(7200 * SEC, "us", "idle time before the first keep-alive probe "

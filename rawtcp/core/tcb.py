@@ -106,6 +106,7 @@ class Tcb(TcbInput, TcbOutput):
 
     __slots__ = ("ack_now", "binding", "cc", "cfg", "conn", "dsack_block", "error", "fin_queued",
                  "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out", "last_ack_sent",
+                 "last_data_at", "pingpong", "quick",
                  "listener", "local", "max_snd_wnd", "nagle_end", "options", "orphan",
                  "out_of_order", "peer_fin", "peer_mss", "persist_backoff", "persist_probes",
                  "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale", "rd_shutdown",
@@ -171,6 +172,9 @@ class Tcb(TcbInput, TcbOutput):
         self.ts_recent = 0
         self.ts_recent_set = False
         self.last_ack_sent = 0
+        self.last_data_at: int | None = None   # when in-order data last arrived
+        self.quick = 0                          # quick ACKs left (Config.quickack)
+        self.pingpong = False                   # interactive: ACKs ride on replies
         # --- ACK generation ---
         self.ack_now = False
         self.dsack_block: tuple[int, int] | None = None  # duplicate range to report (RFC 2883)
@@ -397,7 +401,7 @@ class Tcb(TcbInput, TcbOutput):
         if st is LISTEN or (st is CLOSED and not self.iss_chosen):
             raise OSError(errno.ENOTCONN, "recv: not connected; call connect() or accept() first")
         rbuf = self.rbuf
-        if n <= 0 or not rbuf or self.rd_shutdown:
+        if n <= 0 or not rbuf:
             return b""
         n = self.urgent.read_limit(n)     # a read stops at the urgent mark
         self.urgent.consumed(min(n, len(rbuf)))
@@ -561,6 +565,7 @@ class Tcb(TcbInput, TcbOutput):
             self._output(now, force=True)
 
     def _timer_delack(self, now: int) -> None:
+        self.pingpong = False    # Linux: a delayed ACK that had to go alone ends pingpong
         self.ack_now = True
         self._output(now)
 

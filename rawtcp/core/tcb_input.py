@@ -416,26 +416,46 @@ class TcbInput:
         elif st is FIN_WAIT_2:
             self._set_state(TIME_WAIT, "FIN received", now)
 
+    def _quick_ack(self: Tcb, now: int) -> bool:
+        """Linux's quick-ACK mode (tcp_event_data_recv, tcp_incr_quickack): the first data
+        of a connection, and the first after an idle RTO, start a run of ACKs sent at once
+        (up to Config.quickack, and about a window's worth of pairs of segments), so the
+        peer's slow start is not held back by delayed ACKs; a connection whose data goes
+        out in reply to what it receives (pingpong, interactive) delays them instead."""
+        limit = self.cfg.quickack
+        if not limit:
+            return False
+        last = self.last_data_at
+        self.last_data_at = now
+        if last is None or now - last > self.rtt.rto:
+            pairs = self.options.rcvbuf // (2 * self.smss) or 2
+            self.quick = max(self.quick, min(limit, pairs))
+        if self.quick and not self.pingpong:
+            self.quick -= 1
+            return True
+        return False
+
     def _accept_text(self: Tcb, start: int, payload: bytes, now: int) -> None:
         """Queue in-order text, keep out-of-order text, decide the ACK (RFC 1122 4.2.3.2,
         RFC 5681 4.2: immediate ACK for out-of-order data and for filling a hole)."""
         if start == self.rcv_nxt:
-            if not self.rd_shutdown:
-                if self.urgent.rcv_seq is None:       # the common case: no urgent data
-                    self.rbuf += payload
-                else:
-                    self.urgent.deliver(self.rbuf, start, payload)
-                self._changed()
+            # also after shutdown(SHUT_RD): Linux keeps queueing (a read returns it; close
+            # with it unread resets the connection)
+            if self.urgent.rcv_seq is None:       # the common case: no urgent data
+                self.rbuf += payload
+            else:
+                self.urgent.deliver(self.rbuf, start, payload)
+            self._changed()
             self.rcv_nxt += len(payload)
             ooo = self.out_of_order
             if ooo:
                 more = ooo.pop_ready(self.rcv_nxt)
                 if more:
-                    if not self.rd_shutdown:
-                        self.urgent.deliver(self.rbuf, self.rcv_nxt, more)
+                    self.urgent.deliver(self.rbuf, self.rcv_nxt, more)
                     self.rcv_nxt += len(more)
                 self.ack_now = True
-            elif self.cfg.delayed_ack <= 0 or self.rcv_nxt - self.last_ack_sent > self.smss:
+            elif (self._quick_ack(now) or self.cfg.delayed_ack <= 0
+                  or self.rcv_nxt - self.last_ack_sent > self.smss):
                 # RFC 5681 4.2: an ACK for at least every second full-sized segment. A
                 # full-sized segment is often shorter than SMSS (its SACK option takes
                 # room), so count "more than one SMSS unacknowledged", as Linux's

@@ -153,6 +153,9 @@ class TcbOutput:
             if self.rtt_seq is None:
                 self.rtt_seq = end
                 self.rtt_time = now
+            last = self.last_data_at
+            if n and last is not None and now - last < self.cfg.delayed_ack:
+                self.pingpong = True      # a reply within the delayed-ACK time (Linux)
             if 0 < n < self.smss:
                 self.nagle_end = end
         if end > self.snd_max:

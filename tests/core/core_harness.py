@@ -37,7 +37,7 @@ RTO = 200 * MS
 
 def plain_config(**kw) -> Config:
     base = dict(window_scaling=False, sack=False, timestamps=False, rcvbuf=RCVBUF,
-                sndbuf=RCVBUF, msl=30 * SEC)
+                sndbuf=RCVBUF, msl=30 * SEC, quickack=0)
     base.update(kw)
     # the window scale covers rmem_max (as Linux's covers its largest buffer): keep it at the
     # buffer so the scale these tests expect follows from rcvbuf alone

@@ -13,6 +13,7 @@ from rawtcp.core.config import MS, SEC
 from rawtcp.core.tcb import State
 
 TW = 60 * SEC  # 2 * MSL with msl = 30 s
+T = 20 * MS
 
 
 # ------------------------------------------------------------------ active close
@@ -444,3 +445,17 @@ def test_time_wait_acks_a_stray_ack_inside_the_window(time_wait: Harness) -> Non
     assert h.tcb.state is State.TIME_WAIT
     h.recv_nothing(at=t1 + TW)
     assert h.tcb.state is State.CLOSED
+
+
+def test_shut_rd_still_queues_what_arrives(est: Harness) -> None:
+    """shutdown(SHUT_RD) (RFC 9293 3.10.4 leaves its receive side to the implementation):
+    as Linux, a read returns EOF while nothing is queued, data that arrives afterwards is
+    still acknowledged and queued, and a read returns it (packetdrill's shutdown-rd-wr-close
+    checks this)."""
+    h = est
+    h.tcb.shutdown(0, T)
+    assert h.tcb.recv(100, T) == b"" and h.tcb.eof
+    h.send(from_peer(flags="PA", payload=b"late data"), at=T + 1 * MS)
+    h.recv([to_peer(ack=PISS + 1 + 9, win=RCVBUF - 9)], at=T + 1 * MS + 40 * MS)
+    assert not h.tcb.eof
+    assert h.tcb.recv(100, T + 50 * MS) == b"late data"
