@@ -22,225 +22,33 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rawtcp.core.segment import Options, Segment, parse_flags
+from rawtcp.core.segment import Options, Segment
+from rawtcp.packetdrill.export_read import (
+    MASK,
+    Event,
+    ExportError,
+    _Conn,
+    _le,
+    _lt,
+    _read,
+    _Seg,
+)
 from rawtcp.packetdrill.script import Option, Packet, Time, format_packet, format_time
 from rawtcp.wire import encode_tcp
 
 __all__ = ["ExportError", "export_local", "export_trace", "write_script"]
 
-MASK = 0xFFFFFFFF
-Event = dict[str, Any]
 
 # packetdrill's default addresses (what the replay command in the header uses)
 PD_V4 = ("192.168.0.1", "192.0.2.1", "--gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0")
 PD_V6 = ("fd3d:0a0b:17d6::1", "fd3d:fa7b:d17d::1", "--gateway_ip=fd3d:0a0b:17d6:8888::1 --mtu=1520")
+REAL_TOLERANCE = 10_000   # us: timing slack of a script exported from a real-time run
 WRITE_MAX = 65536   # the largest write the exporter infers (a replaying send buffer holds it)
 
 
-class ExportError(ValueError):
-    """The trace holds no connection that can be exported (says why)."""
-
-
-@dataclass
-class _Seg:
-    """One transmission of a segment, on the link between rawtcp and the peer."""
-
-    t: int                       # when the sender sent it (sender's view, rawtcp's clock)
-    idx: int                     # position in the trace: orders events at the same time
-    ours: bool                   # sent by rawtcp
-    flags: int
-    seq: int
-    ack: int
-    win: int
-    length: int
-    opts: dict | None            # None: unknown (a peer segment dropped before rawtcp)
-    urp: int = 0
-    seen_by_rawtcp: bool = True  # the peer's: rawtcp received it; ours: always True
-    peer_clock: bool = False     # t is already the peer's send time (a fault at the peer's side)
-    sent_t: tuple[int, bool] | None = None   # the peer's: (when a reorder fault saw it, at
-    #                                          the peer's side) -- its send time, not arrival
-    held_us: int = 0             # the peer's: time the link held it (a delay fault)
-    copy: bool = False           # the peer's: a copy the link made (a duplicate fault)
-    arrivals: list[int] = field(default_factory=list)  # ours: when the peer got each copy
-    arrival_idx: float | None = None  # ours: its place among arrivals (a reorder fault)
-    released_after: int = 0      # ours: held by a reorder fault until K later segments passed
-
-
-@dataclass
-class _Conn:
-    local: tuple[str, int]
-    remote: tuple[str, int]
-    active: bool                 # rawtcp connected (else it accepted)
-    iss: int
-    irs: int
-    segs: list[_Seg]
-    delay: int
-    closes: list[tuple[int, str]]   # rawtcp's state changes caused by its app: (t, reason)
-
-
-# ------------------------------------------------------------------------------ reading
-def _select(events: Iterable[Event], ours: str | None) -> list[Event]:
-    evs = [e for e in events if isinstance(e, dict)]
-    stacks = sorted({str(e["stack"]) for e in evs if "stack" in e})
-    if ours is None:
-        if len(stacks) > 1:
-            raise ExportError(f"the trace holds the stacks {', '.join(stacks)}: say which is "
-                              "rawtcp's with ours=")
-        return evs
-    if ours not in stacks:
-        raise ExportError(f"no events of stack {ours!r} in the trace "
-                          f"(stacks: {', '.join(stacks) or 'none named'})")
-    return [e for e in evs if e.get("stack") == ours]
-
-
-def _tuple_of(e: Event) -> tuple[tuple[str, int], tuple[str, int]]:
-    """(rawtcp's side, the peer's side) of a seg/fault event."""
-    src, dst = (str(e["src"]), int(e["sport"])), (str(e["dst"]), int(e["dport"]))
-    return (src, dst) if e["dir"] == "out" else (dst, src)
-
-
-def _parse_conn(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
-    try:
-        a, b = text.split(">")
-        la, lp = a.rsplit(":", 1)
-        ra, rp = b.rsplit(":", 1)
-        return (la.strip("[]"), int(lp)), (ra.strip("[]"), int(rp))
-    except ValueError:
-        raise ExportError(f"conn {text!r} is not 'laddr:lport>raddr:rport'") from None
-
-
-def _read(events: Iterable[Event], ours: str | None, conn: str | None,
-          delay_us: int | None) -> _Conn:
-    every = [e for e in events if isinstance(e, dict)]
-    evs = _select(every, ours)
-    segs_ev = [e for e in evs if e.get("ev") == "seg" and "src" in e]
-    if conn is not None:
-        want = _parse_conn(conn)
-    else:
-        first = next((e for e in segs_ev if "S" in str(e.get("flags", ""))), None)
-        if first is None:
-            raise ExportError("the trace holds no SYN segment: export needs the handshake")
-        want = _tuple_of(first)
-    wanted = {id(e) for e in evs}
-    segs: list[_Seg] = []
-    last_out: dict[tuple, _Seg] = {}
-    pending: dict[tuple, list[Event]] = {}      # faults on the peer's segments, not yet seen
-    copies: dict[tuple, int] = {}               # duplicates of the peer's segments to come
-    for idx, e in enumerate(every):
-        kind = e.get("ev")
-        if kind not in ("seg", "fault", "fault_release") or "src" not in e:
-            continue
-        if kind == "seg":
-            if id(e) not in wanted or _tuple_of(e) != want:
-                continue
-            s = _Seg(int(e["t"]), idx, e["dir"] == "out", int(parse_flags(str(e["flags"]))),
-                     int(e["seq"]), int(e["ack"]), int(e["win"]), int(e["len"]),
-                     e.get("opts") or {}, int(e.get("urp") or 0))
-            segs.append(s)
-            key = (s.seq, s.ack, s.flags, s.length)
-            if s.ours:
-                s.arrivals = [s.t]          # shifted by the delay below
-                last_out[key] = s
-            elif copies.get(key):
-                copies[key] -= 1
-                s.copy = True
-            else:
-                for f in pending.pop(key, []):
-                    if f["ev"] == "fault" and f.get("action") == "delay":
-                        s.held_us += int(float(f.get("ms", 0)) * 1000)
-                    elif f["ev"] == "fault" and f.get("action") == "duplicate":
-                        copies[key] = copies.get(key, 0) + int(f.get("copies", 1))
-                    elif f["ev"] == "fault" and f.get("action") == "reorder":
-                        s.sent_t = (int(f["t"]), id(f) not in wanted or "stack" in f)
-            continue
-        # faults: whichever stack's engine saw them (in a Sim the engine sits on a's side)
-        src, dst = (str(e["src"]), int(e["sport"])), (str(e["dst"]), int(e["dport"]))
-        if (src, dst) == want:
-            s = last_out.get((int(e["seq"]), int(e["ack"]), int(parse_flags(str(e["flags"]))),
-                              int(e["len"])))
-            if s is not None:
-                _apply_fault(s, e)
-                if kind == "fault_release":
-                    s.arrival_idx = idx
-        elif (dst, src) == want and kind == "fault" and e.get("action") not in ("drop",
-                                                                                 "corrupt"):
-            pending.setdefault((int(e["seq"]), int(e["ack"]), int(parse_flags(str(e["flags"]))),
-                                int(e["len"])), []).append(e)
-        elif (dst, src) == want and kind == "fault":
-            # rawtcp's engine on a link stamps an inbound fault when the segment arrives; an
-            # engine on the peer's side (another stack's events), and the Sim's engine (whose
-            # events carry "stack"), when the peer sends it
-            at_peer = id(e) not in wanted or "stack" in e
-            segs.append(_Seg(int(e["t"]), idx, False, int(parse_flags(str(e["flags"]))),
-                             int(e["seq"]), int(e["ack"]), int(e["win"]), int(e["len"]),
-                             None, seen_by_rawtcp=False, peer_clock=at_peer))
-    ours_syn = next((s for s in segs if s.ours and s.flags & 0x02), None)
-    peer_syn = next((s for s in segs if not s.ours and s.flags & 0x02), None)
-    if ours_syn is None or peer_syn is None:
-        raise ExportError("the trace does not hold both SYNs of the connection "
-                          f"{want[0][0]}:{want[0][1]}>{want[1][0]}:{want[1][1]}")
-    active = not ours_syn.flags & 0x10
-    delay = _handshake_delay(segs, active) if delay_us is None else int(delay_us)
-    for s in segs:
-        if s.ours:
-            s.arrivals = [a + delay for a in s.arrivals]
-    _place_released([s for s in segs if s.ours])
-    conn_text = f"{want[0][0]}:{want[0][1]}>{want[1][0]}:{want[1][1]}"
-    closes = [(int(e["t"]), str(e.get("reason", ""))) for e in evs
-              if e.get("ev") == "state" and e.get("conn") == conn_text
-              and str(e.get("reason", "")).startswith(("close", "abort"))]
-    return _Conn(want[0], want[1], active, ours_syn.seq, peer_syn.seq, segs, delay, closes)
-
-
-def _place_released(ours: list[_Seg]) -> None:
-    """A segment a reorder fault held until K later segments passed arrives right after the
-    K-th of them (the trace records the release, not which segment caused it)."""
-    for i, s in enumerate(ours):
-        if not s.released_after or not s.arrivals:
-            continue
-        later = [x for x in ours[i + 1:] if x.arrivals and not x.released_after]
-        if len(later) >= s.released_after:
-            k = later[s.released_after - 1]
-            s.arrivals = [k.arrivals[0]] * len(s.arrivals)
-            s.arrival_idx = (k.arrival_idx if k.arrival_idx is not None else k.idx) + 0.5
-
-
-def _apply_fault(s: _Seg, e: Event) -> None:
-    """What the link did to rawtcp's segment ``s`` on its way to the peer."""
-    action = e.get("action")
-    if e["ev"] == "fault_release":       # a reordered copy goes on when released
-        s.arrivals = [int(e["t"])] * max(1, len(s.arrivals))
-        if e.get("why") != "after":      # by its time limit: not behind a given segment
-            s.released_after = 0
-    elif action == "reorder":
-        s.released_after = int(e.get("after", 1))
-    elif action in ("drop", "corrupt"):
-        s.arrivals = []
-    elif action == "delay":
-        s.arrivals = [a + int(float(e.get("ms", 0)) * 1000) for a in s.arrivals]
-    elif action == "duplicate":
-        s.arrivals = s.arrivals + s.arrivals[:1] * int(e.get("copies", 1))
-
-
-def _handshake_delay(segs: list[_Seg], active: bool) -> int:
-    """Half the round trip of the handshake's last exchange, as rawtcp saw it."""
-    if active:           # our SYN ... their SYN-ACK
-        reply = next((s for s in segs if not s.ours and s.seen_by_rawtcp and s.flags & 0x02), None)
-        asks = [s for s in segs if s.ours and s.flags & 0x02]
-    else:                # our SYN-ACK ... their first segment acknowledging it
-        asks = [s for s in segs if s.ours and s.flags & 0x02]
-        reply = next((s for s in segs if not s.ours and s.seen_by_rawtcp and s.flags & 0x10
-                      and not s.flags & 0x02 and asks and s.t >= asks[0].t), None)
-    if reply is None:
-        return 0
-    before = [s.t for s in asks if s.t <= reply.t]
-    return (reply.t - before[-1]) // 2 if before else 0
-
-
-# ------------------------------------------------------------------------------ writing
 def _flags_text(flags: int) -> str:
     out = "".join(ch for ch, bit in (("F", 0x01), ("S", 0x02), ("R", 0x04), ("P", 0x08),
                                      ("U", 0x20), ("E", 0x40), ("W", 0x80)) if flags & bit)
@@ -454,16 +262,6 @@ class _Stream:
         return got, fin_now
 
 
-def _lt(a: int, b: int) -> bool:
-    return 0 < ((b - a) & MASK) < 1 << 31
-
-
-def _le(a: int, b: int) -> bool:
-    return a == b or _lt(a, b)
-
-
-
-
 def _apps(c: _Conn, b: _Builder, fd: int, mine: bool,
           sent: list[tuple[int, _Seg]], got: list[tuple[int, _Seg]]) -> None:
     """The calls of one side's application: ``sent`` are its segments with the times it sent
@@ -500,7 +298,8 @@ def _apps(c: _Conn, b: _Builder, fd: int, mine: bool,
             n += int(last_write[1].text.rsplit("= ", 1)[-1])
             last_write[1].text = f"write({fd}, ..., {n}) = {n}"
         else:
-            last_write = (t, b.call((t, s), -1, f"write({fd}, ..., {n}) = {n}"))
+            at, sub = _write_anchor(c, t, s, sent, got) if mine else (s, -1)
+            last_write = (t, b.call((t, at), sub, f"write({fd}, ..., {n}) = {n}"))
         covered = target
         writes.append((t, s, target))
     close_at = fin
@@ -537,6 +336,38 @@ def _apps(c: _Conn, b: _Builder, fd: int, mine: bool,
             b.call(rst, -1, f"setsockopt({fd}, SOL_SOCKET, SO_LINGER, "
                             "{l_onoff=1, l_linger=0}, 8) = 0")
         b.call(rst, -1, f"close({fd}) = 0")
+
+
+def _write_anchor(c: _Conn, t: int, s: _Seg, sent: list[tuple[int, _Seg]],
+                  got: list[tuple[int, _Seg]]) -> tuple[_Seg, int]:
+    """Where a write that fed segment ``s`` goes (the segment, and before: -1): before the
+    burst ``s`` belongs to (sent at one instant, nothing received in between); and before the
+    segments received at that instant just ahead of the burst when the sender had been
+    stopped by the peer's window (a real-time application writes while the stack is busy,
+    and the window decides when the data leaves)."""
+    first = s
+    for _, x in reversed([p for p in sent if p[0] == t and p[1].idx < s.idx]):
+        if any(t3 == t and x.idx < y.idx < first.idx for t3, y in got):
+            break
+        first = x
+    before = [x for _, x in sent if x.idx < first.idx]
+    run = [y for t3, y in got if t3 == t and y.idx < first.idx
+           and (not before or y.idx > before[-1].idx)]
+    data = [x for x in before if x.length]
+    if not run or not data:
+        return first, -1
+    prev = data[-1]
+    acks = [y for _, y in got if y.idx < prev.idx and y.flags & 0x10]
+    if not acks:
+        return first, -1
+    syns = [x for x in c.segs if x.flags & 0x02]
+    scaled = all((x.opts or {}).get("wscale") is not None for x in syns[:2]) and len(syns) >= 2
+    peer_syn = next((x for x in syns if not x.ours), None)
+    shift = int((peer_syn.opts or {}).get("wscale") or 0) if scaled and peer_syn else 0
+    edge = (acks[-1].ack + (acks[-1].win << shift)) & MASK
+    if _le(edge, (prev.seq + prev.length) & MASK):
+        return run[0], -1
+    return first, -1
 
 
 def _unread_close(c: _Conn, mine: bool, t: int) -> bool:
@@ -767,18 +598,26 @@ def export_trace(events: Iterable[Event], *, ours: str | None = None, conn: str 
 
 
 def export_local(events: Iterable[Event], *, ours: str | None = None, conn: str | None = None,
-                 title: str | None = None) -> str:
+                 title: str | None = None, tolerance_usecs: int | None = None) -> str:
     """The connection as a packetdrill script from **rawtcp's** point of view: rawtcp's
     inferred calls, its segments as ``>`` (windows not checked, options exact), the peer's
     segments it received as ``<``, on rawtcp's clock. ``rawtcp packetdrill`` replays it
-    against rawtcp. Arguments as :func:`export_trace`."""
+    against rawtcp. Arguments as :func:`export_trace`; ``tolerance_usecs`` goes into the
+    header (default: none for a simulated run, :data:`REAL_TOLERANCE` for a run on a real link,
+    whose timers fire a little late)."""
+    events = [e for e in events if isinstance(e, dict)]
     c = _read(events, ours, conn, 0)
+    if tolerance_usecs is None and not any("stack" in e for e in events):
+        tolerance_usecs = REAL_TOLERANCE
     extra = [
         "// rawtcp's point of view: `>` lines are rawtcp's segments (windows not checked), "
         "`<` lines the",
         "// peer's segments rawtcp received, on rawtcp's clock; socket calls are inferred.",
     ]
-    return "\n".join(_header(c, "export_local", title, extra) + _local_lines(c)) + "\n"
+    head = _header(c, "export_local", title, extra)
+    if tolerance_usecs is not None:
+        head.append(f"--tolerance_usecs={int(tolerance_usecs)}")
+    return "\n".join(head + _local_lines(c)) + "\n"
 
 
 def write_script(path: str, events: Iterable[Event], *, view: str = "peer", **kw: Any) -> str:
