@@ -6,6 +6,8 @@ It holds what the sender knows about loss and what it plans to resend:
 - ``cc``: the congestion controller (NewReno today; algorithms plug in here);
 - ``scoreboard``: what the peer has SACKed above SND.UNA (RFC 6675 3);
 - ``dupacks``: duplicate ACKs in a row (RFC 5681 2);
+- ``limited``: bytes sent by Limited Transmit (RFC 3042) since the last new ACK, which the
+  ssthresh computation leaves out (RFC 5681 3.2 step 2);
 - ``resend_una``: NewReno's "retransmit SND.UNA now" (fast retransmit, partial ACK);
 - ``next_hole``: SACK recovery's NextSeg position (RFC 6675 4);
 - ``rto_episode``: the timeouts since the last new ACK are one loss episode (RFC 5681
@@ -20,13 +22,14 @@ from .congestion import NewReno, Scoreboard
 
 
 class Recovery:
-    __slots__ = ("cc", "scoreboard", "dupacks", "resend_una", "next_hole", "rto_episode",
-                 "sack")
+    __slots__ = ("cc", "scoreboard", "dupacks", "limited", "resend_una", "next_hole",
+                 "rto_episode", "sack")
 
     def __init__(self, mss: int, initial_segments: int) -> None:
         self.cc = NewReno(mss, initial_segments)
         self.scoreboard = Scoreboard()
         self.dupacks = 0
+        self.limited = 0
         self.resend_una = False
         self.next_hole = 0
         self.rto_episode = False
@@ -44,6 +47,7 @@ class Recovery:
         RFC 6582 3.2 steps 3 and 5)."""
         self.scoreboard.ack_to(ack)
         self.dupacks = 0
+        self.limited = 0
         cc = self.cc
         if cc.in_recovery:
             if ack >= cc.recover:
@@ -72,7 +76,9 @@ class Recovery:
         lost = self.dupacks >= 3 or (self.sack and (len(sb) >= 3 or sb.sacked_bytes() > 2 * smss))
         if not (lost and cc.can_enter_recovery(una)):
             return False
-        cc.enter_recovery(snd_max - una, snd_max)
+        # RFC 5681 3.2 step 2: what Limited Transmit sent is not part of FlightSize here
+        cc.enter_recovery(snd_max - una - self.limited, snd_max)
+        self.limited = 0
         if self.sack:
             self.next_hole = una
         else:
@@ -87,10 +93,18 @@ class Recovery:
         self.rto_episode = True
         self.scoreboard.clear()
         self.dupacks = 0
+        self.limited = 0
         self.resend_una = False
         self.next_hole = una
 
     # ------------------------------------------------------------------ queries
+    def limited_transmit(self, smss: int) -> int:
+        """RFC 3042 (RFC 5681 3.2): on the first and second duplicate ACK, outside recovery,
+        one new segment each may go beyond cwnd (cwnd itself does not change)."""
+        if self.dupacks and not self.cc.in_recovery:
+            return min(self.dupacks, 2) * smss
+        return 0
+
     def pipe(self, una: int, snd_nxt: int) -> int:
         """RFC 6675 pipe, simplified: unSACKed bytes above the highest SACK, plus holes below
         it that were already retransmitted in this recovery (holes not yet retransmitted are

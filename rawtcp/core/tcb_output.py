@@ -210,6 +210,7 @@ class TcbOutput:
                 sent = True
 
         wnd_edge = una + self.snd_wnd
+        extra = cwnd_edge = 0
         # 2b. SACK recovery (RFC 6675 5): retransmit holes while pipe < cwnd.
         if cc.in_recovery and self.sack_ok:
             pipe = rec.pipe(una, self.snd_nxt)
@@ -231,7 +232,10 @@ class TcbOutput:
                 sent = True
             edge = min(wnd_edge, self.snd_nxt + max(0, cc.cwnd - pipe))
         else:
-            edge = min(wnd_edge, una + cc.cwnd)
+            cwnd_edge = una + cc.cwnd
+            # only new data (RFC 3042 2), never a go-back-N resend after a timeout
+            extra = rec.limited_transmit(smss) if self.snd_nxt >= self.snd_max else 0
+            edge = min(wnd_edge, cwnd_edge + extra)
 
         # 3. New data, or go-back-N after a timeout, from SND.NXT. With segmentation offload
         #    (Config.offload on a link that splits), new data leaves in chunks of whole
@@ -270,6 +274,8 @@ class TcbOutput:
                     if fin_queued:
                         fl |= FIN
                 self.snd_nxt = self._send_seq(seq, n, fl, now)
+                if extra and self.snd_nxt > cwnd_edge:
+                    rec.limited += self.snd_nxt - max(seq, cwnd_edge)
                 sent = True
                 continue
             if fin_queued and seq == data_end and seq < wnd_edge:

@@ -502,3 +502,25 @@ def test_out_of_order_memory_is_bounded_against_a_hostile_peer(est: Harness) -> 
     h.take()
     h.send(from_peer(seq=PISS + 1, flags="A", payload=b"a"), at=T + 1)   # fill the first hole
     assert h.tcb.recv(10, T + 2) == b"az"                       # the lowest piece was kept
+
+
+def test_limited_transmit_sends_new_data_on_the_first_two_dupacks() -> None:
+    """RFC 3042 (RFC 5681 3.2): on the first and the second duplicate ACK one new segment
+    each goes out beyond cwnd, cwnd unchanged; the third starts fast retransmit, and the
+    two Limited Transmit segments are left out of FlightSize for ssthresh (RFC 5681 3.2
+    step 2)."""
+    h = Harness(plain_config(nodelay=True))
+    h.passive_open()
+    h.tcb.send(bytes(30 * MSS), T)
+    flight = len(h.take(at=T))
+    cwnd = h.tcb.cc.cwnd
+    s = ISS + 1
+    for i in range(2):                        # segment 1 lost: duplicates of its ACK
+        h.send(from_peer(ack=s), at=T + 10 * MS + i)
+        h.recv([to_peer(seq=s + (flight + i) * MSS, payload=bytes(MSS))])
+        assert h.tcb.cc.cwnd == cwnd and not h.tcb.info()["in_recovery"]
+    h.send(from_peer(ack=s), at=T + 10 * MS + 2)
+    got = h.take()
+    assert got[0].seq == s and len(got[0].payload) == MSS          # fast retransmit
+    assert h.tcb.info()["in_recovery"]
+    assert h.tcb.cc.ssthresh == max(flight * MSS // 2, 2 * MSS)
