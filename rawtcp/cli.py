@@ -32,6 +32,9 @@ def _add_link_args(p: argparse.ArgumentParser) -> None:
     g2.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace")
     g2.add_argument("--ladder", action="store_true",
                     help="draw the ladder diagram on stderr while the connection runs")
+    g2.add_argument("--packetdrill", metavar="FILE",
+                    help="write the connection as a packetdrill script from the peer's point "
+                         "of view (docs/packetdrill.md: replay it against Linux)")
 
 
 def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true",
                    help="machine-readable result on stdout (progress still on stderr)")
     r.add_argument("--report", metavar="DIR", help="write trace, pcap, ladder and plots here")
+    r.add_argument("--packetdrill", metavar="FILE",
+                   help="write the run's first connection as a packetdrill script from the "
+                        "kernel's point of view (several runs: FILE-runN.pkt)")
     r.add_argument("--color", action="store_true", help="colour the ladder")
     r.add_argument("--quiet", "-q", action="store_true",
                    help="no ladder and no progress: the checks and the verdict")

@@ -88,6 +88,35 @@ def _make_dir(path: str, option: str) -> None:
 
 
 # --------------------------------------------------------------------------- config
+def _check_output_file(path: str, option: str) -> None:
+    """An output file whose directory does not exist is a bad argument (exit 2), up front."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise CliError(f"rawtcp: {option} {path}: cannot write there", 2)
+
+
+def _write_packetdrill(path: str, events: list[dict], title: str) -> None:
+    """The run's connection as a packetdrill script from the peer's point of view; a run
+    without a connection to export gets a note on stderr, not a failure."""
+    from rawtcp.packetdrill.export import ExportError, write_script
+
+    try:
+        write_script(path, events, view="peer", title=title)
+    except ExportError as e:
+        print(f"rawtcp: --packetdrill {path}: no script written: {e}", file=sys.stderr)
+        return
+    except OSError as e:
+        raise CliError(f"rawtcp: --packetdrill {path}: {e.strerror or e}", 1) from None
+    print(f"rawtcp: packetdrill script (the peer's view) in {path}", file=sys.stderr)
+
+
+def _numbered(path: str, run: int, runs: int) -> str:
+    if runs == 1:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-run{run}{ext or '.pkt'}"
+
+
 def cmd_config(args) -> int:
     """Every Config field: default, unit, range, meaning (and the value --config/--config-file
     give it, when they are used)."""
@@ -206,6 +235,8 @@ def cmd_experiment_run(args) -> int:
         parse_action_rule(text)
     if args.report:
         _make_dir(args.report, "--report")
+    if args.packetdrill:
+        _check_output_file(args.packetdrill, "--packetdrill")
     results = []
     show = not args.json and not args.quiet
     for i in range(args.runs):
@@ -224,6 +255,9 @@ def cmd_experiment_run(args) -> int:
                              color=args.color, extra_faults=extra,
                              config_overrides=args.config_overrides or None)
         results.append(res)
+        if args.packetdrill:
+            _write_packetdrill(_numbered(args.packetdrill, i + 1, args.runs), res.events,
+                               f"rawtcp experiment run {args.name} (seed {seed})")
         if not args.json:
             if show and res.ladder:
                 _out(_clip_ladder(res.ladder, res.files.get("ladder")))
@@ -410,8 +444,10 @@ def cmd_netcat(args) -> int:
             sys.stderr.flush()
 
         live = LiveLadder(_write, width=100, right="peer")
+    if args.packetdrill:
+        _check_output_file(args.packetdrill, "--packetdrill")
     tracer = Tracer(args.trace, subscribers=[live] if live else ()) \
-        if (args.trace or args.ladder) else None
+        if (args.trace or args.ladder or args.packetdrill) else None
     link = _open_link(args)
     st = Stack(link, config, faults=_fault_engine(args), tracer=tracer, pcap=args.pcap)
     held: list[int] = []        # claims (fds) released when the command ends
@@ -447,6 +483,8 @@ def cmd_netcat(args) -> int:
             tracer.close()
         if live is not None:
             live.close()
+    if args.packetdrill and tracer is not None:
+        _write_packetdrill(args.packetdrill, tracer.events(), f"rawtcp {args.cmd}")
     return 0
 
 

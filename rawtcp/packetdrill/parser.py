@@ -249,6 +249,15 @@ class _Parser:
                 self.lx.next()
                 cls = Command if tok.kind == "CMD" else Code
                 events.append(cls(tok.line, None, tok.text))
+            elif tok.kind == "CMD" and timed_seen:
+                # an untimed command after the events: packetdrill's cleanup command, run
+                # once the script ended; it must be the last thing in the script
+                self.lx.next()
+                if self.lx.peek().kind != "EOF":
+                    raise self.err(tok, "an untimed `command` after the first timed event is "
+                                        "only allowed last (the cleanup command); give it a "
+                                        "time (+0 `...`)")
+                events.append(Command(tok.line, None, tok.text))
             else:
                 event = self.event()
                 last = events[-1].time if events else None

@@ -378,3 +378,13 @@ def test_format_packet_text() -> None:
     assert format_packet(p) == "+0.1 < S. 0:0(0) ack 1 win 5792 <mss 1460,nop,wscale 2>"
     assert format_packet(Packet(1, Time("any", 0), ">", "", 1, 1, 0, options=None)) == \
         "* > - 1:1(0) <...>"
+
+
+def test_untimed_cleanup_command_at_the_end() -> None:
+    """packetdrill runs an untimed command after the last event as the cleanup command;
+    anywhere else after the first timed event it needs a time."""
+    s = parse_script("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n`echo done`\n")
+    assert isinstance(s.events[-1], Command) and s.events[-1].time is None
+    with pytest.raises(ScriptError) as e:
+        parse_script("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n`echo a`\n+0 close(3) = 0\n")
+    assert e.value.line == 2 and "cleanup" in str(e.value)
