@@ -257,14 +257,7 @@ class Stack:
         """Under the lock: wake blocked callers; refresh the fd readiness of the sockets
         whose connection changed (and only those)."""
         self.cond.notify_all()
-        changed = self.core.changed
-        if changed:
-            items = list(changed)
-            changed.clear()
-            for obj in items:
-                w = obj.watcher
-                if w is not None:
-                    w()
+        self.core.notify_changed()
 
     def _notify_all_watchers(self, closing: bool = False) -> None:
         for w in list(self._watchers):

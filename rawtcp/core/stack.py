@@ -245,7 +245,7 @@ class Stack:
         self._out: list[Packet] = []
         self.timer_queue = TimerQueue()
         #: connections and listeners with a watcher whose user-visible state changed since
-        #: the runtime last looked (it clears the set)
+        #: the last notify_changed()
         self.changed: set[Any] = set()
         #: connections whose output waits for the end of a batch of input (on_packets)
         self._pending_output: dict[Tcb, None] | None = None
@@ -436,6 +436,18 @@ class Stack:
     def take_packets(self) -> list[Packet]:
         out, self._out = self._out, []
         return out
+
+    def notify_changed(self) -> None:
+        """Call the watcher (the socket layer's readiness) of each connection or listener
+        that changed since the last call, once each: no scan of the others."""
+        changed = self.changed
+        if changed:
+            items = list(changed)
+            changed.clear()
+            for obj in items:
+                w = obj.watcher
+                if w is not None:
+                    w()
 
     # ------------------------------------------------------------------ ports
     def _add_tcb(self, tcb: Tcb) -> None:

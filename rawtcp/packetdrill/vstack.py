@@ -185,14 +185,7 @@ class VirtualStack:
         if pkts:
             now = self.now
             self.sent.extend((now, p) for p in pkts)
-        changed = self.core.changed
-        if changed:
-            items = list(changed)
-            changed.clear()
-            for obj in items:
-                w = obj.watcher
-                if w is not None:
-                    w()
+        self.core.notify_changed()
         self._bump()
 
     def begin(self) -> None:
