@@ -25,6 +25,14 @@ REASONS: dict[str, str] = {
     "option-overrun": "a TCP option runs past the end of the TCP header",
     "bad-option-length": "a TCP option length below 2, or wrong for its kind "
     "(MSS 4, WS 3, SACK-permitted 2, timestamps 10, SACK 2+8n with n >= 1)",
+    # UDP and ICMP (rawtcp.wire.udp, only for packets the TCP decoder called not-tcp)
+    "not-udp": "the upper-layer protocol is neither TCP, UDP nor ICMP/ICMPv6",
+    "bad-udp-length": "UDP length field below 8 or past the end of the IP payload",
+    "bad-udp-checksum": "UDP checksum over the pseudo-header does not verify",
+    "udp-no-checksum": "UDP over IPv6 with checksum 0 (mandatory, RFC 8200 8.1)",
+    "bad-icmp-checksum": "ICMP/ICMPv6 checksum does not verify",
+    "icmp-not-error": "an ICMP message that is not an error (echo, redirect, ...)",
+    "bad-icmp-quote": "an ICMP error whose quoted IP header + 8 bytes is cut off",
 }
 
 

@@ -1,0 +1,326 @@
+"""UDP (RFC 768) and ICMP/ICMPv6 error messages (RFC 792, RFC 4443): the fast codec.
+
+Kept apart from :mod:`rawtcp.wire.fast` so the TCP receive path does not change: the runtime
+calls :func:`decode_non_tcp` only for a packet the TCP decoder refused as ``not-tcp``.
+
+Checksums: UDP over IPv4 may carry 0 = "no checksum" (RFC 768, "If the computed checksum is
+zero, it is transmitted as all ones"; a received 0 is not verified); we always send one.
+Over IPv6 the UDP checksum is mandatory (RFC 8200 8.1): a received 0 is ``udp-no-checksum``.
+ICMPv4 sums the ICMP message only (RFC 792), ICMPv6 adds the pseudo-header with next header
+58 (RFC 4443 2.3).
+
+An ICMP error quotes the packet that caused it (RFC 792: the IP header + 64 bits of data;
+RFC 1812 4.3.2.3 / RFC 4443 2.4(c): as much as fits in 576 / 1280 bytes). The decoder reads
+the quoted IP header and the first 8 transport bytes (ports; the sequence number for TCP),
+which is all RFC 5927 needs to find the socket. Other ICMP messages (echo, redirects, ...)
+are ``icmp-not-error`` and dropped.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from rawtcp.wire.errors import ParseError
+from rawtcp.wire.fast import internet_checksum
+from rawtcp.wire.layout import IPV6_FRAGMENT, PROTO_TCP, address_pair, address_str
+
+__all__ = ["PROTO_ICMP", "PROTO_ICMP6", "PROTO_UDP", "Datagram", "IcmpError",
+           "decode_non_tcp", "encode_datagram", "encode_icmp_error", "encode_udp",
+           "icmp_kind", "port_unreachable", "quote_limit"]
+
+PROTO_UDP = 17
+PROTO_ICMP = 1
+PROTO_ICMP6 = 58
+
+_IP4 = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
+_UDP = struct.Struct("!HHHH")
+_ICMP = struct.Struct("!BBHI")       # type code checksum rest-of-header
+_DF = 0x4000
+
+# (version, type, code) -> kind.  The kinds rawtcp acts on (RFC 1122 4.2.3.9, RFC 5927):
+# "port-unreachable" and "proto-unreachable" are hard errors, the rest soft.
+_KINDS: dict[tuple[int, int, int], str] = {
+    (4, 3, 0): "net-unreachable", (4, 3, 1): "host-unreachable",
+    (4, 3, 2): "proto-unreachable", (4, 3, 3): "port-unreachable",
+    (4, 3, 4): "frag-needed", (4, 3, 9): "admin-prohibited", (4, 3, 10): "admin-prohibited",
+    (4, 3, 13): "admin-prohibited",
+    (6, 1, 0): "net-unreachable", (6, 1, 1): "admin-prohibited",
+    (6, 1, 3): "host-unreachable", (6, 1, 4): "port-unreachable",
+    (6, 4, 1): "proto-unreachable",   # parameter problem: unrecognized next header
+}
+_ERROR_TYPES = {4: (3, 11, 12), 6: (1, 2, 3, 4)}
+#: kind -> (type, code) per IP version, for the encoder
+KIND_CODES: dict[tuple[int, str], tuple[int, int]] = {
+    (4, "port-unreachable"): (3, 3), (6, "port-unreachable"): (1, 4),
+    (4, "proto-unreachable"): (3, 2), (6, "proto-unreachable"): (4, 1),
+    (4, "host-unreachable"): (3, 1), (6, "host-unreachable"): (1, 3),
+}
+
+
+def icmp_kind(version: int, type_: int, code: int) -> str:
+    """A short name for an ICMP error: port-unreachable, frag-needed, packet-too-big, ..."""
+    k = _KINDS.get((version, type_, code))
+    if k is not None:
+        return k
+    if (version, type_) in ((4, 3), (6, 1)):
+        return "unreachable"
+    if (version, type_) in ((4, 11), (6, 3)):
+        return "time-exceeded"
+    if (version, type_) in ((4, 12), (6, 4)):
+        return "parameter-problem"
+    if (version, type_) == (6, 2):
+        return "packet-too-big"
+    return f"icmp-{type_}/{code}"
+
+
+def quote_limit(version: int) -> int:
+    """Bytes of the offending packet an ICMP error quotes: the whole error stays within
+    576 bytes (IPv4, RFC 1812 4.3.2.3) or 1280 bytes (IPv6, RFC 4443 2.4(c))."""
+    return 576 - 28 if version == 4 else 1280 - 48
+
+
+class Datagram(NamedTuple):
+    """One UDP datagram with its IP addresses (what the codec, faults and core exchange)."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+
+    def __str__(self) -> str:
+        return f"{self.src}:{self.sport} > {self.dst}:{self.dport} UDP len={len(self.payload)}"
+
+
+class IcmpError(NamedTuple):
+    """An ICMP/ICMPv6 error message.  ``src``/``dst``: the ICMP packet's addresses;
+    ``type``/``code`` as on the wire; ``proto``/``qsrc``/``qdst``/``qsport``/``qdport``:
+    the quoted packet (``qseq``: its TCP sequence number, 0 otherwise); ``mtu``: next-hop
+    MTU of frag-needed / packet-too-big, else 0; ``quote``: the quoted bytes as carried."""
+
+    src: str
+    dst: str
+    type: int
+    code: int
+    proto: int
+    qsrc: str
+    qdst: str
+    qsport: int
+    qdport: int
+    qseq: int = 0
+    mtu: int = 0
+    quote: bytes = b""
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.src else 4
+
+    @property
+    def kind(self) -> str:
+        return icmp_kind(self.version, self.type, self.code)
+
+    def __str__(self) -> str:
+        p = {6: "TCP", 17: "UDP"}.get(self.proto, str(self.proto))
+        return (f"{self.src} > {self.dst} ICMP {self.kind} for {p} "
+                f"{self.qsrc}:{self.qsport} > {self.qdst}:{self.qdport}")
+
+
+# ------------------------------------------------------------------------------ encoding
+def _ip(version: int, a: bytes, b: bytes, proto: int, body: bytes, ttl: int = 64) -> bytes:
+    if version == 4:
+        fields = [0x45, 0, 20 + len(body), 0, _DF, ttl, proto, 0, a, b]
+        fields[7] = internet_checksum(_IP4.pack(*fields))
+        return _IP4.pack(*fields) + body
+    return _IP6.pack(0x60000000, len(body), proto, ttl, a, b) + body
+
+
+def _pseudo_sum(a: bytes, b: bytes, proto: int, length: int) -> int:
+    return int.from_bytes(a + b, "big") + proto + length
+
+
+def _fold(total: int) -> int:
+    r = total % 0xFFFF or (0xFFFF if total else 0)
+    return 0xFFFF - r
+
+
+def _body_int(data: bytes) -> int:
+    n = int.from_bytes(data, "big")
+    return n << 8 if len(data) & 1 else n
+
+
+def encode_udp(d: Datagram) -> bytes:
+    """UDP header + payload, checksum over the pseudo-header (0 is sent as 0xffff)."""
+    version, a, b = address_pair(d.src, d.dst)
+    return _udp(d, a, b)
+
+
+def _udp(d: Datagram, a: bytes, b: bytes) -> bytes:
+    payload = bytes(d.payload)
+    length = 8 + len(payload)
+    try:
+        hdr = _UDP.pack(d.sport, d.dport, length, 0)
+    except struct.error as e:
+        raise ValueError(f"datagram field out of range: {e} ({d})") from None
+    if length > 0xFFFF:
+        raise ValueError(f"UDP datagram of {length} bytes exceeds 65535")
+    csum = _fold(_pseudo_sum(a, b, PROTO_UDP, length) + _body_int(hdr) + _body_int(payload))
+    return _UDP.pack(d.sport, d.dport, length, csum or 0xFFFF) + payload
+
+
+def encode_datagram(d: Datagram, ttl: int = 64) -> bytes:
+    """A whole IPv4 (DF set) or IPv6 packet carrying ``d``."""
+    version, a, b = address_pair(d.src, d.dst)
+    return _ip(version, a, b, PROTO_UDP, _udp(d, a, b), ttl)
+
+
+def _synth_quote(e: IcmpError, version: int) -> bytes:
+    """The quoted packet when none was given: its IP header + 8 transport bytes."""
+    _v, a, b = address_pair(e.qsrc, e.qdst)
+    if e.proto == PROTO_TCP:
+        l4 = struct.pack("!HHI", e.qsport, e.qdport, e.qseq)
+    else:
+        l4 = _UDP.pack(e.qsport, e.qdport, 8, 0)
+    return _ip(version, a, b, e.proto, l4)
+
+
+def encode_icmp_error(e: IcmpError, ttl: int = 64) -> bytes:
+    """A whole IPv4+ICMP or IPv6+ICMPv6 error packet."""
+    version, a, b = address_pair(e.src, e.dst)
+    quote = bytes(e.quote) if e.quote else _synth_quote(e, version)
+    quote = quote[:quote_limit(version)]
+    rest = e.mtu if version == 6 else (e.mtu & 0xFFFF)
+    hdr = _ICMP.pack(e.type, e.code, 0, rest)
+    if version == 4:
+        csum = internet_checksum(hdr + quote)
+        return _ip(4, a, b, PROTO_ICMP, _ICMP.pack(e.type, e.code, csum, rest) + quote, ttl)
+    length = 8 + len(quote)
+    csum = _fold(_pseudo_sum(a, b, PROTO_ICMP6, length) + _body_int(hdr) + _body_int(quote))
+    return _ip(6, a, b, PROTO_ICMP6, _ICMP.pack(e.type, e.code, csum, rest) + quote, ttl)
+
+
+def port_unreachable(raw: bytes, d: Datagram) -> IcmpError:
+    """The ICMP port unreachable answering datagram ``d`` (``raw``: its IP packet, quoted
+    as far as quote_limit allows; may be b"": then the IP+UDP header is rebuilt)."""
+    version = 6 if ":" in d.src else 4
+    t, c = KIND_CODES[(version, "port-unreachable")]
+    return IcmpError(d.dst, d.src, t, c, PROTO_UDP, d.src, d.dst, d.sport, d.dport, 0, 0,
+                     bytes(raw[:quote_limit(version)]))
+
+
+# ------------------------------------------------------------------------------ decoding
+def _walk(data: bytes, verify: bool) -> tuple[int, int, int, bytes, bytes, int]:
+    """(version, start, end, packed src, packed dst, upper protocol) of an IP packet."""
+    n = len(data)
+    if n == 0:
+        raise ParseError("short", "empty packet")
+    version = data[0] >> 4
+    if version == 4:
+        if n < 20:
+            raise ParseError("short", f"IPv4 packet of {n} bytes, need 20")
+        ihl = (data[0] & 0x0F) << 2
+        if ihl < 20:
+            raise ParseError("bad-ihl", f"IPv4 header length {ihl}")
+        total, frag = struct.unpack_from("!H2xH", data, 2)
+        if total > n:
+            raise ParseError("truncated", f"IPv4 total length {total}, have {n} bytes")
+        if ihl > total:
+            raise ParseError("bad-ihl", f"IPv4 header length {ihl} > total length {total}")
+        if verify and int.from_bytes(data[:ihl], "big") % 0xFFFF:
+            raise ParseError("bad-ip-checksum", "IPv4 header checksum does not verify")
+        if frag & 0x3FFF:
+            raise ParseError("fragment", "IPv4 fragment (MF set or offset > 0)")
+        return 4, ihl, total, data[12:16], data[16:20], data[9]
+    if version == 6:
+        if n < 40:
+            raise ParseError("short", f"IPv6 packet of {n} bytes, need 40")
+        end = 40 + struct.unpack_from("!H", data, 4)[0]
+        if end > n:
+            raise ParseError("truncated", f"IPv6 payload length {end - 40}, have {n - 40}")
+        nh = data[6]
+        i = 40
+        while nh in (0, 43, 60):
+            if i + 2 > end:
+                raise ParseError("truncated", f"IPv6 extension header {nh} at {i} cut off")
+            hlen = (data[i + 1] + 1) << 3
+            if i + hlen > end:
+                raise ParseError("truncated", f"IPv6 extension header {nh} overruns payload")
+            if nh == 43 and data[i + 3]:
+                raise ParseError("routing-header", f"segments left {data[i + 3]}")
+            nh = data[i]
+            i += hlen
+        if nh == IPV6_FRAGMENT:
+            raise ParseError("fragment", "IPv6 fragment header")
+        return 6, i, end, data[8:24], data[24:40], nh
+    raise ParseError("bad-version", f"IP version {version}")
+
+
+def _decode_udp(data: bytes, version: int, a: bytes, b: bytes, verify: bool) -> Datagram:
+    n = len(data)
+    if n < 8:
+        raise ParseError("short", f"UDP datagram of {n} bytes, need 8")
+    sport, dport, length, csum = _UDP.unpack_from(data)
+    if length < 8 or length > n:
+        raise ParseError("bad-udp-length", f"UDP length {length} with {n} bytes")
+    data = data[:length]   # RFC 768: the length field counts; bytes past it are padding
+    if csum == 0:
+        if version == 6:
+            raise ParseError("udp-no-checksum", "UDP over IPv6 without a checksum (RFC 8200 8.1)")
+    elif verify and (_pseudo_sum(a, b, PROTO_UDP, length) + _body_int(data)) % 0xFFFF:
+        raise ParseError("bad-udp-checksum", "UDP checksum does not verify")
+    return Datagram(address_str(a), address_str(b), sport, dport, data[8:])
+
+
+def _decode_icmp(data: bytes, version: int, a: bytes, b: bytes, verify: bool) -> IcmpError:
+    n = len(data)
+    if n < 8:
+        raise ParseError("short", f"ICMP message of {n} bytes, need 8")
+    type_, code, _csum, rest = _ICMP.unpack_from(data)
+    if verify:
+        total = _body_int(data)
+        if version == 6:
+            total += _pseudo_sum(a, b, PROTO_ICMP6, n)
+        if total % 0xFFFF:
+            raise ParseError("bad-icmp-checksum", "ICMP checksum does not verify")
+    if type_ not in _ERROR_TYPES[version]:
+        raise ParseError("icmp-not-error", f"ICMP type {type_} is not an error message")
+    quote = data[8:]
+    # the quoted packet: its header must be whole; its lengths and checksums are not checked
+    # (the sender may have cut it short; RFC 1122 3.2.2 asks only for header + 8 bytes)
+    qn = len(quote)
+    if qn == 0 or quote[0] >> 4 != version:
+        raise ParseError("bad-icmp-quote", "the quoted packet is not of the same IP version")
+    if version == 4:
+        ihl = (quote[0] & 0x0F) << 2
+        if ihl < 20 or qn < ihl + 8:
+            raise ParseError("bad-icmp-quote", f"quoted IPv4 header + 8 bytes cut off ({qn})")
+        proto, qa, qb, i = quote[9], quote[12:16], quote[16:20], ihl
+    else:
+        if qn < 48:
+            raise ParseError("bad-icmp-quote", f"quoted IPv6 header + 8 bytes cut off ({qn})")
+        proto, qa, qb, i = quote[6], quote[8:24], quote[24:40], 40
+    qsport, qdport, qseq = struct.unpack_from("!HHI", quote, i)
+    if proto != PROTO_TCP:
+        qseq = 0
+    mtu = rest if version == 6 and type_ == 2 else (rest & 0xFFFF if (type_, code) == (3, 4)
+                                                    and version == 4 else 0)
+    return IcmpError(address_str(a), address_str(b), type_, code, proto, address_str(qa),
+                     address_str(qb), qsport, qdport, qseq, mtu, quote)
+
+
+def decode_non_tcp(data: bytes, verify: bool = True) -> Datagram | IcmpError:
+    """Parse an IP packet carrying UDP or an ICMP/ICMPv6 error.
+
+    Raises ParseError: the IP reasons of :func:`rawtcp.wire.fast.decode_ip`, plus
+    ``not-udp`` (another protocol), ``bad-udp-length``, ``bad-udp-checksum``,
+    ``udp-no-checksum``, ``bad-icmp-checksum``, ``icmp-not-error``, ``bad-icmp-quote``.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    version, start, end, a, b, proto = _walk(data, verify)
+    if proto == PROTO_UDP:
+        return _decode_udp(data[start:end], version, a, b, verify)
+    if (version, proto) in ((4, PROTO_ICMP), (6, PROTO_ICMP6)):
+        return _decode_icmp(data[start:end], version, a, b, verify)
+    raise ParseError("not-udp", f"IP protocol {proto} is neither TCP, UDP nor ICMP")
