@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,12 @@ def _worker(item: tuple[str, RunOptions, bool]) -> dict[str, Any]:
     return run_file(*item)
 
 
+def _worker_init() -> None:
+    """A forked worker inherits the command's SIGTERM handler (which unwinds labs); a worker
+    has none to unwind, so the default action is right."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the scripts; ValueError for a bad argument (the CLI makes it exit 2)."""
     paths = find_scripts(args.paths)
@@ -165,11 +172,13 @@ def main(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     if args.jobs > 1 and len(items) > 1:
         ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
-        with ctx.Pool(min(args.jobs, len(items))) as pool:
+        with ctx.Pool(min(args.jobs, len(items)), initializer=_worker_init) as pool:
             for d in pool.imap(_worker, items):
                 results.append(d)
                 if not args.json:
                     _print_one(d, args)
+            pool.close()          # the workers end on their own; no SIGTERM at the end
+            pool.join()
     else:
         for item in items:
             d = _worker(item)

@@ -39,3 +39,16 @@ def test_packetdrill_file_in_a_missing_directory_is_exit_2(tmp_path):
     assert "===" not in r.stdout
     r = run("connect", "10.1.2.3", "7", "--packetdrill", str(bad))
     assert r.returncode == 2 and "--packetdrill" in one_line(r.stderr)
+
+
+def test_parallel_run_ends_cleanly():
+    """-j 2: worker processes run the scripts; the pool ends without killing them (no
+    traceback on stderr), and the last line counts every script."""
+    import os
+
+    scripts = os.path.join(os.path.dirname(__file__), "..", "packetdrill", "scripts")
+    n = len([f for f in os.listdir(scripts) if f.endswith(".pkt")])
+    r = run("packetdrill", "-j", "2", scripts)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "Terminated" not in r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"{n} passed, 0 failed"
