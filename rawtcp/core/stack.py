@@ -22,6 +22,7 @@ from .states import CLOSED, LISTEN, TIME_WAIT
 from .syncookies import TS_BITS, SynCookies, decode_ts_options, encode_ts_options
 from .tcb import Tcb, TcbOptions, our_wscale
 from .timers import TimerQueue
+from .udp import UdpTable
 
 
 def _canon(addr: str) -> str:
@@ -255,6 +256,9 @@ class Stack:
         #: None: one MSS per segment
         self.max_payload: int | None = None
         self._cookies: SynCookies | None = None
+        #: UDP endpoints and ICMP error handling (core/udp.py); its datagrams and ICMP
+        #: errors join the TCP packets in take_packets()
+        self.udp = UdpTable(self)
 
     def cookies(self) -> SynCookies:
         """The SYN cookie keys, made on first use (so an unused feature draws no random
@@ -380,6 +384,14 @@ class Stack:
         # RFC 9293 3.10.7.1: CLOSED (no TCB): answer with RST unless it is one.
         self._drop(None, seg, "no-listener", now, pkt)
         self._reply_rst((pkt.dst, seg.dst_port), (pkt.src, seg.src_port), seg, now)
+
+    def on_datagram(self, d: Any, now: int, raw: bytes = b"") -> None:
+        """A UDP datagram (rawtcp.core.datagram.Datagram) arrived for us: see core/udp.py."""
+        self.udp.on_datagram(d, now, raw)
+
+    def on_icmp(self, e: Any, now: int) -> None:
+        """An ICMP/ICMPv6 error (rawtcp.core.datagram.IcmpError) arrived: see core/udp.py."""
+        self.udp.on_icmp(e, now)
 
     def on_packets(self, pkts: list[Packet], now: int) -> None:
         """A batch of segments that arrived together: each is processed as by on_packet,
@@ -541,6 +553,8 @@ class Stack:
             tcb.listener._child_closed(tcb)
         if tcb.binding is not None and not tcb.binding.listening:
             tcb.binding.release()
+        if self.udp.soft_errors:
+            self.udp.tcb_closed(tcb)
 
     def close(self, now: int) -> None:
         """Abort everything this stack owns (RST for synchronized connections)."""
@@ -551,3 +565,5 @@ class Stack:
         for lst in list(self._ports.bindings.values()):
             for b in list(lst):
                 b.release()
+        for ep in self.udp.endpoints():
+            self.udp.close(ep)
