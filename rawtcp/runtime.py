@@ -41,6 +41,7 @@ from rawtcp.core.config import Config
 from rawtcp.core.segment import Packet
 from rawtcp.core.stack import Stack as CoreStack
 from rawtcp.trace import encode_packet
+from rawtcp.wire import udp as _udp_wire
 
 log = logging.getLogger("rawtcp")
 
@@ -48,6 +49,7 @@ Event = dict[str, Any]
 _decode_ip = wire.decode_ip
 _encode_ip = wire.encode_ip
 _ParseError = wire.ParseError
+_decode_non_tcp = _udp_wire.decode_non_tcp
 
 
 class StackError(OSError):
@@ -118,6 +120,7 @@ class Stack:
             else:
                 self.faults = FaultEngine(list(faults), tracer=self._trace, state_of=self._state_of)
         self.core = CoreStack(self.config, isn=isn, rng=rng, tracer=self._trace if tracer else None)
+        self.core.udp.mtu = int(getattr(link, "mtu", 1500))   # UDP: EMSGSIZE beyond it
         # Segmentation offload (Config.offload on a link that can: TunLink(offload=True)):
         # the core hands the link segments of up to 64 KB, the kernel splits them.
         self.offload = bool(self.config.offload and getattr(link, "offload", False))
@@ -179,9 +182,20 @@ class Stack:
     #: the class of ``socket()``'s sockets; rawtcp.socket registers rawtcp.socket.Socket
     #: (the socket layer sits above this one, so this module never imports it)
     socket_class: Any = None
+    #: the class of ``socket(family, SOCK_DGRAM)``: rawtcp.udp_socket registers
+    #: rawtcp.udp_socket.DatagramSocket
+    datagram_socket_class: Any = None
 
     def socket(self, family: int | None = None, type: int | None = None, proto: int = 0):
-        """A BSD-like socket on this stack (``AF_INET``/``AF_INET6``, ``SOCK_STREAM``)."""
+        """A BSD-like socket on this stack (``AF_INET``/``AF_INET6``; ``SOCK_STREAM``, or
+        ``SOCK_DGRAM`` for UDP)."""
+        import socket as _s
+
+        if type is not None and type & 0xF == _s.SOCK_DGRAM:
+            if Stack.datagram_socket_class is None:
+                raise OSError(errno.EPROTONOSUPPORT, "UDP sockets need rawtcp.udp_socket: "
+                              "import rawtcp.udp_socket first")
+            return Stack.datagram_socket_class(self, family, type, proto)
         if Stack.socket_class is None:
             raise RuntimeError("rawtcp.socket is not loaded (import rawtcp loads it)")
         return Stack.socket_class(self, family, type, proto)
@@ -366,6 +380,7 @@ class Stack:
             except _ParseError as e:
                 reason = getattr(e, "reason", "malformed")
                 if reason == "not-tcp":
+                    self._input_other(raw, now)     # UDP, ICMP: off the TCP path
                     continue
                 counters["dropped_malformed"] += 1
                 self._trace({"t": now, "ev": "drop", "dir": "in", "reason": reason})
@@ -385,11 +400,47 @@ class Stack:
         if batch:
             self.core.on_packets(batch, now)
 
+    def _input_other(self, raw: bytes, now: int) -> None:
+        """A UDP datagram or an ICMP error (rawtcp.wire.udp), straight to the core."""
+        counters = self.counters
+        try:
+            obj = _decode_non_tcp(raw, self._verify_rx)
+        except _ParseError as e:
+            if e.reason == "not-udp":
+                return                    # another protocol: not ours, as before
+            counters["dropped_malformed"] += 1
+            self._trace({"t": now, "ev": "drop", "dir": "in", "reason": e.reason})
+            if self._pcap is not None:
+                self._pcap.record(raw, self._wall0_us + now)
+            return
+        if self.addresses and obj.dst not in self.addresses:
+            counters["dropped_not_ours"] += 1
+            return
+        if self._pcap is not None:
+            self._pcap.record(raw, self._wall0_us + now)
+        if self.faults is None:
+            self._deliver_other(obj, False, now, raw)
+            return
+        for _when, p, corrupt in self.faults.process("in", obj, now):
+            self._deliver_other(p, corrupt, now, raw if p is obj else b"")
+
+    def _deliver_other(self, obj: Any, corrupt: bool, now: int, raw: bytes = b"") -> None:
+        if corrupt:
+            self.counters["dropped_corrupt"] += 1
+            self._trace({"t": now, "ev": "drop", "dir": "in", "reason": "bad-checksum"})
+        elif isinstance(obj, _udp_wire.Datagram):
+            self.core.on_datagram(obj, now, raw)
+        else:
+            self.core.on_icmp(obj, now)
+
     def _fault_release_at(self) -> int | None:
         return self.faults.pending_release_at() if self.faults is not None else None
 
     def _deliver_in(self, when: int, pkt: Packet, corrupt: bool, now: int,
                     batch: list[Packet]) -> None:
+        if type(pkt) is not Packet:            # a held UDP datagram or ICMP error
+            self._deliver_other(pkt, corrupt, now)
+            return
         if corrupt:
             # What the core would see after a checksum check: nothing. Count it as such.
             self.counters["dropped_corrupt"] += 1
@@ -426,12 +477,26 @@ class Stack:
                 #                                       holds the rest (hold_delays)
 
     def _encode(self, pkt: Packet, corrupt: bool, now: int) -> bytes:
+        if type(pkt) is not Packet:
+            return self._encode_other(pkt, corrupt, now)
         if corrupt:
             raw = encode_packet(pkt, True)
         elif self.offload and len(pkt.segment.payload) > self._mtu - 40:   # > MTU: GSO
             raw = _encode_ip(pkt, payload_sum=False)   # the link writes the partial sum
         else:
             raw = _encode_ip(pkt)
+        if self._pcap is not None:
+            self._pcap.record(raw, self._wall0_us + now)
+        return raw
+
+    def _encode_other(self, obj: Any, corrupt: bool, now: int) -> bytes:
+        """A UDP datagram or an ICMP error from the core (rawtcp.core.udp)."""
+        if isinstance(obj, _udp_wire.Datagram):
+            raw = _udp_wire.encode_datagram(obj)
+        else:
+            raw = _udp_wire.encode_icmp_error(obj)
+        if corrupt:
+            raw = _udp_wire.corrupt_checksum_non_tcp(raw)
         if self._pcap is not None:
             self._pcap.record(raw, self._wall0_us + now)
         return raw

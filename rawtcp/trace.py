@@ -265,15 +265,30 @@ class PcapRecorder:
 
 
 def encode_packet(pkt: Any, corrupt: bool = False) -> bytes:
-    """Packet -> IP bytes, with a deliberately wrong TCP checksum when ``corrupt``."""
+    """Packet (or a UDP Datagram / ICMP IcmpError) -> IP bytes, with a deliberately wrong
+    transport checksum when ``corrupt``."""
     from rawtcp.wire import corrupt_checksum, encode_ip
 
+    if not hasattr(pkt, "segment"):
+        from rawtcp.wire import udp
+
+        raw = (udp.encode_datagram(pkt) if isinstance(pkt, udp.Datagram)
+               else udp.encode_icmp_error(pkt))
+        return udp.corrupt_checksum_non_tcp(raw) if corrupt else raw
     raw = encode_ip(pkt)
     return corrupt_checksum(raw) if corrupt else raw
 
 
 def to_scapy(pkt: Any) -> Any:
-    """Packet -> Scapy IP()/TCP() (the reference codec's view of it)."""
+    """Packet -> Scapy IP()/TCP() (the reference codec's view of it); a UDP Datagram or
+    ICMP IcmpError -> IP()/UDP() or IP()/ICMP() (IPv6 likewise)."""
     from rawtcp.wire import scapy_codec
+
+    if not hasattr(pkt, "segment"):
+        from scapy.layers.inet import IP
+        from scapy.layers.inet6 import IPv6
+
+        raw = encode_packet(pkt)
+        return IP(raw) if raw[0] >> 4 == 4 else IPv6(raw)
 
     return scapy_codec.to_scapy(pkt)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rawtcp.core.datagram import Datagram
 from rawtcp.core.segment import Flags, Packet, flags_str
 from rawtcp.faults.grammar import Rule
 from rawtcp.faults.release import Delivery, ReleaseQueue
@@ -26,7 +27,7 @@ class _View:
     """Per-packet lazy facts shared by all rules (state and Scapy packet computed once)."""
 
     __slots__ = ("_engine", "_scapy", "_state", "_state_done", "direction", "now", "pkt",
-                 "rack", "rseq")
+                 "proto", "rack", "rseq")
 
     def __init__(self, engine: FaultEngine, direction: str, pkt: Packet, now: int) -> None:
         self.pkt = pkt
@@ -36,14 +37,20 @@ class _View:
         self._state_done = False
         self._state: str | None = None
         self._scapy: Any = None
-        self.rseq, self.rack = engine._relative(pkt)
+        if type(pkt) is Packet:
+            self.proto = "tcp"
+            self.rseq, self.rack = engine._relative(pkt)
+        else:                       # a UDP datagram or an ICMP error (rawtcp.core.udp)
+            self.proto = "udp" if type(pkt) is Datagram else "icmp"
+            self.rseq = self.rack = None
 
     @property
     def state(self) -> str | None:
         if not self._state_done:
             self._state_done = True
             fn = self._engine.state_of
-            st = fn(self.pkt, self.direction) if fn is not None else None
+            tcp = self.proto == "tcp"
+            st = fn(self.pkt, self.direction) if fn is not None and tcp else None
             self._state = None if st is None else str(getattr(st, "name", st)).upper()
         return self._state
 
@@ -147,6 +154,8 @@ class FaultEngine:
 
     # -- ISN bookkeeping for relative numbers -----------------------------------------------
     def _learn(self, pkt: Packet) -> None:
+        if type(pkt) is not Packet:
+            return
         s = pkt.segment
         if s.flags & Flags.SYN:
             key = (pkt.src, s.src_port, pkt.dst, s.dst_port)
@@ -167,6 +176,10 @@ class FaultEngine:
     def _matches(self, r: Rule, v: _View) -> bool:
         if r.dir != "any" and r.dir != v.direction:
             return False
+        if r.proto is not None and r.proto != v.proto:
+            return False
+        if v.proto != "tcp":
+            return self._matches_other(r, v)
         s = v.pkt.segment
         if r.flags is not None and not r.flags(int(s.flags)):
             return False
@@ -182,6 +195,20 @@ class FaultEngine:
             st = v.state
             if st is None or (st in r.states) == r.states_negate:
                 return False
+        return self._predicate(r, v)
+
+    def _matches_other(self, r: Rule, v: _View) -> bool:
+        """A UDP datagram or ICMP error: TCP-only conditions (flags, state, seq) never match;
+        len is the UDP payload (the quoted bytes of an ICMP error)."""
+        if r.flags is not None or r.seq is not None or r.states is not None:
+            return False
+        pkt = v.pkt
+        n = len(pkt.payload) if v.proto == "udp" else len(pkt.quote)
+        if r.len is not None and not r.len(n):
+            return False
+        return self._predicate(r, v)
+
+    def _predicate(self, r: Rule, v: _View) -> bool:
         if r.predicate is not None:
             try:
                 if not r.predicate(v.scapy):
@@ -311,6 +338,8 @@ class FaultEngine:
 
     # -- tracing ----------------------------------------------------------------------------
     def _seg_fields(self, now: int, direction: str, pkt: Packet) -> dict[str, Any]:
+        if type(pkt) is not Packet:
+            return _other_fields(now, direction, pkt)
         s = pkt.segment
         rseq, rack = self._relative(pkt)
         if direction == "out":
@@ -334,3 +363,13 @@ class FaultEngine:
             ev["state"] = v.state
         ev.update(extra)
         self.tracer(ev)
+
+
+def _other_fields(now: int, direction: str, pkt: Any) -> dict[str, Any]:
+    """Trace fields of a fault acting on a UDP datagram or an ICMP error."""
+    if type(pkt) is Datagram:
+        return {"t": now, "ev": "fault", "proto": "udp", "dir": direction, "src": pkt.src,
+                "dst": pkt.dst, "sport": pkt.sport, "dport": pkt.dport,
+                "len": len(pkt.payload)}
+    return {"t": now, "ev": "fault", "proto": "icmp", "dir": direction, "src": pkt.src,
+            "dst": pkt.dst, "kind": pkt.kind, "qsport": pkt.qsport, "qdport": pkt.qdport}

@@ -26,8 +26,11 @@ __all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "RANGES", "STATES", "FlagMat
            "RuleError", "parse_action_rule", "parse_rule"]
 
 ACTIONS = ("drop", "delay", "duplicate", "reorder", "corrupt")
-KEYS = ("dir", "flags", "state", "seq", "len", "nth", "count", "p", "seed", "ms", "copies", "after")
+KEYS = ("dir", "proto", "flags", "state", "seq", "len", "nth", "count", "p", "seed", "ms",
+        "copies", "after")
 STATES = tuple(s.name for s in State)   # the RFC 9293 names, from the one state module
+#: proto= values: TCP segments, UDP datagrams, ICMP/ICMPv6 errors
+PROTOS = ("tcp", "udp", "icmp")
 #: Every number a rule takes, with its inclusive range (docs/faults.md). Bounds keep a rule
 #: from exhausting memory (copies) or holding a packet past any useful time (ms), and make a
 #: value that could never match (seq beyond 32 bits) an error instead of a silent no-op.
@@ -180,6 +183,7 @@ class Rule:
 
     action: str
     dir: str = "any"
+    proto: str | None = None
     flags: FlagMatch | None = None
     states: frozenset[str] | None = None
     states_negate: bool = False
@@ -207,6 +211,8 @@ class Rule:
         parts: list[str] = []
         if self.dir != "any":
             parts.append(self.dir)
+        if self.proto is not None:
+            parts.append(f"proto={self.proto}")
         if self.flags is not None:
             parts.append(f"flags={self.flags.text}")
         if self.states is not None:
@@ -250,6 +256,8 @@ def _validate(r: Rule) -> None:
         raise RuleError(f"unknown fault action {r.action!r} (known: {', '.join(ACTIONS)})")
     if r.dir not in ("in", "out", "any"):
         raise bad(f"dir must be in, out or any, not {r.dir!r}")
+    if r.proto is not None and r.proto not in PROTOS:
+        raise bad(f"proto must be one of {', '.join(PROTOS)}, not {r.proto!r}")
     for key in ("nth", "count", "p", "seed", "ms", "copies", "after"):
         v = getattr(r, key)
         if v is not None:
@@ -327,6 +335,10 @@ def parse_rule(action: str, text: str) -> Rule:
                 if value.lower() not in ("in", "out", "any"):
                     raise ValueError("dir must be in, out or any")
                 put("dir", value.lower(), part)
+            elif key == "proto":
+                if value.lower() not in PROTOS:
+                    raise ValueError(f"proto must be one of {', '.join(PROTOS)}")
+                put("proto", value.lower(), part)
             elif key == "flags":
                 put("flags", FlagMatch.parse(value), part)
             elif key == "state":

@@ -25,7 +25,11 @@ REASONS: dict[str, str] = {
     "option-overrun": "a TCP option runs past the end of the TCP header",
     "bad-option-length": "a TCP option length below 2, or wrong for its kind "
     "(MSS 4, WS 3, SACK-permitted 2, timestamps 10, SACK 2+8n with n >= 1)",
-    # UDP and ICMP (rawtcp.wire.udp, only for packets the TCP decoder called not-tcp)
+}
+
+# The UDP/ICMP decoder (rawtcp.wire.udp.decode_non_tcp, only for packets the TCP decoder
+# called not-tcp) adds these to the IP reasons above.
+UDP_REASONS: dict[str, str] = {
     "not-udp": "the upper-layer protocol is neither TCP, UDP nor ICMP/ICMPv6",
     "bad-udp-length": "UDP length field below 8 or past the end of the IP payload",
     "bad-udp-checksum": "UDP checksum over the pseudo-header does not verify",

@@ -235,3 +235,16 @@ def decode_non_tcp(data: bytes, verify: bool = True) -> Datagram | IcmpError:
     if (version, proto) in ((4, PROTO_ICMP), (6, PROTO_ICMP6)):
         return _decode_icmp(data[start:end], version, a, b, verify)
     raise ParseError("not-udp", f"IP protocol {proto} is neither TCP, UDP nor ICMP")
+
+
+def corrupt_checksum_non_tcp(ip_packet: bytes) -> bytes:
+    """The same UDP or ICMP packet with one bit of its transport checksum flipped (fault
+    injection, like :func:`rawtcp.wire.fast.corrupt_checksum` for TCP)."""
+    data = bytes(ip_packet)
+    version, start, end, _a, _b, proto = _walk(data, verify=False)
+    off = 6 if proto == PROTO_UDP else 2
+    if end - start < off + 2:
+        raise ParseError("short", "no room for a checksum")
+    out = bytearray(data)
+    out[start + off + 1] ^= 0x01
+    return bytes(out)

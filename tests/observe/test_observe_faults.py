@@ -82,8 +82,9 @@ def test_text_form_is_canonical() -> None:
 @pytest.mark.parametrize(
     "action,text,message",
     [
-        ("drop", "out flgs=A", ("bad rule 'out flgs=A': unknown key 'flgs' (known: dir, flags, "
-                                "state, seq, len, nth, count, p, seed, ms, copies, after)")),
+        ("drop", "out flgs=A", ("bad rule 'out flgs=A': unknown key 'flgs' (known: dir, proto, "
+                                "flags, state, seq, len, nth, count, p, seed, ms, copies, "
+                                "after)")),
         ("drop", "out flags=AX", "unknown TCP flag letter 'X'"),
         ("drop", "flags=S+A", "mixes an exact set"),
         ("drop", "flags=+S-S", "both required and excluded"),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from rawtcp.wire import ParseError, fast, udp
 from rawtcp.wire import scapy_udp as ref
+from rawtcp.wire.errors import UDP_REASONS
 from rawtcp.wire.udp import Datagram, IcmpError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -126,13 +127,25 @@ def test_bad_checksums_lengths_and_non_errors_are_parse_errors() -> None:
     other[9] = 47               # GRE
     other[10:12] = b"\0\0"
     other[10:12] = struct.pack("!H", fast.internet_checksum(bytes(other[:20])))
-    cases = [(bad, "bad-udp-checksum"), (long, "bad-udp-length"), (echo, "icmp-not-error"),
+    icmp = udp.encode_icmp_error(udp.port_unreachable(raw, udp.decode_non_tcp(raw)))
+    bad_icmp = bytearray(icmp)
+    bad_icmp[-1] ^= 1
+    cut = bytearray(udp.encode_icmp_error(udp.port_unreachable(raw[:24],
+                                                               udp.decode_non_tcp(raw))))
+    cut[22:24] = b"\0\0"
+    cut[22:24] = struct.pack("!H", fast.internet_checksum(bytes(cut[20:])))
+    v6 = bytearray(udp.encode_datagram(Datagram(*V6, 1, 2, b"hello")))
+    v6[46:48] = b"\0\0"
+    cases = [(bad_icmp, "bad-icmp-checksum"), (cut, "bad-icmp-quote"),
+             (v6, "udp-no-checksum"), (bad, "bad-udp-checksum"), (long, "bad-udp-length"),
+             (echo, "icmp-not-error"),
              (other, "not-udp"), (raw[:25], "truncated")]
     for data, reason in cases:
         for codec in (udp, ref):
             with pytest.raises(ParseError) as ei:
                 codec.decode_non_tcp(bytes(data))
             assert ei.value.reason == reason, (codec, reason)
+    assert {r for _, r in cases} >= set(UDP_REASONS)
 
 
 def _agree(data: bytes) -> None:
