@@ -47,6 +47,8 @@ SO_TYPE = _socket.SO_TYPE
 TCP_NODELAY = _socket.TCP_NODELAY
 TCP_MAXSEG = _socket.TCP_MAXSEG
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
+IPPROTO_IPV6 = _socket.IPPROTO_IPV6
+IPV6_V6ONLY = _socket.IPV6_V6ONLY
 
 _SYNCHRONIZED_OPEN = SEND_OPEN
 _PEER_FINISHED = PEER_FINISHED
@@ -78,9 +80,13 @@ class Socket:
         if type != SOCK_STREAM or proto not in (0, _socket.IPPROTO_TCP):
             raise _err(errno.EPROTONOSUPPORT, "rawtcp only does TCP (SOCK_STREAM)")
         self._stack = stack
-        self.family = family
-        self.type = type
+        self.family = _socket.AddressFamily(family)
+        self.type = _socket.SocketKind(type)
         self.proto = proto
+        self._io_refs = 0            # makefile() streams open on it (socket.SocketIO)
+        self._close_wanted = False   # close() came while streams were open
+        self._listener4 = None       # the IPv4 half of a dual-stack AF_INET6 listener
+        self._mapped = False         # an IPv4 connection seen through an AF_INET6 socket
         self._timeout: float | None = _socket.getdefaulttimeout()
         self._binding = _binding
         self._tcb = _tcb
@@ -104,6 +110,8 @@ class Socket:
             (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
             (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
         }
+        if family == AF_INET6:   # Linux's default (net.ipv6.bindv6only=0): dual stack
+            self._opts[(IPPROTO_IPV6, IPV6_V6ONLY)] = 0
         self._notifier: Notifier | None = None   # made by the first fileno()
         self._rcvbuf_locked = False              # SO_RCVBUF was set (Linux's lock)
 
@@ -184,7 +192,8 @@ class Socket:
         if self._stack.error is not None:
             return True, True
         if self._listener is not None:
-            return self._listener.pending > 0, False
+            l4 = self._listener4
+            return self._listener.pending > 0 or (l4 is not None and l4.pending > 0), False
         t = self._tcb
         if t is None:
             return False, False
@@ -231,7 +240,7 @@ class Socket:
         listener changes (only once a notifier exists)."""
         if self._notifier is None:
             return
-        for obj in (self._tcb, self._listener):
+        for obj in (self._tcb, self._listener, self._listener4):
             if obj is not None:
                 obj.watcher = self._update_ready
         self._update_ready()
@@ -240,7 +249,7 @@ class Socket:
         n, self._notifier = self._notifier, None
         if n is None:
             return
-        for obj in (self._tcb, self._listener):
+        for obj in (self._tcb, self._listener, self._listener4):
             if obj is not None and obj.watcher == self._update_ready:
                 obj.watcher = None
         self._stack.remove_watcher(self._stack_event)
@@ -259,7 +268,8 @@ class Socket:
             raise _err(errno.EINVAL, "the socket is already bound")
         host, port = self._resolve(address)
         if host in ("", "0.0.0.0", "::"):
-            self._stack.default_address(self.family)   # EADDRNOTAVAIL if none of the family
+            # as Linux, the wildcard binds even when the link has no address of the
+            # family (a listener there just never gets a connection)
             host = "::" if self.family == AF_INET6 else "0.0.0.0"
         elif self._stack.addresses and host not in self._stack.addresses:
             raise _err(errno.EADDRNOTAVAIL, f"{host} is not an address of this rawtcp link "
@@ -274,7 +284,11 @@ class Socket:
             a, p = self._binding.addr, self._binding.port
         else:
             a, p = ("0.0.0.0", 0) if self.family == AF_INET else ("::", 0)
-        return (a, p) if self.family == AF_INET else (a, p, 0, 0)
+        return (a, p) if self.family == AF_INET else (self._v6(a), p, 0, 0)
+
+    def _v6(self, addr: str) -> str:
+        """An IPv4 address seen through an AF_INET6 socket is v4-mapped (RFC 4291 2.5.5.2)."""
+        return f"::ffff:{addr}" if self._mapped and ":" not in addr else addr
 
     def getpeername(self):
         self._check_open()
@@ -284,7 +298,7 @@ class Socket:
             # never connected (in progress, refused or timed out): as Linux, ENOTCONN
             raise _err(errno.ENOTCONN, "the socket is not connected")
         a, p = t.remote
-        return (a, p) if self.family == AF_INET else (a, p, 0, 0)
+        return (a, p) if self.family == AF_INET else (self._v6(a), p, 0, 0)
 
     def _was_connected(self) -> bool:
         t = self._tcb
@@ -303,20 +317,53 @@ class Socket:
         opts = self._tcb_options()
         self._listener = self._call(
             lambda now: self._stack.core.listen(self._binding, backlog, options=opts, now=now))
+        if self._dual_stack():
+            self._listen4(backlog, opts)
         with self._stack.lock:
             self._watch()
+
+    def _dual_stack(self) -> bool:
+        """An AF_INET6 socket on '::' without IPV6_V6ONLY also takes IPv4 connections
+        (ipv6(7)), when the link has an IPv4 address."""
+        return (self.family == AF_INET6 and self._binding is not None
+                and self._binding.addr == "::"
+                and not self._opts.get((IPPROTO_IPV6, IPV6_V6ONLY), 1)
+                and any(":" not in a for a in self._stack.addresses))
+
+    def _listen4(self, backlog: int, opts: TcbOptions) -> None:
+        core, port = self._stack.core, self._binding.port
+        reuse = bool(self._opts[(SOL_SOCKET, SO_REUSEADDR)])
+
+        def do(now):
+            b = core.bind("0.0.0.0", port, reuse=reuse)
+            try:
+                return core.listen(b, backlog, options=opts, now=now)
+            except OSError:
+                b.release()
+                raise
+
+        try:
+            self._listener4 = self._call(do)
+        except OSError as e:
+            lst, self._listener = self._listener, None
+            self._call(lambda now: lst.close(now))
+            raise _err(e.errno or errno.EADDRINUSE,
+                       f"0.0.0.0:{port} (the IPv4 half of [::]:{port}) is taken; set "
+                       "IPV6_V6ONLY to listen on IPv6 only") from None
 
     def accept(self):
         """Wait for a connection; returns (Socket, address) like socket.accept()."""
         self._check_open()
         if self._listener is None:
             raise _err(errno.EINVAL, "call listen() before accept()")
-        lst = self._listener
+        lst, l4 = self._listener, self._listener4
         got: list = []
 
         def ready() -> bool:
             if not got:
                 t = lst.accept()
+                if t is None and l4 is not None:
+                    t = l4.accept()
                 if t is not None:
                     got.append(t)
             return bool(got)
@@ -324,6 +371,7 @@ class Socket:
         self._wait(ready, "accept")
         tcb = got[0]
         child = Socket(self._stack, self.family, self.type, self.proto, _tcb=tcb)
+        child._mapped = self.family == AF_INET6 and ":" not in tcb.local[0]
         child._opts.update(self._opts)
         child._timeout = self._timeout if self._timeout != 0.0 else None
         with self._stack.lock:
@@ -473,12 +521,17 @@ class Socket:
         finally:
             self._timeout = timeout
 
+    def sendto(self, data, flags_or_address, address=None) -> int:
+        """sendto(data[, flags], address): on a stream socket Linux ignores the address
+        (send(2)): a connected socket sends, an unconnected one raises EPIPE."""
+        flags = 0 if address is None else int(flags_or_address)
+        return self.send(data, flags)
+
     def sendmsg(self, buffers: Iterable, ancdata=(), flags: int = 0, address=None) -> int:
-        """writev semantics: the buffers go out as one stream, in order."""
+        """writev semantics: the buffers go out as one stream, in order. The address is
+        ignored, as sendto's."""
         if ancdata:
             raise _err(errno.EINVAL, "rawtcp sockets carry no ancillary data")
-        if address is not None:
-            raise _err(errno.EISCONN, "TCP sockets take no address in sendmsg")
         return self.send(b"".join(bytes(b) for b in buffers), flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -553,7 +606,16 @@ class Socket:
         mv[: len(data)] = data
         return len(data)
 
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, None]:
+        """(data, None): Linux gives a stream socket's recvfrom no address."""
+        return self.recv(bufsize, flags), None
+
+    def recvfrom_into(self, buffer, nbytes: int = 0, flags: int = 0) -> tuple[int, None]:
+        return self.recv_into(buffer, nbytes, flags), None
+
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
+        """(data, [], msg_flags, address): no ancillary data. The address is the peer's
+        (Linux gives None for TCP; kept for the existing callers of rawtcp)."""
         data = self.recv(bufsize, flags)
         return data, [], 0, self._peer_or_none()
 
@@ -576,6 +638,40 @@ class Socket:
         except OSError:
             return None
 
+    def makefile(self, mode: str = "r", buffering: int | None = None, *, encoding=None,
+                 errors=None, newline=None):
+        """A file object over the socket, exactly socket.socket.makefile (socket.SocketIO
+        over recv_into/send): closing the socket while the file is open keeps the
+        connection until the file is closed too."""
+        self._check_open()
+        return _socket.socket.makefile(self, mode, buffering, encoding=encoding,
+                                       errors=errors, newline=newline)
+
+    def _decref_socketios(self) -> None:
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._close_wanted:
+            self.close()
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        """socket.sendfile: the file's bytes through send (no os.sendfile: the descriptor
+        is not the connection)."""
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if offset:
+            file.seek(offset)
+        total = 0
+        while count is None or total < count:
+            want = 1 << 16 if count is None else min(1 << 16, count - total)
+            data = file.read(want)
+            if not data:
+                break
+            self.sendall(data)
+            total += len(data)
+        if hasattr(file, "seek"):
+            file.seek(offset + total)
+        return total
+
     # ------------------------------------------------------------------ closing
     def shutdown(self, how: int) -> None:
         self._check_open()
@@ -593,11 +689,16 @@ class Socket:
     def close(self) -> None:
         if self._closed:
             return
+        if self._io_refs > 0:       # makefile() streams still open: as socket.socket
+            self._close_wanted = True
+            return
         stack = self._stack
         try:
             if self._listener is not None:
-                lst = self._listener
+                lst, l4 = self._listener, self._listener4
                 self._call(lambda now: lst.close(now))
+                if l4 is not None:
+                    self._call(lambda now: l4.close(now))
             elif self._tcb is not None:
                 t = self._tcb
                 onoff, linger = self._opts[(SOL_SOCKET, SO_LINGER)]
@@ -620,7 +721,22 @@ class Socket:
                 self._release_notifier()
 
     def detach(self) -> int:
+        """EOPNOTSUPP: the connection lives in rawtcp, not behind a kernel descriptor that
+        could be handed on (ssl.wrap_socket needs one: use asyncio's TLS or ssl.MemoryBIO)."""
         raise _err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to detach")
+
+    def dup(self):
+        """EOPNOTSUPP: a second descriptor of the same connection has nothing to stand on
+        (fileno() is only a readiness descriptor)."""
+        raise _err(errno.EOPNOTSUPP, "rawtcp sockets cannot be duplicated")
+
+    def get_inheritable(self) -> bool:
+        return False
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        if inheritable:
+            raise _err(errno.EOPNOTSUPP, "a rawtcp socket cannot be inherited by a child "
+                                         "process")
 
     # ------------------------------------------------------------------ modes and options
     def settimeout(self, value: float | None) -> None:
@@ -638,6 +754,10 @@ class Socket:
 
     def getblocking(self) -> bool:
         return self._timeout != 0.0
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
 
     def fileno(self) -> int:
         if self._closed:
@@ -747,8 +867,32 @@ class Socket:
         self.close()
 
     def __repr__(self) -> str:
-        st = "closed" if self._closed else self.state
-        return f"<rawtcp.Socket {st} local={self.getsockname()}>"
+        if self._closed:
+            return (f"<rawtcp.Socket [closed] fd=-1, family={self.family}, type={self.type}, "
+                    f"proto={self.proto}>")
+        fd = self._notifier.fileno() if self._notifier is not None else -1
+        text = (f"<rawtcp.Socket fd={fd}, family={self.family}, type={self.type}, "
+                f"proto={self.proto}, state={self.state}, laddr={self.getsockname()}")
+        try:
+            text += f", raddr={self.getpeername()}"
+        except OSError:
+            pass
+        return text + ">"
+
+    def __getattr__(self, name: str):
+        """A call of socket.socket that rawtcp does not have is OSError(EOPNOTSUPP) when
+        made, never an AttributeError (other names are still AttributeErrors)."""
+        if name.startswith("__") or name not in _SOCKET_CALLS:
+            raise AttributeError(f"'rawtcp.Socket' object has no attribute {name!r}")
+
+        def unsupported(*args, **kwargs):
+            raise _err(errno.EOPNOTSUPP, f"socket.{name}() is not supported by rawtcp sockets")
+
+        return unsupported
+
+
+_SOCKET_CALLS = frozenset(n for n in dir(_socket.socket)
+                          if not n.startswith("_") and callable(getattr(_socket.socket, n)))
 
 
 Stack.socket_class = Socket   # Stack.socket() makes these (the runtime never imports this)
