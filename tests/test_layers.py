@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "notify": 4,            # the readiness descriptor of a polled socket
     # BSD-like sockets over a running stack
     "socket": 5,
+    "udp_socket": 5,        # UDP (SOCK_DGRAM) sockets beside socket.py
     "bench": 6,
     "packetdrill": 6,       # scripts run over sockets on a virtual-clock stack
     "experiments": 7,
