@@ -12,7 +12,7 @@ import rawtcp.socket as _socket_layer  # noqa: F401 - registers Stack.socket()'s
 
 __version__ = "0.1.0"
 
-__all__ = ["Stack", "Config", "State", "Socket", "__version__"]
+__all__ = ["Stack", "Config", "State", "Socket", "patch", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import rawtcp` stays cheap
@@ -32,4 +32,9 @@ def __getattr__(name: str) -> Any:  # lazy: `import rawtcp` stays cheap
         from rawtcp.socket import Socket
 
         return Socket
+    if name == "patch":      # rawtcp.patch(stack): the socket module hands out rawtcp sockets
+        from rawtcp.patch import patch
+
+        globals()["patch"] = patch   # the import made the attribute the module: the function
+        return patch
     raise AttributeError(f"module 'rawtcp' has no attribute {name!r}")
