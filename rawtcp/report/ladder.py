@@ -24,7 +24,10 @@ length::
 - ``[rtx]`` marks a retransmission (sequence space already sent in that direction),
   ``[corrupt]``, ``[delay 300ms]``, ``[dup]``, ``[held]`` the other faults on our outgoing
   segments; faults on incoming segments and segments rawtcp discarded (``drop`` events)
-  become ``~`` notes in the middle.
+  become ``~`` notes in the middle;
+- UDP datagrams (``udp`` events) are arrows labelled ``UDP sport>dport len=N``, ICMP errors
+  (``icmp`` events) ``ICMP port-unreachable sport>dport`` (the ports of the packet they
+  quote); faults on them (``proto=udp``) are drawn as on segments.
 
 :func:`render_ladder` draws trace events; :func:`ladder_from_pcap` draws a capture;
 :class:`LiveLadder` is a tracer subscriber that prints the rows of a live run as they happen.
@@ -70,7 +73,22 @@ class _Row:
     corrupt: bool = False
 
 
+def _other_label(ev: Event) -> str | None:
+    """A UDP datagram or an ICMP error (trace events ``udp``/``icmp``, or a fault or drop
+    with ``proto``), else None."""
+    kind = ev.get("ev")
+    proto = ev.get("proto")
+    if kind == "udp" or proto == "udp":
+        return f"UDP {ev.get('sport')}>{ev.get('dport')} len={ev.get('len', 0)}"
+    if kind == "icmp" or proto == "icmp":
+        return f"ICMP {ev.get('kind', '?')} {ev.get('qsport')}>{ev.get('qdport')}"
+    return None
+
+
 def _label(ev: Event, tags: list[str]) -> str:
+    other = _other_label(ev)
+    if other is not None:
+        return other + "".join(f" [{t}]" for t in tags)
     flags = ev.get("flags") or "."
     seq = ev.get("rseq") if ev.get("rseq") is not None else ev.get("seq")
     s = f"{flags} seq={seq}"
@@ -125,7 +143,9 @@ def _build_rows(events: list[Event], conn: str | None) -> list[_Row]:
             continue
         if conn is not None and ev.get("conn") not in (None, conn):
             continue
-        if kind == "seg":
+        if kind in ("udp", "icmp"):          # datagrams and ICMP errors: arrows too
+            rows.append(_Row(t, "seg", ev))
+        elif kind == "seg":
             r = _Row(t, "seg", ev)
             if ev.get("rtx"):
                 r.tags.append("rtx")
@@ -144,6 +164,8 @@ def _build_rows(events: list[Event], conn: str | None) -> list[_Row]:
         elif kind == "drop":
             reason = ev.get("reason", "?")
             what = f" {ev['flags']} seq={ev.get('rseq', ev.get('seq'))}" if "flags" in ev else ""
+            if ev.get("proto") in ("udp", "icmp"):
+                what = " " + str(_other_label(ev))
             if reason == "retransmitted-fin-reacked":   # RFC 9293 3.10.7.4, TIME-WAIT
                 note = f"rawtcp: retransmitted{what} in TIME_WAIT: re-ACK, 2MSL restarted"
             else:
@@ -259,7 +281,7 @@ def render_ladder(
     # the two addresses, from the first segment
     laddr = raddr = ""
     for r in rows:
-        if r.kind == "seg":
+        if r.kind == "seg" and r.ev.get("sport") is not None:
             e = r.ev
             a = f"{e.get('src')}:{e.get('sport')}"
             b = f"{e.get('dst')}:{e.get('dport')}"
@@ -342,7 +364,8 @@ class LiveLadder:
                              right=self.right).splitlines()
 
     def _flush(self, final: bool) -> None:
-        if not any(e.get("ev") == "seg" or (e.get("ev") == "fault" and e.get("action") == "drop")
+        if not any(e.get("ev") in ("seg", "udp", "icmp")
+                   or (e.get("ev") == "fault" and e.get("action") == "drop")
                    for e in self.events):
             if not final:
                 return
@@ -353,7 +376,8 @@ class LiveLadder:
             self.printed = upto
 
     def __call__(self, ev: Event) -> None:
-        if ev.get("ev") not in ("seg", "state", "kernel", "fault", "drop", "error"):
+        if ev.get("ev") not in ("seg", "udp", "icmp", "state", "kernel", "fault", "drop",
+                                "error"):
             return
         with self._lock:
             self.events.append(ev)
