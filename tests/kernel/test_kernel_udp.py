@@ -108,3 +108,34 @@ def test_udp_request_response_both_ways_and_port_unreachable(kind, family, tmp_p
     assert [len(d.payload) for d in dgrams] == [19, 20, 1000, 500, 7]
     errors = [p for p in pkts if isinstance(p, IcmpError)]
     assert len(errors) == 1 and errors[0].src == kaddr and errors[0].qdport == closed_port
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_kernel_icmp_port_unreachable_refuses_a_tcp_connect_rfc1122_4_2_3_9(family) -> None:
+    """The kernel's firewall answers our SYN with ICMP port unreachable (nftables reject):
+    a hard error in SYN-SENT, so connect fails with ECONNREFUSED at once (RFC 1122 4.2.3.9,
+    RFC 5927 4.1: the quoted sequence number is our SYN's), as on Linux."""
+    from rawtcp.host.nft import add_table, delete_table
+
+    fam = socket.AF_INET6 if family == "ipv6" else socket.AF_INET
+    with TunLab(family=family) as lab:
+        table = f"rtudp{lab.tag[-6:]}"
+        add_table(lab.kernel_netns, "inet", table,
+                  "chain input { type filter hook input priority 0; "
+                  "tcp dport 7777 reject with icmpx type port-unreachable; }")
+        try:
+            tracer = Tracer()
+            with Stack(lab.open_link(), kernel_config(), tracer=tracer, name="rawtcp-tun") as st:
+                s = st.socket(fam, socket.SOCK_STREAM)
+                s.settimeout(T)
+                with pytest.raises(ConnectionRefusedError):
+                    s.connect((lab.kernel_addr, 7777))
+                assert st.core.counters["icmp_tcp_aborted"] == 1
+                # refused by the ICMP error, not by a timeout: one SYN only
+                syns = [e for e in tracer.events("seg") if e["dir"] == "out"]
+                assert len(syns) == 1 and syns[0]["flags"] == "S"
+                icmp = tracer.events("icmp")
+                assert icmp[0]["proto"] == 6 and icmp[0]["kind"] == "port-unreachable"
+                s.close()
+        finally:
+            delete_table(lab.kernel_netns, "inet", table)
