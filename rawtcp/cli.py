@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_link_args(ls)
     add_config_args(ls)
 
+    rn = sub.add_parser("run", help="run a Python program whose TCP sockets are rawtcp's: "
+                                    "rawtcp run --lab NAME -- python3 PROGRAM|-m MODULE [ARGS]",
+                        description="Run a Python program in this process with the socket "
+                                    "module patched (docs/run.md): its AF_INET/AF_INET6 "
+                                    "sockets, asyncio's included, are rawtcp sockets on one "
+                                    "stack with the fault rules and observation below. The "
+                                    "program's exit status is rawtcp run's.")
+    rn.add_argument("program", nargs=argparse.REMAINDER, metavar="-- python PROGRAM [ARGS]",
+                    help="after --: python (python3, a path to a python) then a script, "
+                         "-m MODULE or -c CODE, and its arguments; or the script directly")
+    _add_link_args(rn)
+    add_config_args(rn)
+
     cf = sub.add_parser("config", help="every stack setting (Config field) with its default, "
                                        "unit, range and meaning")
     cf.add_argument("--json", action="store_true", help="machine-readable, on stdout")

@@ -33,6 +33,8 @@ def dispatch(args) -> int:
         raise CliError("rawtcp experiment: give an action: list or run NAME", 2)
     if cmd == "lab" and not getattr(args, "lcmd", None):
         raise CliError("rawtcp lab: give an action: up, down, list or clean", 2)
+    if cmd == "run":          # a bad program line: one line, exit 2, before any link
+        args.run_program = _run_program_arg(args)
     from rawtcp.host import privileges
 
     privileges.check(need_tun=cmd in ("demo", "experiment"))
@@ -44,6 +46,8 @@ def dispatch(args) -> int:
         return cmd_lab(args)
     if cmd in ("connect", "listen"):
         return cmd_netcat(args)
+    if cmd == "run":
+        return cmd_run(args)
     if cmd == "peer-check":
         return cmd_peer_check(args)
     raise CliError(f"rawtcp: unknown command {cmd!r}", 2)
@@ -486,6 +490,58 @@ def cmd_netcat(args) -> int:
     if args.packetdrill and tracer is not None:
         _write_packetdrill(args.packetdrill, tracer.events(), f"rawtcp {args.cmd}")
     return 0
+
+
+def _run_program_arg(args):
+    from rawtcp.run import UsageError, parse_program
+
+    try:
+        return parse_program(args.program)
+    except UsageError as e:
+        raise CliError(str(e), 2) from None
+
+
+def cmd_run(args) -> int:
+    """`rawtcp run`: the program (rawtcp/run.py) under rawtcp.patch on one stack, with the
+    link, faults and observation of connect/listen; the program's status is returned."""
+    from rawtcp.run import run_program
+    from rawtcp.runtime import Stack
+    from rawtcp.trace import Tracer
+
+    config = _config(args)
+    _check_addresses(args)
+    if args.packetdrill:
+        _check_output_file(args.packetdrill, "--packetdrill")
+    for opt in ("pcap", "trace"):
+        if getattr(args, opt):
+            _check_output_file(getattr(args, opt), f"--{opt}")
+    live = None
+    if args.ladder:
+        from rawtcp.report.ladder import LiveLadder
+
+        live = LiveLadder(lambda text: (sys.stderr.write(text), sys.stderr.flush()),
+                          width=100, right="peer")
+    tracer = Tracer(args.trace, subscribers=[live] if live else ()) \
+        if (args.trace or args.ladder or args.packetdrill) else None
+    try:
+        engine = _fault_engine(args)
+        link = _open_link(args)
+    except BaseException:
+        if tracer is not None:
+            tracer.close()
+        raise
+    st = Stack(link, config, faults=engine, tracer=tracer, pcap=args.pcap)
+    try:
+        status = run_program(st, args.run_program)
+    finally:
+        st.close()
+        if tracer is not None:
+            tracer.close()
+        if live is not None:
+            live.close()
+    if args.packetdrill and tracer is not None:
+        _write_packetdrill(args.packetdrill, tracer.events(), "rawtcp run")
+    return status
 
 
 def _check_addresses(args) -> None:

@@ -61,10 +61,18 @@ def _rawtcp_types() -> tuple[type, ...]:
 
 
 class _SocketMeta(type):
+    """Only the patched class itself says yes to rawtcp sockets and kernel sockets alike; a
+    class derived from it while patched (ssl.SSLSocket, when ssl is first imported inside
+    the patch) answers as an ordinary class."""
+
     def __instancecheck__(cls, obj: object) -> bool:
+        if "rawtcp_stack" not in cls.__dict__:
+            return type.__instancecheck__(cls, obj)
         return isinstance(obj, _REAL_SOCKET) or isinstance(obj, _rawtcp_types())
 
     def __subclasscheck__(cls, sub: type) -> bool:
+        if "rawtcp_stack" not in cls.__dict__:
+            return type.__subclasscheck__(cls, sub)
         return issubclass(sub, _REAL_SOCKET) or issubclass(sub, _rawtcp_types())
 
 

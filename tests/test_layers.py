@@ -36,6 +36,8 @@ LAYERS: dict[str, int] = {
     "notify": 4,            # the readiness descriptor of a polled socket
     # BSD-like sockets over a running stack
     "socket": 5,
+    "patch": 6,             # rawtcp.patch: the socket module hands out rawtcp sockets
+    "run": 6,               # `rawtcp run`: a program under patch (commands.py wires it)
     "udp_socket": 5,        # UDP (SOCK_DGRAM) sockets beside socket.py
     "bench": 6,
     "packetdrill": 6,       # scripts run over sockets on a virtual-clock stack
