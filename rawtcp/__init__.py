@@ -9,6 +9,7 @@
 from typing import Any
 
 import rawtcp.socket as _socket_layer  # noqa: F401 - registers Stack.socket()'s Socket class
+import rawtcp.udp_socket as _udp_layer  # noqa: F401 - and its SOCK_DGRAM DatagramSocket class
 
 __version__ = "0.1.0"
 

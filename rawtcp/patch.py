@@ -7,11 +7,10 @@ talk over rawtcp.
 While the block runs, ``socket.socket`` (the attribute of the ``socket`` module, which is
 what ``socket.create_connection``, ``socket.create_server``, socketserver, http.client,
 urllib and asyncio call) is a class whose constructor returns, for ``AF_INET``/``AF_INET6``
-with ``SOCK_STREAM``, a :class:`rawtcp.socket.Socket` of ``stack`` (``SOCK_DGRAM``: the
-stack's datagram socket, once the stack has one; until then ``socket()`` raises
-``EPROTONOSUPPORT`` saying so). Everything else (``AF_UNIX``, ``AF_PACKET``, a ``fileno=``
-argument, ``socketpair``, ``fromfd``) is the kernel's, as is ``getaddrinfo`` (numeric
-addresses and every name the system resolver answers).
+with ``SOCK_STREAM``, a :class:`rawtcp.socket.Socket` of ``stack`` (``SOCK_DGRAM``: a
+:class:`rawtcp.udp_socket.DatagramSocket` of ``stack``). Everything else (``AF_UNIX``,
+``AF_PACKET``, a ``fileno=`` argument, ``socketpair``, ``fromfd``) is the kernel's, as is
+``getaddrinfo`` (numeric addresses and every name the system resolver answers).
 
 Why a class and not a function: code checks ``isinstance(x, socket.socket)`` and
 subclasses ``socket.socket`` (ssl.SSLSocket). The class is a subclass of the real one (so
@@ -39,6 +38,11 @@ import types
 from typing import Any
 
 from rawtcp.socket import Socket
+
+try:        # registers Stack.datagram_socket_class: SOCK_DGRAM sockets are UDP over rawtcp
+    import rawtcp.udp_socket  # noqa: F401
+except ImportError:      # pragma: no cover - a rawtcp without UDP: socket() says so
+    pass
 
 _REAL_SOCKET = _socket_module.socket
 _INET = (_socket_module.AF_INET, _socket_module.AF_INET6)

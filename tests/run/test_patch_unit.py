@@ -4,7 +4,6 @@ isinstance, the kernel's families, and asyncio's loop.sock_* on rawtcp sockets."
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 import rawtcp
 from rawtcp.link.memory import MemoryLink
 from rawtcp.runtime import Stack
+from rawtcp.udp_socket import DatagramSocket
 
 A, B = "10.2.0.1", "10.2.0.2"
 
@@ -80,9 +80,12 @@ def test_patched_class_hands_out_rawtcp_for_inet_and_kernel_for_the_rest(stacks)
         assert not isinstance(x, rawtcp.Socket)
         for k in (u, x, y, s):
             k.close()
-        with pytest.raises(OSError) as e:             # no UDP in this rawtcp yet
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        assert e.value.errno == errno.EPROTONOSUPPORT
+        d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # UDP: the stack's too
+        assert isinstance(d, DatagramSocket) and isinstance(d, socket.socket)
+        d.close()
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        assert not isinstance(raw, rawtcp.Socket)     # neither TCP nor UDP: the kernel's
+        raw.close()
 
 
 def test_asyncio_sock_calls_on_rawtcp_sockets(stacks) -> None:
@@ -151,3 +154,60 @@ def test_asyncio_streams_server_and_sock_accept(stacks) -> None:
     with rawtcp.patch(a):
         first, second = asyncio.run(main())
     assert first == b"HI\n" and second == b"\nih"
+
+
+def test_asyncio_create_datagram_endpoint_both_ways(stacks) -> None:
+    """UDP (RFC 768) through asyncio's datagram transport on rawtcp: a server endpoint
+    answering a peer, and a connected client endpoint getting an answer."""
+    a, b = stacks
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr) -> None:
+            self.transport.sendto(data.upper(), addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self, fut: asyncio.Future) -> None:
+            self.fut = fut
+
+        def connection_made(self, transport) -> None:
+            transport.sendto(b"ping")
+
+        def datagram_received(self, data: bytes, addr) -> None:
+            self.fut.set_result((data, addr))
+
+    def peer_round_trip() -> tuple:
+        c = b.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(5)
+        c.sendto(b"hello", (A, 5353))
+        got = c.recvfrom(100)
+        c.close()
+        return got
+
+    def peer_answer(s) -> None:
+        data, addr = s.recvfrom(100)
+        s.sendto(data[::-1], addr)
+
+    async def main() -> tuple:
+        loop = asyncio.get_running_loop()
+        t, _ = await loop.create_datagram_endpoint(Echo, local_addr=(A, 5353))
+        first = await loop.run_in_executor(None, peer_round_trip)
+        s = b.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((B, 6000))
+        s.settimeout(5)
+        fut = loop.create_future()
+        answer = loop.run_in_executor(None, peer_answer, s)
+        t2, _ = await loop.create_datagram_endpoint(lambda: Client(fut), remote_addr=(B, 6000))
+        second = await asyncio.wait_for(fut, 10)
+        await answer
+        s.close()
+        t.close()
+        t2.close()
+        return first, second
+
+    with rawtcp.patch(a):
+        first, second = asyncio.run(main())
+    assert first == (b"HELLO", (A, 5353))
+    assert second == (b"gnip", (B, 6000))

@@ -148,8 +148,11 @@ def test_asyncio_echo_server_over_rawtcp_serves_100_concurrent_kernel_clients(
         c = subprocess.run(["ip", "netns", "exec", lab.rec.kernel_netns, "python3",
                             str(clients), lab.rawtcp_addr, str(PORT)],
                            capture_output=True, text=True, timeout=90)
+        srv.send_signal(signal.SIGINT)          # Ctrl-C: the stack closes, the trace ends
+        srv.communicate(timeout=30)
     finally:
-        out, err = stop(srv)
+        stop(srv)
+    assert srv.returncode == 130
     assert c.returncode == 0, c.stderr
     assert c.stdout.strip() == "100"
     conns = {e["conn"] for e in segments(trace, "out") if e["flags"] == "SA"}
@@ -227,3 +230,76 @@ def test_exit_status_and_bad_link_option(lab: Lab, tmp_path) -> None:
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "flgs" in lines[0]
+
+
+UDP_SERVER = """
+import asyncio, sys
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data.upper(), addr)
+
+async def main():
+    t, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        Echo, local_addr=("0.0.0.0", int(sys.argv[1])))
+    print("bound", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+KERNEL_UDP = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(20)
+if sys.argv[1] == "client":
+    s.sendto(b"question", (sys.argv[2], int(sys.argv[3])))
+    print(s.recvfrom(100)[0].decode())
+else:
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    print("bound", flush=True)
+    data, addr = s.recvfrom(100)
+    s.sendto(data[::-1], addr)
+"""
+
+
+def test_udp_request_response_over_rawtcp_both_ways(lab: Lab, tmp_path) -> None:
+    """UDP (RFC 768): an asyncio datagram server over rawtcp answers a kernel client, and a
+    plain socket client over rawtcp gets a kernel server's answer."""
+    server, kernel = tmp_path / "udp_server.py", tmp_path / "kernel_udp.py"
+    server.write_text(UDP_SERVER)
+    kernel.write_text(KERNEL_UDP)
+    trace = str(tmp_path / "t.jsonl")
+    srv = subprocess_popen(lab, "--trace", trace, "--", "python3", str(server), "5353")
+    try:
+        wait_line(srv, "bound")
+        c = subprocess.run(["ip", "netns", "exec", lab.rec.kernel_netns, "python3",
+                            str(kernel), "client", lab.rawtcp_addr, "5353"],
+                           capture_output=True, text=True, timeout=60)
+        srv.send_signal(signal.SIGINT)          # Ctrl-C: the stack closes, the trace ends
+        srv.communicate(timeout=30)
+    finally:
+        stop(srv)
+    assert srv.returncode == 130
+    assert c.returncode == 0, c.stderr
+    assert c.stdout.strip() == "QUESTION"
+    from rawtcp.trace import read_trace
+
+    udp = [e for e in read_trace(trace) if e["ev"] == "udp"]
+    assert {e["dir"] for e in udp} == {"in", "out"}
+
+    ksrv = lab.kernel(["python3", "-u", str(kernel), "server", "5354"])
+    try:
+        wait_line(ksrv, "bound")
+        r = lab.rawtcp_run("--", "python3", "-c",
+                           "import socket, sys; s = socket.socket(socket.AF_INET, "
+                           "socket.SOCK_DGRAM); s.settimeout(20); "
+                           f"s.sendto(b'question', ('{lab.kernel_addr}', 5354)); "
+                           "print(s.recvfrom(100))")
+    finally:
+        stop(ksrv)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"(b'noitseuq', ('{lab.kernel_addr}', 5354))"
+    _no_kernel_address(lab)
