@@ -6,7 +6,9 @@ The command line after ``--`` is what one would give ``python``: ``python PROGRA
 ``python3``, ``python3.11`` or a path to a python; or the program's path directly). The
 program sees ``sys.argv`` and ``sys.path[0]`` as Python would set them, runs through
 :mod:`runpy` as ``__main__``, and its exit status is the command's: ``sys.exit(n)`` gives n,
-an uncaught exception prints its traceback and gives 1, Ctrl-C 130.
+an uncaught exception prints its traceback and gives 1, Ctrl-C 130. As at interpreter exit,
+the non-daemon threads the program started are waited for before the stack closes (its
+``atexit`` functions, though, run only after that, when rawtcp's process ends).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import runpy
 import sys
+import threading
 import traceback
 from dataclasses import dataclass, field
 
@@ -105,6 +108,7 @@ def run_program(stack, program: Program) -> int:
         sys.path[0] = where
     else:
         sys.path.append(where)
+    before = set(threading.enumerate())
     try:
         with patch(stack):
             try:
@@ -115,6 +119,7 @@ def run_program(stack, program: Program) -> int:
                 else:
                     code = compile(program.target, "<string>", "exec")
                     exec(code, {"__name__": "__main__", "__builtins__": __builtins__})  # noqa: S102
+                _join_program_threads(before)
             except SystemExit as e:
                 return exit_status(e.code)
             except KeyboardInterrupt:
@@ -131,6 +136,14 @@ def run_program(stack, program: Program) -> int:
             sys.path[0] = saved_path0
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
+
+
+def _join_program_threads(before: set[threading.Thread]) -> None:
+    """As the interpreter does at exit: wait for the non-daemon threads the program
+    started, so their sockets are not cut off by the stack closing."""
+    for t in threading.enumerate():
+        if t not in before and not t.daemon and t is not threading.current_thread():
+            t.join()
 
 
 def _flush_std() -> None:

@@ -57,3 +57,27 @@ def test_program_forms(tmp_path) -> None:
 def test_exit_status_as_the_interpreter() -> None:
     assert exit_status(None) == 0 and exit_status(3) == 3 and exit_status(256 + 4) == 4
     assert exit_status("message") == 1
+
+
+def test_program_threads_are_waited_for_before_the_stack_closes(tmp_path) -> None:
+    """A program whose main code returns while a non-daemon thread still works: run_program
+    returns only after the thread ended (as the interpreter would), with the stack open."""
+    from rawtcp.link.memory import MemoryLink
+    from rawtcp.run import run_program
+    from rawtcp.runtime import Stack
+
+    out = tmp_path / "out.txt"
+    prog = tmp_path / "p.py"
+    prog.write_text(
+        "import socket, threading\n"
+        "ev = threading.Event()\n"
+        "def work():\n"
+        "    ev.wait(10)\n"
+        "    s = socket.socket()\n"
+        f"    open({str(out)!r}, 'w').write(type(s).__module__)\n"
+        "threading.Thread(target=work).start()\n"
+        "ev.set()\n")
+    la, _lb = MemoryLink.pair(["10.3.0.1"], ["10.3.0.2"])
+    with Stack(la) as st:
+        assert run_program(st, Program("path", str(prog))) == 0
+        assert out.read_text() == "rawtcp.socket"      # made under the patch, stack open
