@@ -614,10 +614,10 @@ class Socket:
         return self.recv_into(buffer, nbytes, flags), None
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
-        """(data, [], msg_flags, address): no ancillary data. The address is the peer's
-        (Linux gives None for TCP; kept for the existing callers of rawtcp)."""
+        """(data, [], msg_flags, None): no ancillary data, and no address (as Linux for a
+        connected stream socket)."""
         data = self.recv(bufsize, flags)
-        return data, [], 0, self._peer_or_none()
+        return data, [], 0, None
 
     def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
         """readv semantics: fill the buffers in order from one read."""
@@ -630,13 +630,7 @@ class Socket:
             off += k
             if off >= len(data):
                 break
-        return len(data), [], 0, self._peer_or_none()
-
-    def _peer_or_none(self):
-        try:
-            return self.getpeername()
-        except OSError:
-            return None
+        return len(data), [], 0, None
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *, encoding=None,
                  errors=None, newline=None):

@@ -153,7 +153,7 @@ def test_recv_into_and_vectored_io(pair: Pair) -> None:
     assert pair.b.wait_for(lambda: s.tcb.readable == 10, 2)
     bufs = [bytearray(2), bytearray(5), bytearray(8)]
     k, anc, flags, addr = s.recvmsg_into(bufs)
-    assert k == 10 and anc == [] and flags == 0 and addr == s.getpeername()
+    assert k == 10 and anc == [] and flags == 0 and addr is None     # as Linux for TCP
     assert bytes(bufs[0]) == b"ab" and bytes(bufs[1]) == b"cdefg" and bytes(bufs[2][:3]) == b"hij"
     c.sendall(b"0123456789")
     buf = bytearray(16)
