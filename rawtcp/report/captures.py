@@ -230,23 +230,26 @@ def ip_of_frame(linktype: int, frame: bytes) -> bytes | None:
 
 def seg_events_from_pcap(path: str | os.PathLike[str], our_addr: str | None = None) -> list[Event]:
     """Seg events (``dir``, addresses, ports, seq/ack, rseq/rack, flags, win, len, ``t`` in us)
-    for every TCP segment in a capture file: classic pcap or pcapng, link types Ethernet, raw
-    IP, Linux cooked (SLL, SLL2) and BSD loopback (see :func:`ip_of_frame`).
+    for every TCP segment in a capture file, and ``udp`` events (``dir``, addresses, ports,
+    len) for every UDP datagram: classic pcap or pcapng, link types Ethernet, raw IP, Linux
+    cooked (SLL, SLL2) and BSD loopback (see :func:`ip_of_frame`).
 
     ``our_addr`` ("10.0.0.1", "fd00::1" or "10.0.0.1:40000") is rawtcp's side; by default the
-    side that sent the first SYN without ACK. Segments not to or from our side are skipped.
+    side that sent the first SYN without ACK (without TCP: the first datagram's sender).
+    Packets not to or from our side are skipped.
 
     Raises OSError(EINVAL) if ``our_addr`` is not an address (or address:port), if the file
     is not a capture, or if ``our_addr`` is given and no TCP segment is from or to it (the
     message lists the addresses the capture holds).
     """
-    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.inet6 import IPv6
 
     ours: tuple[str, int | None] | None = None
     if our_addr is not None:
         ours = parse_our_addr(our_addr)
     rows: list[tuple[int, str, int, str, int, Any]] = []
+    datagrams: list[tuple[int, str, int, str, int, int]] = []
     for t, linktype, frame in read_capture(path):
         raw = ip_of_frame(linktype, frame)
         if raw is None:
@@ -256,6 +259,10 @@ def seg_events_from_pcap(path: str | os.PathLike[str], our_addr: str | None = No
         except Exception:  # noqa: BLE001 - a malformed packet is skipped, never a crash
             continue
         if not ip.haslayer(TCP):
+            if ip.haslayer(UDP):
+                udp = ip[UDP]
+                datagrams.append((t, str(ip.src), int(udp.sport), str(ip.dst), int(udp.dport),
+                                  len(bytes(udp.payload))))
             continue
         tcp = ip[TCP]
         rows.append((t, str(ip.src), int(tcp.sport), str(ip.dst), int(tcp.dport), tcp))
@@ -267,6 +274,8 @@ def seg_events_from_pcap(path: str | os.PathLike[str], our_addr: str | None = No
                 break
         if ours is None and rows:
             ours = (rows[0][1], rows[0][2])
+        if ours is None and datagrams:
+            ours = (datagrams[0][1], datagrams[0][2])
     events: list[Event] = []
     if ours is None:
         return events
@@ -288,6 +297,16 @@ def seg_events_from_pcap(path: str | os.PathLike[str], our_addr: str | None = No
             "conn": (f"{src}:{sport}>{dst}:{dport}" if d == "out"
                      else f"{dst}:{dport}>{src}:{sport}"),
         })
+    for t, src, sport, dst, dport, n in datagrams:
+        if _is(ours, src, sport):
+            d = "out"
+        elif _is(ours, dst, dport):
+            d = "in"
+        else:
+            continue
+        events.append({"t": t, "ev": "udp", "dir": d, "src": src, "dst": dst, "sport": sport,
+                       "dport": dport, "len": n})
+    events.sort(key=lambda e: e["t"])           # stable: capture order within a time
     if not events and our_addr is not None:
         seen: dict[str, None] = {}
         for _t, src, sport, dst, dport, _tcp in rows:

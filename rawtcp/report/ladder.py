@@ -327,7 +327,7 @@ def ladder_from_pcap(
     width: int = 80,
     color: bool = False,
 ) -> str:
-    """A ladder of every TCP segment in a capture (classic pcap or pcapng; see
+    """A ladder of every TCP segment and UDP datagram in a capture (classic pcap or pcapng; see
     :func:`rawtcp.report.captures.seg_events_from_pcap` for the link types); our side is
     ``our_addr`` ("10.0.0.1", "10.0.0.1:40000", "[fd00::1]:40000") or the side that sent the
     first SYN.
@@ -336,7 +336,8 @@ def ladder_from_pcap(
     no TCP segment is from or to ``our_addr`` or when the capture holds no TCP segment."""
     events = seg_events_from_pcap(path, our_addr)
     if not events:
-        raise OSError(errno.EINVAL, f"no TCP segments in {os.fspath(path)}: nothing to draw")
+        raise OSError(errno.EINVAL, f"no TCP segments or UDP datagrams in {os.fspath(path)}: "
+                                    "nothing to draw")
     return render_ladder(events, width=width, color=color, right="peer")
 
 

@@ -205,9 +205,10 @@ def test_v6_address_in_brackets_without_port(tmp_path) -> None:
 
 
 def test_a_capture_without_tcp_is_an_error(tmp_path) -> None:
-    p = tmp_path / "udp.pcap"
+    """Neither TCP nor UDP (here GRE): nothing to draw (UDP is drawn: test_pcap_udp_ladder)."""
+    p = tmp_path / "gre.pcap"
     with PcapRecorder(p) as rec:
-        rec.record(bytes(IP(src="10.0.0.1", dst="10.0.0.2", proto=17) / (b"\0" * 8)), 0)
+        rec.record(bytes(IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / (b"\0" * 8)), 0)
     with pytest.raises(OSError) as ei:
         ladder_from_pcap(p)
     assert ei.value.errno == errno.EINVAL and "no TCP segments" in str(ei.value)
