@@ -8,6 +8,11 @@ rawtcp's own packets leave through IPPROTO_RAW sockets carrying SO_MARK `mark`, 
 rule exempts, so rawtcp's RSTs still go out. The table is removed by close(), and also when
 the constructor fails; it is registered for `rawtcp.lab.cleanup` in case of a crash.
 
+UDP and ICMP (issue 11) come in the same way, through raw IPPROTO_UDP and IPPROTO_ICMP /
+IPPROTO_ICMPV6 sockets (of ICMP only the errors rawtcp reads: destination unreachable, and
+packet too big for IPv6). The kernel, finding no UDP socket of its own, would answer a
+datagram for rawtcp with a port unreachable: the same table drops those too.
+
 Receiving IPv6: raw IPv6 sockets never return the IPv6 header, so the link rebuilds one from
 the source address, IPV6_PKTINFO (destination) and IPV6_HOPLIMIT (traffic class and flow
 label are lost: they are returned as 0).
@@ -83,26 +88,31 @@ class RawIpLink(Link):
         self.table = nft.unique_table_name("rawip")
         self._table_added = False
         self._socks: list[socket.socket] = []
-        self._rx4 = self._rx6 = self._tx4 = self._tx6 = None
+        self._rx4: list[tuple[socket.socket, int]] = []      # (socket, protocol)
+        self._rx6: list[tuple[socket.socket, int]] = []
+        self._tx4 = self._tx6 = None
         self._ep: select.epoll | None = None
         try:
             with in_netns(netns):
                 if self._v4:
-                    self._rx4 = self._sock(socket.AF_INET, socket.IPPROTO_TCP)
+                    for proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP, socket.IPPROTO_ICMP):
+                        self._rx4.append((self._sock(socket.AF_INET, proto), proto))
                     self._tx4 = self._sock(socket.AF_INET, socket.IPPROTO_RAW)
                 if self._v6:
-                    self._rx6 = self._sock(socket.AF_INET6, socket.IPPROTO_TCP)
-                    self._rx6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
-                    self._rx6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+                    for proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP,
+                                  socket.IPPROTO_ICMPV6):
+                        s = self._sock(socket.AF_INET6, proto)
+                        s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+                        s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+                        self._rx6.append((s, proto))
                     self._tx6 = self._sock(socket.AF_INET6, socket.IPPROTO_RAW)
             for s in (self._tx4, self._tx6):
                 if s is not None:
                     s.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
             self._install_filter()
             self._ep = select.epoll()
-            for s in (self._rx4, self._rx6):
-                if s is not None:
-                    self._ep.register(s.fileno(), select.EPOLLIN)
+            for s, _proto in self._rx4 + self._rx6:
+                self._ep.register(s.fileno(), select.EPOLLIN)
         except BaseException:
             self._release()
             raise
@@ -125,14 +135,26 @@ class RawIpLink(Link):
                 rules.append(f"meta mark != {self.mark:#x} {fam} saddr {{ {addrs} }} "
                              f"meta l4proto tcp {ports}tcp flags & rst == rst "
                              f"counter drop comment \"kernel-rst-{fam}\"")
+                icmp = ("icmp type destination-unreachable icmp code port-unreachable"
+                        if fam == "ip" else
+                        "icmpv6 type destination-unreachable icmpv6 code port-unreachable")
+                rules.append(f"meta mark != {self.mark:#x} {fam} saddr {{ {addrs} }} "
+                             f"{icmp} counter drop comment \"kernel-unreach-{fam}\"")
         body = ("  chain out {\n    type filter hook output priority filter; policy accept;\n"
                 + "".join(f"    {r}\n" for r in rules) + "  }")
         self._table_added = True
         nft.add_table(self.netns, "inet", self.table, body)
 
     def suppressed_rsts(self) -> int:
-        """How many kernel RSTs the nftables rule has dropped so far."""
-        return sum(r["packets"] for r in nft.rule_counters(self.netns, "inet", self.table))
+        """How many kernel RSTs the nftables rules have dropped so far."""
+        return sum(r["packets"] for r in nft.rule_counters(self.netns, "inet", self.table)
+                   if str(r.get("comment") or "").startswith("kernel-rst"))
+
+    def suppressed_unreachables(self) -> int:
+        """How many of the kernel's ICMP port unreachables (for datagrams that were rawtcp's)
+        the nftables rules have dropped so far."""
+        return sum(r["packets"] for r in nft.rule_counters(self.netns, "inet", self.table)
+                   if str(r.get("comment") or "").startswith("kernel-unreach"))
 
     # ------------------------------------------------------------------ Link interface
     def fileno(self) -> int:
@@ -143,31 +165,36 @@ class RawIpLink(Link):
     def recv_batch(self) -> list[bytes]:
         self._check_open()
         out: list[bytes] = []
-        if self._rx4 is not None:
+        for sock, proto in self._rx4:
             for _ in range(MAX_BATCH):
                 try:
-                    pkt = self._rx4.recv(65536)
+                    pkt = sock.recv(65536)
                 except (BlockingIOError, InterruptedError):
                     break
                 if not well_formed(pkt):
                     self.counters["dropped_malformed"] += 1
                 elif pkt[16:20] not in self._v4:
                     self.counters["dropped_not_for_us"] += 1
+                elif proto == socket.IPPROTO_ICMP and pkt[(pkt[0] & 0x0F) * 4:][:1] != b"\x03":
+                    continue                  # not a destination unreachable: not for rawtcp
                 else:
                     out.append(pkt)
-        if self._rx6 is not None:
+        for sock, proto in self._rx6:
             for _ in range(MAX_BATCH):
                 try:
-                    data, anc, _fl, addr = self._rx6.recvmsg(65536, 256)
+                    data, anc, _fl, addr = sock.recvmsg(65536, 256)
                 except (BlockingIOError, InterruptedError):
                     break
-                pkt = self._rebuild6(data, anc, addr)
+                if proto == socket.IPPROTO_ICMPV6 and data[:1] not in (b"\x01", b"\x02"):
+                    continue                  # only unreachable / packet too big are errors
+                pkt = self._rebuild6(data, anc, addr, proto)
                 if pkt is not None:
                     out.append(pkt)
         self.counters["rx_packets"] += len(out)
         return out
 
-    def _rebuild6(self, data: bytes, anc: list, addr: tuple) -> bytes | None:
+    def _rebuild6(self, data: bytes, anc: list, addr: tuple,
+                  proto: int = socket.IPPROTO_TCP) -> bytes | None:
         dst = None
         hlim = 64
         for level, kind, c in anc:
@@ -175,14 +202,14 @@ class RawIpLink(Link):
                 dst = c[:16]
             elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT and len(c) >= 4:
                 hlim = struct.unpack_from("i", c)[0]
-        if dst is None or len(data) < 20:
+        if dst is None or len(data) < (20 if proto == socket.IPPROTO_TCP else 8):
             self.counters["dropped_malformed"] += 1
             return None
         if dst not in self._v6:
             self.counters["dropped_not_for_us"] += 1
             return None
         src = ipaddress.IPv6Address(addr[0].split("%")[0]).packed
-        hdr = struct.pack("!IHBB", 6 << 28, len(data), socket.IPPROTO_TCP, hlim & 0xFF)
+        hdr = struct.pack("!IHBB", 6 << 28, len(data), proto, hlim & 0xFF)
         return hdr + src + dst + data
 
     def send(self, ip_packet: bytes) -> None:
