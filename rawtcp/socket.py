@@ -28,6 +28,7 @@ from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, S
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
+from rawtcp.sockbase import SocketBase, scatter, sock_err
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -63,11 +64,10 @@ _RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_OOB
 _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 
 
-def _err(code: int, what: str) -> OSError:
-    return OSError(code, f"{os.strerror(code)}: {what}")
+_err = sock_err
 
 
-class Socket:
+class Socket(SocketBase):
     """A TCP socket of a rawtcp stack. Create it with ``stack.socket(AF_INET, SOCK_STREAM)``."""
 
 
@@ -208,25 +208,6 @@ class Socket:
                     or t.state not in _SYNCHRONIZED_OPEN)
         return readable, writable
 
-    def _update_ready(self) -> None:
-        """The watcher: called by the stack under its lock when the connection changed."""
-        n = self._notifier
-        if n is None or self._closed:
-            return
-        try:
-            r, w = self._readiness()
-            n.set(r, w)
-        except OSError:
-            pass
-
-    def _stack_event(self, closing: bool) -> None:
-        """The stack failed (readiness: everything ready, the calls raise) or closed (the
-        descriptor goes away)."""
-        if closing:
-            self._release_notifier()
-        else:
-            self._update_ready()
-
     def sockatmark(self) -> bool:
         """sockatmark(3): the next byte to read is where the peer's urgent byte was (the
         last read stopped there). Python's socket module has no such call; this is rawtcp's."""
@@ -235,28 +216,8 @@ class Socket:
         with self._stack.lock:
             return t is not None and t.urgent.at_mark
 
-    def _watch(self) -> None:
-        """Under the lock: have the stack call _update_ready when the connection or the
-        listener changes (only once a notifier exists)."""
-        if self._notifier is None:
-            return
-        for obj in (self._tcb, self._listener, self._listener4):
-            if obj is not None:
-                obj.watcher = self._update_ready
-        self._update_ready()
-
-    def _release_notifier(self) -> None:
-        n, self._notifier = self._notifier, None
-        if n is None:
-            return
-        for obj in (self._tcb, self._listener, self._listener4):
-            if obj is not None and obj.watcher == self._update_ready:
-                obj.watcher = None
-        self._stack.remove_watcher(self._stack_event)
-        try:
-            n.close()
-        except OSError:
-            pass
+    def _watched(self):
+        return (self._tcb, self._listener, self._listener4)
 
     # ------------------------------------------------------------------ naming
     def bind(self, address) -> None:
@@ -621,15 +582,9 @@ class Socket:
 
     def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
         """readv semantics: fill the buffers in order from one read."""
-        views = [memoryview(b).cast("B") for b in buffers]
-        data = self.recv(sum(len(v) for v in views), flags)
-        off = 0
-        for v in views:
-            k = min(len(v), len(data) - off)
-            v[:k] = data[off: off + k]
-            off += k
-            if off >= len(data):
-                break
+        buffers = list(buffers)
+        data = self.recv(sum(memoryview(b).nbytes for b in buffers), flags)
+        scatter(buffers, data)
         return len(data), [], 0, None
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *, encoding=None,
@@ -714,11 +669,6 @@ class Socket:
             with stack.lock:
                 self._release_notifier()
 
-    def detach(self) -> int:
-        """EOPNOTSUPP: the connection lives in rawtcp, not behind a kernel descriptor that
-        could be handed on (ssl.wrap_socket needs one: use asyncio's TLS or ssl.MemoryBIO)."""
-        raise _err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to detach")
-
     def dup(self):
         """EOPNOTSUPP: a second descriptor of the same connection has nothing to stand on
         (fileno() is only a readiness descriptor)."""
@@ -733,36 +683,9 @@ class Socket:
                                          "process")
 
     # ------------------------------------------------------------------ modes and options
-    def settimeout(self, value: float | None) -> None:
-        if value is not None:
-            value = float(value)
-            if value < 0:
-                raise ValueError("Timeout value out of range")
-        self._timeout = value
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        return self._timeout != 0.0
-
     @property
     def timeout(self) -> float | None:
         return self._timeout
-
-    def fileno(self) -> int:
-        if self._closed:
-            return -1
-        if self._notifier is None:
-            with self._stack.lock:
-                if self._notifier is None:
-                    self._notifier = Notifier()
-                    self._stack.add_watcher(self._stack_event)
-                    self._watch()
-        return self._notifier.fileno()
 
     def setsockopt(self, level: int, optname: int, value) -> None:
         self._check_open()
@@ -854,12 +777,6 @@ class Socket:
         return self.tcp_info()["state"] if self._tcb is None else self._tcb.state.name
 
     # ------------------------------------------------------------------ context manager
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         if self._closed:
             return (f"<rawtcp.Socket [closed] fd=-1, family={self.family}, type={self.type}, "

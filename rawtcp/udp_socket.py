@@ -27,6 +27,7 @@ from typing import Any
 from rawtcp.core.ports import WILDCARDS, canonical_ip
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
+from rawtcp.sockbase import SocketBase, scatter, sock_err
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -48,11 +49,10 @@ _SOCK_NONBLOCK = int(getattr(_socket, "SOCK_NONBLOCK", 0))
 _BUFSIZE_MIN = 2048
 
 
-def _err(code: int, what: str) -> OSError:
-    return OSError(code, f"{os.strerror(code)}: {what}")
+_err = sock_err
 
 
-class DatagramSocket:
+class DatagramSocket(SocketBase):
     """A UDP socket of a rawtcp stack: ``stack.socket(AF_INET, SOCK_DGRAM)``."""
 
     def __init__(self, stack: Stack, family: int | None = None, type: int | None = None,
@@ -159,48 +159,8 @@ class DatagramSocket:
         readable = ep is not None and (ep.readable or self._shut_rd)
         return readable, True
 
-    def _update_ready(self) -> None:
-        n = self._notifier
-        if n is None or self._closed:
-            return
-        try:
-            n.set(*self._readiness())
-        except OSError:
-            pass
-
-    def _stack_event(self, closing: bool) -> None:
-        if closing:
-            self._release_notifier()
-        else:
-            self._update_ready()
-
-    def _watch(self) -> None:
-        if self._notifier is not None and self._ep is not None:
-            self._ep.watcher = self._update_ready
-        self._update_ready()
-
-    def _release_notifier(self) -> None:
-        n, self._notifier = self._notifier, None
-        if n is None:
-            return
-        if self._ep is not None and self._ep.watcher == self._update_ready:
-            self._ep.watcher = None
-        self._stack.remove_watcher(self._stack_event)
-        try:
-            n.close()
-        except OSError:
-            pass
-
-    def fileno(self) -> int:
-        if self._closed:
-            return -1
-        if self._notifier is None:
-            with self._stack.lock:
-                if self._notifier is None:
-                    self._notifier = Notifier()
-                    self._stack.add_watcher(self._stack_event)
-                    self._watch()
-        return self._notifier.fileno()
+    def _watched(self):
+        return (self._ep,)
 
     # ------------------------------------------------------------------ naming
     def bind(self, address: Any) -> None:
@@ -359,14 +319,9 @@ class DatagramSocket:
         return data, [], MSG_TRUNC if trunc else 0, self._addr(src)
 
     def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
-        views = [memoryview(b).cast("B") for b in buffers]
-        total = sum(len(v) for v in views)
-        data, src, trunc = self._recv(total, flags)
-        i = 0
-        for v in views:
-            k = min(len(v), len(data) - i)
-            v[:k] = data[i:i + k]
-            i += k
+        buffers = list(buffers)
+        data, src, trunc = self._recv(sum(memoryview(b).nbytes for b in buffers), flags)
+        scatter(buffers, data)
         return len(data), [], MSG_TRUNC if trunc else 0, self._addr(src)
 
     # ------------------------------------------------------------------ the rest
@@ -402,25 +357,6 @@ class DatagramSocket:
             with stack.lock:
                 self._release_notifier()
                 stack.cond.notify_all()
-
-    def detach(self) -> int:
-        raise _err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to detach")
-
-    def settimeout(self, value: float | None) -> None:
-        if value is not None:
-            value = float(value)
-            if value < 0:
-                raise ValueError("Timeout value out of range")
-        self._timeout = value
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        return self._timeout != 0.0
 
     def setsockopt(self, level: int, optname: int, value: Any) -> None:
         self._check_open()
@@ -467,12 +403,6 @@ class DatagramSocket:
             raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by "
                                           "rawtcp UDP sockets")
         return struct.pack("i", v) if buflen else v
-
-    def __enter__(self) -> DatagramSocket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         st = "closed" if self._closed else f"local={self.getsockname()}"

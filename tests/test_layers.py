@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "notify": 4,            # the readiness descriptor of a polled socket
     # BSD-like sockets over a running stack
     "socket": 5,
+    "sockbase": 5,          # what the stream and datagram sockets share
     "patch": 5,             # rawtcp.patch: the socket module hands out rawtcp sockets
     "run": 6,               # `rawtcp run`: a program under patch (commands.py wires it)
     "udp_socket": 5,        # UDP (SOCK_DGRAM) sockets beside socket.py

@@ -1,0 +1,138 @@
+"""What rawtcp's stream sockets (rawtcp/socket.py) and datagram sockets (rawtcp/udp_socket.py)
+share: errors worded as Linux's, the timeout mode of ``socket.socket``, and the readiness
+descriptor (rawtcp/notify.py) made by the first ``fileno()`` and refreshed by the stack only
+for what changed.
+
+A subclass sets ``_stack``, ``_closed``, ``_timeout`` and ``_notifier`` (None) and provides
+``_readiness()`` -> (readable, writable) and ``_watched()``: the core objects (connection,
+listener, UDP endpoint) whose ``watcher`` the stack calls when they change.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rawtcp.notify import Notifier
+
+
+def sock_err(code: int, what: str) -> OSError:
+    """OSError(code) with Linux's text and what was being done."""
+    return OSError(code, f"{os.strerror(code)}: {what}")
+
+
+def scatter(buffers: Iterable, data: bytes) -> None:
+    """readv semantics: fill ``buffers`` in order with ``data``."""
+    off = 0
+    for b in buffers:
+        if off >= len(data):
+            break
+        v = memoryview(b).cast("B")
+        k = min(len(v), len(data) - off)
+        v[:k] = data[off: off + k]
+        off += k
+
+
+class SocketBase:
+    """Timeout mode, context manager and readiness descriptor of a rawtcp socket."""
+
+    _stack: Any
+    _closed: bool
+    _timeout: float | None
+    _notifier: Notifier | None
+
+    def _readiness(self) -> tuple[bool, bool]:
+        raise NotImplementedError
+
+    def _watched(self) -> Iterable[Any]:
+        return ()
+
+    # ------------------------------------------------------------------ readiness
+    def _update_ready(self) -> None:
+        """The watcher: called by the stack under its lock when what we watch changed."""
+        n = self._notifier
+        if n is None or self._closed:
+            return
+        try:
+            r, w = self._readiness()
+            n.set(r, w)
+        except OSError:
+            pass
+
+    def _stack_event(self, closing: bool) -> None:
+        """The stack failed (readiness: everything ready, the calls raise) or closed (the
+        descriptor goes away)."""
+        if closing:
+            self._release_notifier()
+        else:
+            self._update_ready()
+
+    def _watch(self) -> None:
+        """Under the lock: have the stack call _update_ready when a watched object changes
+        (only once a notifier exists)."""
+        if self._notifier is None:
+            return
+        for obj in self._watched():
+            if obj is not None:
+                obj.watcher = self._update_ready
+        self._update_ready()
+
+    def _release_notifier(self) -> None:
+        n, self._notifier = self._notifier, None
+        if n is None:
+            return
+        for obj in self._watched():
+            if obj is not None and obj.watcher == self._update_ready:
+                obj.watcher = None
+        self._stack.remove_watcher(self._stack_event)
+        try:
+            n.close()
+        except OSError:
+            pass
+
+    def fileno(self) -> int:
+        """A real descriptor whose readiness mirrors the socket (one per polled socket)."""
+        if self._closed:
+            return -1
+        if self._notifier is None:
+            with self._stack.lock:
+                if self._notifier is None:
+                    self._notifier = Notifier()
+                    self._stack.add_watcher(self._stack_event)
+                    self._watch()
+        return self._notifier.fileno()
+
+    # ------------------------------------------------------------------ modes
+    def settimeout(self, value: float | None) -> None:
+        if value is not None:
+            value = float(value)
+            if value < 0:
+                raise ValueError("Timeout value out of range")
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    def detach(self) -> int:
+        raise sock_err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to "
+                                         "detach")
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["SocketBase", "scatter", "sock_err"]
