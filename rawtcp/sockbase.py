@@ -12,15 +12,34 @@ from __future__ import annotations
 
 import errno
 import os
+import socket as _socket
 from collections.abc import Iterable
 from typing import Any
 
+from rawtcp.core.ports import canonical_ip
 from rawtcp.notify import Notifier
 
 
 def sock_err(code: int, what: str) -> OSError:
     """OSError(code) with Linux's text and what was being done."""
     return OSError(code, f"{os.strerror(code)}: {what}")
+
+
+def resolve_host(host: str, port: int, family: int, socktype: int) -> str:
+    """The canonical address of ``host`` (a literal, or a name the kernel resolver answers)
+    for a socket of ``family``: EINVAL when it does not resolve, EAFNOSUPPORT when it is of
+    the other family."""
+    try:
+        ip = canonical_ip(host)
+    except (ValueError, TypeError):
+        try:
+            infos = _socket.getaddrinfo(host, port, family, socktype)
+        except _socket.gaierror as e:
+            raise sock_err(errno.EINVAL, f"cannot resolve {host!r}: {e}") from None
+        ip = canonical_ip(infos[0][4][0])
+    if (":" in ip) != (family == _socket.AF_INET6):
+        raise sock_err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
+    return ip
 
 
 def scatter(buffers: Iterable, data: bytes) -> None:
@@ -135,4 +154,4 @@ class SocketBase:
         self.close()
 
 
-__all__ = ["SocketBase", "scatter", "sock_err"]
+__all__ = ["SocketBase", "resolve_host", "scatter", "sock_err"]

@@ -23,12 +23,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rawtcp.core.ports import canonical_ip
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
-from rawtcp.sockbase import SocketBase, scatter, sock_err
+from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -148,17 +147,7 @@ class Socket(SocketBase):
             raise OverflowError("port must be 0-65535.")
         if host in ("", None):
             return "", port
-        try:
-            ip = canonical_ip(host)
-        except (ValueError, TypeError):
-            try:
-                infos = _socket.getaddrinfo(host, port, self.family, SOCK_STREAM)
-            except _socket.gaierror as e:
-                raise _err(errno.EINVAL, f"cannot resolve {host!r}: {e}") from None
-            ip = canonical_ip(infos[0][4][0])
-        if (":" in ip) != (self.family == AF_INET6):
-            raise _err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
-        return ip, port
+        return resolve_host(host, port, self.family, SOCK_STREAM), port
 
     def _option_values(self) -> dict[str, Any]:
         """The socket options as TcbOptions fields."""

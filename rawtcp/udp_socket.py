@@ -24,10 +24,10 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from rawtcp.core.ports import WILDCARDS, canonical_ip
+from rawtcp.core.ports import WILDCARDS
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
-from rawtcp.sockbase import SocketBase, scatter, sock_err
+from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -106,17 +106,7 @@ class DatagramSocket(SocketBase):
             return "", port
         if host == "<broadcast>":
             host = "255.255.255.255"
-        try:
-            ip = canonical_ip(host)
-        except (ValueError, TypeError):
-            try:
-                infos = _socket.getaddrinfo(host, port, self.family, SOCK_DGRAM)
-            except _socket.gaierror as e:
-                raise _err(errno.EINVAL, f"cannot resolve {host!r}: {e}") from None
-            ip = canonical_ip(infos[0][4][0])
-        if (":" in ip) != (self.family == AF_INET6):
-            raise _err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
-        return ip, port
+        return resolve_host(host, port, self.family, SOCK_DGRAM), port
 
     def _addr(self, a: tuple[str, int]) -> tuple:
         return a if self.family == AF_INET else (a[0], a[1], 0, 0)
