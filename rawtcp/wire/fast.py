@@ -239,8 +239,9 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
         raise ValueError(f"IP field out of range: {e} (ttl={ttl}, ident={ident})") from None
 
 
-def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
-    """Walk the IP header(s): (TCP start, TCP end, packed src, packed dst)."""
+def walk_ip(data: bytes, verify: bool) -> tuple[int, int, int, bytes, bytes, int]:
+    """Walk the IP header(s) of any packet: (version, upper-layer start, end, packed src,
+    packed dst, upper protocol). The TCP decoder and rawtcp.wire.udp share it."""
     n = len(data)
     if n == 0:
         raise ParseError("short", "empty packet")
@@ -260,9 +261,7 @@ def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
             raise ParseError("bad-ip-checksum", "IPv4 header checksum does not verify")
         if frag & 0x3FFF:
             raise ParseError("fragment", "IPv4 fragment (MF set or offset > 0)")
-        if data[9] != PROTO_TCP:
-            raise ParseError("not-tcp", f"IPv4 protocol {data[9]}")
-        return ihl, total, data[12:16], data[16:20]
+        return 4, ihl, total, data[12:16], data[16:20], data[9]
     if version == 6:
         if n < 40:
             raise ParseError("short", f"IPv6 packet of {n} bytes, need 40")
@@ -283,10 +282,17 @@ def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
             i += hlen
         if nh == IPV6_FRAGMENT:
             raise ParseError("fragment", "IPv6 fragment header")
-        if nh != PROTO_TCP:
-            raise ParseError("not-tcp", f"IPv6 next header {nh}")
-        return i, end, data[8:24], data[24:40]
+        return 6, i, end, data[8:24], data[24:40], nh
     raise ParseError("bad-version", f"IP version {version}")
+
+
+def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
+    """(TCP start, TCP end, packed src, packed dst); ParseError "not-tcp" for another
+    protocol."""
+    version, start, end, a, b, proto = walk_ip(data, verify)
+    if proto != PROTO_TCP:
+        raise ParseError("not-tcp", f"IPv{version} protocol {proto}")
+    return start, end, a, b
 
 
 def decode_ip(data: bytes, verify: bool = True) -> Packet:

@@ -30,8 +30,8 @@ from rawtcp.core.datagram import (
     quote_limit,
 )
 from rawtcp.wire.errors import ParseError
-from rawtcp.wire.fast import internet_checksum
-from rawtcp.wire.layout import IPV6_FRAGMENT, PROTO_TCP, address_pair, address_str
+from rawtcp.wire.fast import internet_checksum, walk_ip
+from rawtcp.wire.layout import PROTO_TCP, address_pair, address_str
 
 __all__ = ["KIND_CODES", "PROTO_ICMP", "PROTO_ICMP6", "PROTO_UDP", "Datagram", "IcmpError",
            "decode_non_tcp", "encode_datagram", "encode_icmp_error", "encode_udp",
@@ -121,52 +121,6 @@ def encode_icmp_error(e: IcmpError, ttl: int = 64) -> bytes:
 
 
 # ------------------------------------------------------------------------------ decoding
-def _walk(data: bytes, verify: bool) -> tuple[int, int, int, bytes, bytes, int]:
-    """(version, start, end, packed src, packed dst, upper protocol) of an IP packet."""
-    n = len(data)
-    if n == 0:
-        raise ParseError("short", "empty packet")
-    version = data[0] >> 4
-    if version == 4:
-        if n < 20:
-            raise ParseError("short", f"IPv4 packet of {n} bytes, need 20")
-        ihl = (data[0] & 0x0F) << 2
-        if ihl < 20:
-            raise ParseError("bad-ihl", f"IPv4 header length {ihl}")
-        total, frag = struct.unpack_from("!H2xH", data, 2)
-        if total > n:
-            raise ParseError("truncated", f"IPv4 total length {total}, have {n} bytes")
-        if ihl > total:
-            raise ParseError("bad-ihl", f"IPv4 header length {ihl} > total length {total}")
-        if verify and int.from_bytes(data[:ihl], "big") % 0xFFFF:
-            raise ParseError("bad-ip-checksum", "IPv4 header checksum does not verify")
-        if frag & 0x3FFF:
-            raise ParseError("fragment", "IPv4 fragment (MF set or offset > 0)")
-        return 4, ihl, total, data[12:16], data[16:20], data[9]
-    if version == 6:
-        if n < 40:
-            raise ParseError("short", f"IPv6 packet of {n} bytes, need 40")
-        end = 40 + struct.unpack_from("!H", data, 4)[0]
-        if end > n:
-            raise ParseError("truncated", f"IPv6 payload length {end - 40}, have {n - 40}")
-        nh = data[6]
-        i = 40
-        while nh in (0, 43, 60):
-            if i + 2 > end:
-                raise ParseError("truncated", f"IPv6 extension header {nh} at {i} cut off")
-            hlen = (data[i + 1] + 1) << 3
-            if i + hlen > end:
-                raise ParseError("truncated", f"IPv6 extension header {nh} overruns payload")
-            if nh == 43 and data[i + 3]:
-                raise ParseError("routing-header", f"segments left {data[i + 3]}")
-            nh = data[i]
-            i += hlen
-        if nh == IPV6_FRAGMENT:
-            raise ParseError("fragment", "IPv6 fragment header")
-        return 6, i, end, data[8:24], data[24:40], nh
-    raise ParseError("bad-version", f"IP version {version}")
-
-
 def _decode_udp(data: bytes, version: int, a: bytes, b: bytes, verify: bool) -> Datagram:
     n = len(data)
     if n < 8:
@@ -229,7 +183,7 @@ def decode_non_tcp(data: bytes, verify: bool = True) -> Datagram | IcmpError:
     """
     if type(data) is not bytes:
         data = bytes(data)
-    version, start, end, a, b, proto = _walk(data, verify)
+    version, start, end, a, b, proto = walk_ip(data, verify)
     if proto == PROTO_UDP:
         return _decode_udp(data[start:end], version, a, b, verify)
     if (version, proto) in ((4, PROTO_ICMP), (6, PROTO_ICMP6)):
@@ -241,7 +195,7 @@ def corrupt_checksum_non_tcp(ip_packet: bytes) -> bytes:
     """The same UDP or ICMP packet with one bit of its transport checksum flipped (fault
     injection, like :func:`rawtcp.wire.fast.corrupt_checksum` for TCP)."""
     data = bytes(ip_packet)
-    version, start, end, _a, _b, proto = _walk(data, verify=False)
+    version, start, end, _a, _b, proto = walk_ip(data, verify=False)
     off = 6 if proto == PROTO_UDP else 2
     if end - start < off + 2:
         raise ParseError("short", "no room for a checksum")
