@@ -161,9 +161,10 @@ class Notifier:
 
     def _connect_blocker(self, skip: int) -> None:
         index, blocker = self._hub.blocker(skip)
-        self.sock.connect(blocker.addr)   # from another blocker: the kernel drops the mark
+        self.sock.connect(blocker.addr)
         self._blocker = (index, blocker)
-        self.readable = False if skip else self.readable
+        if skip:                          # moved from another blocker: the kernel dropped the mark
+            self.readable = False
 
     def _mark(self) -> None:
         if self._blocker is None:
