@@ -19,6 +19,11 @@ def dispatch(args) -> int:
     cmd = args.cmd
     # --config / --config-file: a bad key, value or file is exit 2 before anything runs
     args.config_overrides = config_overrides(args)
+    # a subcommand defined in its own module registers itself with set_defaults(handler=...)
+    # and checks its own privileges
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args) or 0)
     if cmd == "config":
         return cmd_config(args)
     if cmd == "ladder":
