@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fault_args(r, extra=" (added to the experiment's own rules; its checks still "
                              "decide, so they may fail)")
     add_config_args(r, extra=" (over the experiment's own; its checks still decide)")
+    from rawtcp.sweep_cli import add_sweep_parser
+
+    add_sweep_parser(esub)   # `rawtcp experiment sweep` (rawtcp/sweep_cli.py)
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
     c.add_argument("host", help="IP address or name of the peer")
