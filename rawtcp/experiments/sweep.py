@@ -25,7 +25,8 @@ Theory of operation
 3. **Run.** One run per (segment, fault), each in its own process and lab (lab names carry
    the pid and a random suffix), ``jobs`` at a time, each bounded by ``run_timeout``.
    Ctrl-C or SIGTERM stops every child, which tears its lab down; a child that does not
-   stop in time is killed and what it registered is removed (:mod:`rawtcp.lab.cleanup`).
+   stop in time is killed and what it registered is removed
+   (:mod:`rawtcp.experiments.sweep_pool`).
 4. **Classify.** Each run's trace is reduced to :class:`Facts` (end states, resets, errors,
    retransmissions with their cause, acknowledged sequence space, when the last segment
    went by) and compared with the reference's by :func:`classify`: ``recovered`` (how:
@@ -47,13 +48,7 @@ engine: the rule then acts once in each of them.
 from __future__ import annotations
 
 import errno
-import json
 import os
-import select
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -86,7 +81,6 @@ LIMITS: dict[str, tuple[float, float]] = {
 #: previous copy, without duplicate ACKs, is a loss probe (TLP) or RACK's reordering timer
 LINUX_RTO_MIN_MS = 200.0
 DUPTHRESH = 3          # RFC 5681 3.2: three duplicate ACKs start fast retransmit
-_KILL_GRACE_S = 15.0   # a stopped child gets this long to tear its lab down
 
 
 def check_limit(key: str, value: float) -> None:
@@ -221,9 +215,11 @@ def reference_segments(events: list[Event]) -> list[Segment]:
 
 
 def plan(segments: list[Segment], direction: str = "both", max_segments: int | None = None,
-         indices: Iterable[int] | None = None) -> list[Segment]:
+         indices: Iterable[int] | None = None,
+         select: Callable[[Segment], bool] | None = None) -> list[Segment]:
     """The segments to sweep: those of ``direction`` ("in", "out", "both"), only the given
-    reference ``indices`` when given, the first ``max_segments`` of them."""
+    reference ``indices`` and those ``select`` accepts when given, the first
+    ``max_segments`` of them. ValueError for an index the reference does not have."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
     if max_segments is not None:
@@ -237,6 +233,8 @@ def plan(segments: list[Segment], direction: str = "both", max_segments: int | N
             raise ValueError(f"segment {missing[0]} is not in the reference run (it has "
                              f"{len(segments)} segments)")
         chosen = [s for s in chosen if s.index in want]
+    if select is not None:
+        chosen = [s for s in chosen if select(s)]
     return chosen[:max_segments] if max_segments is not None else chosen
 
 
@@ -547,14 +545,19 @@ class SweepResult:
 
 # ------------------------------------------------------------------------------ running
 def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: int = 16,
-          indices: Iterable[int] | None = None, also: Fault | None = None, seed: int = 1,
+          indices: Iterable[int] | None = None,
+          select: Callable[[Segment], bool] | None = None, also: Fault | None = None,
+          seed: int = 1,
           run_timeout: float = 120.0, config_overrides: dict[str, Any] | None = None,
           report_dir: str | None = None,
           progress: Callable[[str], None] | None = None) -> SweepResult:
     """Record, plan, run and classify (module docstring). ValueError for a bad argument
     and LookupError for an unknown experiment, both before any lab is built; OSError when
     the reference run itself fails. Files under ``report_dir`` (the reference run's in
-    ``report_dir/reference``) are left to :mod:`rawtcp.experiments.sweep_report`."""
+    ``report_dir/reference``) are left to :mod:`rawtcp.experiments.sweep_report`.
+
+    ``select``: keep only the reference segments it accepts (applied before
+    ``max_segments``), e.g. ``lambda s: s.state == "TIME_WAIT"``."""
     from rawtcp.experiments.base import check_overrides
     from rawtcp.experiments.catalogue import load_all
     from rawtcp.experiments.runner import run_experiment
@@ -580,12 +583,14 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
                       + (f" ({ref.error})" if ref.error else ""))
     ref_facts = facts_from_result(ref)
     segments = reference_segments(ref.events)
-    chosen = plan(segments, direction, max_segments, indices)
+    chosen = plan(segments, direction, max_segments, indices, select)
     faults = [Fault()] + ([also] if also is not None else [])
     tasks = [{"name": name, "seed": seed, "rule": s.rule(f), "overrides": overrides,
               "key": [s.index, f.action]} for s in chosen for f in faults]
     say(f"{len(segments)} segments in the reference; {len(tasks)} runs, {jobs} at a time")
-    done = _run_tasks(tasks, jobs, run_timeout, say)
+    from rawtcp.experiments.sweep_pool import run_tasks
+
+    done = [Facts.from_dict(d) for d in run_tasks(tasks, jobs, run_timeout, say)]
     rows: list[Row] = []
     by_key = {(s.index, f.action): (s, f) for s in chosen for f in faults}
     for task, facts in zip(tasks, done):
@@ -593,164 +598,3 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
         rows.append(Row(s, f, task["rule"], classify(ref_facts, facts), facts))
     return SweepResult(name, seed, direction, ref_facts, ref.passed, segments, rows,
                        ref.events, time.monotonic() - t_start, dict(ref.files))
-
-
-def _run_tasks(tasks: list[dict], jobs: int, run_timeout: float,
-               say: Callable[[str], None]) -> list[Facts]:
-    """Run each task in a child process (``python -m rawtcp.experiments.sweep --worker``),
-    at most ``jobs`` at once, each stopped after ``run_timeout`` s. Whatever happens
-    (Ctrl-C, SIGTERM, an exception), every child is stopped and its lab removed."""
-    results: list[Facts | None] = [None] * len(tasks)
-    todo = list(range(len(tasks)))
-    running: dict[int, _Child] = {}
-    with tempfile.TemporaryDirectory(prefix="rawtcp-sweep-") as tmp:
-        try:
-            while todo or running:
-                while todo and len(running) < jobs:
-                    i = todo.pop(0)
-                    running[i] = _Child(tasks[i], os.path.join(tmp, f"task{i}"), run_timeout)
-                now = time.monotonic()
-                wait = max(0.0, min(c.deadline for c in running.values()) - now)
-                ready = _wait_any([c.pidfd for c in running.values()], wait)
-                for i, c in list(running.items()):
-                    if c.pidfd in ready or c.proc.poll() is not None:
-                        results[i] = c.collect()
-                    elif time.monotonic() >= c.deadline:
-                        c.stop()
-                        results[i] = Facts(error=f"run stopped after {run_timeout:g} s")
-                    else:
-                        continue
-                    c.close()
-                    del running[i]
-                    n = sum(r is not None for r in results)
-                    say(f"{n}/{len(tasks)} {tasks[i]['rule']}: "
-                        f"{'ok' if results[i].error is None else results[i].error}")
-        finally:
-            for c in running.values():
-                c.signal()
-            for c in running.values():
-                c.stop()
-                c.close()
-    return [r if r is not None else Facts(error="not run") for r in results]
-
-
-def _wait_any(fds: list[int], timeout: float) -> set[int]:
-    """The pidfds whose process ended, waiting up to ``timeout`` s for one."""
-    p = select.poll()
-    for fd in fds:
-        p.register(fd, select.POLLIN)
-    return {fd for fd, _ev in p.poll(max(0, int(timeout * 1000)) + 1)}
-
-
-class _Child:
-    """One sweep run in its own process; its task and result go through files."""
-
-    def __init__(self, task: dict, base: str, run_timeout: float) -> None:
-        self.inp, self.out, self.err = base + ".in.json", base + ".out.json", base + ".err"
-        with open(self.inp, "w", encoding="utf-8") as f:
-            json.dump(task, f)
-        self.errf = open(self.err, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rawtcp.experiments.sweep", "--worker", self.inp, self.out],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.errf)
-        self.pidfd = os.pidfd_open(self.proc.pid)
-        self.deadline = time.monotonic() + run_timeout
-
-    def collect(self) -> Facts:
-        rc = self.proc.wait()
-        try:
-            with open(self.out, encoding="utf-8") as f:
-                return Facts.from_dict(json.load(f))
-        except (OSError, ValueError, TypeError):
-            pass
-        try:
-            with open(self.err, encoding="utf-8", errors="replace") as f:
-                tail = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
-        except OSError:
-            tail = []
-        why = tail[-1] if tail else f"exit status {rc}"
-        return Facts(error=f"the run failed: {why}")
-
-    def signal(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        """SIGTERM (the child tears its lab down), then SIGKILL after a grace time, then
-        remove what a killed child registered."""
-        if self.proc.poll() is not None:
-            return
-        self.signal()
-        try:
-            self.proc.wait(_KILL_GRACE_S)
-            return
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        _clean_after(self.proc.pid)
-
-    def close(self) -> None:
-        os.close(self.pidfd)
-        self.errf.close()
-
-
-def _clean_after(pid: int) -> None:
-    """Remove the namespaces, links and tables a killed child had registered."""
-    from rawtcp.host import registry
-    from rawtcp.lab import cleanup
-
-    for e in registry.entries():
-        if e.pid == pid and not e.alive():
-            try:
-                cleanup._remove(e)
-            except OSError:
-                pass
-
-
-# ------------------------------------------------------------------------------ the child
-class _Stop(KeyboardInterrupt):
-    """SIGTERM in a sweep child: unwind like Ctrl-C so the lab is torn down."""
-
-
-def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
-    # the first signal starts the teardown; later ones must not interrupt it
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise _Stop()
-
-
-def run_task(task: dict) -> Facts:
-    """One sweep run (in the child process): the experiment with the task's rule added."""
-    from rawtcp.experiments.runner import run_experiment
-
-    res = run_experiment(task["name"], seed=int(task["seed"]), ladder=False,
-                         extra_faults=[task["rule"]],
-                         config_overrides=task.get("overrides") or None)
-    return facts_from_result(res, task["rule"])
-
-
-def _worker_main(argv: list[str]) -> int:
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    inp, out = argv
-    with open(inp, encoding="utf-8") as f:
-        task = json.load(f)
-    try:
-        facts = run_task(task)
-    except _Stop:
-        return 143
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(facts.to_dict(), f)
-    os.replace(tmp, out)
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        sys.exit(_worker_main(sys.argv[2:]))
-    print("rawtcp.experiments.sweep is run by `rawtcp experiment sweep`", file=sys.stderr)
-    sys.exit(2)

@@ -1,0 +1,196 @@
+"""The sweep's runs, each in its own process (``python -m rawtcp.experiments.sweep_pool
+--worker IN OUT``): at most ``jobs`` at once, each stopped after its time, and whatever
+happens (Ctrl-C, SIGTERM, an exception) every child stopped and its lab removed.
+
+A child gets SIGTERM (or the terminal's SIGINT) and unwinds like Ctrl-C: its lab's ``with``
+blocks remove the namespace, the TUN device and the kernel peers; further signals are
+ignored while it does. A child still there after a grace time is killed, and the objects it
+registered (:mod:`rawtcp.host.registry`) are removed for it.
+
+Tasks and results are JSON files: a task is ``{name, seed, rule, overrides, key}``, a result
+:meth:`rawtcp.experiments.sweep.Facts.to_dict`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["run_task", "run_tasks"]
+
+_KILL_GRACE_S = 15.0   # a stopped child gets this long to tear its lab down
+
+
+def _failed(why: str) -> dict[str, Any]:
+    return {"error": why}
+
+
+def run_tasks(tasks: list[dict], jobs: int, run_timeout: float,
+              say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Run each task in a child process (``python -m rawtcp.experiments.sweep_pool --worker``),
+    at most ``jobs`` at once, each stopped after ``run_timeout`` s. Whatever happens
+    (Ctrl-C, SIGTERM, an exception), every child is stopped and its lab removed."""
+    results: list[dict[str, Any] | None] = [None] * len(tasks)
+    todo = list(range(len(tasks)))
+    running: dict[int, _Child] = {}
+    with tempfile.TemporaryDirectory(prefix="rawtcp-sweep-") as tmp:
+        try:
+            while todo or running:
+                while todo and len(running) < jobs:
+                    i = todo.pop(0)
+                    running[i] = _Child(tasks[i], os.path.join(tmp, f"task{i}"), run_timeout)
+                now = time.monotonic()
+                wait = max(0.0, min(c.deadline for c in running.values()) - now)
+                ready = _wait_any([c.pidfd for c in running.values()], wait)
+                for i, c in list(running.items()):
+                    if c.pidfd in ready or c.proc.poll() is not None:
+                        results[i] = c.collect()
+                    elif time.monotonic() >= c.deadline:
+                        c.stop()
+                        results[i] = _failed(f"run stopped after {run_timeout:g} s")
+                    else:
+                        continue
+                    c.close()
+                    del running[i]
+                    n = sum(r is not None for r in results)
+                    say(f"{n}/{len(tasks)} {tasks[i]['rule']}: "
+                        f"{results[i].get('error') or 'ok'}")
+        finally:
+            for c in running.values():
+                c.signal()
+            for c in running.values():
+                c.stop()
+                c.close()
+    return [r if r is not None else _failed("not run") for r in results]
+
+
+def _wait_any(fds: list[int], timeout: float) -> set[int]:
+    """The pidfds whose process ended, waiting up to ``timeout`` s for one."""
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    return {fd for fd, _ev in p.poll(max(0, int(timeout * 1000)) + 1)}
+
+
+class _Child:
+    """One sweep run in its own process; its task and result go through files."""
+
+    def __init__(self, task: dict, base: str, run_timeout: float) -> None:
+        self.inp, self.out, self.err = base + ".in.json", base + ".out.json", base + ".err"
+        with open(self.inp, "w", encoding="utf-8") as f:
+            json.dump(task, f)
+        self.errf = open(self.err, "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rawtcp.experiments.sweep_pool", "--worker", self.inp, self.out],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.errf)
+        self.pidfd = os.pidfd_open(self.proc.pid)
+        self.deadline = time.monotonic() + run_timeout
+
+    def collect(self) -> dict[str, Any]:
+        rc = self.proc.wait()
+        try:
+            with open(self.out, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError, TypeError):
+            pass
+        try:
+            with open(self.err, encoding="utf-8", errors="replace") as f:
+                tail = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+        except OSError:
+            tail = []
+        why = tail[-1] if tail else f"exit status {rc}"
+        return _failed(f"the run failed: {why}")
+
+    def signal(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        """SIGTERM (the child tears its lab down), then SIGKILL after a grace time, then
+        remove what a killed child registered."""
+        if self.proc.poll() is not None:
+            return
+        self.signal()
+        try:
+            self.proc.wait(_KILL_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        _clean_after(self.proc.pid)
+
+    def close(self) -> None:
+        os.close(self.pidfd)
+        self.errf.close()
+
+
+def _clean_after(pid: int) -> None:
+    """Remove the namespaces, links and tables a killed child had registered."""
+    from rawtcp.host import registry
+    from rawtcp.lab import cleanup
+
+    for e in registry.entries():
+        if e.pid == pid and not e.alive():
+            try:
+                cleanup._remove(e)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------ the child
+class _Stop(KeyboardInterrupt):
+    """SIGTERM in a sweep child: unwind like Ctrl-C so the lab is torn down."""
+
+
+def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+    # the first signal starts the teardown; later ones must not interrupt it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise _Stop()
+
+
+def run_task(task: dict) -> dict[str, Any]:
+    """One sweep run (in the child process): the experiment with the task's rule added,
+    reduced to :class:`~rawtcp.experiments.sweep.Facts` (as a dict)."""
+    from rawtcp.experiments.runner import run_experiment
+    from rawtcp.experiments.sweep import facts_from_result
+
+    res = run_experiment(task["name"], seed=int(task["seed"]), ladder=False,
+                         extra_faults=[task["rule"]],
+                         config_overrides=task.get("overrides") or None)
+    return facts_from_result(res, task["rule"]).to_dict()
+
+
+def _worker_main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    inp, out = argv
+    with open(inp, encoding="utf-8") as f:
+        task = json.load(f)
+    try:
+        facts = run_task(task)
+    except _Stop:
+        return 143
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(facts, f)
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        sys.exit(_worker_main(sys.argv[2:]))
+    print("rawtcp.experiments.sweep_pool is run by `rawtcp experiment sweep`", file=sys.stderr)
+    sys.exit(2)
