@@ -88,5 +88,15 @@ def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
         except Exception:  # noqa: BLE001 - plots are a bonus
             pass
     passed = bool(run.checks) and all(c.ok for c in run.checks) and error is None
+    if report_dir:      # pcapng with comments, plots, index.html (rawtcp.report.bundle)
+        from rawtcp.report.bundle import finish_report
+
+        try:
+            finish_report(report_dir, name=name, events=events, files=run.files,
+                          title=exp.title, expect=exp.expect, passed=passed, seed=seed,
+                          duration_s=duration, checks=run.checks, metrics=run.metrics,
+                          error=error)
+        except Exception as e:  # noqa: BLE001 - the page must not hide the verdict
+            run.metrics["report_error"] = f"{type(e).__name__}: {e}"
     return Result(name, passed, run.checks, duration, seed, run.files, run.metrics, events,
                   text, error)

@@ -21,6 +21,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Self
 
 from rawtcp.host.netns import exec_prefix
@@ -31,6 +32,9 @@ SS_TO_RFC = {
     "CLOSE-WAIT": "CLOSE_WAIT", "LAST-ACK": "LAST_ACK", "LISTEN": "LISTEN",
     "CLOSING": "CLOSING", "UNCONN": "CLOSED", "CLOSED": "CLOSED",
 }
+CC_ALGOS = frozenset({"cubic", "reno", "bbr", "bic", "htcp", "vegas", "westwood", "dctcp",
+                      "highspeed", "hybla", "illinois", "lp", "nv", "scalable", "veno", "yeah",
+                      "cdg"})
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|sec|min|h|d)")
 _SEC_DOT_MS = re.compile(r"(?:(\d+)min)?(\d+)\.(\d{3})ms")
 _UNIT_MS = {"ms": 1, "sec": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -82,6 +86,9 @@ def parse_info(line: str, sock: dict) -> None:
             k, _, v = tok.partition(":")
             info[k] = v
     sock["info"] = info
+    for tok in line.split():
+        if tok in CC_ALGOS:
+            sock["algo"] = tok
     if "rto" in info:
         sock["rto_ms"] = _num(info["rto"])
     if "rtt" in info:
@@ -193,6 +200,225 @@ class StatePoller:
                 and (remote is None or s["remote"] == remote)]
 
     def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------ TCP_INFO over sock_diag
+# The kernel's congestion state, read the way `ss -ti` reads it (NETLINK_SOCK_DIAG,
+# inet_diag_req_v2 with INET_DIAG_INFO and INET_DIAG_CONG), but from this process: one
+# netlink socket opened inside the namespace answers a dump in ~100 us, so a sender's cwnd
+# can be sampled every millisecond (an `ss` process costs milliseconds per sample).
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_INET_DIAG_INFO, _INET_DIAG_CONG = 2, 4
+TCP_STATES = ("", "ESTABLISHED", "SYN_SENT", "SYN_RECEIVED", "FIN_WAIT_1", "FIN_WAIT_2",
+              "TIME_WAIT", "CLOSED", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING")
+CA_STATES = ("open", "disorder", "cwr", "recovery", "loss")
+TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
+
+
+def _diag_request(family: int, seq: int) -> bytes:
+    import struct
+
+    ext = (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_CONG - 1))
+    # inet_diag_req_v2: family, protocol (TCP), ext, pad, states (all), sockid (48 zeros)
+    req = struct.pack("=BBBxI", family, 6, ext, 0xFFFFFFFF) + b"\0" * 48
+    return struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
+                       _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0) + req
+
+
+def _endpoint(family: int, raw_addr: bytes, port: int) -> str:
+    import ipaddress
+
+    if family == 2:
+        return f"{ipaddress.IPv4Address(raw_addr[:4])}:{port}"
+    return f"[{ipaddress.IPv6Address(raw_addr[:16])}]:{port}"
+
+
+def parse_tcp_info(info: bytes) -> dict:
+    """The fields of Linux's struct tcp_info (include/uapi/linux/tcp.h) rawtcp plots:
+    ``ca`` (open/disorder/cwr/recovery/loss), ``rto``, ``rtt``, ``rttvar`` (us), ``mss``,
+    ``cwnd`` and ``ssthresh`` (segments; ssthresh None while infinite), ``unacked``, ``lost``,
+    ``retrans``, ``total_retrans``, ``pmtu``. Short buffers give what they hold."""
+    import struct
+
+    out: dict = {}
+    if len(info) >= 8:
+        ca = info[1]
+        out["ca"] = CA_STATES[ca] if ca < len(CA_STATES) else str(ca)
+        out["retransmits"] = info[2]
+    if len(info) >= 24:
+        out["rto"], _ato, out["mss"], _rmss = struct.unpack_from("=IIII", info, 8)
+    if len(info) >= 40:
+        out["unacked"], out["sacked"], out["lost"], out["retrans"] = \
+            struct.unpack_from("=IIII", info, 24)
+    if len(info) >= 88:
+        (out["pmtu"], _rcv_sst, out["rtt"], out["rttvar"], sst,
+         out["cwnd"]) = struct.unpack_from("=IIIIII", info, 60)
+        out["ssthresh"] = None if sst >= TCP_INFINITE_SSTHRESH else sst
+    if len(info) >= 104:
+        out["total_retrans"] = struct.unpack_from("=I", info, 100)[0]
+    return out
+
+
+def parse_diag(data: bytes) -> tuple[list[dict], bool]:
+    """Parse a netlink answer to the dump :func:`_diag_request` asks: (sockets, done).
+    Each socket: ``state`` (RFC 9293 name), ``local``, ``remote``, ``local_port``,
+    ``remote_port``, ``algo`` (congestion control name) and the :func:`parse_tcp_info`
+    fields. Raises OSError for a netlink error message."""
+    import struct
+
+    socks: list[dict] = []
+    off = 0
+    while off + 16 <= len(data):
+        n, mtype, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, off)
+        if n < 16 or off + n > len(data):
+            break
+        body = data[off + 16:off + n]
+        off += (n + 3) & ~3
+        if mtype == _NLMSG_DONE:
+            return socks, True
+        if mtype == _NLMSG_ERROR:
+            err = -struct.unpack_from("=i", body)[0] if len(body) >= 4 else 5
+            if err:
+                raise OSError(err, f"sock_diag dump failed: errno {err}")
+            continue
+        if mtype != SOCK_DIAG_BY_FAMILY or len(body) < 72:
+            continue
+        family, state = body[0], body[1]
+        sport, dport = struct.unpack_from(">HH", body, 4)
+        sock: dict = {"state": TCP_STATES[state] if state < len(TCP_STATES) else str(state),
+                      "local": _endpoint(family, body[8:24], sport),
+                      "remote": _endpoint(family, body[24:40], dport),
+                      "local_port": sport, "remote_port": dport}
+        a = 72
+        while a + 4 <= len(body):
+            alen, atype = struct.unpack_from("=HH", body, a)
+            if alen < 4:
+                break
+            val = body[a + 4:a + alen]
+            if atype == _INET_DIAG_INFO:
+                sock.update(parse_tcp_info(val))
+            elif atype == _INET_DIAG_CONG:
+                sock["algo"] = val.split(b"\0")[0].decode("ascii", "replace")
+            a += (alen + 3) & ~3
+        socks.append(sock)
+    return socks, False
+
+
+class TcpInfoReader:
+    """TCP_INFO of every TCP socket in a namespace, read over one sock_diag netlink socket
+    opened inside it: ``with TcpInfoReader(netns) as r: r.sockets(port)``."""
+
+    def __init__(self, netns: str | None) -> None:
+        import socket
+
+        from rawtcp.host.netns import in_netns
+
+        with in_netns(netns):
+            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+        self._sock.settimeout(2.0)
+        self._seq = 0
+
+    def sockets(self, port: int | None = None) -> list[dict]:
+        """Sockets (see :func:`parse_diag`) whose local or remote port is ``port``."""
+        import socket
+
+        out: list[dict] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            self._seq += 1
+            self._sock.send(_diag_request(family, self._seq))
+            for _ in range(10_000):              # bounded: a dump ends with NLMSG_DONE
+                socks, done = parse_diag(self._sock.recv(1 << 16))
+                out.extend(socks)
+                if done:
+                    break
+        if port is not None:
+            out = [s for s in out if port in (s["local_port"], s["remote_port"])]
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+CC_FIELDS = ("cwnd", "ssthresh", "mss", "rtt", "rttvar", "rto", "ca", "algo", "unacked",
+             "lost", "total_retrans")
+
+
+class CcPoller:
+    """Samples the kernel's congestion state (TCP_INFO over sock_diag) of the sockets on
+    ``port`` in ``netns`` every ``interval`` seconds, for at most ``duration`` seconds, and
+    calls ``emit(event)`` with ``{t, ev: "kernel", state, local, remote, retrans,
+    total_retrans, cwnd, ssthresh, mss, rtt, rttvar, rto, ca, algo, ...}`` whenever one of
+    state, cwnd, ssthresh or ca changed (at most one event per socket and sample; ``t`` from
+    ``clock()``, integer us). cwnd and ssthresh are in segments (as Linux counts), times in us.
+    Listening sockets are skipped; ``max_events`` bounds the total."""
+
+    def __init__(self, netns: str | None, port: int, clock: Callable[[], int],
+                 emit: Callable[[dict], None], interval: float = 0.001,
+                 duration: float = 60.0, max_events: int = 200_000) -> None:
+        self.netns, self.port, self.clock, self.emit = netns, port, clock, emit
+        self.interval, self.duration, self.max_events = interval, duration, max_events
+        self.count = 0
+        self.samples = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._reader = TcpInfoReader(netns)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="cc-poller")
+
+    def start(self) -> CcPoller:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        last: dict[tuple[str, str], tuple] = {}
+        try:
+            while not self._stop.is_set() and time.monotonic() - t0 < self.duration:
+                try:
+                    socks = self._reader.sockets(self.port)
+                except OSError as e:
+                    self.errors.append(str(e))
+                    break
+                self.samples += 1
+                now = self.clock()
+                for s in socks:
+                    if s["state"] == "LISTEN" or self.count >= self.max_events:
+                        continue
+                    key = (s["local"], s["remote"])
+                    sig = (s["state"], s.get("cwnd"), s.get("ssthresh"), s.get("ca"))
+                    if last.get(key) == sig:
+                        continue
+                    last[key] = sig
+                    ev = {"t": now, "ev": "kernel", "state": s["state"], "local": s["local"],
+                          "remote": s["remote"], "retrans": s.get("retrans")}
+                    ev.update({k: s.get(k) for k in CC_FIELDS})
+                    self.count += 1
+                    self.emit(ev)
+                self._stop.wait(self.interval)
+        finally:
+            self._reader.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        elif self._thread.ident is None:      # never started: the reader is still ours
+            self._reader.close()
+
+    def __enter__(self) -> CcPoller:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
