@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from rawtcp.core.cc_option import congestion_from_option, congestion_option_value
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
@@ -47,6 +48,7 @@ SO_TYPE = _socket.SO_TYPE
 TCP_NODELAY = _socket.TCP_NODELAY
 TCP_MAXSEG = _socket.TCP_MAXSEG
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
+TCP_CONGESTION = getattr(_socket, "TCP_CONGESTION", 13)
 IPPROTO_IPV6 = _socket.IPPROTO_IPV6
 IPV6_V6ONLY = _socket.IPV6_V6ONLY
 
@@ -108,6 +110,7 @@ class Socket(SocketBase):
             (SOL_SOCKET, SO_OOBINLINE): 0,
             (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
             (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
+            (IPPROTO_TCP, TCP_CONGESTION): stack.config.congestion,
         }
         if family == AF_INET6:   # Linux's default (net.ipv6.bindv6only=0): dual stack
             self._opts[(IPPROTO_IPV6, IPV6_V6ONLY)] = 0
@@ -157,6 +160,7 @@ class Socket(SocketBase):
             "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
             "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
             "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
+            "congestion": self._opts[(IPPROTO_TCP, TCP_CONGESTION)],
             "rcvbuf_locked": self._rcvbuf_locked,
         }
 
@@ -695,13 +699,16 @@ class Socket(SocketBase):
                 raise _err(errno.EINVAL, "l_linger must be >= 0")
             self._opts[key] = (int(onoff), int(linger))
             return
-        if key not in self._opts:
+        if key == (IPPROTO_TCP, TCP_CONGESTION):   # a name; ENOENT if unknown (as Linux)
+            value = congestion_from_option(value)
+        elif key not in self._opts:
             raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        elif isinstance(value, (bytes, bytearray, memoryview)):
             if len(value) < 4:
                 raise _err(errno.EINVAL, f"option ({level}, {optname}) takes an int (4 bytes)")
             value = struct.unpack("i", bytes(value)[:4])[0]
-        value = int(value)
+        if key != (IPPROTO_TCP, TCP_CONGESTION):
+            value = int(value)
         if key in ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF)):
             # As Linux (socket(7)): the value is read as unsigned, clamped to
             # net.core.rmem_max / wmem_max (Config.rmem_max / wmem_max) and doubled, with a
@@ -746,6 +753,8 @@ class Socket(SocketBase):
         if key not in self._opts:
             raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
         v = self._opts[key]
+        if key == (IPPROTO_TCP, TCP_CONGESTION):
+            return congestion_option_value(v, buflen)
         if key == (IPPROTO_TCP, TCP_MAXSEG) and self._tcb is not None:
             v = self._tcb.info().get("mss", v)
         return struct.pack("i", v) if buflen else v

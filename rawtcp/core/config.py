@@ -32,11 +32,12 @@ class FieldInfo(NamedTuple):
     """One Config field, described: what `rawtcp config` prints."""
 
     name: str
-    type: str             # "int", "bool" or "int | None"
-    default: int | bool | None
+    type: str             # "int", "bool", "int | None" or "str"
+    default: int | bool | str | None
     unit: str             # "us", "bytes", "segments", "count", "per second", "port", "" (bool)
-    range: tuple[int, int] | None   # inclusive bounds of an int field; None for a bool
+    range: tuple[int, int] | None   # inclusive bounds of an int field; None for a bool/str
     meaning: str
+    choices: tuple[str, ...] | None = None   # the values a "str" field takes
 
 
 def _f(default: Any, unit: str, meaning: str, lo: int | None = None,
@@ -48,6 +49,16 @@ def _f(default: Any, unit: str, meaning: str, lo: int | None = None,
 
 def _flag(default: bool, meaning: str) -> Any:
     return _f(default, "", meaning)
+
+
+def _choice(default: str, choices: tuple[str, ...], meaning: str) -> Any:
+    """A text field that takes one of ``choices``."""
+    return field(default=default, metadata={"unit": "", "range": None, "meaning": meaning,
+                                            "choices": choices})
+
+
+#: Congestion control algorithms (Config.congestion, TCP_CONGESTION), Linux's names.
+CONGESTION_ALGORITHMS = ("cubic", "reno")
 
 
 @dataclass
@@ -130,6 +141,20 @@ class Config:
     # --- congestion control -------------------------------------------------------------------
     initial_cwnd_segments: int = _f(10, "segments", "initial congestion window (RFC 6928, "
                                                     "Linux)", 1, 1000)
+    congestion: str = _choice("cubic", CONGESTION_ALGORITHMS,
+                              "congestion control: cubic (RFC 9438 with HyStart++, RFC 9406) "
+                              "or reno (NewReno, RFC 5681 + RFC 6582); per socket with "
+                              "TCP_CONGESTION (net.ipv4.tcp_congestion_control)")
+    rack: bool = _flag(True, "RACK-TLP loss detection (RFC 8985) when SACK is in use; off = "
+                             "RFC 6675 duplicate-ACK threshold, no tail loss probe "
+                             "(net.ipv4.tcp_recovery bit 1)")
+    prr: bool = _flag(True, "Proportional Rate Reduction (RFC 6937) of cwnd during SACK "
+                            "recovery; off = RFC 6675 with cwnd = ssthresh at once")
+    ecn: int = _f(2, "mode", "explicit congestion notification (RFC 3168): 0 off, 1 ask for "
+                             "it on outgoing connections and accept it, 2 accept it when a "
+                             "peer asks (net.ipv4.tcp_ecn)", 0, 2)
+    undo: bool = _flag(True, "undo a cwnd reduction found spurious by D-SACK or timestamps "
+                             "(RFC 3708 / RFC 4015 Eifel response, as Linux's undo)")
     # --- ports ---------------------------------------------------------------------------------
     ephemeral_low: int = _f(32768, "port", "lowest ephemeral port "
                                            "(net.ipv4.ip_local_port_range)", 1, 65535)
@@ -156,7 +181,8 @@ class Config:
         for f in fields(cls):
             default = None if f.default is MISSING else f.default
             out.append(FieldInfo(f.name, _type_name(f.type), default, f.metadata["unit"],
-                                 f.metadata["range"], f.metadata["meaning"]))
+                                 f.metadata["range"], f.metadata["meaning"],
+                                 f.metadata.get("choices")))
         return out
 
     def validate(self) -> None:
@@ -194,11 +220,14 @@ class Config:
         return out
 
 
-def parse_value(key: str, text: str) -> int | bool | None:
+def parse_value(key: str, text: str) -> int | bool | str | None:
     """The text of one value, as on a command line: an integer in the field's unit (no
-    suffixes), a boolean as 0/1/true/false/on/off/yes/no, "none" where None is allowed."""
+    suffixes), a boolean as 0/1/true/false/on/off/yes/no, "none" where None is allowed, one
+    of the choices of a text field."""
     info = _info(key)
     t = text.strip().lower()
+    if info.type == "str":
+        return t
     if info.type == "bool":
         if t in _TRUE:
             return True
@@ -216,7 +245,7 @@ def parse_value(key: str, text: str) -> int | bool | None:
                          f"{none}") from None
 
 
-def check_value(key: str, value: Any) -> int | bool | None:
+def check_value(key: str, value: Any) -> int | bool | str | None:
     """One field's value, typed (text is parsed with `parse_value`) and checked against the
     field's type and range alone (not against other fields: `validate` does that)."""
     info = _info(key)
@@ -239,6 +268,11 @@ def _info(key: str) -> FieldInfo:
 
 def _check(info: FieldInfo, value: Any) -> None:
     where = f"config {info.name}={value!r}"
+    if info.type == "str":
+        if value not in (info.choices or ()):
+            raise ValueError(f"{where}: expected one of {', '.join(info.choices or ())}; "
+                             f"{info.name}: {info.meaning}")
+        return
     if info.type == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{where}: expected a boolean")
@@ -254,4 +288,5 @@ def _check(info: FieldInfo, value: Any) -> None:
                          f"{info.meaning}")
 
 
-__all__ = ["MS", "SEC", "Config", "FieldInfo", "check_value", "parse_value"]
+__all__ = ["CONGESTION_ALGORITHMS", "MS", "SEC", "Config", "FieldInfo", "check_value",
+           "parse_value"]

@@ -10,47 +10,86 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from operator import sub
 
+#: ssthresh before the first loss ("arbitrarily high", RFC 5681 3.1); traced as null
+INFINITE_SSTHRESH = 1 << 30
+
 
 class NewReno:
-    """cwnd / ssthresh bookkeeping.
+    """cwnd / ssthresh bookkeeping; the base of every algorithm (``name`` as Linux's
+    TCP_CONGESTION names it).
 
     - slow start and congestion avoidance: RFC 5681 3.1 (appropriate byte counting, L = 2*SMSS)
     - fast retransmit / fast recovery: RFC 5681 3.2 with the NewReno changes of RFC 6582
     - retransmission timeout: RFC 5681 eq. (4), cwnd = loss window (1 SMSS)
+    - ECN-Echo: RFC 3168 6.1.2, the same reduction as a loss, without a retransmission
+
+    Subclasses change the reduction (``ssthresh_for``) and the growth (``_avoid``).
     """
 
-    __slots__ = ("mss", "cwnd", "ssthresh", "in_recovery", "recover", "_ca_acc", "use_sack")
+    __slots__ = ("mss", "cwnd", "ssthresh", "in_recovery", "recover", "_ca_acc", "use_sack",
+                 "prior_cwnd", "prior_ssthresh")
+
+    name = "reno"
 
     def __init__(self, mss: int, initial_segments: int, use_sack: bool = False) -> None:
         self.mss = mss
         self.cwnd = initial_segments * mss  # RFC 6928 style initial window
-        self.ssthresh = 1 << 30              # RFC 5681 3.1: arbitrarily high
+        self.ssthresh = INFINITE_SSTHRESH    # RFC 5681 3.1: arbitrarily high
         self.in_recovery = False
         self.recover = 0                     # RFC 6582 "recover"
         self._ca_acc = 0
         self.use_sack = use_sack
+        self.prior_cwnd = 0                  # before the last reduction (undo, RFC 3708)
+        self.prior_ssthresh = 0
 
     def set_mss(self, mss: int, initial_segments: int) -> None:
         self.mss = mss
         self.cwnd = initial_segments * mss
 
-    def on_ack(self, acked: int) -> None:
+    def adopt(self, other: NewReno) -> None:
+        """Take over another controller's window (TCP_CONGESTION on an open connection:
+        as Linux's tcp_reinit_congestion_control, cwnd and ssthresh stay)."""
+        self.mss, self.cwnd, self.ssthresh = other.mss, other.cwnd, other.ssthresh
+        self.in_recovery, self.recover, self.use_sack = (other.in_recovery, other.recover,
+                                                         other.use_sack)
+        self.prior_cwnd, self.prior_ssthresh = other.prior_cwnd, other.prior_ssthresh
+
+    # ------------------------------------------------------------------ growth
+    def on_rtt(self, rtt: int, now: int) -> None:
+        """One RTT sample (us) from an ACK (HyStart++ uses them; NewReno does not)."""
+
+    def on_ack(self, acked: int, now: int = 0, ack: int = 0, snd_max: int = 0) -> None:
         """New data acknowledged outside recovery (RFC 5681 3.1)."""
         if self.cwnd < self.ssthresh:
             self.cwnd += min(acked, 2 * self.mss)
         else:
-            self._ca_acc += acked
-            if self._ca_acc >= self.cwnd:
-                self._ca_acc -= self.cwnd
-                self.cwnd += self.mss
+            self._avoid(acked, now)
+
+    def _avoid(self, acked: int, now: int) -> None:
+        """Congestion avoidance, RFC 5681 3.1: about one SMSS per cwnd of data acked."""
+        self._ca_acc += acked
+        if self._ca_acc >= self.cwnd:
+            self._ca_acc -= self.cwnd
+            self.cwnd += self.mss
+
+    # ------------------------------------------------------------------ reductions
+    def ssthresh_for(self, flight: int) -> int:
+        """RFC 5681 eq. (4): ssthresh = max(FlightSize / 2, 2*SMSS)."""
+        return max(flight // 2, 2 * self.mss)
+
+    def _reduce(self, flight: int, now: int) -> None:
+        """A congestion event: remember what undo restores, set ssthresh."""
+        self.prior_cwnd = self.cwnd
+        self.prior_ssthresh = self.ssthresh
+        self.ssthresh = self.ssthresh_for(flight)
 
     def can_enter_recovery(self, ack: int) -> bool:
         """RFC 6582 3.2 step 2: only when the cumulative ACK covers more than ``recover``."""
         return ack > self.recover or self.recover == 0
 
-    def enter_recovery(self, flight: int, snd_max: int) -> None:
+    def enter_recovery(self, flight: int, snd_max: int, now: int = 0) -> None:
         """Three duplicate ACKs: RFC 5681 3.2 steps 2-3 / RFC 6675 5 step 4."""
-        self.ssthresh = max(flight // 2, 2 * self.mss)
+        self._reduce(flight, now)
         self.recover = snd_max
         self.in_recovery = True
         self.cwnd = self.ssthresh if self.use_sack else self.ssthresh + 3 * self.mss
@@ -68,19 +107,39 @@ class NewReno:
                 self.cwnd += self.mss
             self.cwnd = max(self.cwnd, self.mss)
 
-    def exit_recovery(self, flight: int) -> None:
+    def exit_recovery(self, flight: int, now: int = 0) -> None:
         """RFC 6582 3.2 step 3 (full ACK): cwnd = min(ssthresh, FlightSize + SMSS)."""
         self.in_recovery = False
         self.cwnd = max(min(self.ssthresh, flight + self.mss), self.mss)
         self._ca_acc = 0
 
-    def on_timeout(self, flight: int, first: bool) -> None:
+    def exit_recovery_hook(self, now: int) -> None:
+        """Recovery ended with cwnd set by the caller (PRR): reset growth state."""
+        self._ca_acc = 0
+
+    def on_timeout(self, flight: int, first: bool, now: int = 0) -> None:
         """RFC 5681 3.1 eq. (4) at the first timeout of a loss episode; cwnd = 1 SMSS."""
         if first:
-            self.ssthresh = max(flight // 2, 2 * self.mss)
+            self._reduce(flight, now)
         self.cwnd = self.mss
         self.in_recovery = False
         self._ca_acc = 0
+
+    def on_ecn(self, flight: int, now: int) -> None:
+        """RFC 3168 6.1.2: ECN-Echo, at most once per window: halve as for a loss (cwnd
+        follows at once; nothing is retransmitted)."""
+        self._reduce(flight, now)
+        self.cwnd = max(self.ssthresh, self.mss)
+        self._ca_acc = 0
+
+    def undo(self) -> None:
+        """The last reduction was spurious (RFC 3708 / RFC 4015 Eifel response, as Linux's
+        tcp_undo_cwnd_reduction): back to the window before it."""
+        if self.prior_cwnd:
+            self.cwnd = max(self.cwnd, self.prior_cwnd)
+            self.ssthresh = max(self.ssthresh, self.prior_ssthresh)
+        self.in_recovery = False
+        self.prior_cwnd = 0
 
 
 class Scoreboard:

@@ -3,7 +3,7 @@ from the connection).
 
 It holds what the sender knows about loss and what it plans to resend:
 
-- ``cc``: the congestion controller (NewReno today; algorithms plug in here);
+- ``cc``: the congestion controller (``cubic`` or ``reno``, see :func:`new_cc`);
 - ``scoreboard``: what the peer has SACKed above SND.UNA (RFC 6675 3);
 - ``dupacks``: duplicate ACKs in a row (RFC 5681 2);
 - ``limited``: bytes sent by Limited Transmit (RFC 3042) since the last new ACK, which the
@@ -11,7 +11,10 @@ It holds what the sender knows about loss and what it plans to resend:
 - ``resend_una``: NewReno's "retransmit SND.UNA now" (fast retransmit, partial ACK);
 - ``next_hole``: SACK recovery's NextSeg position (RFC 6675 4);
 - ``rto_episode``: the timeouts since the last new ACK are one loss episode (RFC 5681
-  3.1 eq. 4 takes ssthresh only at the first).
+  3.1 eq. 4 takes ssthresh only at the first);
+- PRR (RFC 6937): ``prr_delivered``, ``prr_out``, ``recover_fs`` shape the reduction during
+  SACK recovery;
+- ``ca``: the state as Linux names it (open, disorder, recovery, loss, cwr).
 
 The connection calls the ``on_*`` methods at the events; ``tcb_output`` reads the plan.
 """
@@ -19,14 +22,30 @@ The connection calls the ``on_*`` methods at the events; ``tcb_output`` reads th
 from __future__ import annotations
 
 from .congestion import NewReno, Scoreboard
+from .cubic import Cubic
+
+#: Linux's TCP_CA_* numbers (tcpi_ca_state) by state name
+CA_STATES = {"open": 0, "disorder": 1, "cwr": 2, "recovery": 3, "loss": 4}
+
+
+def new_cc(name: str, mss: int, initial_segments: int, use_sack: bool = False) -> NewReno:
+    """The congestion controller called ``name`` (Config.congestion, TCP_CONGESTION)."""
+    if name == "cubic":
+        return Cubic(mss, initial_segments, use_sack)
+    if name == "reno":
+        return NewReno(mss, initial_segments, use_sack)
+    raise ValueError(f"unknown congestion control {name!r} (cubic, reno)")
 
 
 class Recovery:
     __slots__ = ("cc", "scoreboard", "dupacks", "limited", "resend_una", "next_hole",
-                 "rto_episode", "sack")
+                 "rto_episode", "sack", "prr", "prr_delivered", "prr_out", "recover_fs",
+                 "loss", "cwr", "rack", "undo_marker", "undo_retrans", "reordering",
+                 "dsack_dups", "undos")
 
-    def __init__(self, mss: int, initial_segments: int) -> None:
-        self.cc = NewReno(mss, initial_segments)
+    def __init__(self, mss: int, initial_segments: int, algorithm: str = "reno",
+                 prr: bool = True) -> None:
+        self.cc = new_cc(algorithm, mss, initial_segments)
         self.scoreboard = Scoreboard()
         self.dupacks = 0
         self.limited = 0
@@ -34,6 +53,18 @@ class Recovery:
         self.next_hole = 0
         self.rto_episode = False
         self.sack = False
+        self.prr = prr
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = 0
+        self.loss = False          # after an RTO until SND.UNA passes ``cc.recover``
+        self.cwr = 0               # ECN reduction: until SND.UNA passes this (0 = none)
+        self.rack = None           # RACK-TLP state (rack.py) when enabled
+        self.undo_marker = 0       # SND.UNA when the reduction began (0 = nothing to undo)
+        self.undo_retrans = 0      # retransmissions not yet shown needless by a D-SACK
+        self.reordering = 3        # tcpi_reordering: the dupthresh Linux starts with
+        self.dsack_dups = 0        # D-SACK blocks received (tcpi_dsack_dups)
+        self.undos = 0             # reductions undone as spurious
 
     def negotiated(self, mss: int, initial_segments: int, sack: bool) -> None:
         """The handshake fixed the MSS and whether SACK is used."""
@@ -41,8 +72,28 @@ class Recovery:
         self.cc.use_sack = sack
         self.sack = sack
 
+    def set_algorithm(self, name: str) -> None:
+        """Switch the congestion controller (TCP_CONGESTION), keeping the window."""
+        if name != self.cc.name:
+            new = new_cc(name, self.cc.mss, 1, self.cc.use_sack)
+            new.adopt(self.cc)
+            self.cc = new
+
+    @property
+    def ca(self) -> str:
+        """Linux's congestion-avoidance state name (tcp_ca_state)."""
+        if self.loss:
+            return "loss"
+        if self.cc.in_recovery:
+            return "recovery"
+        if self.cwr:
+            return "cwr"
+        if self.dupacks or self.scoreboard:
+            return "disorder"
+        return "open"
+
     # ------------------------------------------------------------------ events
-    def on_new_ack(self, ack: int, acked: int, snd_max: int) -> None:
+    def on_new_ack(self, ack: int, acked: int, snd_max: int, now: int = 0) -> None:
         """The cumulative ACK advanced to ``ack`` by ``acked`` bytes (RFC 5681 3.1,
         RFC 6582 3.2 steps 3 and 5)."""
         self.scoreboard.ack_to(ack)
@@ -51,7 +102,14 @@ class Recovery:
         cc = self.cc
         if cc.in_recovery:
             if ack >= cc.recover:
-                cc.exit_recovery(snd_max - ack)          # full ACK
+                if self.prr and self.sack:
+                    # RFC 6937 3: at the end of recovery cwnd = ssthresh
+                    cc.in_recovery = False
+                    cc.cwnd = max(cc.ssthresh, cc.mss)
+                    cc.exit_recovery_hook(now)
+                else:
+                    cc.exit_recovery(snd_max - ack, now)   # full ACK
+                self.undo_marker = 0
             else:
                 cc.on_partial_ack(acked)                 # partial ACK
                 if self.sack:
@@ -59,9 +117,14 @@ class Recovery:
                 else:
                     self.resend_una = True
         else:
-            cc.on_ack(acked)
+            if self.loss and ack >= cc.recover:
+                self.loss = False
+                self.undo_marker = 0
+            if self.cwr and ack >= self.cwr:
+                self.cwr = 0
+            cc.on_ack(acked, now, ack, snd_max)
 
-    def on_dupack(self, una: int, snd_max: int, smss: int) -> bool:
+    def on_dupack(self, una: int, snd_max: int, smss: int, now: int = 0) -> bool:
         """A duplicate ACK (RFC 5681 2). True when it starts fast retransmit."""
         self.dupacks += 1
         cc = self.cc
@@ -76,21 +139,65 @@ class Recovery:
         lost = self.dupacks >= 3 or (self.sack and (len(sb) >= 3 or sb.sacked_bytes() > 2 * smss))
         if not (lost and cc.can_enter_recovery(una)):
             return False
+        self.enter_recovery(una, snd_max, now)
+        return True
+
+    def enter_recovery(self, una: int, snd_max: int, now: int) -> None:
+        """Fast recovery begins (RFC 5681 3.2 steps 2-3, RFC 6675 5 step 4, RFC 6937 3)."""
+        cc = self.cc
         # RFC 5681 3.2 step 2: what Limited Transmit sent is not part of FlightSize here
-        cc.enter_recovery(snd_max - una - self.limited, snd_max)
+        cc.enter_recovery(snd_max - una - self.limited, snd_max, now)
         self.limited = 0
+        self.loss = False
+        self.cwr = 0
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = snd_max - una
+        self.undo_marker = una
+        self.undo_retrans = 0
         if self.sack:
             self.next_hole = una
         else:
             self.resend_una = True
+
+    def prr_update(self, delivered: int, una: int, snd_nxt: int) -> None:
+        """RFC 6937 3, on every ACK during SACK recovery: the new cwnd lets out sndcnt bytes
+        beyond pipe, proportional to what was delivered while pipe > ssthresh (PRR), and
+        at most back up to ssthresh with slow start reduction bound (PRR-SSRB) below it."""
+        cc = self.cc
+        self.prr_delivered += delivered
+        pipe = self.pipe(una, snd_nxt)
+        ssthresh = cc.ssthresh
+        if pipe > ssthresh:
+            fs = self.recover_fs or 1
+            sndcnt = -(-self.prr_delivered * ssthresh // fs) - self.prr_out
+        else:
+            sndcnt = min(ssthresh - pipe,
+                         max(self.prr_delivered - self.prr_out, delivered) + cc.mss)
+        cc.cwnd = pipe + max(sndcnt, 0)
+
+    def on_ecn_echo(self, una: int, snd_max: int, now: int) -> bool:
+        """RFC 3168 6.1.2: ECE on an ACK reduces cwnd once per window of data (not again
+        while a reduction for the same window is on: recovery, loss, CWR). True when the
+        window was reduced (the next data segment carries CWR)."""
+        if self.cwr or self.cc.in_recovery or self.loss:
+            return False
+        self.cc.on_ecn(snd_max - una, now)
+        self.cwr = snd_max if snd_max > una else una + 1
         return True
 
-    def on_timeout(self, una: int, snd_max: int) -> None:
+    def on_timeout(self, una: int, snd_max: int, now: int = 0) -> None:
         """RFC 6298 5.4-5.6 with RFC 5681 3.1 eq. (4) and RFC 6582 3.2 step 1: everything
         in flight is presumed lost, go back to SND.UNA."""
-        self.cc.on_timeout(snd_max - una, first=not self.rto_episode)
+        first = not self.rto_episode
+        if first and not self.cc.in_recovery and not self.loss:
+            self.undo_marker = una
+            self.undo_retrans = 0
+        self.cc.on_timeout(snd_max - una, first=first, now=now)
         self.cc.recover = snd_max
         self.rto_episode = True
+        self.loss = True
+        self.cwr = 0
         self.scoreboard.clear()
         self.dupacks = 0
         self.limited = 0
@@ -118,4 +225,4 @@ class Recovery:
         return pipe
 
 
-__all__ = ["Recovery"]
+__all__ = ["CA_STATES", "Recovery", "new_cc"]

@@ -1,7 +1,9 @@
 """RFC 6298 retransmission timer computation: SRTT, RTTVAR, RTO, backoff.
 
-Karn's algorithm (RFC 6298 section 3) lives with the caller: it only feeds samples from
-segments that were never retransmitted. All values are integer microseconds.
+Where samples come from lives with the caller (tcb_input ``_ack_advance``): with timestamps,
+every ACK of new data gives one from its TSecr (RFC 7323 4.3), retransmissions included;
+without them Karn's algorithm (RFC 6298 3) feeds only segments never retransmitted. All values
+are integer microseconds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ G = 1_000  # clock granularity we assume (1 ms), RFC 6298 2.x "G"
 class RttEstimator:
     """SRTT / RTTVAR / RTO with exponential backoff (RFC 6298 2.1-2.5, 5.5)."""
 
-    __slots__ = ("rto_min", "rto_max", "srtt", "rttvar", "base_rto", "backoff")
+    __slots__ = ("rto_min", "rto_max", "srtt", "rttvar", "base_rto", "backoff", "min_rtt",
+                 "latest")
 
     def __init__(self, rto_initial: int, rto_min: int, rto_max: int) -> None:
         self.rto_min = rto_min
@@ -22,10 +25,15 @@ class RttEstimator:
         self.rttvar: int | None = None
         self.base_rto = max(rto_min, min(rto_initial, rto_max))  # RFC 6298 2.1
         self.backoff = 0
+        self.min_rtt = 0      # the smallest sample (tcpi_min_rtt; 0 = none yet)
+        self.latest = 0       # the last sample
 
     def sample(self, r: int) -> None:
         """Feed one RTT measurement R (us)."""
         r = max(r, 1)
+        self.latest = r
+        if not self.min_rtt or r < self.min_rtt:
+            self.min_rtt = r
         if self.srtt is None or self.rttvar is None:
             # RFC 6298 2.2: first measurement.
             self.srtt = r

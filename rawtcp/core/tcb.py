@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from .buffers import Reassembly, ReceiveBuffer, SendBuffer
 from .config import Config
-from .recovery import Recovery
+from .congestion import INFINITE_SSTHRESH
+from .recovery import CA_STATES, Recovery
 from .rtt import RttEstimator
 from .segment import Flags, Segment
 from .seq import MASK, unwrap
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 #: Config fields that are per-connection options (socket options) as well.
 PER_CONNECTION = ("nodelay", "keepalive", "keepalive_time", "keepalive_intvl",
                   "keepalive_probes", "rcvbuf", "sndbuf", "mss", "window_scaling", "sack",
-                  "timestamps")
+                  "timestamps", "congestion")
 
 
 def our_wscale(rcvbuf: int) -> int:
@@ -104,7 +105,9 @@ class Tcb(TcbInput, TcbOutput):
     Slots, not a __dict__: a connection's fields cost ~0.5 kB instead of ~2.5 kB, which is
     what thousands of idle or TIME-WAIT connections are made of."""
 
-    __slots__ = ("ack_now", "binding", "cc", "cfg", "conn", "dsack_block", "error", "fin_queued",
+    __slots__ = ("ack_now", "binding", "bytes_acked", "bytes_retrans", "cc", "cc_last", "cfg",
+                 "delivered_ce", "ecn_ok", "ecn_seen", "ece_pending", "cwr_pending",
+                 "retrans_out", "conn", "dsack_block", "error", "fin_queued",
                  "fin_rcvd", "irs", "iss", "iss_chosen", "keepalive_out", "last_ack_sent",
                  "last_data_at", "pingpong", "quick",
                  "listener", "local", "max_snd_wnd", "nagle_end", "options", "orphan",
@@ -182,8 +185,19 @@ class Tcb(TcbInput, TcbOutput):
         self.rtt = RttEstimator(self.cfg.rto_initial, self.cfg.rto_min, self.cfg.rto_max)
         self.rtt_seq: int | None = None
         self.rtt_time = 0
-        self.recovery = Recovery(self.smss, self.cfg.initial_cwnd_segments)
+        self.recovery = Recovery(self.smss, self.cfg.initial_cwnd_segments,
+                                 self.options.congestion, self.cfg.prr)
         self.cc = self.recovery.cc
+        self.cc_last: tuple | None = None   # the last {ev: "cc"} values and time (trace)
+        self.bytes_acked = 0             # tcpi_bytes_acked
+        self.bytes_retrans = 0           # tcpi_bytes_retrans
+        self.retrans_out = 0             # retransmitted bytes not yet acknowledged (approx.)
+        # --- ECN (RFC 3168) ---
+        self.ecn_ok = False              # negotiated: our data carries ECT(0)
+        self.ecn_seen = False            # a CE mark arrived (tcpi_options ECN_SEEN)
+        self.ece_pending = False         # CE seen: set ECE on ACKs until the peer's CWR
+        self.cwr_pending = False         # cwnd reduced for an ECE: CWR on the next data
+        self.delivered_ce = 0            # segments that arrived CE-marked
         self.retransmits = 0             # consecutive timeouts for the current snd_una
         self.total_retrans = 0
         self.persist_backoff = 0
@@ -209,6 +223,28 @@ class Tcb(TcbInput, TcbOutput):
 
     def _trace_timer(self, name: str, action: str, at: int, now: int) -> None:
         self._trace(now, "timer", name=name, action=action, at=at)
+
+    def _trace_cc(self, now: int) -> None:
+        """{ev: "cc"} when a value changed since the last one: at most one per ACK (the
+        caller), and at most one per ms unless the ca state changed. Only called when a
+        tracer is attached."""
+        rtt = self.rtt
+        rec = self.recovery
+        cc = rec.cc
+        ca = rec.ca
+        vals = (cc.cwnd, cc.ssthresh, rtt.srtt, rtt.rttvar, rtt.rto,
+                rec.pipe(self.snd_una, self.snd_nxt), ca, cc.name)
+        last = self.cc_last
+        if last is not None:
+            if last[0] == vals:
+                return
+            if last[0][6] == ca and now - last[1] < 1000:
+                return
+        self.cc_last = (vals, now)
+        self._trace(now, "cc", cwnd=vals[0],
+                    ssthresh=None if vals[1] >= INFINITE_SSTHRESH else vals[1],
+                    srtt=vals[2], rttvar=vals[3], rto=vals[4], pipe=vals[5], ca=ca,
+                    algo=vals[7])
 
     def _changed(self) -> None:
         """Tell the runtime (readiness of the socket above) that something a user waits
@@ -325,15 +361,57 @@ class Tcb(TcbInput, TcbOutput):
         return max(0, self.options.sndbuf - len(self.send_buffer))
 
     def info(self) -> dict:
+        """TCP_INFO-like (Linux's tcpi_* names without the prefix; rawtcp's older names kept
+        beside them). Windows and thresholds: ``cwnd``/``ssthresh`` in bytes,
+        ``snd_cwnd``/``snd_ssthresh`` in segments as Linux; times in us."""
+        rec = self.recovery
+        cc = rec.cc
+        mss = self.smss or 1
+        una = self.snd_una
+        sb = rec.scoreboard
+        sacked = sb.sacked_bytes()
+        ca = rec.ca
+        lost = 0
+        if ca == "loss":
+            lost = max(0, self.snd_max - max(una, rec.next_hole) - sacked)
+        elif ca == "recovery" and sb:
+            hs = sb.highest or una
+            lost = sb.unsacked_between(max(rec.next_hole, una), hs)
+        options = ((1 if self.ts_ok else 0) | (2 if self.sack_ok else 0)
+                   | (4 if self.ws_ok else 0) | (8 if self.ecn_ok else 0)
+                   | (16 if self.ecn_seen else 0))
+        ssthresh = cc.ssthresh
         return {
             "state": self.state.name,
+            "ca_state": CA_STATES[ca],
+            "ca": ca,
+            "congestion": cc.name,
             "rto": self.rtt.rto,
+            "backoff": self.rtt.backoff,
             "srtt": self.rtt.srtt,
             "rttvar": self.rtt.rttvar,
-            "cwnd": self.cc.cwnd,
-            "ssthresh": self.cc.ssthresh,
+            "rtt": self.rtt.srtt or 0,
+            "min_rtt": self.rtt.min_rtt,
+            "cwnd": cc.cwnd,
+            "ssthresh": ssthresh,
+            "snd_cwnd": -(-cc.cwnd // mss),
+            "snd_ssthresh": ssthresh // mss if ssthresh < INFINITE_SSTHRESH else 0x7FFFFFFF,
+            "pipe": rec.pipe(una, self.snd_nxt),
             "retransmits": self.retransmits,
+            "retrans": -(-self.retrans_out // mss),
             "total_retrans": self.total_retrans,
+            "bytes_retrans": self.bytes_retrans,
+            "lost": -(-lost // mss),
+            "sacked": -(-sacked // mss),
+            "reordering": rec.reordering,
+            "dsack_dups": rec.dsack_dups,
+            "undo_count": rec.undos,
+            "delivered": self.bytes_acked // mss,
+            "bytes_acked": self.bytes_acked,
+            "delivered_ce": self.delivered_ce,
+            "options": options,
+            "ecn": self.ecn_ok,
+            "ecn_seen": self.ecn_seen,
             "probes": self.persist_probes,
             "snd_una": self.snd_una & MASK,
             "snd_nxt": self.snd_nxt & MASK,
@@ -342,6 +420,7 @@ class Tcb(TcbInput, TcbOutput):
             "snd_wnd": self.snd_wnd,
             "rcv_wnd": max(0, self.rcv_adv - self.rcv_nxt),
             "mss": self.smss,
+            "snd_mss": self.smss,
             "peer_mss": self.peer_mss,
             "iss": self.iss,
             "irs": self.irs,
@@ -349,7 +428,7 @@ class Tcb(TcbInput, TcbOutput):
             "rcv_wscale": self.rcv_wscale if self.ws_ok else 0,
             "sack": self.sack_ok,
             "timestamps": self.ts_ok,
-            "in_recovery": self.cc.in_recovery,
+            "in_recovery": cc.in_recovery,
             "unacked": self.snd_max - self.snd_una,
             "send_queue": len(self.send_buffer),
             "recv_queue": len(self.rbuf),
@@ -538,7 +617,9 @@ class Tcb(TcbInput, TcbOutput):
         self._trace(now, "rto", rto=self.rtt.rto, srtt=self.rtt.srtt, rttvar=self.rtt.rttvar)
         self.rtt_seq = None  # Karn: never time a retransmitted segment
         if self.snd_una != self.iss:
-            self.recovery.on_timeout(self.snd_una, self.snd_max)
+            self.recovery.on_timeout(self.snd_una, self.snd_max, now)
+            if self._tracer is not None:
+                self._trace_cc(now)
         # (else: our SYN or SYN-ACK is not acknowledged yet; send it again)
         self.snd_nxt = self.snd_una
         self._output(now, rto=True)
@@ -597,7 +678,10 @@ class Tcb(TcbInput, TcbOutput):
 
     def options_changed(self, now: int) -> None:
         """Apply changed ``tcb.options`` at once (SO_SNDBUF, TCP_NODELAY pushes pending
-        small segments as Linux does, SO_KEEPALIVE)."""
+        small segments as Linux does, SO_KEEPALIVE, TCP_CONGESTION)."""
+        if self.options.congestion != self.recovery.cc.name:
+            self.recovery.set_algorithm(self.options.congestion)
+            self.cc = self.recovery.cc
         self.send_buffer.limit = max(self.options.sndbuf, len(self.send_buffer))
         if self.options.keepalive and "keepalive" not in self.timers.deadlines:
             self._arm_keepalive(now)

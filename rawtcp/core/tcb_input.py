@@ -22,7 +22,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from .config import MS
-from .segment import ACK, FIN, PSH, RST, SYN, URG, Options, Segment
+from .segment import ACK, ECE, FIN, PSH, RST, SYN, URG, Options, Segment
 from .seq import MASK, lt, unwrap
 from .states import (
     CLOSE_WAIT,
@@ -480,12 +480,25 @@ class TcbInput:
                 self._trace(now, "prune", bytes=dropped, reason="out-of-order memory")
 
     # ------------------------------------------------------------------ ACK processing
-    def _ack_advance(self: Tcb, ack: int, now: int) -> int:
-        """Move SND.UNA to ack: RTT sample, free the send buffer, reset retry state."""
+    def _ack_advance(self: Tcb, ack: int, now: int, tsecr: int | None = None) -> int:
+        """Move SND.UNA to ack: RTT sample, free the send buffer, reset retry state.
+
+        RTT (RFC 6298 with RFC 7323 4.3): the timed segment when this ACK covers it (us
+        precision); otherwise, with timestamps, the echoed TSval of an ACK of new data, also
+        for retransmitted data (the echo says which transmission it answers, so Karn's
+        rule is only needed without timestamps)."""
         acked = ack - self.snd_una
+        r = 0
         if self.rtt_seq is not None and ack >= self.rtt_seq:
-            self.rtt.sample(now - self.rtt_time)
+            r = now - self.rtt_time
             self.rtt_seq = None
+        elif tsecr is not None and acked > 0:
+            d = ((now // 1000) - tsecr) & MASK
+            if d < 0x7FFFFFFF // 1000:        # a value we sent, not garbage (as Linux)
+                r = (d or 1) * 1000
+        if r:
+            self.rtt.sample(r)
+            self.recovery.cc.on_rtt(r, now)
             if self._tracer is not None:
                 self._trace(now, "rto", rto=self.rtt.rto, srtt=self.rtt.srtt,
                             rttvar=self.rtt.rttvar)
@@ -511,8 +524,8 @@ class TcbInput:
         # SACK blocks (RFC 2018) into the scoreboard.
         new_sack = False
         blocks = seg.options.sack_blocks
+        sacked_before = sb.sacked_bytes()
         if blocks and self.sack_ok:
-            sacked_before = sb.sacked_bytes()
             snd_max = self.snd_max
             for s32, e32 in blocks:
                 s, e = unwrap(una, s32), unwrap(una, e32)
@@ -520,18 +533,34 @@ class TcbInput:
                     sb.add(max(s, una), e)
             new_sack = sb.sacked_bytes() > sacked_before
         win = seg.window << self.snd_wscale
+        cc = rec.cc
         if ack > una:
-            acked = self._ack_advance(ack, now)
-            rec.on_new_ack(ack, acked, self.snd_max)
+            ts = seg.options.timestamps
+            acked = self._ack_advance(ack, now, ts[1] if ts is not None and self.ts_ok else None)
+            self.bytes_acked += acked
+            if self.retrans_out:
+                self.retrans_out = max(0, self.retrans_out - acked) if rec.ca != "open" else 0
+            rec.on_new_ack(ack, acked, self.snd_max, now)
+            if cc.in_recovery and rec.prr and self.sack_ok:
+                # RFC 6937 DeliveredData: SND.UNA's advance plus the change in SACKed bytes
+                rec.prr_update(acked + sb.sacked_bytes() - sacked_before, ack, self.snd_nxt)
         elif (ack == una and not seg.payload and not seg.flags & FIN
               and (win == self.snd_wnd or new_sack) and self.snd_max > una):
             # RFC 5681 2 "duplicate acknowledgment"; with SACK, RFC 6675 2 counts an ACK that
             # SACKs new data as a duplicate even when the window changed (Linux grows its
             # receive window while it autotunes, so its duplicate ACKs rarely repeat it).
             self.stack.counters["dupacks_in"] += 1
-            if rec.on_dupack(una, self.snd_max, self.smss):
+            if rec.on_dupack(una, self.snd_max, self.smss, now):
                 self.rtt_seq = None
                 self.stack.counters["fast_retransmits"] += 1
+            if cc.in_recovery and rec.prr and self.sack_ok:
+                rec.prr_update(sb.sacked_bytes() - sacked_before, una, self.snd_nxt)
+        if seg.flags & ECE and self.ecn_ok and self.snd_max > una:
+            # RFC 3168 6.1.2: the peer saw congestion: reduce once per window, say CWR
+            if rec.on_ecn_echo(una, self.snd_max, now):
+                self.cwr_pending = True
+        if self._tracer is not None:
+            self._trace_cc(now)
         # Window update (RFC 9293 3.10.7.4 fifth, SND.WL1/SND.WL2 rule).
         if self.snd_wl1 < sseq or (self.snd_wl1 == sseq and self.snd_wl2 <= ack):
             old = self.snd_wnd

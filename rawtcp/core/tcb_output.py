@@ -144,6 +144,8 @@ class TcbOutput:
         end = seq + n + (1 if flags & (FIN | SYN) else 0)
         if seq < self.snd_max:
             self.total_retrans += 1
+            self.bytes_retrans += n
+            self.retrans_out += n
             self.rtt_seq = None  # Karn's algorithm (RFC 6298 3)
             self.stack.counters["retransmits"] += 1
             if self._tracer is not None:
@@ -228,6 +230,7 @@ class TcbOutput:
                 fl = ACK | (FIN if fin_queued and seq + n == data_end else 0)
                 self._send_seq(seq, n, fl, now)
                 rec.next_hole = seq + n
+                rec.prr_out += n
                 pipe += n
                 sent = True
             edge = min(wnd_edge, self.snd_nxt + max(0, cc.cwnd - pipe))
@@ -240,6 +243,7 @@ class TcbOutput:
         # 3. New data, or go-back-N after a timeout, from SND.NXT. With segmentation offload
         #    (Config.offload on a link that splits), new data leaves in chunks of whole
         #    MSS-sized segments that the link cuts up (GSO); the decisions stay per MSS.
+        nxt0 = self.snd_nxt
         big = self.stack.max_payload
         chunk = smss if big is None or big < 2 * smss else big // smss * smss
         nodelay = self.options.nodelay
@@ -286,6 +290,8 @@ class TcbOutput:
                 sent = True
             break
 
+        if cc.in_recovery and self.snd_nxt > nxt0:
+            rec.prr_out += self.snd_nxt - nxt0      # RFC 6937: data sent in recovery
         # 4. A pure ACK if one is owed and nothing carried it. Its sequence number is
         #    SND.MAX, not a rewound SND.NXT: the peer may already hold everything up to
         #    SND.MAX and would find an older number unacceptable (and ignore the ACK).

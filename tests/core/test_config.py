@@ -15,8 +15,10 @@ def test_every_field_is_described():
     assert [i.name for i in infos] == [f.name for f in dataclasses.fields(Config)]
     for i in infos:
         assert isinstance(i, FieldInfo)
-        assert i.meaning and i.type in ("int", "bool", "int | None"), i
-        if i.type == "bool":
+        assert i.meaning and i.type in ("int", "bool", "int | None", "str"), i
+        if i.type == "str":
+            assert i.range is None and i.choices and i.default in i.choices, i
+        elif i.type == "bool":
             assert i.range is None and isinstance(i.default, bool), i
         else:
             lo, hi = i.range

@@ -373,7 +373,7 @@ def test_newreno_full_recovery_sequence() -> None:
     each further duplicate inflates cwnd by one SMSS (step 4), a partial ACK retransmits
     the next hole and deflates (step 5), the full ACK ends recovery with
     cwnd = min(ssthresh, FlightSize + SMSS) (step 3)."""
-    h = Harness(plain_config(nodelay=True))
+    h = Harness(plain_config(nodelay=True, congestion="reno", rack=False))
     h.passive_open()
     h.tcb.send(bytes(8 * MSS), T)
     assert len(h.take(at=T)) == 8
@@ -509,7 +509,7 @@ def test_limited_transmit_sends_new_data_on_the_first_two_dupacks() -> None:
     each goes out beyond cwnd, cwnd unchanged; the third starts fast retransmit, and the
     two Limited Transmit segments are left out of FlightSize for ssthresh (RFC 5681 3.2
     step 2)."""
-    h = Harness(plain_config(nodelay=True))
+    h = Harness(plain_config(nodelay=True, congestion="reno", rack=False))
     h.passive_open()
     h.tcb.send(bytes(30 * MSS), T)
     flight = len(h.take(at=T))
