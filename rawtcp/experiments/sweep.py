@@ -11,15 +11,18 @@ Theory of operation
    in the ordinary rule language so that any row can be replayed with
    ``rawtcp experiment run NAME --drop '...'``::
 
-       drop out flags=PA seq=1 len=144 nth=1
+       drop out flags=PA seq=1 len=144 nth=1 count=1
 
    The segment is named by what it *is*, not by its position: its direction, its exact
    flags, its sequence number relative to the sender's ISN and its payload length, and
    ``nth=`` counts only the segments of that direction with the same three (the second
    transmission of the same bytes is ``nth=2``). A segment that one run sends and another
    does not (a delayed ACK that a FIN carried instead) does not shift the rows after it, as
-   a plain "k-th segment in this direction" count would. The rule is added after the
-   experiment's own rules, so its counts agree with the reference's list. When the sweep
+   a plain "k-th segment in this direction" count would. ``count=1`` changes nothing
+   (``nth`` fires once) but keeps the rule's text apart from an experiment rule with the
+   same conditions, so the run's fault event of the sweep rule is found by its text. The
+   rule is added after the experiment's own rules, so its counts agree with the reference's
+   list. When the sweep
    run never sends that segment (the run went another way before it), the row says
    ``not-reached``.
 3. **Run.** One run per (segment, fault), each in its own process and lab (lab names carry
@@ -158,7 +161,7 @@ class Segment:
             extra = f" ms={fault.ms:g}"
         elif fault.action == "duplicate":
             extra = " copies=1"
-        return f"{fault.action} {self.matcher()} nth={self.nth}{extra}"
+        return f"{fault.action} {self.matcher()} nth={self.nth} count=1{extra}"
 
     def same(self, ev: Event) -> bool:
         """Whether the rule's conditions hold for a seg/fault event."""
