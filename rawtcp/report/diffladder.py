@@ -6,7 +6,8 @@ lab, no clock. Used by ``rawtcp experiment run NAME --peer-swap``
 
 - :func:`seg_rows` turns one side's events into :class:`SegRow` s: every segment the subject
   (rawtcp, or the Linux socket in its place) sent or was sent, times in ms from the first
-  segment, relative seq/ack, a ``dropped`` mark (a fault rule or an nftables rule ate it) and
+  segment, relative seq/ack, retransmissions (``rtx``, from :mod:`rawtcp.report.enrich`),
+  a ``dropped`` mark (a fault rule or an nftables rule ate it) and
   the subject's state (``state`` of the event; :func:`infer_states` fills it in from the
   segments when the side has no per-segment states, as for a Linux socket seen on the wire).
 - :func:`align` pairs the two sequences (longest common subsequence on direction, flags
@@ -22,8 +23,9 @@ Inferred states follow RFC 9293 3.10.7 (segment arrives) and 3.10.4-3.10.5 (user
 their segments): an outgoing FIN moves ESTABLISHED to FIN_WAIT_1 and CLOSE_WAIT to LAST_ACK,
 the ACK of our FIN moves FIN_WAIT_1 to FIN_WAIT_2, CLOSING to TIME_WAIT and LAST_ACK to
 CLOSED, the peer's FIN moves ESTABLISHED to CLOSE_WAIT, FIN_WAIT_1 to CLOSING and FIN_WAIT_2
-to TIME_WAIT, an RST either way to CLOSED, and an RST we send in answer to a segment means the
-segment found no connection (3.10.7.1): it arrived in CLOSED. States that only time ends
+to TIME_WAIT, an RST either way to CLOSED, and an RST we send in answer to a segment that
+arrived after our FIN means the segment found no connection (3.10.7.1): it arrived in CLOSED
+(an orphaned Linux socket can be gone before its TIME_WAIT). States that only time ends
 (TIME_WAIT) stay until the side's own observations (``state`` events) say otherwise.
 """
 
@@ -102,9 +104,11 @@ def seg_rows(events: list[Event], conn: str | None = None) -> list[SegRow]:
     seq/ack/flags; an incoming one never became a ``seg`` event (it died before the stack)
     and becomes a row of its own. ``conn`` keeps one connection; events without ``conn``
     (a capture) are kept. Times are ms from the first segment (or dropped segment)."""
+    from rawtcp.report.enrich import enrich
+
     t0 = _origin(events)
     rows: list[SegRow] = []
-    evs = sorted((e for e in events if "t" in e), key=lambda e: e["t"])
+    evs = enrich(sorted((e for e in events if "t" in e), key=lambda e: e["t"]))
     for e in evs:
         kind = e.get("ev")
         if conn is not None and e.get("conn") not in (None, conn):
@@ -152,29 +156,45 @@ def state_timeline(events: list[Event], kind: str = "state") -> list[tuple[float
 
 
 # ----------------------------------------------------------------------------- inference
-def infer_states(rows: list[SegRow]) -> list[SegRow]:
+_AFTER_OUR_FIN = ("FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "TIME_WAIT", "LAST_ACK")
+
+
+def infer_states(rows: list[SegRow]) -> list[tuple[float, str]]:
     """Fill in ``state`` of every row from the segments alone (see the module docstring), in
-    place, and return the rows. Dropped incoming segments change nothing (they never arrived);
-    dropped outgoing ones were sent, so they change the sender's state."""
+    place, and return the state timeline (ms, state) they imply, as :func:`state_timeline`
+    gives for a trace. Dropped incoming segments change nothing (they never arrived); dropped
+    outgoing ones were sent, so they change the sender's state."""
     state = "CLOSED"
+    timeline: list[tuple[float, str]] = []
     our_fin_end: int | None = None        # rseq just past our FIN
+
+    def move(t: float, new: str) -> None:
+        nonlocal state
+        if new != state:
+            timeline.append((t, new))
+        state = new
+
     for i, r in enumerate(rows):
         f = r.flags
         if r.dir == "out":
             if "R" in f:
-                if i > 0 and rows[i - 1].dir == "in" and not rows[i - 1].dropped \
-                        and state == "TIME_WAIT" and "R" not in rows[i - 1].flags:
-                    rows[i - 1].state = "CLOSED"      # the segment RST answers found nothing
-                state = "CLOSED"
-            elif "S" in f and "A" not in f:
-                state = "SYN_SENT"
+                prev = rows[i - 1] if i > 0 else None
+                if prev is not None and prev.dir == "in" and not prev.dropped \
+                        and "R" not in prev.flags and prev.state in _AFTER_OUR_FIN + ("CLOSED",):
+                    # the segment this RST answers found no connection: undo what it did
+                    while timeline and timeline[-1][0] == prev.t and timeline[-1][1] != "CLOSED":
+                        timeline.pop()
+                    state = timeline[-1][1] if timeline else "CLOSED"
+                    prev.state = "CLOSED"
+                    move(prev.t, "CLOSED")
+                move(r.t, "CLOSED")
             elif "S" in f:
-                state = "SYN_RECEIVED"
+                move(r.t, "SYN_SENT" if "A" not in f else "SYN_RECEIVED")
             elif "F" in f and r.rseq is not None:
                 if state in ("ESTABLISHED", "SYN_RECEIVED"):
-                    state = "FIN_WAIT_1"
+                    move(r.t, "FIN_WAIT_1")
                 elif state == "CLOSE_WAIT":
-                    state = "LAST_ACK"
+                    move(r.t, "LAST_ACK")
                 our_fin_end = (r.rseq + r.len + 1) % _MOD
             r.state = state
             continue
@@ -182,24 +202,25 @@ def infer_states(rows: list[SegRow]) -> list[SegRow]:
         if r.dropped:
             continue
         if "R" in f:
-            state = "CLOSED"
-            continue
-        if "S" in f and "A" in f and state == "SYN_SENT":
-            state = "ESTABLISHED"
+            move(r.t, "CLOSED")
             continue
         if "S" in f:
-            state = "SYN_RECEIVED" if state in ("CLOSED", "LISTEN") else state
+            if "A" in f and state == "SYN_SENT":
+                move(r.t, "ESTABLISHED")
+            elif state in ("CLOSED", "LISTEN"):
+                move(r.t, "SYN_RECEIVED")
             continue
-        fin_acked = our_fin_end is not None and "A" in f and r.rack == our_fin_end
-        if state == "SYN_RECEIVED" and "A" in f:
-            state = "ESTABLISHED"
-        if fin_acked:
-            state = {"FIN_WAIT_1": "FIN_WAIT_2", "CLOSING": "TIME_WAIT",
-                     "LAST_ACK": "CLOSED"}.get(state, state)
+        new = state
+        if new == "SYN_RECEIVED" and "A" in f:
+            new = "ESTABLISHED"
+        if our_fin_end is not None and "A" in f and r.rack == our_fin_end:
+            new = {"FIN_WAIT_1": "FIN_WAIT_2", "CLOSING": "TIME_WAIT",
+                   "LAST_ACK": "CLOSED"}.get(new, new)
         if "F" in f:
-            state = {"ESTABLISHED": "CLOSE_WAIT", "FIN_WAIT_1": "CLOSING",
-                     "FIN_WAIT_2": "TIME_WAIT"}.get(state, state)
-    return rows
+            new = {"ESTABLISHED": "CLOSE_WAIT", "FIN_WAIT_1": "CLOSING",
+                   "FIN_WAIT_2": "TIME_WAIT"}.get(new, new)
+        move(r.t, new)
+    return timeline
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -235,6 +256,7 @@ def compare(left: list[SegRow], right: list[SegRow], *, names: tuple[str, str] =
             "linux"), tol_ms: float = 50.0,
             left_states: list[tuple[float, str]] | None = None,
             right_states: list[tuple[float, str]] | None = None,
+            left_end: float | None = None, right_end: float | None = None,
             ) -> tuple[list[tuple[SegRow | None, SegRow | None]], list[Difference]]:
     """Align the two sides and list every difference (see the module docstring).
 
@@ -242,7 +264,9 @@ def compare(left: list[SegRow], right: list[SegRow], *, names: tuple[str, str] =
     than this between the sides is a timer difference (both delays are in the difference
     either way, in ``data``). ``left_states``/``right_states``: (ms, state) timelines
     (:func:`state_timeline`) compared as sequences; a state one side went through and the
-    other did not is a ``state-sequence`` difference."""
+    other did not is a ``state-sequence`` difference. ``left_end``/``right_end``: when each
+    side stopped watching (ms): the states a timer ends (TIME_WAIT, FIN_WAIT_2) are compared
+    by how long they lasted, an open one by how long it was seen at least."""
     ln, rn = names
     pairs = align(left, right)
     diffs: list[Difference] = []
@@ -279,12 +303,63 @@ def compare(left: list[SegRow], right: list[SegRow], *, names: tuple[str, str] =
                         {f"{ln}_ms": da, f"{rn}_ms": db}))
     if left_states is not None and right_states is not None:
         diffs.extend(_state_sequence(left_states, right_states, ln, rn))
+        diffs.extend(_timed_states(left_states, right_states, left_end, right_end, ln, rn,
+                                   tol_ms))
     return pairs, diffs
+
+
+TIMED_STATES = ("TIME_WAIT", "FIN_WAIT_2")
+
+
+def _span(tl: list[tuple[float, str]], name: str, end: float | None
+          ) -> tuple[float, bool] | None:
+    """(duration ms, ended) of the first stay in ``name``; an open stay lasts until ``end``."""
+    for i, (t, s) in enumerate(tl):
+        if s == name:
+            if i + 1 < len(tl):
+                return round(tl[i + 1][0] - t, 1), True
+            return (round(end - t, 1), False) if end is not None else None
+    return None
+
+
+def _say(name: str, who: str, d: float, ended: bool) -> str:
+    return (f"{name} lasted {d:g} ms at {who}" if ended
+            else f"{who} was still in {name} when it stopped watching, {d:g} ms in")
+
+
+def _timed_states(ls: list[tuple[float, str]], rs: list[tuple[float, str]], lend: float | None,
+                  rend: float | None, ln: str, rn: str, tol: float) -> list[Difference]:
+    out: list[Difference] = []
+    for name in TIMED_STATES:
+        a, b = _span(ls, name, lend), _span(rs, name, rend)
+        if a is None or b is None:
+            continue
+        (da, ea), (db, eb) = a, b
+        if not ea and not eb:
+            continue
+        if ea and eb:
+            differs = abs(da - db) > tol
+        elif ea:
+            differs = db > da + tol       # the right side stayed longer than left's whole stay
+        else:
+            differs = da > db + tol
+        if not differs:
+            continue
+        out.append(Difference("timer", f"{_say(name, ln, da, ea)}; {_say(name, rn, db, eb)}",
+                              data={"state": name, f"{ln}_ms": da, f"{ln}_ended": ea,
+                                    f"{rn}_ms": db, f"{rn}_ended": eb}))
+    return out
 
 
 def _state_sequence(ls: list[tuple[float, str]], rs: list[tuple[float, str]], ln: str,
                     rn: str) -> list[Difference]:
     a, b = [s for _, s in ls], [s for _, s in rs]
+    # a timed state one side left and the other was still in when it stopped watching is a
+    # timer difference (_timed_states), not a missing state
+    for x, y in ((a, b), (b, a)):
+        if len(x) >= 2 and x[-1] == "CLOSED" and x[-2] in TIMED_STATES and y \
+                and y[-1] == x[-2]:
+            del x[-1]
     out: list[Difference] = []
     sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     for tag, i1, i2, j1, j2 in sm.get_opcodes():
