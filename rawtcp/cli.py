@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fault_args(r, extra=" (added to the experiment's own rules; its checks still "
                              "decide, so they may fail)")
     add_config_args(r, extra=" (over the experiment's own; its checks still decide)")
+    r.add_argument("--peer-swap", action="store_true", help="run it again with a Linux socket "
+                   "in rawtcp's place and show both, the differences marked (close sequence)")
     from rawtcp.sweep_cli import add_sweep_parser
 
     add_sweep_parser(esub)   # `rawtcp experiment sweep` (rawtcp/sweep_cli.py)

@@ -242,6 +242,10 @@ def cmd_experiment_run(args) -> int:
         from rawtcp.experiments.base import parse_action_rule
 
         parse_action_rule(text)
+    if getattr(args, "peer_swap", False):   # the same scenario with Linux in rawtcp's place
+        from rawtcp.experiments.peerswap import cli_peer_swap
+
+        return cli_peer_swap(args, extra)
     if args.report:
         _make_dir(args.report, "--report")
     if args.packetdrill:
