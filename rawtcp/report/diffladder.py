@@ -75,8 +75,8 @@ class SegRow:
 @dataclass
 class Difference:
     """One difference: ``kind`` is one of only-rawtcp, only-linux (names of the two sides as
-    given to :func:`compare`: ``only-<left>``, ``only-<right>``), state, drop, timer, psh,
-    state-sequence; ``row`` the index of the paired row it belongs to (None for whole-run
+    given to :func:`compare`: ``only-<left>``, ``only-<right>``), order, state, drop, timer,
+    psh, state-sequence; ``row`` the index of the paired row it belongs to (None for whole-run
     differences); ``what`` one sentence."""
 
     kind: str
@@ -227,7 +227,18 @@ def infer_states(rows: list[SegRow]) -> list[tuple[float, str]]:
 def align(left: list[SegRow], right: list[SegRow]) -> list[tuple[SegRow | None, SegRow | None]]:
     """Pairs (left, right) in order; an unpaired segment has None on the other side. Pairing is
     a longest common subsequence of :meth:`SegRow.key` (no timing, window, options or PSH);
-    inside a block of unpaired segments the left side's rows come first."""
+    inside a block of unpaired segments the left side's rows come first. A segment both sides
+    have, but in a different order relative to its neighbours (at most ``MOVE_WINDOW`` rows
+    apart), is paired too, at the earlier place (:func:`compare` calls it an ``order``
+    difference)."""
+    return _align(left, right)[0]
+
+
+MOVE_WINDOW = 4
+
+
+def _align(left: list[SegRow], right: list[SegRow]
+           ) -> tuple[list[tuple[SegRow | None, SegRow | None]], set[int]]:
     a = [r.key() for r in left]
     b = [r.key() for r in right]
     sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
@@ -238,7 +249,25 @@ def align(left: list[SegRow], right: list[SegRow]) -> list[tuple[SegRow | None, 
         else:
             out.extend((r, None) for r in left[i1:i2])
             out.extend((None, r) for r in right[j1:j2])
-    return out
+    moved: list[tuple[SegRow | None, SegRow | None]] = []
+    i = 0
+    while i < len(out):
+        x, y = out[i]
+        if (x is None) != (y is None):
+            mine = x if x is not None else y
+            assert mine is not None
+            for j in range(i + 1, min(len(out), i + 1 + MOVE_WINDOW)):
+                u, v = out[j]
+                other = v if x is not None else u
+                if (u is None) != (v is None) and other is not None \
+                        and (u is None) == (x is not None) and other.key() == mine.key():
+                    out[i] = (x, v) if x is not None else (u, y)
+                    del out[j]
+                    moved.append(out[i])
+                    break
+        i += 1
+    ids = {id(p) for p in moved}
+    return out, {k for k, p in enumerate(out) if id(p) in ids}
 
 
 def _first_sent(rows: list[SegRow], r: SegRow) -> SegRow | None:
@@ -268,7 +297,7 @@ def compare(left: list[SegRow], right: list[SegRow], *, names: tuple[str, str] =
     side stopped watching (ms): the states a timer ends (TIME_WAIT, FIN_WAIT_2) are compared
     by how long they lasted, an open one by how long it was seen at least."""
     ln, rn = names
-    pairs = align(left, right)
+    pairs, moved = _align(left, right)
     diffs: list[Difference] = []
     for i, (a, b) in enumerate(pairs):
         if a is None or b is None:
@@ -282,6 +311,10 @@ def compare(left: list[SegRow], right: list[SegRow], *, names: tuple[str, str] =
                                     a.to_dict() if a else None, b.to_dict() if b else None))
             continue
         ad, bd = a.to_dict(), b.to_dict()
+        if i in moved:
+            diffs.append(Difference("order", f"{a.label()} comes in a different order among "
+                                    f"the segments around it ({ln} at {a.t:.1f} ms, {rn} at "
+                                    f"{b.t:.1f} ms)", i, ad, bd))
         if a.state and b.state and a.state != b.state:
             diffs.append(Difference("state", f"{a.label()} {'sent' if a.dir == 'out' else 'met'}"
                                     f" {ln} in {a.state}, {rn} in {b.state}", i, ad, bd))
@@ -379,7 +412,7 @@ def _state_sequence(ls: list[tuple[float, str]], rs: list[tuple[float, str]], ln
 
 
 # ----------------------------------------------------------------------------- drawing
-_MARK = {"only": "<>", "state": "s", "drop": "x", "timer": "t", "psh": "p"}
+_MARK = {"state": "s", "drop": "x", "timer": "t", "psh": "p", "order": "o"}
 
 
 def _cell(r: SegRow | None, width: int) -> str:
@@ -408,8 +441,8 @@ def render_side_by_side(pairs: list[tuple[SegRow | None, SegRow | None]],
                         width: int = 150) -> str:
     """Both sides as compact ladders, one paired row per line, with a marker column:
     ``<`` only the left side, ``>`` only the right side, ``s`` different state, ``x`` dropped
-    on one side only, ``t`` timer differs, ``p`` PSH differs. A list of the differences in
-    words follows."""
+    on one side only, ``t`` timer differs, ``p`` PSH differs, ``o`` a different order. A list
+    of the differences in words follows."""
     cw = max(60, (width - 4) // 2)
     marks: dict[int, str] = {}
     for d in diffs:
@@ -431,8 +464,8 @@ def render_side_by_side(pairs: list[tuple[SegRow | None, SegRow | None]],
     if not diffs:
         out.append("no differences (segments paired one to one; states and timers agree)")
     else:
-        out.append(f"{len(diffs)} difference(s) "
-                   "(< only left, > only right, s state, x drop, t timer, p PSH):")
+        out.append(f"{len(diffs)} difference(s) (< only left, > only right, s state, x drop, "
+                   "t timer, p PSH, o order):")
         for d in per_row + whole:
             where = f"row {d.row + 1}: " if d.row is not None else ""
             out.append(f"  [{d.kind}] {where}{d.what}")

@@ -232,3 +232,17 @@ def test_side_by_side_marks_rows_and_lists_differences() -> None:
     assert "[drop] row 10:" in text
     same = render_side_by_side(*compare(active_close(), active_close()))
     assert "no differences" in same
+
+
+def test_a_segment_in_another_order_is_paired_and_called_order() -> None:
+    """The same segments, but one side ACKed the data before the peer's FIN came and the other
+    after: one ``order`` difference, not a segment missing on each side."""
+    head = [R(0, "out", "S", 0), R(1, "in", "SA", 0, 1), R(1, "out", "A", 1, 1),
+            R(3, "in", "PA", 1, 1, 10)]
+    a = head + [R(3, "out", "A", 1, 11), R(4, "in", "FA", 11, 1)]
+    b = [SegRow(**r.to_dict()) for r in head] + [R(4, "in", "FA", 11, 1),
+                                                 R(5, "out", "A", 1, 11)]
+    pairs, diffs = compare(a, b)
+    assert len(pairs) == 6 and all(x is not None and y is not None for x, y in pairs)
+    assert [d.kind for d in diffs] == ["order"]
+    assert " o " in render_side_by_side(pairs, diffs).splitlines()[diffs[0].row + 1]
