@@ -223,14 +223,17 @@ CA_STATES = ("open", "disorder", "cwr", "recovery", "loss")
 TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
 
 
-def _diag_request(family: int, seq: int) -> bytes:
+def _diag_request(family: int, seq: int, sockid: bytes | None = None) -> bytes:
+    """A dump of every TCP socket of ``family``, or (``sockid``: the 48-byte
+    inet_diag_sockid of a socket a dump returned) the lookup of that one socket: a dump walks
+    the kernel's whole (shared) connection hash, a lookup finds one bucket."""
     import struct
 
     ext = (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_CONG - 1))
-    # inet_diag_req_v2: family, protocol (TCP), ext, pad, states (all), sockid (48 zeros)
-    req = struct.pack("=BBBxI", family, 6, ext, 0xFFFFFFFF) + b"\0" * 48
-    return struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
-                       _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0) + req
+    # inet_diag_req_v2: family, protocol (TCP), ext, pad, states (all), sockid
+    req = struct.pack("=BBBxI", family, 6, ext, 0xFFFFFFFF) + (sockid or b"\0" * 48)
+    flags = _NLM_F_REQUEST | (0 if sockid else _NLM_F_DUMP)
+    return struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + req
 
 
 def _endpoint(family: int, raw_addr: bytes, port: int) -> str:
@@ -296,7 +299,8 @@ def parse_diag(data: bytes) -> tuple[list[dict], bool]:
         sock: dict = {"state": TCP_STATES[state] if state < len(TCP_STATES) else str(state),
                       "local": _endpoint(family, body[8:24], sport),
                       "remote": _endpoint(family, body[24:40], dport),
-                      "local_port": sport, "remote_port": dport}
+                      "local_port": sport, "remote_port": dport,
+                      "family": family, "sockid": bytes(body[4:52])}
         a = 72
         while a + 4 <= len(body):
             alen, atype = struct.unpack_from("=HH", body, a)
@@ -316,22 +320,39 @@ class TcpInfoReader:
     """TCP_INFO of every TCP socket in a namespace, read over one sock_diag netlink socket
     opened inside it: ``with TcpInfoReader(netns) as r: r.sockets(port)``."""
 
-    def __init__(self, netns: str | None) -> None:
+    def __init__(self, netns: str | None, families: tuple[str, ...] = ("ipv4", "ipv6")
+                 ) -> None:
         import socket
 
         from rawtcp.host.netns import in_netns
 
+        bad = [f for f in families if f not in ("ipv4", "ipv6")]
+        if bad or not families:
+            raise OSError(22, f"families must be ipv4 and/or ipv6, not {families!r}")
+        self._families = [socket.AF_INET if f == "ipv4" else socket.AF_INET6
+                          for f in families]
         with in_netns(netns):
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
         self._sock.settimeout(2.0)
         self._seq = 0
 
+    def lookup(self, sock: dict) -> dict | None:
+        """The socket a dump returned (its ``family`` and ``sockid``), read again; None once
+        it is gone."""
+        self._seq += 1
+        self._sock.send(_diag_request(sock["family"], self._seq, sock["sockid"]))
+        try:
+            socks, _done = parse_diag(self._sock.recv(1 << 16))
+        except OSError as e:
+            if e.errno == 2:       # ENOENT: closed
+                return None
+            raise
+        return socks[0] if socks else None
+
     def sockets(self, port: int | None = None) -> list[dict]:
         """Sockets (see :func:`parse_diag`) whose local or remote port is ``port``."""
-        import socket
-
         out: list[dict] = []
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in self._families:
             self._seq += 1
             self._sock.send(_diag_request(family, self._seq))
             for _ in range(10_000):              # bounded: a dump ends with NLMSG_DONE
@@ -368,14 +389,15 @@ class CcPoller:
 
     def __init__(self, netns: str | None, port: int, clock: Callable[[], int],
                  emit: Callable[[dict], None], interval: float = 0.001,
-                 duration: float = 60.0, max_events: int = 200_000) -> None:
+                 duration: float = 60.0, max_events: int = 200_000,
+                 families: tuple[str, ...] = ("ipv4", "ipv6")) -> None:
         self.netns, self.port, self.clock, self.emit = netns, port, clock, emit
         self.interval, self.duration, self.max_events = interval, duration, max_events
         self.count = 0
         self.samples = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._reader = TcpInfoReader(netns)
+        self._reader = TcpInfoReader(netns, families)
         self._thread = threading.Thread(target=self._run, daemon=True, name="cc-poller")
 
     def start(self) -> CcPoller:
@@ -385,13 +407,29 @@ class CcPoller:
     def _run(self) -> None:
         t0 = time.monotonic()
         last: dict[tuple[str, str], tuple] = {}
+        known: dict[tuple[str, str], dict] = {}
+        rounds = 0
         try:
             while not self._stop.is_set() and time.monotonic() - t0 < self.duration:
-                try:
-                    socks = self._reader.sockets(self.port)
+                try:   # a dump finds new sockets (every 25th round), lookups follow known ones
+                    if not known or rounds % 25 == 0:
+                        socks = [s for s in self._reader.sockets(self.port)
+                                 if s["state"] != "LISTEN"]
+                        known = {(s["local"], s["remote"]): s for s in socks}
+                    else:
+                        socks = []
+                        for key, old in list(known.items()):
+                            cur = self._reader.lookup(old)
+                            if cur is None:
+                                del known[key]
+                                cur = dict(old, state="CLOSED")
+                                for k in CC_FIELDS:
+                                    cur[k] = None
+                            socks.append(cur)
                 except OSError as e:
                     self.errors.append(str(e))
                     break
+                rounds += 1
                 self.samples += 1
                 now = self.clock()
                 for s in socks:

@@ -22,7 +22,7 @@ __all__ = ["convert_captures", "finish_report", "write_plots"]
 def convert_captures(files: dict[str, str], events: list[Event]) -> list[str]:
     """Each classic ``.pcap`` in ``files`` (keys ``pcap``, ``pcap.2`` ...) becomes a
     ``.pcapng`` beside it with a comment per packet from ``events`` (rawtcp's state and the
-    fault rules); the ``.pcap`` is removed and ``files`` points at the new name. Returns the
+    fault rules); ``files`` points at the new name (the ``.pcap`` stays). Returns the
     problems met (the capture is kept as it was then)."""
     from rawtcp.report.pcapng import annotate_capture
 
@@ -38,8 +38,7 @@ def convert_captures(files: dict[str, str], events: list[Event]) -> list[str]:
         except (OSError, ValueError) as e:
             problems.append(f"{os.path.basename(path)}: no pcapng ({e})")
             continue
-        os.remove(path)
-        files[key] = out
+        files[key] = out      # the classic .pcap stays beside it for tools that want it
     return problems
 
 
