@@ -68,7 +68,8 @@ def table(result: SweepResult, color: bool = False) -> str:
         s = r.segment
         nfail = len(r.outcome.checks_failed)
         body.append([str(s.index), s.dir, s.label, s.state or "-", r.fault.name,
-                     r.outcome.kind, _how(r), _later(r), "ok" if not nfail
+                     r.outcome.kind, _how(r), _later(r),
+                     "-" if r.outcome.kind == "error" else "ok" if not nfail
                      else f"{nfail} failed"])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     widths[6] = min(widths[6], 48)
