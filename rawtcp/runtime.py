@@ -1,7 +1,7 @@
 """Real time and a real link: the only place in rawtcp that reads the clock and blocks.
 
 One event-loop thread per :class:`Stack` does all protocol work that packets and timers
-cause, and all link I/O. It waits (selectors) on the link's fd and a wake-up fd, and sleeps
+cause, and all link I/O. It waits (epoll) on the link's fd and a wake-up fd, and sleeps
 until the earliest of the core's ``poll_at()`` (a heap: no scan of the connections), the next
 packet and the next packet held back by a fault rule.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import selectors
+import select
 import sys
 import threading
 import time
@@ -159,9 +159,15 @@ class Stack:
         self._closed = False
         self._woken = False              # a wake-up is pending in the eventfd
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(link.fileno(), selectors.EVENT_READ, "link")
-        self._sel.register(self._wake_fd, selectors.EVENT_READ, "wake")
+        # The loop's epoll. The link's fd leaves it while a caller owns the receive side
+        # (_take_rx): the loop is then not woken by packets the caller reads itself.
+        self._link_fd = link.fileno()
+        self._ep = select.epoll()
+        self._ep.register(self._link_fd, select.EPOLLIN)
+        self._ep.register(self._wake_fd, select.EPOLLIN)
+        # Held from reading a batch off the link until the core has taken it, by the loop or
+        # by a caller (_input_inline): batches reach the core in arrival order.
+        self._rx_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         if start:
             self._thread.start()
@@ -223,6 +229,7 @@ class Stack:
     def call(self, fn: Callable[[int], Any]) -> Any:
         """Run ``fn(now)`` against the core under the lock; the loop thread sends what it
         queued. Waiters are woken."""
+        inline = not self.lock._is_owned()   # type: ignore[attr-defined]  # not nested
         with self.lock:
             self.check_alive()
             now = self.now()
@@ -240,7 +247,16 @@ class Stack:
                     self._wake()
                     tx = []
         if tx:
-            self._write_tx(tx, now)
+            if inline and self._take_rx():
+                # what the peer answers within our write (a kernel peer on TUN does) is read
+                # here, by this thread, without waking the loop
+                try:
+                    self._write_tx(tx, now)
+                    self._input_inline()
+                finally:
+                    self._give_rx()
+            else:
+                self._write_tx(tx, now)
         return result
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
@@ -258,6 +274,50 @@ class Stack:
                     if left <= 0:
                         return False
                     self.cond.wait(min(left, 1.0))
+
+    def _take_rx(self) -> bool:
+        """Own the receive side (lock not held): False if the loop or another caller has
+        it. The link's fd leaves the loop's epoll meanwhile."""
+        if self._stopping or not self._rx_lock.acquire(blocking=False):
+            return False
+        try:
+            self._ep.modify(self._link_fd, 0)
+        except (OSError, ValueError):      # closing: the epoll is gone
+            self._rx_lock.release()
+            return False
+        return True
+
+    def _give_rx(self) -> None:
+        try:
+            self._ep.modify(self._link_fd, select.EPOLLIN)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._rx_lock.release()
+
+    def _input_inline(self, rounds: int = 64) -> bool:
+        """With the receive side owned and the lock not held: a loop turn's input work done
+        by the calling thread, round after round while the link has packets (what the
+        packets make us send is written, and may be answered at once). True if any."""
+        got = False
+        for _ in range(rounds):
+            if self._stopping:
+                break
+            frames = self._recv_link()
+            if not frames:
+                break
+            got = True
+            with self.lock:
+                now = self.now()
+                self._input(frames, now)
+                self._flush(now)
+                self._after_change()
+                if self._deadline_moved():
+                    self._wake()
+                tx = self._take_tx()
+            if tx:
+                self._write_tx(tx, now)
+        return got
 
     def _wake(self) -> None:
         if not self._woken:
@@ -299,7 +359,9 @@ class Stack:
 
     def _run(self) -> None:
         core = self.core
-        link_fd = self.link.fileno()
+        link_fd = self._link_fd
+        rx_lock = self._rx_lock
+        poll = self._ep.poll
         try:
             while not self._stopping:
                 with self.lock:
@@ -311,33 +373,40 @@ class Stack:
                     else:
                         timeout = min(max(0.0, (deadline - now) / 1e6), 1.0)
                         self._sleep_until = deadline if timeout < 1.0 else None
-                ready = self._sel.select(timeout)
+                ready = poll(timeout)
                 # A wake-up from here on writes the eventfd again (the next select returns at
                 # once); one before it is seen by the processing below, which takes the lock.
                 self._woken = False
                 frames: list[bytes] = []
-                for key, _ in ready:
-                    if key.fd == link_fd:
+                rx = False
+                for fd, _ in ready:
+                    if fd == link_fd:
+                        rx_lock.acquire()   # a caller may be reading inline: after it
+                        rx = True
                         frames = self._recv_link()
                     else:
                         try:
                             os.eventfd_read(self._wake_fd)
                         except (BlockingIOError, OSError):
                             pass
-                if self._stopping:
-                    break
-                with self.lock:
-                    now = self.now()
-                    if frames:
-                        self._input(frames, now)
-                    if self.faults is not None:
-                        self._release_held(now)
-                    pa = core.poll_at()
-                    if pa is not None and pa <= now:
-                        core.on_timer(now)
-                    self._flush(now)
-                    self._after_change()
-                    tx = self._take_tx()
+                try:
+                    if self._stopping:
+                        break
+                    with self.lock:
+                        now = self.now()
+                        if frames:
+                            self._input(frames, now)
+                        if self.faults is not None:
+                            self._release_held(now)
+                        pa = core.poll_at()
+                        if pa is not None and pa <= now:
+                            core.on_timer(now)
+                        self._flush(now)
+                        self._after_change()
+                        tx = self._take_tx()
+                finally:
+                    if rx:
+                        rx_lock.release()
                 if tx:
                     self._write_tx(tx, now)
         except BaseException as exc:  # never silent: logged, traced, and sockets see it
@@ -581,7 +650,7 @@ class Stack:
             # queued while the loop was writing and then stopped (the RSTs of close above)
             self._send_all(left, self.now())
         try:
-            self._sel.close()
+            self._ep.close()
         finally:
             try:
                 os.close(self._wake_fd)
