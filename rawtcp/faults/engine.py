@@ -14,7 +14,9 @@ from typing import Any
 
 from rawtcp.core.datagram import Datagram
 from rawtcp.core.segment import Flags, Packet, flags_str
+from rawtcp.faults.forge import apply_changes
 from rawtcp.faults.grammar import Rule
+from rawtcp.faults.inject import Injector
 from rawtcp.faults.release import Delivery, ReleaseQueue
 
 __all__ = ["Delivery", "FaultEngine"]
@@ -72,6 +74,9 @@ class _Verdict:
     corrupt: bool = False
     dropped: bool = False
     hold: Rule | None = None
+    view: _View | None = None        # mangle rewrites view.pkt
+    ttl: int | None = None
+    inject: list[Rule] | None = None
 
 
 # ------------------------------------------------------------------------------ the actions
@@ -105,9 +110,41 @@ def _reorder(r: Rule, v: _Verdict) -> dict[str, Any]:
     return {"after": r.after or 1, "max_ms": r.max_hold_us / 1000}
 
 
+def _mangle(r: Rule, v: _Verdict) -> dict[str, Any]:
+    view = v.view
+    assert view is not None
+    old = view.pkt.segment
+    pkt, ttl, corrupt = apply_changes(view.pkt, r.changes)
+    view.pkt = pkt
+    if ttl is not None:
+        v.ttl = ttl
+    v.corrupt = v.corrupt or corrupt
+    new = pkt.segment
+    diff: dict[str, Any] = {"set": " ".join(c.text for c in r.changes)}
+    for name, a, b in (("seq", old.seq, new.seq), ("ack", old.ack, new.ack),
+                       ("win", old.window, new.window), ("len", len(old.payload),
+                                                         len(new.payload))):
+        if a != b:
+            diff[f"{name}_was"] = a
+    if old.flags != new.flags:
+        diff["flags_was"] = flags_str(old.flags)
+    if old.options != new.options:
+        diff["options"] = new.options.to_dict()
+    if ttl is not None:
+        diff["ttl"] = ttl
+    return diff
+
+
+def _inject(r: Rule, v: _Verdict) -> dict[str, Any]:
+    if v.inject is None:
+        v.inject = []
+    v.inject.append(r)
+    return {"trigger": True}
+
+
 _ACTIONS: dict[str, Callable[[Rule, _Verdict], dict[str, Any]]] = {
     "drop": _drop, "delay": _delay, "duplicate": _duplicate, "corrupt": _corrupt,
-    "reorder": _reorder,
+    "reorder": _reorder, "mangle": _mangle, "inject": _inject,
 }
 
 
@@ -151,6 +188,17 @@ class FaultEngine:
         self._isn: dict[tuple[str, int, str, int], int] = {}
         self._held: list[_Held] = []
         self._delayed = {d: ReleaseQueue() for d in _DIRECTIONS}   # used with hold_delays
+        # inject: a segment trigger fires once unless count= says more
+        self._limit = [r.count if r.count is not None or r.action != "inject" else 1
+                       for r in self.rules]
+        # rules that never match a segment (inject on=/at=) stay out of the per-packet loop
+        self._seg_rules = [(i, r) for i, r in enumerate(self.rules)
+                           if not (r.action == "inject" and (r.on is not None or r.at is not None))]
+        injects = [(i, r) for i, r in enumerate(self.rules) if r.action == "inject"]
+        self.injector: Injector | None = (
+            Injector(injects, lambda: self.state_of, self._trace_inject) if injects else None)
+        # TTLs mangle rules set, for whoever encodes the packet: ttl_for(pkt)
+        self._ttl: dict[int, tuple[Packet, int]] = {}
 
     # -- ISN bookkeeping for relative numbers -----------------------------------------------
     def _learn(self, pkt: Packet) -> None:
@@ -228,7 +276,8 @@ class FaultEngine:
     def _fires(self, i: int, r: Rule) -> bool:
         if r.nth is not None and r.matched != r.nth:
             return False
-        if r.count is not None and r.applied >= r.count:
+        limit = self._limit[i]
+        if limit is not None and r.applied >= limit:
             return False
         return r.p is None or self._rngs[i].random() < r.p
 
@@ -241,18 +290,35 @@ class FaultEngine:
         if not self.rules:
             return [(now, pkt, False)]
         self._learn(pkt)
+        injector = self.injector
+        conn = None
+        if injector is not None and type(pkt) is Packet:
+            conn = injector.observe(direction, pkt, now)
         view = _View(self, direction, pkt, now)
-        verdict = _Verdict()
-        for i, r in enumerate(self.rules):
+        verdict = _Verdict(view=view)
+        for i, r in self._seg_rules:
             if not self._matches(r, view):
                 continue
             r.matched += 1
             if not self._fires(i, r):
                 continue
             r.applied += 1
-            self._trace(now, r, view, _ACTIONS[r.action](r, verdict))
+            extra = _ACTIONS[r.action](r, verdict)
+            self._trace(now, r, view, extra)
+            if r.action == "mangle":
+                view.rseq, view.rack = self._relative(view.pkt)
             if verdict.dropped:
-                return []
+                break
+        if verdict.inject and injector is not None and conn is not None:
+            for r in verdict.inject:
+                injector.fire(r, conn, now)
+        if verdict.dropped:
+            return []
+        pkt = view.pkt
+        if verdict.ttl is not None:
+            self._ttl[id(pkt)] = (pkt, verdict.ttl)
+            if len(self._ttl) > 4096:
+                self._ttl.pop(next(iter(self._ttl)))
         items: list[Delivery] = [(now + verdict.delay_us, pkt, verdict.corrupt)
                                  for _ in range(verdict.copies)]
         if verdict.hold is not None:
@@ -296,10 +362,17 @@ class FaultEngine:
 
     def pending_release_at(self) -> int | None:
         """Absolute us when the earliest held packet must go out, or None: reordered ones,
-        and with hold_delays the delayed ones too."""
+        with hold_delays the delayed ones too, and injected segments (and inject triggers)."""
         times = [h.deadline for h in self._held]
         times += [t for q in self._delayed.values() if (t := q.next_at()) is not None]
+        if self.injector is not None and (t := self.injector.next_at()) is not None:
+            times.append(t)
         return min(times, default=None)
+
+    def ttl_for(self, pkt: Packet) -> int | None:
+        """The IP TTL (hop limit) a mangle rule set for this packet, or None (the default)."""
+        got = self._ttl.pop(id(pkt), None)
+        return got[1] if got is not None and got[0] is pkt else None
 
     def release_due(self, now: int, direction: str | None = None) -> list[Delivery]:
         """Held packets whose time has come (a reordered one's maximum hold, a delayed one's
@@ -316,6 +389,8 @@ class FaultEngine:
                                               self._release(h, now, "timeout")))
         for d in (_DIRECTIONS if direction is None else (direction,)):
             out.extend(self._delayed[d].pop_due(now))
+        if self.injector is not None:
+            out.extend(self.injector.due(now, direction, self.rules))
         return out
 
     def flush(self, now: int) -> list[Delivery]:
@@ -352,6 +427,14 @@ class FaultEngine:
             "ack": s.ack, "rseq": rseq, "rack": rack, "flags": flags_str(s.flags),
             "win": s.window, "len": len(s.payload),
         }
+
+    def _trace_inject(self, now: int, r: Rule, direction: str, pkt: Packet,
+                      extra: dict[str, Any]) -> None:
+        if self.tracer is None:
+            return
+        ev = self._seg_fields(now, direction, pkt)
+        ev.update(action="inject", rule=r.text, **extra)
+        self.tracer(ev)
 
     def _trace(self, now: int, r: Rule, v: _View, extra: dict[str, Any]) -> None:
         if self.tracer is None:

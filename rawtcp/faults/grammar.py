@@ -20,14 +20,15 @@ from typing import Any
 
 from rawtcp.core.segment import Flags, flags_str
 from rawtcp.core.states import State
+from rawtcp.faults.forge import Change, SendSpec, parse_changes, parse_send
 
 __all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "RANGES", "STATES", "FlagMatch",
            "NumMatch", "Rule",
            "RuleError", "parse_action_rule", "parse_rule"]
 
-ACTIONS = ("drop", "delay", "duplicate", "reorder", "corrupt")
+ACTIONS = ("drop", "delay", "duplicate", "reorder", "corrupt", "mangle", "inject")
 KEYS = ("dir", "proto", "flags", "state", "seq", "len", "nth", "count", "p", "seed", "ms",
-        "copies", "after")
+        "copies", "after", "on", "at")
 STATES = tuple(s.name for s in State)   # the RFC 9293 names, from the one state module
 #: proto= values: TCP segments, UDP datagrams, ICMP/ICMPv6 errors
 PROTOS = ("tcp", "udp", "icmp")
@@ -44,6 +45,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "ms": (0.0, 3_600_000.0),       # at most an hour
     "copies": (1, 100),             # extra copies of one packet
     "after": (1, 10_000),           # packets a reordered one waits for
+    "at": (0.0, 3_600_000.0),       # inject: ms after the connection's first segment
 }
 
 
@@ -196,6 +198,10 @@ class Rule:
     ms: float | None = None
     copies: int | None = None
     after: int | None = None
+    on: frozenset[str] | None = None        # inject: when rawtcp's connection enters one
+    at: float | None = None                 # inject: ms after the connection's first segment
+    changes: tuple[Change, ...] = ()        # mangle: what to rewrite (after "set")
+    send: SendSpec | None = None            # inject: what to send (after "send")
     predicate: Callable[[Any], bool] | None = None
     # counters (per engine: the engine works on its own copy of each rule)
     matched: int = field(default=0, compare=False)
@@ -232,9 +238,18 @@ class Rule:
             parts.append(f"copies={self.copies}")
         if self.after is not None:
             parts.append(f"after={self.after}")
+        if self.on is not None:
+            parts.append(f"on={','.join(sorted(self.on))}")
+        if self.at is not None:
+            parts.append(f"at={self.at:g}")
         if self.predicate is not None:
             parts.append(f"predicate={getattr(self.predicate, '__name__', 'fn')}")
-        return " ".join(parts) if parts else "any"
+        head = " ".join(parts) if parts else "any"
+        if self.action == "mangle":
+            return f"{head} set {' '.join(c.text for c in self.changes)}"
+        if self.action == "inject" and self.send is not None:
+            return f"{head} send {self.send.text}"
+        return head
 
     def __str__(self) -> str:
         return f"{self.action} {self.text}"
@@ -258,7 +273,7 @@ def _validate(r: Rule) -> None:
         raise bad(f"dir must be in, out or any, not {r.dir!r}")
     if r.proto is not None and r.proto not in PROTOS:
         raise bad(f"proto must be one of {', '.join(PROTOS)}, not {r.proto!r}")
-    for key in ("nth", "count", "p", "seed", "ms", "copies", "after"):
+    for key in ("nth", "count", "p", "seed", "ms", "copies", "after", "at"):
         v = getattr(r, key)
         if v is not None:
             try:
@@ -283,6 +298,45 @@ def _validate(r: Rule) -> None:
             raise bad("after applies to reorder only")
     if r.states is not None:
         unknown = sorted(s for s in r.states if s not in STATES)
+        if unknown:
+            raise bad(f"unknown state {unknown[0]!r} (known: {', '.join(STATES)})")
+    _validate_forge(r, bad)
+
+
+def _validate_forge(r: Rule, bad: Callable[[str], RuleError]) -> None:
+    """The conditions of mangle and inject (and that other actions carry none of theirs)."""
+    if r.action == "mangle":
+        if not r.changes:
+            raise bad("mangle needs 'set' and changes, e.g. 'mangle in flags=A set win=0'")
+        if r.proto not in (None, "tcp"):
+            raise bad("mangle rewrites TCP segments only (proto=tcp)")
+    elif r.changes:
+        raise bad("'set' belongs to mangle rules only")
+    if r.action == "inject":
+        if r.send is None:
+            raise bad("inject needs 'send' and a segment, e.g. "
+                      "'inject on=ESTABLISHED send RST seq=snd_nxt+10'")
+        if r.proto not in (None, "tcp"):
+            raise bad("inject sends TCP segments only (proto=tcp)")
+        if r.on is not None and r.at is not None:
+            raise bad("give one trigger: on=STATE or at=MS, not both")
+        timed = r.on is not None or r.at is not None
+        if timed:
+            used = [k for k in ("flags", "seq", "len", "nth", "p", "states")
+                    if getattr(r, k) is not None] + ([r.dir] if r.dir != "any" else [])
+            if used:
+                name = "state" if used[0] == "states" else used[0]
+                raise bad(f"{name!r} matches segments: an on=/at= trigger takes none "
+                          "(count= goes after 'send')")
+            if r.count is not None:
+                raise bad("with on=/at=, say count= after 'send' (segments to send)")
+    else:
+        if r.send is not None:
+            raise bad("'send' belongs to inject rules only")
+        if r.on is not None or r.at is not None:
+            raise bad("on= and at= are inject triggers only")
+    if r.on is not None:
+        unknown = sorted(s for s in r.on if s not in STATES)
         if unknown:
             raise bad(f"unknown state {unknown[0]!r} (known: {', '.join(STATES)})")
 
@@ -312,7 +366,26 @@ def parse_rule(action: str, text: str) -> Rule:
         seen.add(key)
         kw[key] = value
 
-    for part in text.split():
+    words = text.split()
+    lows = [w.lower() for w in words]
+    for sep, owner in (("set", "mangle"), ("send", "inject")):
+        if sep in lows:
+            if action != owner:
+                raise RuleError(f"{where}: '{sep}' belongs to {owner} rules only")
+            i = lows.index(sep)
+            try:
+                if owner == "mangle":
+                    kw["changes"] = parse_changes(words[i + 1:])
+                else:
+                    kw["send"] = parse_send(words[i + 1:])
+            except ValueError as e:
+                raise RuleError(f"{where}: {e}") from None
+            words = words[:i]
+            if not words:
+                what = "which segments (in, out, any, flags=...)" if owner == "mangle" else \
+                    "a trigger (segment matchers such as 'in flags=+F', on=STATE or at=MS)"
+                raise RuleError(f"{where}: nothing before '{sep}': say {what}")
+    for part in words:
         low = part.lower()
         if low in ("in", "out", "any"):
             put("dir", low, part)
@@ -354,8 +427,14 @@ def parse_rule(action: str, text: str) -> Rule:
                 put(key, NumMatch.parse(key, op, value), part)
             elif key in ("nth", "count", "seed", "copies", "after"):
                 put(key, _int(value), part)
-            elif key in ("p", "ms"):
+            elif key in ("p", "ms", "at"):
                 put(key, _float(value), part)
+            elif key == "on":
+                names = [s.strip().upper().replace("-", "_") for s in value.split(",")]
+                for n in names:
+                    if n not in STATES:
+                        raise ValueError(f"unknown state {n!r} (known: {', '.join(STATES)})")
+                put("on", frozenset(names), part)
         except ValueError as e:
             raise RuleError(f"{where}: {part!r}: {e}") from None
     try:
