@@ -398,7 +398,8 @@ def parse_rule(action: str, text: str) -> Rule:
             )
         key, op, value = m.group(1).lower(), m.group(2), m.group(3)
         if key not in KEYS:
-            raise RuleError(f"{where}: unknown key {key!r} (known: {', '.join(KEYS)})")
+            known = KEYS if action == "inject" else KEYS[:-2]   # on=, at=: inject triggers
+            raise RuleError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
         if op != "=" and key not in _COMPARABLE and not (key == "state" and op == "!="):
             raise RuleError(f"{where}: {part!r}: {key} takes '=' only")
         if value == "":
