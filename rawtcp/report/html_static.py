@@ -383,6 +383,26 @@ LADDER_JS = """
   status.setAttribute("data-drawn", String(drawn));
   status.setAttribute("data-lost", String(lost.length));
   status.setAttribute("data-timers", String(timers));
+  // #seg=N: point at segment N as the mouse would (hit test included) and show its tooltip;
+  // the index the hit test found goes to data-tip-seg (for tests and for links to a segment)
+  var m = /^#seg=([0-9]+)$/.exec(window.location.hash);
+  if (m && segs[Number(m[1])]) {
+    var target = segs[Number(m[1])];
+    view.scale = Math.max(view.scale, 0.04);          // at least 40 px per ms
+    view.start = Math.max(target[C.t] - (H - TOP) / 2 / view.scale, 0);
+    draw();
+    var gm = segGeom(target);
+    var hit = near((gm[0] + gm[2]) / 2, (gm[1] + gm[3]) / 2);
+    if (hit) {
+      hover = hit.obj;
+      draw();
+      tip.textContent = hit.lines.join("\n");
+      tip.style.display = "block";
+      status.setAttribute("data-tip-seg", String(segs.indexOf(hit.obj)));
+    } else {
+      status.setAttribute("data-tip-seg", "none");
+    }
+  }
   status.setAttribute("data-ready", "1");
 })();
 """
