@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.experiments import closing, lifecycle
-from rawtcp.experiments.base import Result, is_subsequence
+from rawtcp.experiments.base import Result, is_subsequence, parse_action_rule
 from rawtcp.experiments.peerswap_lab import (
     KERNEL_ADDR,
     LINUX_ADDR,
@@ -58,6 +58,7 @@ from rawtcp.report.diffladder import (
     compare,
     infer_states,
     render_side_by_side,
+    retransmission_delays,
     seg_rows,
     state_timeline,
 )
@@ -158,7 +159,8 @@ class PeerSwap:
     """Both runs and their differences. ``rawtcp``: the experiment's Result; ``linux``:
     :class:`LinuxRun`; ``pairs``/``differences`` from :func:`rawtcp.report.diffladder.compare`;
     ``states``: both state timelines (Linux: inferred from the wire); ``text``: side by side;
-    ``files``: what ``report_dir`` got."""
+    ``files``: what ``report_dir`` got; ``retransmissions``: every retransmission both made,
+    with its delay after the first transmission on each side (``rawtcp_ms``, ``linux_ms``)."""
 
     name: str
     rawtcp: Result
@@ -168,6 +170,7 @@ class PeerSwap:
     states: dict[str, list[tuple[float, str]]]
     text: str
     files: dict[str, str] = field(default_factory=dict)
+    retransmissions: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -183,6 +186,7 @@ class PeerSwap:
             "rows": [[a.to_dict() if a else None, b.to_dict() if b else None]
                      for a, b in self.pairs],
             "differences": [d.to_dict() for d in self.differences],
+            "retransmissions": self.retransmissions,
             "files": self.files,
         }
 
@@ -459,8 +463,15 @@ def run_peer_swap(name: str, *, seed: int = 1, report_dir: str | None = None,
     if not ss_ok:
         lin.errors.append(f"ss saw {lin.ss_states}, which the segments do not explain "
                           f"({[s for _, s in right_tl]})")
-    text = _render(name, res, lin, pairs, diffs, left_tl, right_tl, seen)
-    ps = PeerSwap(name, res, lin, pairs, diffs, {"rawtcp": left_tl, "linux": right_tl}, text)
+    rtx = [{"row": r["row"], "segment": r["segment"], "rawtcp_ms": r["left_ms"],
+            "linux_ms": r["right_ms"]} for r in retransmission_delays(pairs, left, right)]
+    listed = {parse_action_rule(x).text for x in [*sc.faults, *extra]}
+    if seen - listed:      # the experiment changed and its scenario here did not
+        lin.errors.append(f"the rawtcp run applied rules the scenario does not list: "
+                          f"{sorted(seen - listed)}; update SCENARIOS[{name!r}]")
+    text = _render(name, res, lin, pairs, diffs, left_tl, right_tl, rtx)
+    ps = PeerSwap(name, res, lin, pairs, diffs, {"rawtcp": left_tl, "linux": right_tl}, text,
+                  retransmissions=rtx)
     if report_dir:
         ps.files.update(res.files)
         if lin.pcap:
@@ -480,7 +491,7 @@ def run_peer_swap(name: str, *, seed: int = 1, report_dir: str | None = None,
 
 
 def _render(name: str, res: Result, lin: LinuxRun, pairs: list, diffs: list[Difference],
-            left_tl: list, right_tl: list, seen_rules: set[str]) -> str:
+            left_tl: list, right_tl: list, rtx: list[dict]) -> str:
     out = [f"--peer-swap {name}: rawtcp (left) and a Linux socket in its place (right), "
            "against the same kernel peer", "", "Linux run: rules and settings"]
     for t in lin.translations:
@@ -496,6 +507,9 @@ def _render(name: str, res: Result, lin: LinuxRun, pairs: list, diffs: list[Diff
                    + (f" ({s['detail']})" if s["detail"] else ""))
     out.append("")
     out.append(render_side_by_side(pairs, diffs, ("rawtcp", "linux"), width=150))
+    for r in rtx:
+        out.append(f"retransmission row {r['row'] + 1} ({r['segment']}): after "
+                   f"{r['rawtcp_ms']:g} ms at rawtcp, {r['linux_ms']:g} ms at linux")
     out.append("states  rawtcp: " + " -> ".join(s for _, s in left_tl))
     out.append("        linux:  " + " -> ".join(s for _, s in right_tl)
                + "   (from the wire" + ("; TIME_WAIT's end from its ss timer"

@@ -38,7 +38,7 @@ from typing import Any
 Event = dict[str, Any]
 
 __all__ = ["Difference", "SegRow", "align", "compare", "infer_states", "render_side_by_side",
-           "seg_rows", "state_timeline"]
+           "retransmission_delays", "seg_rows", "state_timeline"]
 
 _MOD = 1 << 32
 
@@ -268,6 +268,22 @@ def _align(left: list[SegRow], right: list[SegRow]
         i += 1
     ids = {id(p) for p in moved}
     return out, {k for k, p in enumerate(out) if id(p) in ids}
+
+
+def retransmission_delays(pairs: list[tuple[SegRow | None, SegRow | None]],
+                          left: list[SegRow], right: list[SegRow]) -> list[dict]:
+    """Every paired retransmission both sides made: ``{"row", "segment", "left_ms",
+    "right_ms"}``, the delay after the first transmission on each side (what their timers
+    did, whether or not the difference is beyond the tolerance)."""
+    out: list[dict] = []
+    for i, (a, b) in enumerate(pairs):
+        if a is None or b is None or not (a.rtx and b.rtx):
+            continue
+        fa, fb = _first_sent(left, a), _first_sent(right, b)
+        if fa is not None and fb is not None:
+            out.append({"row": i, "segment": a.label(), "left_ms": round(a.t - fa.t, 1),
+                        "right_ms": round(b.t - fb.t, 1)})
+    return out
 
 
 def _first_sent(rows: list[SegRow], r: SegRow) -> SegRow | None:
