@@ -9,7 +9,11 @@ User calls come from other threads: each takes the stack lock, runs its core cal
 passes the segments it produced through the fault rules and the encoder (so the trace and
 pcap keep their order) onto a transmit queue. The queue is written with the lock released,
 by one writer at a time (whichever thread finds nobody writing drains it), so packets leave
-in order and nobody waits for the lock during a link write. The loop is woken only when a
+in order and nobody waits for the lock during a link write. A caller that writes also owns
+the receive side until it has taken what its write caused (``_take_rx``: the link's fd leaves
+the loop's epoll meanwhile): a kernel peer on a TUN device answers within the write, so a
+handshake or a window of data and its ACKs are handled by one thread without waking the
+loop to contend for the GIL. The loop is woken only when a
 call moved the next deadline earlier than the one it sleeps until. Waiters are
 woken through one condition variable. Readiness of the sockets' file descriptors is updated
 only for the connections whose state changed (``core.changed``), never by a scan.
