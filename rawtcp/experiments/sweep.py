@@ -3,10 +3,11 @@
 
 Theory of operation
 -------------------
-1. **Record.** The experiment runs once with its own rules only (the *reference*). Its trace
-   lists every segment in the order the fault engine saw it: outgoing ``seg`` events (minus
-   those the experiment's own rules dropped: a later rule never sees them), incoming ``seg``
-   events (an incoming segment dropped by the experiment never reaches the core).
+1. **Record.** The experiment runs once with its own rules only (the *reference*, in a
+   child process like the others). Its trace lists every segment in the order the fault
+   engine saw it: outgoing ``seg`` events (minus those the experiment's own rules dropped:
+   a later rule never sees them), incoming ``seg`` events (an incoming segment dropped by
+   the experiment never reaches the core).
 2. **Plan.** Each reference segment becomes one fault rule that matches exactly it, written
    in the ordinary rule language so that any row can be replayed with
    ``rawtcp experiment run NAME --drop '...'``::
@@ -25,8 +26,9 @@ Theory of operation
    list. When the sweep
    run never sends that segment (the run went another way before it), the row says
    ``not-reached``.
-3. **Run.** One run per (segment, fault), each in its own process and lab (lab names carry
-   the pid and a random suffix), ``jobs`` at a time, each bounded by ``run_timeout``.
+3. **Run.** The reference run and one run per (segment, fault), each in its own process
+   and lab (lab names carry the pid and a random suffix), ``jobs`` at a time, each bounded
+   by ``run_timeout``.
    Ctrl-C or SIGTERM stops every child, which tears its lab down; a child that does not
    stop in time is killed and what it registered is removed
    (:mod:`rawtcp.experiments.sweep_pool`).
@@ -563,8 +565,6 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
     ``max_segments``), e.g. ``lambda s: s.state == "TIME_WAIT"``."""
     from rawtcp.experiments.base import check_overrides
     from rawtcp.experiments.catalogue import load_all
-    from rawtcp.experiments.runner import run_experiment
-
     for key, v in (("jobs", jobs), ("max_segments", max_segments), ("seed", seed),
                    ("run_timeout", run_timeout)):
         check_limit(key, v)
@@ -578,26 +578,29 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
     say = progress or (lambda _m: None)
     t_start = time.monotonic()
     say(f"reference run of {name}")
-    ref_dir = os.path.join(report_dir, "reference") if report_dir else None
-    ref = run_experiment(name, seed=seed, report_dir=ref_dir, ladder=False,
-                         config_overrides=overrides or None)
-    if not any(e.get("ev") == "seg" for e in ref.events):
+    from rawtcp.experiments.sweep_pool import run_tasks
+
+    ref_task = {"name": name, "seed": seed, "rule": None, "overrides": overrides,
+                "reference": True,
+                "report_dir": os.path.join(report_dir, "reference") if report_dir else None}
+    ref_out = run_tasks([ref_task], 1, run_timeout, say)[0]
+    events: list[Event] = ref_out.pop("_events", None) or []
+    files: dict[str, str] = ref_out.pop("_files", None) or {}
+    ref_facts = Facts.from_dict(ref_out)
+    if not any(e.get("ev") == "seg" for e in events):
         raise OSError(errno.EIO, f"the reference run of {name} sent no segment"
-                      + (f" ({ref.error})" if ref.error else ""))
-    ref_facts = facts_from_result(ref)
-    segments = reference_segments(ref.events)
+                      + (f" ({ref_facts.error})" if ref_facts.error else ""))
+    segments = reference_segments(events)
     chosen = plan(segments, direction, max_segments, indices, select)
     faults = [Fault()] + ([also] if also is not None else [])
     tasks = [{"name": name, "seed": seed, "rule": s.rule(f), "overrides": overrides,
               "key": [s.index, f.action]} for s in chosen for f in faults]
     say(f"{len(segments)} segments in the reference; {len(tasks)} runs, {jobs} at a time")
-    from rawtcp.experiments.sweep_pool import run_tasks
-
     done = [Facts.from_dict(d) for d in run_tasks(tasks, jobs, run_timeout, say)]
     rows: list[Row] = []
     by_key = {(s.index, f.action): (s, f) for s in chosen for f in faults}
     for task, facts in zip(tasks, done):
         s, f = by_key[tuple(task["key"])]
         rows.append(Row(s, f, task["rule"], classify(ref_facts, facts), facts))
-    return SweepResult(name, seed, direction, ref_facts, ref.passed, segments, rows,
-                       ref.events, time.monotonic() - t_start, dict(ref.files))
+    return SweepResult(name, seed, direction, ref_facts, ref_facts.passed, segments, rows,
+                       events, time.monotonic() - t_start, files)

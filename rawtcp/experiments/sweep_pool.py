@@ -7,8 +7,10 @@ blocks remove the namespace, the TUN device and the kernel peers; further signal
 ignored while it does. A child still there after a grace time is killed, and the objects it
 registered (:mod:`rawtcp.host.registry`) are removed for it.
 
-Tasks and results are JSON files: a task is ``{name, seed, rule, overrides, key}``, a result
-:meth:`rawtcp.experiments.sweep.Facts.to_dict`.
+Tasks and results are JSON files: a task is ``{name, seed, rule, overrides, key}`` (the
+reference run: ``rule`` None, ``reference`` true, ``report_dir``), a result
+:meth:`rawtcp.experiments.sweep.Facts.to_dict` (the reference's with its trace events and
+files).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def run_tasks(tasks: list[dict], jobs: int, run_timeout: float,
                     c.close()
                     del running[i]
                     n = sum(r is not None for r in results)
-                    say(f"{n}/{len(tasks)} {tasks[i]['rule']}: "
+                    say(f"{n}/{len(tasks)} {tasks[i].get('rule') or 'reference'}: "
                         f"{results[i].get('error') or 'ok'}")
         finally:
             for c in running.values():
@@ -162,14 +164,22 @@ def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handle
 
 def run_task(task: dict) -> dict[str, Any]:
     """One sweep run (in the child process): the experiment with the task's rule added,
-    reduced to :class:`~rawtcp.experiments.sweep.Facts` (as a dict)."""
+    reduced to :class:`~rawtcp.experiments.sweep.Facts` (as a dict). The reference run
+    (``rule`` None, ``reference`` true) also writes ``report_dir`` and hands back its trace
+    events and files as ``_events`` and ``_files``."""
     from rawtcp.experiments.runner import run_experiment
     from rawtcp.experiments.sweep import facts_from_result
 
+    rule = task.get("rule")
     res = run_experiment(task["name"], seed=int(task["seed"]), ladder=False,
-                         extra_faults=[task["rule"]],
+                         extra_faults=[rule] if rule else [],
+                         report_dir=task.get("report_dir"),
                          config_overrides=task.get("overrides") or None)
-    return facts_from_result(res, task["rule"]).to_dict()
+    out = facts_from_result(res, rule).to_dict()
+    if task.get("reference"):
+        out["_events"] = res.events
+        out["_files"] = res.files
+    return out
 
 
 def _worker_main(argv: list[str]) -> int:
@@ -184,7 +194,7 @@ def _worker_main(argv: list[str]) -> int:
         return 143
     tmp = out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(facts, f)
+        json.dump(facts, f, default=str)
     os.replace(tmp, out)
     return 0
 

@@ -112,20 +112,23 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stopped_sweep_removes_every_child_lab(sig, code):
-    """SIGTERM or Ctrl-C (SIGINT) to `rawtcp experiment sweep` while its child runs have
+    """SIGTERM or Ctrl-C (SIGINT) to `rawtcp experiment sweep` while two child runs have
     their labs up: every child stops and tears its lab down, the command exits 143 / 130."""
     proc = subprocess.Popen([sys.executable, "-m", "rawtcp", "experiment", "sweep",
                              "lifecycle", "--jobs", "2", "--max-segments", "4", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kids: set[int] = set()
     try:
-        deadline = time.monotonic() + 30
+        # wait until two sweep runs have their labs up at once (after the reference run)
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            kids |= _children(proc.pid)
-            if kids and any(e.pid in kids and e.kind == "netns" for e in registry.entries()):
+            now = _children(proc.pid)
+            kids |= now
+            if len({e.pid for e in registry.entries()
+                    if e.pid in now and e.kind == "netns"}) >= 2:
                 break
             time.sleep(0.02)
-        assert kids and _left_by(kids), "no child lab came up"
+        assert kids and len(_left_by(kids)) >= 2, "no two child labs came up"
         proc.send_signal(sig)
         assert proc.wait(60) == code, proc.stderr.read()
     finally:
