@@ -591,6 +591,10 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
         raise OSError(errno.EIO, f"the reference run of {name} sent no segment"
                       + (f" ({ref_facts.error})" if ref_facts.error else ""))
     segments = reference_segments(events)
+    conns = {e.get("conn") for e in events if e.get("ev") == "seg" and e.get("conn")}
+    if len(conns) > 1:
+        say(f"note: {len(conns)} connections in the reference; a rule acts once in each "
+            "stack of a run (docs/experiments.md, Sweep, Limits)")
     chosen = plan(segments, direction, max_segments, indices, select)
     faults = [Fault()] + ([also] if also is not None else [])
     tasks = [{"name": name, "seed": seed, "rule": s.rule(f), "overrides": overrides,

@@ -184,7 +184,8 @@ def run_task(task: dict) -> dict[str, Any]:
 
 def _worker_main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:   # as the parent: a sweep
+        signal.signal(signal.SIGINT, _on_signal)                # started in the background
     inp, out = argv
     with open(inp, encoding="utf-8") as f:
         task = json.load(f)
