@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .congestion import NewReno, Scoreboard
 from .cubic import Cubic
+from .rack import Rack
 
 #: Linux's TCP_CA_* numbers (tcpi_ca_state) by state name
 CA_STATES = {"open": 0, "disorder": 1, "cwr": 2, "recovery": 3, "loss": 4}
@@ -41,10 +42,10 @@ class Recovery:
     __slots__ = ("cc", "scoreboard", "dupacks", "limited", "resend_una", "next_hole",
                  "rto_episode", "sack", "prr", "prr_delivered", "prr_out", "recover_fs",
                  "loss", "cwr", "rack", "undo_marker", "undo_retrans", "reordering",
-                 "dsack_dups", "undos")
+                 "dsack_dups", "undos", "use_rack", "retrans_stamp", "newly_lost", "lost_retrans")
 
     def __init__(self, mss: int, initial_segments: int, algorithm: str = "reno",
-                 prr: bool = True) -> None:
+                 prr: bool = True, rack: bool = False) -> None:
         self.cc = new_cc(algorithm, mss, initial_segments)
         self.scoreboard = Scoreboard()
         self.dupacks = 0
@@ -65,12 +66,17 @@ class Recovery:
         self.reordering = 3        # tcpi_reordering: the dupthresh Linux starts with
         self.dsack_dups = 0        # D-SACK blocks received (tcpi_dsack_dups)
         self.undos = 0             # reductions undone as spurious
+        self.use_rack = rack       # Config.rack: RACK-TLP once SACK is negotiated
+        self.retrans_stamp: int | None = None  # TSval of the episode's first retransmission
+        self.newly_lost = False    # the ACK being processed marked a segment lost
+        self.lost_retrans = False  # ... and one of them was a retransmission
 
     def negotiated(self, mss: int, initial_segments: int, sack: bool) -> None:
         """The handshake fixed the MSS and whether SACK is used."""
         self.cc.set_mss(mss, initial_segments)
         self.cc.use_sack = sack
         self.sack = sack
+        self.rack = Rack(mss) if sack and self.use_rack else None
 
     def set_algorithm(self, name: str) -> None:
         """Switch the congestion controller (TCP_CONGESTION), keeping the window."""
@@ -135,6 +141,8 @@ class Recovery:
         # IsLost(SND.UNA)). RFC 6675 4 IsLost: DupThresh discontiguous SACKed ranges above
         # it, or more than (DupThresh - 1) * SMSS bytes SACKed above it (three segments
         # shortened by a SACK option still count).
+        if self.rack is not None:
+            return False           # RACK decides what is lost (rack_detect)
         sb = self.scoreboard
         lost = self.dupacks >= 3 or (self.sack and (len(sb) >= 3 or sb.sacked_bytes() > 2 * smss))
         if not (lost and cc.can_enter_recovery(una)):
@@ -152,28 +160,40 @@ class Recovery:
         self.cwr = 0
         self.prr_delivered = 0
         self.prr_out = 0
-        self.recover_fs = snd_max - una
+        self.recover_fs = cc.prior_cwnd or (snd_max - una)   # Linux: prior_cwnd
+        self.newly_lost = True
         self.undo_marker = una
         self.undo_retrans = 0
+        self.retrans_stamp = None
         if self.sack:
             self.next_hole = una
         else:
             self.resend_una = True
 
-    def prr_update(self, delivered: int, una: int, snd_nxt: int) -> None:
-        """RFC 6937 3, on every ACK during SACK recovery: the new cwnd lets out sndcnt bytes
-        beyond pipe, proportional to what was delivered while pipe > ssthresh (PRR), and
-        at most back up to ssthresh with slow start reduction bound (PRR-SSRB) below it."""
+    def prr_update(self, delivered: int, una: int, snd_nxt: int, snd_max: int = 0,
+                   rtx_acked: bool = False) -> None:
+        """RFC 6937 3 as Linux runs it (tcp_cwnd_reduction), on every ACK during SACK
+        recovery that delivered data: while pipe > ssthresh, send in proportion to what was
+        delivered (PRR); below it, back up towards ssthresh by what was delivered, with the
+        slow-start bound (PRR-SSRB: + 1 MSS) only while retransmissions are being
+        acknowledged and none was lost again. The first call lets the fast retransmit out
+        whatever the numbers say."""
+        if delivered <= 0:
+            return
         cc = self.cc
         self.prr_delivered += delivered
-        pipe = self.pipe(una, snd_nxt)
+        pipe = self.pipe(una, snd_nxt, snd_max)
         ssthresh = cc.ssthresh
         if pipe > ssthresh:
             fs = self.recover_fs or 1
             sndcnt = -(-self.prr_delivered * ssthresh // fs) - self.prr_out
-        else:
+        elif rtx_acked and not self.lost_retrans:
             sndcnt = min(ssthresh - pipe,
                          max(self.prr_delivered - self.prr_out, delivered) + cc.mss)
+        else:
+            sndcnt = min(ssthresh - pipe, delivered)
+        if not self.prr_out:
+            sndcnt = max(sndcnt, 1)      # the fast retransmit (RFC 6937 3, Linux)
         cc.cwnd = pipe + max(sndcnt, 0)
 
     def on_ecn_echo(self, una: int, snd_max: int, now: int) -> bool:
@@ -193,6 +213,9 @@ class Recovery:
         if first and not self.cc.in_recovery and not self.loss:
             self.undo_marker = una
             self.undo_retrans = 0
+            self.retrans_stamp = None
+        if self.rack is not None:
+            self.rack.mark_all_lost()
         self.cc.on_timeout(snd_max - una, first=first, now=now)
         self.cc.recover = snd_max
         self.rto_episode = True
@@ -212,17 +235,67 @@ class Recovery:
             return min(self.dupacks, 2) * smss
         return 0
 
-    def pipe(self, una: int, snd_nxt: int) -> int:
-        """RFC 6675 pipe, simplified: unSACKed bytes above the highest SACK, plus holes below
-        it that were already retransmitted in this recovery (holes not yet retransmitted are
-        counted as lost)."""
+    def pipe(self, una: int, snd_nxt: int, snd_max: int = 0) -> int:
+        """RFC 6675 pipe. With RACK: bytes outstanding, less SACKed and lost ones, plus
+        retransmissions in flight (Linux's tcp_packets_in_flight). Without it, simplified:
+        unSACKed bytes above the highest SACK, plus holes below it that were already
+        retransmitted in this recovery (holes not yet retransmitted are counted as lost)."""
         sb = self.scoreboard
+        rack = self.rack
+        if rack is not None:
+            out = max(snd_max, snd_nxt) - una
+            return max(0, out - sb.sacked_bytes() - rack.lost_out + rack.retrans_out)
         hs = sb.highest
         if hs is None or hs <= una:
             return max(0, snd_nxt - una)
         pipe = max(0, snd_nxt - hs)
         pipe += sb.unsacked_between(una, min(max(self.next_hole, una), hs))
         return pipe
+
+    # ------------------------------------------------------------------ RACK, undo
+    def rack_detect(self, una: int, snd_max: int, srtt: int, now: int) -> int:
+        """RFC 8985 6.2 on an ACK (or the reordering timer): mark losses; start fast
+        recovery when something is lost (RFC 8985 6.2, Linux tcp_time_to_recover). Returns
+        the reordering timer's delay (0 = none)."""
+        rack = self.rack
+        if rack is None or self.loss:
+            return 0
+        cc = self.cc
+        lost = rack.lost_out
+        retrans = rack.retrans_out
+        timeout = rack.detect_loss(now, rack.reo_wnd(cc.in_recovery, srtt))
+        if rack.lost_out > lost:
+            self.newly_lost = True
+            if rack.retrans_out < retrans:
+                self.lost_retrans = True
+        if rack.lost_out and not cc.in_recovery and cc.can_enter_recovery(una):
+            self.enter_recovery(una, snd_max, now)
+        return timeout
+
+    def on_dsack(self, start: int, end: int, smss: int) -> None:
+        """A D-SACK block (RFC 2883) reported [start, end) received twice: that many
+        needless retransmissions fewer (RFC 3708 detection)."""
+        self.dsack_dups += 1
+        if self.undo_marker and end > self.undo_marker and self.undo_retrans > 0:
+            self.undo_retrans = max(0, self.undo_retrans - max(1, -(-(end - start) // smss)))
+
+    def can_undo_dsack(self) -> bool:
+        """Every retransmission of the episode came back as a D-SACK (RFC 3708 2)."""
+        return bool(self.undo_marker) and self.undo_retrans == 0 and (
+            self.cc.in_recovery or self.loss) and self.retrans_stamp is not None
+
+    def undo(self) -> None:
+        """The reduction was spurious: restore cwnd/ssthresh (RFC 4015 3.2, as Linux's
+        tcp_undo_cwnd_reduction) and go back to the open state."""
+        self.cc.undo()
+        self.loss = False
+        self.rto_episode = False
+        self.undo_marker = 0
+        self.retrans_stamp = None
+        self.undos += 1
+        self.resend_una = False
+        if self.rack is not None:
+            self.rack.clear_lost()
 
 
 __all__ = ["CA_STATES", "Recovery", "new_cc"]

@@ -186,7 +186,7 @@ class Tcb(TcbInput, TcbOutput):
         self.rtt_seq: int | None = None
         self.rtt_time = 0
         self.recovery = Recovery(self.smss, self.cfg.initial_cwnd_segments,
-                                 self.options.congestion, self.cfg.prr)
+                                 self.options.congestion, self.cfg.prr, self.cfg.rack)
         self.cc = self.recovery.cc
         self.cc_last: tuple | None = None   # the last {ev: "cc"} values and time (trace)
         self.bytes_acked = 0             # tcpi_bytes_acked
@@ -233,7 +233,7 @@ class Tcb(TcbInput, TcbOutput):
         cc = rec.cc
         ca = rec.ca
         vals = (cc.cwnd, cc.ssthresh, rtt.srtt, rtt.rttvar, rtt.rto,
-                rec.pipe(self.snd_una, self.snd_nxt), ca, cc.name)
+                rec.pipe(self.snd_una, self.snd_nxt, self.snd_max), ca, cc.name)
         last = self.cc_last
         if last is not None:
             if last[0] == vals:
@@ -300,7 +300,7 @@ class Tcb(TcbInput, TcbOutput):
         """RFC 9293 3.10.7.4 eighth: start the 2 MSL timer, turn off the others, and give
         back the buffers (a TIME-WAIT connection only remembers sequence numbers, as Linux's
         timewait sockets)."""
-        for name in ("rtx", "persist", "delack", "keepalive", "fin_wait_2"):
+        for name in ("rtx", "persist", "delack", "keepalive", "fin_wait_2", "rack", "tlp"):
             self.timers.cancel(name, now)
         self.send_buffer = SendBuffer(self.send_buffer.end, 0)
         self.out_of_order = Reassembly()
@@ -396,7 +396,7 @@ class Tcb(TcbInput, TcbOutput):
             "ssthresh": ssthresh,
             "snd_cwnd": -(-cc.cwnd // mss),
             "snd_ssthresh": ssthresh // mss if ssthresh < INFINITE_SSTHRESH else 0x7FFFFFFF,
-            "pipe": rec.pipe(una, self.snd_nxt),
+            "pipe": rec.pipe(una, self.snd_nxt, self.snd_max),
             "retransmits": self.retransmits,
             "retrans": -(-self.retrans_out // mss),
             "total_retrans": self.total_retrans,
@@ -623,6 +623,19 @@ class Tcb(TcbInput, TcbOutput):
         # (else: our SYN or SYN-ACK is not acknowledged yet; send it again)
         self.snd_nxt = self.snd_una
         self._output(now, rto=True)
+
+    def _timer_rack(self, now: int) -> None:
+        """RFC 8985 6.3: the reordering window of a suspect segment has passed."""
+        if self.recovery.rack is not None and self.snd_max > self.snd_una:
+            self._rack_detect(now)
+            self._output(now)
+            if self._tracer is not None:
+                self._trace_cc(now)
+
+    def _timer_tlp(self, now: int) -> None:
+        """RFC 8985 7.3: the probe timeout: send a tail loss probe."""
+        if self.state in SYNCHRONIZED and self.state is not TIME_WAIT:
+            self._send_tlp(now)
 
     def _timer_persist(self, now: int) -> None:
         """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe a zero window, back off."""

@@ -511,8 +511,11 @@ class TcbInput:
         # The backed-off RTO stays until a valid RTT sample (Karn's algorithm, RFC 6298 5
         # after rule 5.7; Linux: "only reset backoff on valid RTT measurement").
         self.recovery.rto_episode = False
-        if "rtx" in self.timers.deadlines:
+        deadlines = self.timers.deadlines
+        if "rtx" in deadlines:
             self.timers.cancel("rtx", now)  # RFC 6298 5.3: restarted by _output if needed
+        if "tlp" in deadlines:
+            self.timers.cancel("tlp", now)  # RFC 8985 7.2: re-armed from this ACK
         self._changed()
         return acked
 
@@ -521,29 +524,56 @@ class TcbInput:
         una = self.snd_una
         rec = self.recovery
         sb = rec.scoreboard
+        rack = rec.rack
+        rec.newly_lost = rec.lost_retrans = False
+        rtx_before = self.retrans_out
+        if rack is not None:
+            rack.start_ack()
         # SACK blocks (RFC 2018) into the scoreboard.
         new_sack = False
+        dsack = False
         blocks = seg.options.sack_blocks
         sacked_before = sb.sacked_bytes()
         if blocks and self.sack_ok:
             snd_max = self.snd_max
-            for s32, e32 in blocks:
+            for i, (s32, e32) in enumerate(blocks):
                 s, e = unwrap(una, s32), unwrap(una, e32)
+                if i == 0 and s < e and (e <= ack or (len(blocks) > 1 and _inside(
+                        una, s, e, blocks[1]))):
+                    # RFC 2883 4 / RFC 3708 2: a D-SACK block (data received twice)
+                    dsack = True
+                    rec.on_dsack(s, e, self.smss)
+                    continue
                 if una < e <= snd_max and s < e:
-                    sb.add(max(s, una), e)
+                    s = max(s, una)
+                    if rack is not None:
+                        _rack_sacked(rack, sb, s, e, now)
+                    sb.add(s, e)
             new_sack = sb.sacked_bytes() > sacked_before
+            if dsack and self.cfg.undo and rec.can_undo_dsack():
+                rec.undo()
         win = seg.window << self.snd_wscale
         cc = rec.cc
+        delivered = -1
         if ack > una:
             ts = seg.options.timestamps
-            acked = self._ack_advance(ack, now, ts[1] if ts is not None and self.ts_ok else None)
+            tsecr = ts[1] if ts is not None and self.ts_ok else None
+            if (tsecr is not None and rec.retrans_stamp is not None and rec.undo_marker
+                    and self.cfg.undo and (cc.in_recovery or rec.loss)
+                    and lt(tsecr, rec.retrans_stamp)):
+                # RFC 3522 / RFC 4015 (Eifel): the ACK echoes a timestamp older than the
+                # first retransmission, so it answers the original: the loss was spurious
+                if rec.loss:
+                    self.snd_nxt = max(self.snd_nxt, self.snd_max)   # no go-back-N
+                rec.undo()
+            acked = self._ack_advance(ack, now, tsecr)
             self.bytes_acked += acked
             if self.retrans_out:
                 self.retrans_out = max(0, self.retrans_out - acked) if rec.ca != "open" else 0
+            if rack is not None:
+                rack.acked(ack, now)
             rec.on_new_ack(ack, acked, self.snd_max, now)
-            if cc.in_recovery and rec.prr and self.sack_ok:
-                # RFC 6937 DeliveredData: SND.UNA's advance plus the change in SACKed bytes
-                rec.prr_update(acked + sb.sacked_bytes() - sacked_before, ack, self.snd_nxt)
+            delivered = acked + sb.sacked_bytes() - sacked_before
         elif (ack == una and not seg.payload and not seg.flags & FIN
               and (win == self.snd_wnd or new_sack) and self.snd_max > una):
             # RFC 5681 2 "duplicate acknowledgment"; with SACK, RFC 6675 2 counts an ACK that
@@ -553,8 +583,24 @@ class TcbInput:
             if rec.on_dupack(una, self.snd_max, self.smss, now):
                 self.rtt_seq = None
                 self.stack.counters["fast_retransmits"] += 1
-            if cc.in_recovery and rec.prr and self.sack_ok:
-                rec.prr_update(sb.sacked_bytes() - sacked_before, una, self.snd_nxt)
+            delivered = sb.sacked_bytes() - sacked_before
+        elif new_sack:
+            # an old (reordered) ACK still brings SACK news (RFC 6675 2, RFC 6937 DeliveredData)
+            delivered = sb.sacked_bytes() - sacked_before
+        if rack is not None:
+            if sb or rack.retrans_out or rack.lost_out:
+                self._rack_detect(now)
+            tlp = rack.tlp_end
+            if tlp is not None and (self.snd_una > tlp or (dsack and self.snd_una >= tlp)):
+                # RFC 8985 7.4 (as Linux's tcp_process_tlp_ack): an ACK beyond the probe
+                # without a D-SACK for it means the probe repaired a loss: reduce as for one
+                if rack.tlp_retrans and not dsack:
+                    rec.on_ecn_echo(self.snd_una, self.snd_max, now)
+                rack.tlp_end = None
+        if delivered >= 0 and cc.in_recovery and rec.prr and self.sack_ok:
+            # RFC 6937 DeliveredData: SND.UNA's advance plus the change in SACKed bytes
+            rtx_acked = rack.rtx_acked if rack is not None else (ack > una and rtx_before > 0)
+            rec.prr_update(delivered, self.snd_una, self.snd_nxt, self.snd_max, rtx_acked)
         if seg.flags & ECE and self.ecn_ok and self.snd_max > una:
             # RFC 3168 6.1.2: the peer saw congestion: reduce once per window, say CWR
             if rec.on_ecn_echo(una, self.snd_max, now):
@@ -585,6 +631,20 @@ class TcbInput:
                 return False
         return True
 
+    def _rack_detect(self: Tcb, now: int) -> None:
+        """RFC 8985 6.2 step 5 and the reordering timer (6.3)."""
+        rec = self.recovery
+        in_rec = rec.cc.in_recovery
+        wait = rec.rack_detect(self.snd_una, self.snd_max, self.rtt.srtt or 0, now)
+        if not in_rec and rec.cc.in_recovery:
+            self.rtt_seq = None
+            self.stack.counters["fast_retransmits"] += 1
+        timers = self.timers
+        if wait:
+            timers.set("rack", now + wait, now)
+        elif "rack" in timers.deadlines:
+            timers.cancel("rack", now)
+
     # ------------------------------------------------------------------ challenge ACK
     def _challenge_ack(self: Tcb, seg: Segment, reason: str, now: int) -> None:
         """RFC 5961 3.2 / 4.2 / 5.2 challenge ACK, rate limited (RFC 5961 7)."""
@@ -595,6 +655,22 @@ class TcbInput:
             self._output(now)
         else:
             self.stack.counters["challenge_acks_limited"] += 1
+
+
+def _inside(una: int, s: int, e: int, block: tuple[int, int]) -> bool:
+    """RFC 2883 4: the first block lies within the second (a D-SACK above the ACK)."""
+    s2, e2 = unwrap(una, block[0]), unwrap(una, block[1])
+    return s2 <= s and e <= e2
+
+
+def _rack_sacked(rack, sb, s: int, e: int, now: int) -> None:  # noqa: ANN001
+    """Tell RACK the parts of [s, e) that the scoreboard did not have yet."""
+    x = sb.skip(s)
+    while x < e:
+        nxt = sb.next_sacked_start(x)
+        he = e if nxt is None or nxt > e else nxt
+        rack.sacked(x, he, now)
+        x = sb.skip(he)
 
 
 __all__ = ["TcbInput"]

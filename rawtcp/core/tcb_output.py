@@ -142,10 +142,26 @@ class TcbOutput:
         payload = self.send_buffer.peek(seq, n) if n else b""
         seg = self._make_segment(seq, flags, payload, now)
         end = seq + n + (1 if flags & (FIN | SYN) else 0)
-        if seq < self.snd_max:
+        snd_max = self.snd_max
+        rack = self.recovery.rack
+        if rack is not None and n:
+            if seq >= snd_max:
+                rack.sent(seq, seq + n, now)
+            else:
+                rack.resent(seq, min(seq + n, snd_max), now)
+                if seq + n > snd_max:
+                    rack.sent(snd_max, seq + n, now)
+        if seq < snd_max:
             self.total_retrans += 1
             self.bytes_retrans += n
             self.retrans_out += n
+            rec = self.recovery
+            if rec.undo_marker:
+                # RFC 3708 / RFC 4015: count the episode's retransmissions, remember the
+                # timestamp of the first (Linux's undo_retrans, retrans_stamp)
+                rec.undo_retrans += max(1, -(-n // (self.smss or 1)))
+                if rec.retrans_stamp is None:
+                    rec.retrans_stamp = self._tsval(now)
             self.rtt_seq = None  # Karn's algorithm (RFC 6298 3)
             self.stack.counters["retransmits"] += 1
             if self._tracer is not None:
@@ -214,7 +230,29 @@ class TcbOutput:
         wnd_edge = una + self.snd_wnd
         extra = cwnd_edge = 0
         # 2b. SACK recovery (RFC 6675 5): retransmit holes while pipe < cwnd.
-        if cc.in_recovery and self.sack_ok:
+        rack = rec.rack
+        if cc.in_recovery and rack is not None:
+            # RFC 6675 NextSeg rule 1 with RACK's losses (RFC 8985 6.2): the segments RACK
+            # marked lost, lowest first; the fast retransmit goes out whatever pipe says
+            # (RFC 6937: at least one segment at the start of recovery)
+            pipe = rec.pipe(una, self.snd_nxt, self.snd_max)
+            first = rec.prr_out == 0
+            while pipe < cc.cwnd or first:
+                nl = rack.next_lost()
+                if nl is None:
+                    break
+                seq = max(nl[0], una)
+                n = min(smss, nl[1] - seq, data_end - seq)
+                if n <= 0:
+                    break
+                first = False
+                fl = ACK | (FIN if fin_queued and seq + n == data_end else 0)
+                self._send_seq(seq, n, fl, now)
+                rec.prr_out += n
+                pipe += n
+                sent = True
+            edge = min(wnd_edge, self.snd_nxt + max(0, cc.cwnd - pipe))
+        elif cc.in_recovery and self.sack_ok:
             pipe = rec.pipe(una, self.snd_nxt)
             hs = sb.highest
             # RFC 6675 5 (4.3): the first segment presumed lost goes out at once, whatever
@@ -299,6 +337,51 @@ class TcbOutput:
             self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
         self._arm_timers(now)
 
+    def _arm_tlp(self: Tcb, now: int) -> None:
+        """RFC 8985 7.2: PTO = 2 SRTT (plus the peer's worst delayed-ACK time when one
+        segment is in flight), not later than the RTO would fire."""
+        srtt = self.rtt.srtt
+        pto = 2 * srtt if srtt else 1_000_000
+        if self.snd_max - self.snd_una <= self.smss:
+            pto += 200_000            # WCDelAckT (RFC 8985 7.2; Linux TCP_DELACK_MAX)
+        rtx = self.timers.deadlines.get("rtx")
+        at = now + max(pto, 2_000)
+        if rtx is not None and at >= rtx:
+            return                    # the RTO comes first: no probe
+        self.timers.set("tlp", at, now)
+
+    def _send_tlp(self: Tcb, now: int) -> None:
+        """RFC 8985 7.3: one probe: a new segment if the windows allow, else the last
+        segment sent again. At most one probe is outstanding (TLPRxtOut)."""
+        rec = self.recovery
+        rack = rec.rack
+        una = self.snd_una
+        if (rack is None or rack.tlp_end is not None or self.snd_max <= una
+                or rec.cc.in_recovery or rec.loss):
+            return
+        smss = self.smss - self._sack_option_len()
+        end = self.send_buffer.end
+        nxt = self.snd_nxt
+        fin = FIN if self.fin_queued else 0
+        if end > nxt and nxt + min(smss, end - nxt) <= una + self.snd_wnd:
+            n = min(smss, end - nxt)
+            self.snd_nxt = self._send_seq(nxt, n, ACK | PSH | (fin if nxt + n == end else 0),
+                                          now)
+            rack.tlp_retrans = False
+        else:
+            top = min(self.snd_max, end)
+            n = min(smss, top - una)
+            if n <= 0:
+                return
+            seq = top - n
+            self._send_seq(seq, n, ACK | (PSH if top == end else 0)
+                           | (fin if self.snd_max > end else 0), now)
+            rack.tlp_retrans = True
+        rack.tlp_end = self.snd_max
+        self.stack.counters["tlp_probes"] += 1
+        if "rtx" in self.timers.deadlines:     # RFC 8985 7.3: the RTO restarts
+            self.timers.set("rtx", now + self.rtt.rto, now)
+
     def _arm_timers(self: Tcb, now: int) -> None:
         timers = self.timers
         if self.snd_nxt > self.snd_una:
@@ -306,6 +389,11 @@ class TcbOutput:
                 timers.cancel("persist", now)
             if "rtx" not in timers.deadlines:
                 timers.set("rtx", now + self.rtt.rto, now)  # RFC 6298 5.1
+            rec = self.recovery
+            rack = rec.rack
+            if (rack is not None and rack.tlp_end is None and "tlp" not in timers.deadlines
+                    and not rec.cc.in_recovery and not rec.loss and not rack.sacked_segs):
+                self._arm_tlp(now)
         else:
             if "rtx" in timers.deadlines:
                 timers.cancel("rtx", now)  # RFC 6298 5.2

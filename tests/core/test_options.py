@@ -110,8 +110,8 @@ def test_paws_does_not_apply_to_rst() -> None:
     assert h.tcb.state is State.CLOSED
 
 
-def _sack_established() -> Harness:
-    h = Harness(plain_config(sack=True, nodelay=True))
+def _sack_established(**kw) -> Harness:
+    h = Harness(plain_config(sack=True, nodelay=True, **kw))
     h.listen()
     h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS, sack_permitted=True)), at=0)
     h.recv([to_peer(seq=ISS, flags="SA", win=RCVBUF, opts=Options(mss=MSS, sack_permitted=True))])
@@ -135,8 +135,8 @@ def test_receiver_sends_sack_blocks() -> None:
 
 def test_sack_recovery_retransmits_only_holes() -> None:
     """RFC 6675 5: after 3 duplicate ACKs, retransmit the holes the SACK scoreboard shows,
-    not the SACKed segments."""
-    h = _sack_established()
+    not the SACKed segments (the RFC 6675 path: no RACK, cwnd = ssthresh without PRR)."""
+    h = _sack_established(rack=False, prr=False)
     h.tcb.send(bytes(6 * MSS), T)
     assert len(h.take(at=T)) == 6
     s = ISS + 1

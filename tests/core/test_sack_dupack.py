@@ -30,7 +30,7 @@ def test_sacked_duplicates_trigger_fast_retransmit_even_if_window_changes(
     """RFC 6675 2 and 5 step 4: ACKs that SACK new data are duplicates even when their
     window differs; the third SACKed segment above SND.UNA (DupThresh) retransmits the
     first segment at once, long before the RTO."""
-    h = Harness(plain_config(sack=True))
+    h = Harness(plain_config(sack=True, rack=False))  # RFC 6675 DupThresh path
     tcb = h.connect()
     h.recv([to_peer(seq=ISS, ack=0, flags="S", opts=Options(mss=1460, sack_permitted=True))])
     h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA", win=60000,
