@@ -524,22 +524,27 @@ def _render(name: str, res: Result, lin: LinuxRun, pairs: list, diffs: list[Diff
 def cli_peer_swap(args: Any, extra: list[str]) -> int:
     """``rawtcp experiment run NAME --peer-swap [--json] [--report DIR]`` (called by
     commands.cmd_experiment_run). Exit 0 when rawtcp's checks held and the Linux run ran;
-    1 otherwise; 2 (CliError) for an experiment without a scenario or options that do not
-    combine with it."""
+    1 otherwise; 2 with one line on stderr for an experiment without a scenario or options
+    that do not combine with it (this layer does not import the CLI's CliError)."""
     import sys
 
-    from rawtcp.cli_support import CliError, print_json
+    def refuse(msg: str) -> int:
+        print(f"rawtcp: {msg}", file=sys.stderr, flush=True)
+        return 2
 
     if args.name not in SCENARIOS:
-        raise CliError(f"rawtcp: experiment {args.name!r} does not support --peer-swap "
-                       f"(supported: {', '.join(SCENARIOS)})", 2)
+        return refuse(f"experiment {args.name!r} does not support --peer-swap (supported: "
+                      f"{', '.join(SCENARIOS)})")
     if args.runs != 1:
-        raise CliError("rawtcp: --peer-swap runs the experiment once; drop --runs", 2)
+        return refuse("--peer-swap runs the experiment once; drop --runs")
     if getattr(args, "packetdrill", None):
-        raise CliError("rawtcp: --peer-swap does not write --packetdrill scripts; run "
-                       "without --peer-swap for that", 2)
+        return refuse("--peer-swap does not write --packetdrill scripts; run without "
+                      "--peer-swap for that")
     if args.report:
-        os.makedirs(args.report, exist_ok=True)
+        try:
+            os.makedirs(args.report, exist_ok=True)
+        except OSError as e:
+            return refuse(f"--report {args.report}: {e.strerror}")
 
     def progress(msg: str) -> None:
         if not args.quiet:
@@ -549,7 +554,7 @@ def cli_peer_swap(args: Any, extra: list[str]) -> int:
                        config_overrides=args.config_overrides or None, color=args.color,
                        progress=progress)
     if args.json:
-        print_json(ps.to_dict())
+        print(json.dumps(ps.to_dict(), indent=2, default=str), flush=True)
     else:
         print(ps.text, flush=True)
         r = ps.rawtcp
