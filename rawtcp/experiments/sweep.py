@@ -165,12 +165,6 @@ class Segment:
             extra = " copies=1"
         return f"{fault.action} {self.matcher()} nth={self.nth} count=1{extra}"
 
-    def same(self, ev: Event) -> bool:
-        """Whether the rule's conditions hold for a seg/fault event."""
-        return (ev.get("dir") == self.dir and (ev.get("flags") or "") == self.flags
-                and int(ev.get("len") or 0) == self.len
-                and (self.rseq is None or ev.get("rseq") == self.rseq))
-
 
 def _ms(t: int, t0: int) -> float:
     return round((t - t0) / 1000, 3)
@@ -206,13 +200,15 @@ def reference_segments(events: list[Event]) -> list[Segment]:
     """Every segment of a reference trace as a :class:`Segment`, in the engine's order."""
     t0 = _t0(events)
     segs: list[Segment] = []
-    view = _engine_view(events)
-    for i, e in enumerate(view):
+    exact: Counter[tuple] = Counter()     # (dir, flags, len, rseq): what seq=X matches
+    loose: Counter[tuple] = Counter()     # (dir, flags, len): what a rule without seq matches
+    for i, e in enumerate(_engine_view(events)):
         flags = str(e.get("flags") or "")
         rseq = e.get("rseq")
-        probe = Segment(i + 1, str(e["dir"]), 0.0, flags, rseq, None, int(e.get("len") or 0),
-                        None, False, 0)
-        nth = sum(1 for x in view[: i + 1] if probe.same(x))
+        key = (e["dir"], flags, int(e.get("len") or 0))
+        exact[(*key, rseq)] += 1
+        loose[key] += 1
+        nth = exact[(*key, rseq)] if rseq is not None else loose[key]
         segs.append(Segment(i + 1, str(e["dir"]), _ms(int(e["t"]), t0), flags, rseq,
                             e.get("rack"), int(e.get("len") or 0), e.get("state"),
                             bool(e.get("rtx")), nth))
