@@ -45,6 +45,15 @@ def _add_fault_args(p: argparse.ArgumentParser, extra: str = "") -> None:
     for action, example in examples.items():
         g.add_argument(f"--{action}", action="append", default=[], metavar="RULE",
                        help=f"{action} matching segments, e.g. {example}")
+    g.add_argument("--mangle", action="append", default=[], metavar="RULE",
+                   help="rewrite matching segments: matchers, then 'set', then changes, e.g. "
+                        "'in flags=A set win=0' or 'out flags=S set -sack mss=536'")
+    g.add_argument("--inject", action="append", default=[], metavar="RULE",
+                   help="send a crafted segment when a trigger fires: trigger, then 'send', "
+                        "then the segment, e.g. 'on=ESTABLISHED send RST seq=snd_nxt+10'")
+    g.add_argument("--persona", action="append", default=[], metavar="NAME",
+                   help="a misbehaving peer made of rules (repeatable; `rawtcp persona list` "
+                        "explains each), e.g. zero-window-forever")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                                             "virtual clock (no root, deterministic)")
     packetdrill_cli.configure_parser(pd)
     add_config_args(pd)
+
+    pe = sub.add_parser("persona", help="misbehaving peers made of fault rules (--persona)")
+    pesub = pe.add_subparsers(dest="pcmd", metavar="ACTION", parser_class=Parser)
+    pl = pesub.add_parser("list", help="each persona: what it does, its rules, what the "
+                                       "kernel is expected to do")
+    pl.add_argument("--json", action="store_true", help="machine-readable, on stdout")
+    pe.set_defaults(handler=commands.cmd_persona)
 
     pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
                                            "final-ACK drop (used by docker compose)")

@@ -19,6 +19,10 @@ def dispatch(args) -> int:
     cmd = args.cmd
     # --config / --config-file: a bad key, value or file is exit 2 before anything runs
     args.config_overrides = config_overrides(args)
+    # fault rules and personas: a bad one is exit 2 before any link or lab
+    if any(getattr(args, k, None) for k in ("drop", "delay", "duplicate", "reorder", "corrupt",
+                                             "mangle", "inject", "persona")):
+        _fault_engine(args)
     # a subcommand defined in its own module registers itself with set_defaults(handler=...)
     # and checks its own privileges
     handler = getattr(args, "handler", None)
@@ -235,9 +239,7 @@ def cmd_experiment_run(args) -> int:
                        f"(known: {', '.join(reg)})", 2)
     if args.runs < 1 or args.runs > 1000:
         raise CliError("rawtcp: --runs must be between 1 and 1000", 2)
-    extra = [f"{action} {text}" for action in ("drop", "delay", "duplicate", "reorder",
-                                                "corrupt")
-             for text in getattr(args, action, []) or []]
+    extra = fault_texts(args)
     for text in extra:       # a bad rule: one line, exit 2, before any lab is built
         from rawtcp.experiments.base import parse_action_rule
 
@@ -384,14 +386,43 @@ def cmd_lab(args) -> int:
 
 
 # --------------------------------------------------------------------------- links for CLI
-def _fault_engine(args, seed: int = 0):
-    from rawtcp.faults import FaultEngine, parse_rule
+def fault_texts(args) -> list[str]:
+    """The fault options as rule texts, action first: --drop ... --inject in the order of
+    the actions, then the rules of each --persona (a bad persona name: one line, exit 2)."""
+    from rawtcp.faults import ACTIONS
+    from rawtcp.faults.personas import persona_texts
 
-    rules = []
-    for action in ("drop", "delay", "duplicate", "reorder", "corrupt"):
-        for text in getattr(args, action, []) or []:
-            rules.append(parse_rule(action, text))
+    texts = [f"{action} {text}" for action in ACTIONS
+             for text in getattr(args, action, []) or []]
+    return texts + persona_texts(getattr(args, "persona", []) or [])
+
+
+def _fault_engine(args, seed: int = 0):
+    from rawtcp.faults import FaultEngine, parse_action_rule
+
+    rules = [parse_action_rule(text) for text in fault_texts(args)]
     return FaultEngine(rules, seed=seed) if rules else None
+
+
+def cmd_persona(args) -> int:
+    """`rawtcp persona list`: every persona, one paragraph each."""
+    import textwrap
+
+    from rawtcp.faults.personas import PERSONAS
+
+    if getattr(args, "pcmd", None) != "list":
+        raise CliError("rawtcp persona: give an action: list", 2)
+    if args.json:
+        print_json([{"persona": p.name, "rules": list(p.rules), "does": p.does,
+                     "kernel": p.kernel} for p in PERSONAS.values()])
+        return 0
+    for p in PERSONAS.values():
+        _out(p.name)
+        _out(textwrap.fill(p.explain(), width=96, initial_indent="    ",
+                           subsequent_indent="    "))
+        _out(f"    experiment: rawtcp experiment run persona-{p.name}")
+    _out("use: --persona NAME (repeatable) on connect, listen, run and experiment run")
+    return 0
 
 
 def _open_link(args):

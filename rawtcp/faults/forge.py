@@ -50,7 +50,7 @@ SEND_VARS = ("snd_una", "snd_nxt", "rcv_nxt", "rcv_wnd", "window", "snd_wnd", "i
 #: the numbers of ``send``: inclusive ranges
 SEND_RANGES: dict[str, tuple[float, float]] = {
     "win": (0, 65535), "len": (0, 65535), "count": (1, 10_000), "every": (0.0, 60_000.0),
-    "step": (0, _MOD - 1),
+    "step": (0, _MOD - 1), "sport": (1, 1000),
 }
 _CHANGE = re.compile(r"([a-z_.]+)(\+=|-=|\*=|=)(.*)")
 
@@ -298,6 +298,7 @@ class SendSpec:
     count: int = 1
     every: float = 0.0
     step: int = 0
+    sport_step: int = 0
     explicit_flags: bool = False
 
     @property
@@ -320,6 +321,8 @@ class SendSpec:
             parts.append(f"every={self.every:g}")
         if self.step:
             parts.append(f"step={self.step}")
+        if self.sport_step:
+            parts.append(f"sport+={self.sport_step}")
         return " ".join(parts)
 
 
@@ -339,10 +342,10 @@ def parse_send(words: list[str]) -> SendSpec:
     kw: dict = {"kind": kind, "flags": SEND_KINDS[kind], "direction": direction}
     seen: set[str] = set()
     for w in rest:
-        m = re.fullmatch(r"([a-z_]+)=(.*)", w.lower())
+        m = re.fullmatch(r"([a-z_]+\+?)=(.*)", w.lower())
         if not m:
             raise ValueError(f"cannot read {w!r} after 'send' (write key=value: seq, ack, "
-                             "win, len, flags, count, every, step)")
+                             "win, len, flags, count, every, step, sport+)")
         key, value = m.groups()
         if key in seen:
             raise ValueError(f"{key!r} given twice after 'send'")
@@ -359,6 +362,9 @@ def parse_send(words: list[str]) -> SendSpec:
         elif key in ("win", "len", "count", "step"):
             lo, hi = SEND_RANGES[key]
             kw["length" if key == "len" else key] = _uint(key, value, lo, hi)
+        elif key == "sport+":
+            lo, hi = SEND_RANGES["sport"]
+            kw["sport_step"] = _uint("sport+", value, lo, hi)
         elif key == "every":
             try:
                 f = float(value)
@@ -370,7 +376,9 @@ def parse_send(words: list[str]) -> SendSpec:
             kw["every"] = f
         else:
             raise ValueError(f"unknown key {key!r} after 'send' (known: seq, ack, win, len, "
-                             "flags, count, every, step)")
+                             "flags, count, every, step, sport+)")
+    if kw.get("sport_step") and direction == "in":
+        raise ValueError("sport+= moves our source port: it applies to 'send out' only")
     if kind == "data" and not kw.get("length"):
         raise ValueError("send DATA needs len=N (1..65535 payload bytes)")
     if kw.get("ack") is not None and not kw["flags"] & ACK:
@@ -384,6 +392,8 @@ def craft(spec: SendSpec, values: dict[str, int], addr: tuple[str, int, str, int
     """The segment of ``spec`` for a connection (``addr``: local, lport, remote, rport;
     ``values``: its numbers). ``index``: the rule's n-th segment (0-based), for ``step``."""
     local, lport, remote, rport = addr
+    if spec.sport_step:           # a flood from other ports of our address
+        lport = (lport - 1 + (index + 1) * spec.sport_step) % 65535 + 1
     flags = spec.flags
     out = spec.direction == "out"
     # by default the segment continues its sender's stream: ours (out) or the peer's (in)
