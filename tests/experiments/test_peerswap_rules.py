@@ -125,3 +125,34 @@ def test_model_a_dropped_fin_does_not_count_as_seen() -> None:
     assert linux.arriving(FLOW, A) is None           # so we are not in CLOSE_WAIT
     assert linux.arriving(FLOW, F | A) is None       # the retransmission arrives
     assert linux.arriving(FLOW, A) == 1
+
+
+def test_tcp_fields_of_an_ipv4_segment_and_nothing_else() -> None:
+    import struct
+
+    from rawtcp.experiments.peerswap_lab import tcp_fields
+
+    tcp = struct.pack("!HHIIBBHHH", 40000, 7, 123, 456, 5 << 4, F | A, 100, 0, 0)
+    ip = bytes([0x45, 0, 0, 20 + len(tcp), 0, 0, 0x40, 0, 64, 6, 0, 0,
+                10, 77, 0, 2, 10, 77, 0, 1]) + tcp
+    assert tcp_fields(ip) == ("10.77.0.2", 40000, "10.77.0.1", 7, 123, 456, F | A)
+    assert tcp_fields(ip[:30]) is None                       # truncated
+    assert tcp_fields(ip[:9] + b"\x11" + ip[10:]) is None    # UDP
+    assert tcp_fields(b"\x60" + ip[1:]) is None              # not IPv4
+
+
+def test_drop_marks_turn_an_incoming_segment_into_a_fault_and_follow_an_outgoing_one() -> None:
+    from rawtcp.experiments.peerswap import _apply_marks
+
+    t = translate_all(["drop in flags=A nth=1", "drop out flags=A nth=1"])
+    seg_in = {"t": 10, "ev": "seg", "dir": "in", "seq": 1, "ack": 2, "flags": "A", "rtx": False}
+    seg_out = {"t": 20, "ev": "seg", "dir": "out", "seq": 2, "ack": 1, "flags": "A"}
+    other = {"t": 20, "ev": "seg", "dir": "out", "seq": 9, "ack": 1, "flags": "A"}
+    marks = [{"t": 10, "dir": "in", "seq": 1, "ack": 2, "flags": A, "rule": 0},
+             {"t": 20, "dir": "out", "seq": 2, "ack": 1, "flags": A, "rule": 1}]
+    out, hit = _apply_marks([seg_in, seg_out, other], marks, t)
+    assert hit == 2
+    assert [(e["ev"], e["dir"], e.get("rule")) for e in out] == [
+        ("fault", "in", "drop in flags=A nth=1 (nftables)"), ("seg", "out", None),
+        ("fault", "out", "drop out flags=A nth=1 (nftables)"), ("seg", "out", None)]
+    assert out[0]["action"] == "drop" and "rtx" not in out[0]

@@ -246,3 +246,17 @@ def test_a_segment_in_another_order_is_paired_and_called_order() -> None:
     assert len(pairs) == 6 and all(x is not None and y is not None for x, y in pairs)
     assert [d.kind for d in diffs] == ["order"]
     assert " o " in render_side_by_side(pairs, diffs).splitlines()[diffs[0].row + 1]
+
+
+def test_retransmission_delays_lists_every_paired_retransmission() -> None:
+    from rawtcp.report.diffladder import retransmission_delays
+
+    def run(rto: float) -> list[SegRow]:
+        rows = active_close()
+        rows.insert(7, R(4 + rto, "out", "FA", 11, 11, rtx=True))
+        return rows
+
+    a, b = run(200), run(212)
+    pairs, _ = compare(a, b)
+    assert retransmission_delays(pairs, a, b) == [
+        {"row": 7, "segment": "FA seq=11 ack=11 len=0", "left_ms": 200.0, "right_ms": 212.0}]
