@@ -1,6 +1,6 @@
 """A real run for the report tests: two rawtcp stacks (runtime threads, real time) on an
 in-process MemoryLink pair; stack a is traced and captured, with fault rules that drop one
-of its data segments (it is retransmitted) and one ACK coming in."""
+of its data segments and the peer's one data segment coming in (each is sent again)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from rawtcp.trace import Tracer, read_trace
 A, B = "10.31.0.1", "10.31.0.2"
 PORT = 8080
 DATA = bytes(range(256)) * 80          # 20480 bytes: 15 segments of 1460 or fewer
+REPLY = b"bye"
 OUT_RULE = "out len>0 nth=2"
-IN_RULE = "in flags=A len=0 nth=3"
+IN_RULE = "in len>0 nth=1"          # the peer's reply: it sends it again
 
 
 def memory_run(tmp: Path, pcap_name: str = "a.pcap") -> tuple[list[dict[str, Any]], Path]:
@@ -43,6 +44,7 @@ def memory_run(tmp: Path, pcap_name: str = "a.pcap") -> tuple[list[dict[str, Any
             c.settimeout(10)
             while chunk := c.recv(65536):
                 got.extend(chunk)
+            c.sendall(REPLY)
             c.close()
 
         th = threading.Thread(target=serve, daemon=True)
@@ -52,7 +54,10 @@ def memory_run(tmp: Path, pcap_name: str = "a.pcap") -> tuple[list[dict[str, Any
         cli.connect((B, PORT))
         cli.sendall(DATA)
         cli.shutdown(socket.SHUT_WR)
-        assert cli.recv(10) == b""
+        reply = bytearray()
+        while chunk := cli.recv(100):
+            reply.extend(chunk)
+        assert bytes(reply) == REPLY
         cli.close()
         th.join(10)
         assert bytes(got) == DATA
