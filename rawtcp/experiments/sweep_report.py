@@ -173,8 +173,9 @@ def plot(result: SweepResult, path: str | os.PathLike[str]) -> dict[str, list[tu
         ax.set_ylabel("ms later than reference")
         ax.set_title(f"{result.name}: {fault} one segment", fontsize=10)
         used.update(p[2] for p in pts)
-    handles = [Patch(color=COLORS[k], label=k.replace("recovered-none", "recovered, no rtx"))
-               for k in COLORS if k in used]
+    names = {"recovered-none": "recovered, no retransmission",
+             "recovered": "recovered by a retransmission"}
+    handles = [Patch(color=COLORS[k], label=names.get(k, k)) for k in COLORS if k in used]
     if handles:
         axes[0].legend(handles=handles, fontsize=7, loc="upper right")
     fig.tight_layout()
