@@ -83,6 +83,16 @@ LADDER_JS = """
   var view = {start: 0, scale: 1};      // scale: px per us
   var connFilter = -1, hover = null;
   var tStarts = segs.map(function (s) { return s[C.t]; });
+  // segments sent or received at the same instant (one burst) are drawn a few pixels apart
+  var OFF = 4, MAX_OFF = 60, offs = new Array(segs.length), maxOff = 0;
+  segs.forEach(function (s, i) {
+    var p = i > 0 ? segs[i - 1] : null;
+    offs[i] = p && p[C.t] === s[C.t] && p[C.dir] === s[C.dir] ?
+      Math.min(offs[i - 1] + OFF, MAX_OFF) : 0;
+    maxOff = Math.max(maxOff, offs[i]);
+  });
+  var index = new Map();
+  segs.forEach(function (s, i) { index.set(s, i); });
 
   function fmtMs(us) { return (us / 1000).toFixed(3) + " ms"; }
   function y(t) { return TOP + (t - view.start) * view.scale; }
@@ -154,7 +164,7 @@ LADDER_JS = """
     ctx.fill();
   }
   function segGeom(s) {
-    var yt = y(s[C.t]);
+    var yt = y(s[C.t]) + offs[index.get(s)];
     if (s[C.dir] === "out") return [xL, yt, xR, yt + SLANT];
     return [xR, yt - SLANT, xL, yt];
   }
@@ -229,7 +239,7 @@ LADDER_JS = """
       lastY = sy;
     });
     // segments
-    var i0 = lowerBound(tStarts, t0v), i1 = lowerBound(tStarts, t1 + 1);
+    var i0 = lowerBound(tStarts, t0v - maxOff / view.scale), i1 = lowerBound(tStarts, t1 + 1);
     var n = 0, showLabels = (i1 - i0) < 4000, lastLabel = -1e9;
     for (var i = i0; i < i1; i++) {
       var s = segs[i];
@@ -292,7 +302,7 @@ LADDER_JS = """
         (best[3] === "pending" ? "still pending at the end" :
           best[3] + " at " + fmtMs(best[1]))]};
     }
-    var tq = tAt(py), span = (SLANT + 8) / view.scale;
+    var tq = tAt(py), span = (SLANT + 8 + maxOff) / view.scale;
     var i0 = lowerBound(tStarts, tq - span), i1 = lowerBound(tStarts, tq + span);
     var bestS = null, bestD = 9;
     for (var i = i0; i < i1; i++) {
@@ -396,9 +406,9 @@ LADDER_JS = """
     if (hit) {
       hover = hit.obj;
       draw();
-      tip.textContent = hit.lines.join("\n");
+      tip.textContent = hit.lines.join("\\n");
       tip.style.display = "block";
-      status.setAttribute("data-tip-seg", String(segs.indexOf(hit.obj)));
+      status.setAttribute("data-tip-seg", String(index.has(hit.obj) ? index.get(hit.obj) : -1));
     } else {
       status.setAttribute("data-tip-seg", "none");
     }

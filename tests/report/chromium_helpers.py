@@ -3,6 +3,7 @@ the page's scripts ran, and every console message the browser logged."""
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -22,8 +23,9 @@ class Loaded:
     status: dict[str, str]      # the attributes of #rawtcp-status
 
     def tip(self) -> str:
+        """The tooltip's text (as textContent holds it)."""
         m = re.search(r'<div id="tip"[^>]*>(.*?)</div>', self.dom, re.S)
-        return m.group(1) if m else ""
+        return html.unescape(m.group(1)) if m else ""
 
 
 def load(page: Path, fragment: str = "", timeout: float = 120) -> Loaded:
