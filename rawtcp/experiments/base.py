@@ -105,7 +105,9 @@ class KernelWatch:
     """Samples the kernel's socket states (``ss``) for connections to or from ``port`` and
     emits ``{ev: "kernel", state, local, remote, retrans, total_retrans}`` into the trace
     whenever the state or the retransmission counter changes (``retrans``: unrecovered
-    retransmissions now, ``total_retrans``: all so far, both from ``ss -i``),
+    retransmissions now, ``total_retrans``: all so far, both from ``ss -i``; with ``cwnd``,
+    ``ssthresh`` (segments), ``mss``, ``rtt``, ``rttvar``, ``rto`` (us) and ``algo`` where ss
+    printed them),
     stamped with the stack's clock so the ladder can place them. A socket that vanishes is
     reported as state CLOSED."""
 
@@ -123,7 +125,7 @@ class KernelWatch:
         return self
 
     def _loop(self) -> None:
-        from rawtcp.lab.kernel import kernel_sockets
+        from rawtcp.lab.kernel import kernel_sockets, ss_cc_fields
 
         t0 = time.monotonic()
         last: dict[tuple[str, str], tuple[str, Any]] = {}
@@ -143,16 +145,19 @@ class KernelWatch:
                 cur[(s["local"], s["remote"])] = s
             for key, s in cur.items():
                 if last.get(key) != (s["state"], s.get("total_retrans")):
-                    self._emit(now, s["state"], key, s.get("retrans"), s.get("total_retrans"))
+                    self._emit(now, s["state"], key, s.get("retrans"), s.get("total_retrans"),
+                               ss_cc_fields(s))
             for key in last.keys() - cur.keys():
                 self._emit(now, "CLOSED", key, None, last[key][1])
             last = {k: (s["state"], s.get("total_retrans")) for k, s in cur.items()}
             self._stop.wait(self.interval)
 
     def _emit(self, t: int, state: str, key: tuple[str, str], retrans: Any,
-              total_retrans: Any) -> None:
+              total_retrans: Any, cc: dict | None = None) -> None:
         ev = {"t": t, "ev": "kernel", "state": state, "local": key[0], "remote": key[1],
               "retrans": retrans, "total_retrans": total_retrans}
+        if cc and cc.get("cwnd") is not None:     # cwnd, ssthresh, rtt ... from `ss -i`
+            ev.update(cc)
         self.samples.append(ev)
         self.run.tracer(ev)
 

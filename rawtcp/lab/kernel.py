@@ -461,3 +461,15 @@ class CcPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def ss_cc_fields(sock: dict) -> dict:
+    """The congestion fields of a `kernel` event from one :func:`parse_ss` socket, in the
+    units :class:`CcPoller` uses: ``cwnd``/``ssthresh`` in segments, ``mss`` in bytes,
+    ``rtt``/``rttvar``/``rto`` in us, ``algo``; None where ss printed nothing."""
+    def us(ms: object) -> int | None:
+        return int(round(float(ms) * 1000)) if isinstance(ms, (int, float)) else None
+
+    return {"cwnd": sock.get("cwnd"), "ssthresh": sock.get("ssthresh"), "mss": sock.get("mss"),
+            "rtt": us(sock.get("rtt_ms")), "rttvar": us(sock.get("rttvar_ms")),
+            "rto": us(sock.get("rto_ms")), "algo": sock.get("algo")}

@@ -153,3 +153,15 @@ def test_ss_info_line_gives_the_algorithm_cwnd_ssthresh_rtt() -> None:
                "bytes_sent:100 retrans:0/2", sock)
     assert sock["algo"] == "cubic" and sock["cwnd"] == 10 and sock["ssthresh"] == 7
     assert sock["rtt_ms"] == 0.35 and sock["total_retrans"] == 2
+
+
+def test_ss_socket_to_kernel_event_fields() -> None:
+    """What KernelWatch adds to its `kernel` events from `ss -i`: cwnd/ssthresh in segments,
+    times in us (ss prints ms)."""
+    from rawtcp.lab.kernel import parse_ss, ss_cc_fields
+
+    socks = parse_ss("ESTAB 0 0 10.0.0.2:80 10.0.0.1:40000\n"
+                     "\t cubic rto:204 rtt:0.35/0.125 mss:1448 cwnd:12 ssthresh:9\n")
+    assert ss_cc_fields(socks[0]) == {"cwnd": 12, "ssthresh": 9, "mss": 1448, "rtt": 350,
+                                      "rttvar": 125, "rto": 204_000, "algo": "cubic"}
+    assert ss_cc_fields({})["cwnd"] is None
