@@ -24,7 +24,7 @@ from rawtcp.report.plots import _figure, _format, _save
 Event = dict[str, Any]
 _MOD = 1 << 32
 
-__all__ = ["pick_connection", "time_sequence_graph", "tsg_series"]
+__all__ = ["pick_connection", "time_sequence_graph", "tsg_series", "zoom_window"]
 
 
 def pick_connection(events: list[Event], direction: str = "out") -> str | None:
@@ -100,21 +100,32 @@ def tsg_series(events: list[Event], conn: str | None = None, direction: str = "o
     return s
 
 
-def time_sequence_graph(events: list[Event], path: str | os.PathLike[str],
-                        conn: str | None = None, direction: str = "out",
-                        title: str | None = None) -> dict[str, Any]:
-    """Draw the Stevens time-sequence graph of :func:`tsg_series` to ``path`` (``.png`` or
-    ``.svg``) and return the series."""
-    fmt = _format(path)
-    s = tsg_series(events, conn, direction)
-    fig = _figure()
-    ax = fig.subplots()
+def zoom_window(s: dict[str, Any], around: int = 40) -> tuple[float, float, int, int] | None:
+    """(t0, t1, seq0, seq1) of a close-up of the first retransmission: the ``around`` data
+    segments sent before it and as many events after; None without a retransmission."""
+    if not s["retransmits"]:
+        return None
+    t_rtx, seq_rtx, n_rtx = s["retransmits"][0]
+    sent = sorted(s["sent"])
+    before = [p for p in sent if p[0] <= t_rtx][-around:]
+    after = [p for p in sent if p[0] > t_rtx][:around]
+    pts = before + after + [(t_rtx, seq_rtx, n_rtx)]
+    t0, t1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    lo, hi = min(p[1] for p in pts), max(p[1] + p[2] for p in pts)
+    pad_t, pad_s = max((t1 - t0) * 0.05, 0.05), max((hi - lo) * 0.05, 100)
+    return t0 - pad_t, t1 + pad_t, int(lo - pad_s), int(hi + pad_s)
+
+
+def _draw(ax: Any, s: dict[str, Any], legend: bool) -> None:
     for key, color, label in (("sent", "black", "data segment"),
                               ("retransmits", "tab:red", "retransmission")):
         pts = s[key]
         if pts:
             ax.vlines([p[0] for p in pts], [p[1] for p in pts], [p[1] + p[2] for p in pts],
                       colors=color, linewidth=1.5, label=label)
+    if s["retransmits"]:          # a marker too: one segment is a dot at a transfer's scale
+        ax.plot([p[0] for p in s["retransmits"]], [p[1] + p[2] / 2 for p in s["retransmits"]],
+                linestyle="none", marker="o", markersize=3, color="tab:red")
     if s["acks"]:
         ax.step([p[0] for p in s["acks"]], [p[1] for p in s["acks"]], where="post",
                 color="tab:green", linewidth=1, label="cumulative ACK")
@@ -132,20 +143,43 @@ def time_sequence_graph(events: list[Event], path: str | os.PathLike[str],
     if s["acks_dropped"]:
         ax.plot([p[0] for p in s["acks_dropped"]], [p[1] for p in s["acks_dropped"]],
                 linestyle="none", marker="x", color="tab:orange", label="ACK dropped")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("relative sequence number")
+    ax.grid(True, alpha=0.3)
+    if legend and (s["sent"] or s["retransmits"] or s["acks"]):
+        ax.legend(loc="upper left", fontsize="small")
+
+
+def time_sequence_graph(events: list[Event], path: str | os.PathLike[str],
+                        conn: str | None = None, direction: str = "out",
+                        title: str | None = None, zoom: bool = True) -> dict[str, Any]:
+    """Draw the Stevens time-sequence graph of :func:`tsg_series` to ``path`` (``.png`` or
+    ``.svg``) and return the series (with ``zoom``: the close-up's limits or None). With
+    ``zoom`` and a retransmission, a second panel shows the first one close up
+    (:func:`zoom_window`): at the scale of a whole bulk transfer single segments are not
+    visible."""
+    fmt = _format(path)
+    s = tsg_series(events, conn, direction)
+    win = zoom_window(s) if zoom else None
+    s["zoom"] = win
+    fig = _figure(rows=2 if win else 1)
+    axes = fig.subplots(2, 1) if win else [fig.subplots()]
+    ax = axes[0]
+    _draw(ax, s, legend=True)
     tops = ([p[1] + p[2] for k in ("sent", "retransmits") for p in s[k]]
             + [p[1] for p in s["acks"]] + [p[2] for p in s["sacks"]])
     if tops and s["window"] and max(p[1] for p in s["window"]) > max(tops):
         top = max(tops)               # the window line is cut: the data stays readable
         ax.set_ylim(bottom=-top * 0.02 - 1, top=top + max(top * 0.25, 4 * 1448))
     who = "rawtcp -> peer" if direction == "out" else "peer -> rawtcp"
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("relative sequence number")
     ax.set_title(title or f"time / sequence ({who})")
-    ax.grid(True, alpha=0.3)
-    if s["sent"] or s["retransmits"] or s["acks"]:
-        ax.legend(loc="upper left", fontsize="small")
-    else:
+    if not (s["sent"] or s["retransmits"] or s["acks"]):
         ax.text(0.5, 0.5, "no data segments", ha="center", va="center", transform=ax.transAxes)
+    if win:
+        fig.subplots_adjust(hspace=0.4)
+        _draw(axes[1], s, legend=False)
+        axes[1].set_xlim(win[0], win[1])
+        axes[1].set_ylim(win[2], win[3])
+        axes[1].set_title("close-up: the first retransmission", fontsize="medium")
     _save(fig, path, fmt)
     return s
-

@@ -91,3 +91,14 @@ def test_real_run(tmp_path) -> None:
     assert s["retransmits"][0][1:] == s["dropped"][0][1:]
     sent = sum(n for _t, _s, n in s["sent"])
     assert sent == 20480 and s["acks"][-1][1] >= 20480
+
+
+def test_close_up_of_the_first_retransmission(tmp_path) -> None:
+    """With a retransmission the graph gets a second panel around it (segments around the
+    first retransmission, in time and sequence); without one, no close-up."""
+    s = time_sequence_graph(trace(), tmp_path / "z.png")
+    t0, t1, lo, hi = s["zoom"]
+    assert t0 < 2.0 and t1 > 3.3 and lo < 1 and hi > 401
+    no_rtx = [e for e in trace() if e["t"] != 3300]
+    assert time_sequence_graph(no_rtx, tmp_path / "n.png")["zoom"] is None
+    assert time_sequence_graph(trace(), tmp_path / "o.png", zoom=False)["zoom"] is None
