@@ -4,8 +4,8 @@ The log holds one record per transmitted piece of data, in sequence order, as pa
 lists (``_s`` start, ``_e`` end, ``_t`` time of the latest transmission in us, ``_f`` flags):
 a new segment is appended; a retransmission splits the record it falls in where its edges
 differ and stamps the new time. Records leave the front when the cumulative ACK passes them.
-Counters follow Linux's names: ``lost_out`` (bytes marked lost, not yet retransmitted or
-delivered) and ``retrans_out`` (bytes retransmitted and not yet delivered), so the RFC 6675
+Counters follow Linux's names: ``lost_out`` (bytes marked lost and not yet delivered) and
+``retrans_out`` (bytes retransmitted and not yet delivered or found lost), so the RFC 6675
 pipe is ``in flight - SACKed - lost_out + retrans_out`` without a scan.
 
 RACK (RFC 8985 6.2): the most recently *sent* segment that was delivered (ACKed or SACKed)
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-RETRANS = 1     # retransmitted, the retransmission not yet delivered
-LOST = 2        # marked lost and not retransmitted since
+RETRANS = 1     # retransmitted, the retransmission not yet delivered or found lost
+LOST = 2        # marked lost (until delivered); with RETRANS: lost and resent
 SACKED = 4
 EVER_RETRANS = 8  # retransmitted at some point (its RTT sample is ambiguous)
 
@@ -91,23 +91,26 @@ class Rack:
         i = bisect_left(s, start)
         while i < len(s) and s[i] < end:
             fl = f[i]
-            n = e[i] - s[i]
-            if fl & LOST:
-                self.lost_out -= n
             if not fl & RETRANS:
-                self.retrans_out += n
-            f[i] = (fl & ~LOST) | RETRANS | EVER_RETRANS
+                self.retrans_out += e[i] - s[i]
+            # LOST stays until the data is delivered (Linux: in flight = out - (SACKed +
+            # lost) + retransmitted, so a retransmitted lost segment counts once)
+            f[i] = fl | RETRANS | EVER_RETRANS
             t[i] = now
             i += 1
-        if i < len(s) and f[i] & LOST:       # the rest of a record that was cut
+        if i < len(s) and f[i] & LOST and not f[i] & RETRANS:   # the rest of a cut record
             q = self.lost_q
             j = bisect_left(q, s[i])
             if j == len(q) or q[j] != s[i]:
                 q.insert(j, s[i])
 
-    def start_ack(self) -> None:
-        """An ACK arrives: what it delivers below the previous RACK.fack was reordered."""
+    def start_ack(self, min_rtt: int = 0) -> None:
+        """An ACK arrives: what it delivers below the previous RACK.fack was reordered.
+        ``min_rtt``: the connection's smallest RTT sample (handshake and timestamps too,
+        as Linux's tcp_min_rtt)."""
         self.fack0 = self.fack
+        if min_rtt and (not self.min_rtt or min_rtt < self.min_rtt):
+            self.min_rtt = min_rtt
         self.rtx_acked = False
 
     def acked(self, una: int, now: int) -> None:
@@ -216,16 +219,19 @@ class Rack:
                 if not fl & EVER_RETRANS:
                     break      # originals are sent in order: the rest is later still
                 continue
-            if fl & (SACKED | LOST):
-                continue
+            if fl & SACKED or (fl & LOST and not fl & RETRANS):
+                continue       # delivered, or lost and waiting for its retransmission
             remaining = ts + wait - now
             if remaining <= 0:
                 n = e[i] - s[i]
                 if fl & RETRANS:
-                    self.retrans_out -= n
+                    self.retrans_out -= n      # a lost retransmission (RFC 8985 6.2)
+                if not fl & LOST:
+                    self.lost_out += n
                 f[i] = (fl & ~RETRANS) | LOST
-                self.lost_out += n
-                lost_q.insert(bisect_left(lost_q, s[i]), s[i])
+                j = bisect_left(lost_q, s[i])
+                if j == len(lost_q) or lost_q[j] != s[i]:
+                    lost_q.insert(j, s[i])
             elif remaining > timeout:
                 timeout = remaining
         return timeout
@@ -237,7 +243,7 @@ class Rack:
         s, e, f = self._s, self._e, self._f
         while q:
             i = bisect_left(s, q[0])
-            if i < len(s) and s[i] == q[0] and f[i] & LOST:
+            if i < len(s) and s[i] == q[0] and f[i] & LOST and not f[i] & RETRANS:
                 return s[i], e[i]
             q.pop(0)
         return None

@@ -185,15 +185,16 @@ class Recovery:
         pipe = self.pipe(una, snd_nxt, snd_max)
         ssthresh = cc.ssthresh
         if pipe > ssthresh:
-            fs = self.recover_fs or 1
-            sndcnt = -(-self.prr_delivered * ssthresh // fs) - self.prr_out
+            # CEIL in whole segments, as Linux counts packets (a half segment sends nothing)
+            fs = (self.recover_fs or 1) * cc.mss
+            sndcnt = -(-self.prr_delivered * ssthresh // fs) * cc.mss - self.prr_out
         elif rtx_acked and not self.lost_retrans:
             sndcnt = min(ssthresh - pipe,
                          max(self.prr_delivered - self.prr_out, delivered) + cc.mss)
         else:
             sndcnt = min(ssthresh - pipe, delivered)
         if not self.prr_out:
-            sndcnt = max(sndcnt, 1)      # the fast retransmit (RFC 6937 3, Linux)
+            sndcnt = max(sndcnt, cc.mss)   # the fast retransmit (RFC 6937 3, Linux)
         cc.cwnd = pipe + max(sndcnt, 0)
 
     def on_ecn_echo(self, una: int, snd_max: int, now: int) -> bool:

@@ -528,7 +528,7 @@ class TcbInput:
         rec.newly_lost = rec.lost_retrans = False
         rtx_before = self.retrans_out
         if rack is not None:
-            rack.start_ack()
+            rack.start_ack(self.rtt.min_rtt)
         # SACK blocks (RFC 2018) into the scoreboard.
         new_sack = False
         dsack = False
@@ -574,8 +574,9 @@ class TcbInput:
                 rack.acked(ack, now)
             rec.on_new_ack(ack, acked, self.snd_max, now)
             delivered = acked + sb.sacked_bytes() - sacked_before
-        elif (ack == una and not seg.payload and not seg.flags & FIN
+        elif (ack == una and not seg.payload and not seg.flags & FIN and not dsack
               and (win == self.snd_wnd or new_sack) and self.snd_max > una):
+            # (an ACK that only reports a duplicate, RFC 2883, says nothing is missing)
             # RFC 5681 2 "duplicate acknowledgment"; with SACK, RFC 6675 2 counts an ACK that
             # SACKs new data as a duplicate even when the window changed (Linux grows its
             # receive window while it autotunes, so its duplicate ACKs rarely repeat it).
