@@ -530,8 +530,11 @@ class Stack:
             out.append((p, corrupt))
         if batch:
             self.core.on_packets(batch, now)
+        ttl_for = self.faults.ttl_for
         for p, c in out:
-            self._tx.append(self._encode(p, c, now))
+            ttl = ttl_for(p)
+            self._tx.append(self._encode(p, c, now) if ttl is None
+                            else self._encode_ttl(p, c, now, ttl))
 
     def _flush(self, now: int) -> None:
         """Under the lock: the core's output through the fault rules, encoded (and recorded
@@ -544,10 +547,12 @@ class Stack:
         if self.faults is None:
             out.extend([encode(pkt, False, now) for pkt in pkts])
             return
+        ttl_for = self.faults.ttl_for                 # a mangle rule's ttl=
         for pkt in pkts:
             for _when, p, corrupt in self.faults.process("out", pkt, now):
-                out.append(encode(p, corrupt, now))   # only what is due now: the engine
-                #                                       holds the rest (hold_delays)
+                ttl = ttl_for(p)                      # only what is due now: the engine
+                out.append(encode(p, corrupt, now) if ttl is None   # holds the rest
+                           else self._encode_ttl(p, corrupt, now, ttl))
 
     def _encode(self, pkt: Packet, corrupt: bool, now: int) -> bytes:
         if type(pkt) is not Packet:
@@ -558,6 +563,15 @@ class Stack:
             raw = _encode_ip(pkt, payload_sum=False)   # the link writes the partial sum
         else:
             raw = _encode_ip(pkt)
+        if self._pcap is not None:
+            self._pcap.record(raw, self._wall0_us + now)
+        return raw
+
+    def _encode_ttl(self, pkt: Packet, corrupt: bool, now: int, ttl: int) -> bytes:
+        """A segment a fault rule gave its own IP TTL / hop limit (mangle ... set ttl=N)."""
+        raw = _encode_ip(pkt, ttl=ttl)
+        if corrupt:
+            raw = wire.corrupt_checksum(raw)
         if self._pcap is not None:
             self._pcap.record(raw, self._wall0_us + now)
         return raw
