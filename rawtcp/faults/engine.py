@@ -370,8 +370,9 @@ class FaultEngine:
         return min(times, default=None)
 
     def ttl_for(self, pkt: Packet) -> int | None:
-        """The IP TTL (hop limit) a mangle rule set for this packet, or None (the default)."""
-        got = self._ttl.pop(id(pkt), None)
+        """The IP TTL (hop limit) a mangle rule set for this packet (every copy of it), or
+        None (the default). For whoever encodes the packet; the last 4096 are kept."""
+        got = self._ttl.get(id(pkt))
         return got[1] if got is not None and got[0] is pkt else None
 
     def release_due(self, now: int, direction: str | None = None) -> list[Delivery]:

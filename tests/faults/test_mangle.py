@@ -92,7 +92,7 @@ def test_ttl_is_kept_for_the_encoder() -> None:
     eng, out = mangle("mangle out flags=+A set ttl=1", pkt())
     q = out[0][1]
     assert eng.ttl_for(q) == 1
-    assert eng.ttl_for(q) is None          # handed out once
+    assert eng.ttl_for(q) == 1             # every copy (duplicate) asks again
     assert eng.ttl_for(pkt()) is None      # an untouched packet: the default TTL
 
 
