@@ -79,3 +79,27 @@ def test_ttl_set_by_a_rule_is_on_the_wire() -> None:
         while words >> 16:
             words = (words & 0xFFFF) + (words >> 16)
         assert words == 0xFFFF
+
+
+def test_cli_experiment_takes_inject_and_mangle(tmp_path) -> None:
+    """`rawtcp experiment run lifecycle --inject ... --mangle ...`: the rules act (one
+    in-window RST, RFC 5961 3.2, which Linux answers with a challenge ACK; ACKs with a
+    halved window) and the lifecycle still passes."""
+    import json
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "rawtcp", "experiment", "run", "lifecycle",
+                        "--inject", "on=ESTABLISHED send RST seq=snd_nxt+10",
+                        "--mangle", "out flags=A len=0 set win*=0.5",
+                        "--report", str(tmp_path), "--json", "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["passed"]
+    events = [json.loads(ln) for ln in
+              (tmp_path / "lifecycle.trace.jsonl").read_text().splitlines()]
+    faults = [e for e in events if e.get("ev") == "fault"]
+    injected = [e for e in faults if e["action"] == "inject"]
+    assert len(injected) == 1 and injected[0]["flags"] == "R"
+    mangled = [e for e in faults if e["action"] == "mangle"]
+    assert mangled and all(e["win"] == e["win_was"] // 2 for e in mangled)
