@@ -139,7 +139,7 @@ def _inject(r: Rule, v: _Verdict) -> dict[str, Any]:
     if v.inject is None:
         v.inject = []
     v.inject.append(r)
-    return {"trigger": True}
+    return {}
 
 
 _ACTIONS: dict[str, Callable[[Rule, _Verdict], dict[str, Any]]] = {
@@ -304,7 +304,8 @@ class FaultEngine:
                 continue
             r.applied += 1
             extra = _ACTIONS[r.action](r, verdict)
-            self._trace(now, r, view, extra)
+            if r.action != "inject":   # an inject rule traces the segments it sends
+                self._trace(now, r, view, extra)
             if r.action == "mangle":
                 view.rseq, view.rack = self._relative(view.pkt)
             if verdict.dropped:
