@@ -1,4 +1,5 @@
-"""Fault injection on rawtcp's own path: drop, delay, duplicate, reorder or corrupt segments.
+"""Fault injection on rawtcp's own path: drop, delay, duplicate, reorder or corrupt segments,
+rewrite them (mangle) or forge new ones (inject).
 
 Theory of operation
 -------------------
@@ -53,14 +54,24 @@ The text form of rules (CLI ``--drop 'out flags=A nth=1'``) is documented in doc
 The simulator takes the same rules (``Sim(faults=[parse_rule("drop", "in p=0.05 seed=7")])``):
 one rule text acts the same in simulation and on a real link.
 
+``mangle`` rewrites the packet in place of the original (``process`` returns the rewritten
+one; ``engine.ttl_for(pkt)`` gives a TTL a rule set, for the encoder). ``inject`` rules make
+the engine keep a table of the connections it sees (only then) and hand crafted segments
+out through ``release_due(now, direction)`` (``out``: to the link, ``in``: to the stack),
+announced by ``pending_release_at()``; so a runtime that serves held packets serves
+injected ones too.
+
 Modules: :mod:`~rawtcp.faults.grammar` (the rule language: Rule, parse_rule,
-parse_action_rule), :mod:`~rawtcp.faults.engine` (matching, one function per action, held
-packets), :mod:`~rawtcp.faults.release` (ReleaseQueue), :mod:`~rawtcp.faults.corrupt`
-(the corrupt action on bytes).
+parse_action_rule), :mod:`~rawtcp.faults.forge` (the parts after ``set`` and ``send``),
+:mod:`~rawtcp.faults.engine` (matching, one function per action, held packets),
+:mod:`~rawtcp.faults.inject` (connections seen on the wire, on=/at= triggers),
+:mod:`~rawtcp.faults.personas` (presets made of rules), :mod:`~rawtcp.faults.release`
+(ReleaseQueue), :mod:`~rawtcp.faults.corrupt` (the corrupt action on bytes).
 """
 
 from rawtcp.faults.corrupt import corrupt_tcp_checksum
 from rawtcp.faults.engine import FaultEngine
+from rawtcp.faults.forge import Change, SendSpec
 from rawtcp.faults.grammar import (
     ACTIONS,
     DEFAULT_REORDER_MS,
@@ -78,6 +89,8 @@ from rawtcp.faults.release import Delivery, ReleaseQueue
 __all__ = [
     "ACTIONS",
     "DEFAULT_REORDER_MS",
+    "Change",
+    "SendSpec",
     "KEYS",
     "STATES",
     "Delivery",
