@@ -88,8 +88,9 @@ def test_final_ack_drop_linux_re_acks_from_time_wait_rfc9293_3_10_7_4(tmp_path) 
 
 def test_final_ack_drop_passive_linux_retransmits_its_fin_rfc9293_3_8_1() -> None:
     """The kernel closes first; its ACK of the Linux socket's FIN dies in the Linux socket's
-    namespace (nftables, prerouting): Linux, in LAST_ACK, retransmits its FIN when its RTO
-    expires, the kernel (TIME_WAIT) acknowledges it again, and the Linux socket is gone."""
+    namespace (nftables, prerouting): Linux, in LAST_ACK, sends its FIN again (its RTO or its
+    tail-loss probe), the kernel (TIME_WAIT) acknowledges it again, and the Linux socket is
+    gone."""
     ps = run_peer_swap("final-ack-drop-passive")
     lin = ps.linux
     assert ps.rawtcp.passed and lin.errors == [], _explain(ps)
@@ -103,7 +104,22 @@ def test_final_ack_drop_passive_linux_retransmits_its_fin_rfc9293_3_8_1() -> Non
     assert is_subsequence(["CLOSE_WAIT", "LAST_ACK", "CLOSED"],
                           [s for _, s in ps.states["linux"]])
     assert is_subsequence(["LAST_ACK", "CLOSED"], lin.ss_states)
-    # the retransmission came after the drop, when the RTO (>= 200 ms, Linux's TCP_RTO_MIN)
-    # expired, as rawtcp's did: no timer difference beyond the 50 ms tolerance
-    assert ours[1].t - ours[0].t >= 200
-    assert "timer" not in [d.kind for d in ps.differences], _explain(ps)
+    # A real difference: rawtcp ACKs the kernel's FIN at once with a segment of its own
+    # (CLOSE_WAIT); Linux's FIN puts it in delayed-ACK (pingpong) mode, so when its
+    # application closes before the delayed ACK is due (40 ms at least) and the FIN came once,
+    # its own FIN carries that ACK and the separate ACK is rawtcp's alone. (The timing of the
+    # rest varies with load: the kernel peer sometimes probes its FIN early, RACK-TLP, when
+    # its data and FIN are both unacknowledged.)
+    left = [a for a, _ in ps.pairs if a is not None]
+    kfin = next(r for r in left if r.dir == "in" and "F" in r.flags)
+    rfin = next(r for r in left if r.dir == "out" and "F" in r.flags)
+    assert any(r.dir == "out" and r.flags == "A" and r.rack == kfin.rseq + 1
+               and r.state == "CLOSE_WAIT" and r.t < rfin.t for r in left), _explain(ps)
+    lfins = [r for r in right if r.dir == "in" and "F" in r.flags and r.t <= ours[0].t]
+    if len(lfins) == 1 and ours[0].t - lfins[0].t < 40:
+        acks = [r for r in right if r.dir == "out" and r.flags == "A"
+                and r.rack == lfins[0].rseq + 1 and r.t < ours[0].t]
+        assert acks == [], _explain(ps)
+        only = [(d.left["flags"], d.left["rack"], d.left["state"]) for d in ps.differences
+                if d.kind == "only-rawtcp" and d.left["dir"] == "out"]
+        assert ("A", kfin.rseq + 1, "CLOSE_WAIT") in only, _explain(ps)
