@@ -556,7 +556,14 @@ def cli_peer_swap(args: Any, extra: list[str]) -> int:
     if args.json:
         print(json.dumps(ps.to_dict(), indent=2, default=str), flush=True)
     else:
-        print(ps.text, flush=True)
+        if args.quiet:     # the differences in words, no ladders
+            for d in ps.differences:
+                where = f"row {d.row + 1}: " if d.row is not None else ""
+                print(f"  [{d.kind}] {where}{d.what}", flush=True)
+            for e in ps.linux.errors:
+                print(f"  linux run: {e}", flush=True)
+        else:
+            print(ps.text, flush=True)
         r = ps.rawtcp
         for c in r.checks:
             print(f"  [{'ok  ' if c.ok else 'FAIL'}] {c.name}" + (f"  ({c.evidence})"
