@@ -97,6 +97,10 @@ class Segment(NamedTuple):
     options: Options = NO_OPTIONS
     payload: bytes = b""
     urgent: int = 0
+    # The IP header's ECN field (RFC 3168 5) of the packet that carries the segment:
+    # 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE. Set on the IP layer by encode_ip, read back by
+    # decode_ip (the TCP-level codecs ignore it).
+    ecn: int = 0
 
     @property
     def seq_len(self) -> int:
@@ -141,3 +145,7 @@ class Packet(NamedTuple):
     def __str__(self) -> str:
         s = self.segment
         return f"{self.src}:{s.src_port} > {self.dst}:{s.dst_port} {str(s).split(' ', 1)[1]}"
+
+
+#: the IP ECN codepoints (RFC 3168 5)
+NOT_ECT, ECT1, ECT0, CE = 0, 1, 2, 3

@@ -22,7 +22,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from .config import MS
-from .segment import ACK, ECE, FIN, PSH, RST, SYN, URG, Options, Segment
+from .segment import ACK, CE, CWR, ECE, FIN, PSH, RST, SYN, URG, Options, Segment
 from .seq import MASK, lt, unwrap
 from .states import (
     CLOSE_WAIT,
@@ -98,6 +98,8 @@ class TcbInput:
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = self.irs
         self.snd_wl2 = self.iss
+        # RFC 3168 6.1.1: an ECN-setup SYN (ECE and CWR) is accepted unless ECN is off
+        self.ecn_ok = bool(self.cfg.ecn and seg.flags & (ECE | CWR) == ECE | CWR)
         self._set_state(SYN_RECEIVED, "SYN received (passive open)", now)
         self._output(now)
 
@@ -159,6 +161,8 @@ class TcbInput:
         self.snd_wl1 = self.irs
         if f & ACK:
             self.snd_wl2 = ack
+            # RFC 3168 6.1.1: ECN is on when we asked and the SYN-ACK has ECE without CWR
+            self.ecn_ok = self.cfg.ecn == 1 and f & (ECE | CWR) == ECE
             self._ack_advance(ack, now)
             self._set_state(ESTABLISHED, "SYN-ACK received", now)
             self.ack_now = True
@@ -184,6 +188,8 @@ class TcbInput:
             return
         if not self._check_rst(seg, sseq, now):
             return
+        if self.ecn_ok and (seg.ecn == CE or seg.flags & CWR):
+            self._ecn_in(seg)
         if edge:
             # RFC 9293 3.10.7.4: with a zero window still process ACK (and RST above), but
             # not the text or FIN.
@@ -631,6 +637,18 @@ class TcbInput:
                 self._set_state(CLOSED, "FIN acked", now)
                 return False
         return True
+
+    def _ecn_in(self: Tcb, seg: Segment) -> None:
+        """RFC 3168 6.1.3: the peer's CWR ends our ECE; a CE mark (on this segment too)
+        starts it: every ACK then carries ECE, the first at once (Linux: quick ACK)."""
+        if seg.flags & CWR:
+            self.ece_pending = False
+        if seg.ecn == CE:
+            self.ece_pending = True
+            self.ecn_seen = True
+            self.delivered_ce += 1
+            if seg.payload:
+                self.ack_now = True
 
     def _rack_detect(self: Tcb, now: int) -> None:
         """RFC 8985 6.2 step 5 and the reordering timer (6.3)."""

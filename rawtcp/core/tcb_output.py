@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .segment import ACK, FIN, PSH, RST, SYN, URG, Options, Segment, flags_str
+from .segment import ACK, CWR, ECE, ECT0, FIN, PSH, RST, SYN, URG, Options, Segment, flags_str
 from .seq import MASK
 from .states import CLOSED, LISTEN, SYN_SENT, TIME_WAIT
 
@@ -107,9 +107,18 @@ class TcbOutput:
         urp = self.urgent.pointer_for(seq) if self.urgent.snd_up is not None else 0
         if urp:
             flags |= URG                  # RFC 9293 3.8.5: until the urgent byte is acked
+        ecn = 0
+        if self.ecn_ok and not syn:
+            if self.ece_pending and flags & ACK:
+                flags |= ECE              # RFC 3168 6.1.3: until the peer's CWR
+            if payload and seq >= self.snd_max:
+                ecn = ECT0                # RFC 3168 6.1.2: new data is ECN-capable
+                if self.cwr_pending:      # (retransmissions are not, 6.1.5)
+                    flags |= CWR          # the window was reduced for an ECE
+                    self.cwr_pending = False
         return Segment(
             self.local[1], self.remote[1], seq & MASK, ack, flags,
-            self._window_field(syn), opts, payload, urp,
+            self._window_field(syn), opts, payload, urp, ecn,
         )
 
     def _emit(self: Tcb, seg: Segment, now: int) -> None:
@@ -194,6 +203,13 @@ class TcbOutput:
             # Our SYN is not acknowledged yet: SYN-SENT, or SYN-RECEIVED (maybe FIN queued).
             if self.snd_nxt == self.iss:
                 flags = SYN if st is SYN_SENT else SYN | ACK
+                if st is SYN_SENT:
+                    # RFC 3168 6.1.1: an ECN-setup SYN (ECE and CWR) when Config.ecn = 1;
+                    # a retransmitted SYN goes without (6.1.1.1, as Linux)
+                    if self.cfg.ecn == 1 and not self.retransmits:
+                        flags |= ECE | CWR
+                elif self.ecn_ok:
+                    flags |= ECE          # RFC 3168 6.1.1: ECN-setup SYN-ACK
                 self.snd_nxt = self._send_seq(self.iss, 0, flags, now)
             elif self.ack_now and st is not SYN_SENT:
                 self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
@@ -357,8 +373,8 @@ class TcbOutput:
         rack = rec.rack
         una = self.snd_una
         if (rack is None or rack.tlp_end is not None or self.snd_max <= una
-                or rec.cc.in_recovery or rec.loss):
-            return
+                or una == self.iss or rec.cc.in_recovery or rec.loss):
+            return                        # (una == iss: our SYN is not acknowledged)
         smss = self.smss - self._sack_option_len()
         end = self.send_buffer.end
         nxt = self.snd_nxt
@@ -370,7 +386,7 @@ class TcbOutput:
             rack.tlp_retrans = False
         else:
             top = min(self.snd_max, end)
-            n = min(smss, top - una)
+            n = min(smss, top - max(una, self.send_buffer.start))
             if n <= 0:
                 return
             seq = top - n
@@ -392,7 +408,8 @@ class TcbOutput:
             rec = self.recovery
             rack = rec.rack
             if (rack is not None and rack.tlp_end is None and "tlp" not in timers.deadlines
-                    and not rec.cc.in_recovery and not rec.loss and not rack.sacked_segs):
+                    and not rec.cc.in_recovery and not rec.loss and not rack.sacked_segs
+                    and self.snd_una != self.iss):
                 self._arm_tlp(now)
         else:
             if "rtx" in timers.deadlines:

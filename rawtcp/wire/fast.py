@@ -227,14 +227,16 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     payload sum costs ~0.1 ms in Python); the checksum is then wrong, as tcpdump shows on a
     TSO host."""
     version, a, b = address_pair(pkt.src, pkt.dst)
-    tcp = _encode_tcp(pkt.segment, int.from_bytes(a + b, "big"), payload_sum)
+    seg = pkt.segment
+    tcp = _encode_tcp(seg, int.from_bytes(a + b, "big"), payload_sum)
+    ecn = seg.ecn & 3          # RFC 3168 5: the low two bits of TOS / Traffic Class
     try:
         if version == 4:
-            fields = [0x45, 0, 20 + len(tcp), ident, _DF, ttl, PROTO_TCP, 0, a, b]
+            fields = [0x45, ecn, 20 + len(tcp), ident, _DF, ttl, PROTO_TCP, 0, a, b]
             hdr = _IP4.pack(*fields)
             fields[7] = internet_checksum(hdr)
             return _IP4.pack(*fields) + tcp
-        return _IP6.pack(0x60000000, len(tcp), PROTO_TCP, ttl, a, b) + tcp
+        return _IP6.pack(0x60000000 | ecn << 20, len(tcp), PROTO_TCP, ttl, a, b) + tcp
     except struct.error as e:
         raise ValueError(f"IP field out of range: {e} (ttl={ttl}, ident={ident})") from None
 
@@ -305,6 +307,10 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
         data = bytes(data)
     start, end, a, b = _locate(data, verify)
     seg = _decode_tcp(data[start:end], int.from_bytes(a + b, "big"), verify)
+    # RFC 3168 5: ECN in TOS (IPv4 byte 1) or Traffic Class (IPv6, bits 4-5 of byte 1)
+    ecn = data[1] & 3 if data[0] >> 4 == 4 else (data[1] >> 4) & 3
+    if ecn:
+        seg = seg._replace(ecn=ecn)
     return Packet(address_str(a), address_str(b), seg)
 
 

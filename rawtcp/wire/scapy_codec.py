@@ -85,16 +85,17 @@ def _tcp_layer(seg: Segment) -> TCP:
     return t
 
 
-def _ip_layer(src: str, dst: str, ttl: int, ident: int) -> ScapyPacket:
+def _ip_layer(src: str, dst: str, ttl: int, ident: int, ecn: int = 0) -> ScapyPacket:
     version, _a, _b = address_pair(src, dst)  # validates before Scapy sees (or resolves) it
     check_ip_args(ttl, ident)
     if version == 4:
-        return IP(src=src, dst=dst, ttl=ttl, id=ident, flags="DF", proto=PROTO_TCP)
-    return IPv6(src=src, dst=dst, hlim=ttl, nh=PROTO_TCP)
+        return IP(src=src, dst=dst, ttl=ttl, id=ident, flags="DF", proto=PROTO_TCP,
+                  tos=ecn & 3)
+    return IPv6(src=src, dst=dst, hlim=ttl, nh=PROTO_TCP, tc=ecn & 3)
 
 
 def _build(pkt: Packet, ttl: int, ident: int) -> tuple[bytes, int]:
-    ip = _ip_layer(pkt.src, pkt.dst, ttl, ident)
+    ip = _ip_layer(pkt.src, pkt.dst, ttl, ident, pkt.segment.ecn)
     raw = bytes(ip / _tcp_layer(pkt.segment))
     if len(raw) > 65535 + (40 if isinstance(ip, IPv6) else 0):
         raise ValueError(f"packet of {len(raw)} bytes does not fit the IP length field")
@@ -222,7 +223,10 @@ def _decode_ip4(data: bytes, verify: bool) -> Packet:
     src, dst = address_str(data[12:16]), address_str(data[16:20])
     if (src, dst) != (ip.src, ip.dst):  # pragma: no cover - both are dotted quads
         raise AssertionError("scapy and ipaddress disagree on an IPv4 address")
-    return Packet(src, dst, decode_tcp(data[ihl : ip.len], src, dst, verify))
+    seg = decode_tcp(data[ihl : ip.len], src, dst, verify)
+    if ip.tos & 3:                       # RFC 3168 5: the ECN field
+        seg = seg._replace(ecn=ip.tos & 3)
+    return Packet(src, dst, seg)
 
 
 def _decode_ip6(data: bytes, verify: bool) -> Packet:
@@ -251,7 +255,10 @@ def _decode_ip6(data: bytes, verify: bool) -> Packet:
     src, dst = address_str(data[8:24]), address_str(data[24:40])
     if (src, dst) != (address_str(_pton6(ip.src)), address_str(_pton6(ip.dst))):
         raise AssertionError("scapy and ipaddress disagree on an IPv6 address")  # pragma: no cover
-    return Packet(src, dst, decode_tcp(data[i:end], src, dst, verify))
+    seg = decode_tcp(data[i:end], src, dst, verify)
+    if ip.tc & 3:                        # RFC 3168 5: the ECN field
+        seg = seg._replace(ecn=ip.tc & 3)
+    return Packet(src, dst, seg)
 
 
 def _pton6(text: str) -> bytes:

@@ -62,12 +62,15 @@ segments = st.builds(
     options=options(),
     payload=st.binary(max_size=64) | st.binary(min_size=1000, max_size=1500),
     urgent=u16,
+    ecn=st.just(0),      # the IP layer's field: `packets` draws it
 )
 
 v4 = st.ip_addresses(v=4).map(str)
 v6 = st.ip_addresses(v=6).map(str)
 address_pairs = st.tuples(v4, v4) | st.tuples(v6, v6)
-packets = st.builds(lambda ab, seg: Packet(ab[0], ab[1], seg), address_pairs, segments)
+# the IP ECN field (RFC 3168 5) rides on the Segment; only the IP-level codecs carry it
+packets = st.builds(lambda ab, seg, ecn: Packet(ab[0], ab[1], seg._replace(ecn=ecn)),
+                    address_pairs, segments, st.integers(0, 3))
 
 
 def outcome(decode, data: bytes, **kw):
