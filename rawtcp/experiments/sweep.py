@@ -82,10 +82,13 @@ LIMITS: dict[str, tuple[float, float]] = {
     "seed": (0, 2**31 - 1),
     "segment": (1, 100_000),
 }
-#: Linux's smallest RTO (TCP_RTO_MIN): a kernel retransmission sooner than this after the
-#: previous copy, without duplicate ACKs, is a loss probe (TLP) or RACK's reordering timer
-LINUX_RTO_MIN_MS = 200.0
+#: A kernel retransmission without duplicate ACKs before it is an RTO when it comes at least
+#: this long after the previous copy: half of Linux's smallest RTO (TCP_RTO_MIN, 200 ms), as
+#: the times are rawtcp's, which a loaded machine delays by tens of ms. Sooner is a loss
+#: probe (TLP, about two round trips: ~10 ms in a lab) or RACK's reordering timer.
+RTO_FLOOR_MS = 100.0
 DUPTHRESH = 3          # RFC 5681 3.2: three duplicate ACKs start fast retransmit
+_WORKER = "rawtcp.experiments.sweep"   # `python -m` this in a child: run_task (bottom)
 
 
 def check_limit(key: str, value: float) -> None:
@@ -353,7 +356,7 @@ def _retransmissions(evs: list[Event], t0: int) -> list[Retransmission]:
             sack = any((a.get("opts") or {}).get("sack") for a in dup)
             gap_ms = (e["t"] - prev) / 1000
             cause = ("fast" if len(dup) >= DUPTHRESH or sack
-                     else "rto" if gap_ms >= LINUX_RTO_MIN_MS else "probe")
+                     else "rto" if gap_ms >= RTO_FLOOR_MS else "probe")
             out.append(Retransmission(_ms(e["t"], t0), "kernel", str(e.get("flags") or ""),
                                       start, int(e.get("len") or 0), cause))
         top[conn] = max(top.get(conn, 0), end)
@@ -579,7 +582,7 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
     ref_task = {"name": name, "seed": seed, "rule": None, "overrides": overrides,
                 "reference": True,
                 "report_dir": os.path.join(report_dir, "reference") if report_dir else None}
-    ref_out = run_tasks([ref_task], 1, run_timeout, say)[0]
+    ref_out = run_tasks([ref_task], 1, run_timeout, say, _WORKER)[0]
     events: list[Event] = ref_out.pop("_events", None) or []
     files: dict[str, str] = ref_out.pop("_files", None) or {}
     ref_facts = Facts.from_dict(ref_out)
@@ -596,7 +599,8 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
     tasks = [{"name": name, "seed": seed, "rule": s.rule(f), "overrides": overrides,
               "key": [s.index, f.action]} for s in chosen for f in faults]
     say(f"{len(segments)} segments in the reference; {len(tasks)} runs, {jobs} at a time")
-    done = [Facts.from_dict(d) for d in run_tasks(tasks, jobs, run_timeout, say)]
+    done = [Facts.from_dict(d) for d in run_tasks(tasks, jobs, run_timeout, say,
+                                                          _WORKER)]
     rows: list[Row] = []
     by_key = {(s.index, f.action): (s, f) for s in chosen for f in faults}
     for task, facts in zip(tasks, done):
@@ -604,3 +608,31 @@ def sweep(name: str, *, direction: str = "both", jobs: int = 1, max_segments: in
         rows.append(Row(s, f, task["rule"], classify(ref_facts, facts), facts))
     return SweepResult(name, seed, direction, ref_facts, ref_facts.passed, segments, rows,
                        events, time.monotonic() - t_start, files)
+
+
+# ------------------------------------------------------------------------------ the child
+def run_task(task: dict) -> dict[str, Any]:
+    """One sweep run, in a child process (:mod:`rawtcp.experiments.sweep_pool`): the
+    experiment with the task's rule added, reduced to :class:`Facts` (as a dict). The
+    reference run (``rule`` None, ``reference`` true) also writes ``report_dir`` and hands
+    back its trace events and files as ``_events`` and ``_files``."""
+    from rawtcp.experiments.runner import run_experiment
+
+    rule = task.get("rule")
+    res = run_experiment(task["name"], seed=int(task["seed"]), ladder=False,
+                         extra_faults=[rule] if rule else [],
+                         report_dir=task.get("report_dir"),
+                         config_overrides=task.get("overrides") or None)
+    out = facts_from_result(res, rule).to_dict()
+    if task.get("reference"):
+        out["_events"] = res.events
+        out["_files"] = res.files
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    from rawtcp.experiments.sweep_pool import worker_main
+
+    sys.exit(worker_main(sys.argv[1:], run_task))

@@ -1,16 +1,16 @@
-"""The sweep's runs, each in its own process (``python -m rawtcp.experiments.sweep_pool
---worker IN OUT``): at most ``jobs`` at once, each stopped after its time, and whatever
-happens (Ctrl-C, SIGTERM, an exception) every child stopped and its lab removed.
+"""The sweep's runs, each in its own process (``python -m WORKER --worker IN OUT``, WORKER
+being :mod:`rawtcp.experiments.sweep`, whose ``__main__`` calls :func:`worker_main` with its
+``run_task``): at most ``jobs`` at once, each stopped after its time, and whatever happens
+(Ctrl-C, SIGTERM, an exception) every child stopped and its lab removed. This module knows
+nothing of experiments: a task is a JSON object in, a JSON object out.
 
 A child gets SIGTERM (or the terminal's SIGINT) and unwinds like Ctrl-C: its lab's ``with``
 blocks remove the namespace, the TUN device and the kernel peers; further signals are
 ignored while it does. A child still there after a grace time is killed, and the objects it
 registered (:mod:`rawtcp.host.registry`) are removed for it.
 
-Tasks and results are JSON files: a task is ``{name, seed, rule, overrides, key}`` (the
-reference run: ``rule`` None, ``reference`` true, ``report_dir``), a result
-:meth:`rawtcp.experiments.sweep.Facts.to_dict` (the reference's with its trace events and
-files).
+Tasks and results go through JSON files; a child that leaves no result (it crashed, was
+stopped or killed) gives ``{"error": why}``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["run_task", "run_tasks"]
+__all__ = ["run_tasks", "worker_main"]
 
 _KILL_GRACE_S = 15.0   # a stopped child gets this long to tear its lab down
 
@@ -36,10 +36,11 @@ def _failed(why: str) -> dict[str, Any]:
 
 
 def run_tasks(tasks: list[dict], jobs: int, run_timeout: float,
-              say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Run each task in a child process (``python -m rawtcp.experiments.sweep_pool --worker``),
-    at most ``jobs`` at once, each stopped after ``run_timeout`` s. Whatever happens
-    (Ctrl-C, SIGTERM, an exception), every child is stopped and its lab removed."""
+              say: Callable[[str], None], worker: str) -> list[dict[str, Any]]:
+    """Run each task in a child process (``python -m WORKER --worker IN OUT``), at most
+    ``jobs`` at once, each stopped after ``run_timeout`` s; the results in task order.
+    Whatever happens (Ctrl-C, SIGTERM, an exception), every child is stopped and its lab
+    removed."""
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     todo = list(range(len(tasks)))
     running: dict[int, _Child] = {}
@@ -48,7 +49,8 @@ def run_tasks(tasks: list[dict], jobs: int, run_timeout: float,
             while todo or running:
                 while todo and len(running) < jobs:
                     i = todo.pop(0)
-                    running[i] = _Child(tasks[i], os.path.join(tmp, f"task{i}"), run_timeout)
+                    running[i] = _Child(tasks[i], os.path.join(tmp, f"task{i}"), run_timeout,
+                                        worker)
                 now = time.monotonic()
                 wait = max(0.0, min(c.deadline for c in running.values()) - now)
                 ready = _wait_any([c.pidfd for c in running.values()], wait)
@@ -85,13 +87,13 @@ def _wait_any(fds: list[int], timeout: float) -> set[int]:
 class _Child:
     """One sweep run in its own process; its task and result go through files."""
 
-    def __init__(self, task: dict, base: str, run_timeout: float) -> None:
+    def __init__(self, task: dict, base: str, run_timeout: float, worker: str) -> None:
         self.inp, self.out, self.err = base + ".in.json", base + ".out.json", base + ".err"
         with open(self.inp, "w", encoding="utf-8") as f:
             json.dump(task, f)
         self.errf = open(self.err, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rawtcp.experiments.sweep_pool", "--worker", self.inp, self.out],
+            [sys.executable, "-m", worker, "--worker", self.inp, self.out],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.errf)
         self.pidfd = os.pidfd_open(self.proc.pid)
         self.deadline = time.monotonic() + run_timeout
@@ -162,31 +164,17 @@ def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handle
     raise _Stop()
 
 
-def run_task(task: dict) -> dict[str, Any]:
-    """One sweep run (in the child process): the experiment with the task's rule added,
-    reduced to :class:`~rawtcp.experiments.sweep.Facts` (as a dict). The reference run
-    (``rule`` None, ``reference`` true) also writes ``report_dir`` and hands back its trace
-    events and files as ``_events`` and ``_files``."""
-    from rawtcp.experiments.runner import run_experiment
-    from rawtcp.experiments.sweep import facts_from_result
-
-    rule = task.get("rule")
-    res = run_experiment(task["name"], seed=int(task["seed"]), ladder=False,
-                         extra_faults=[rule] if rule else [],
-                         report_dir=task.get("report_dir"),
-                         config_overrides=task.get("overrides") or None)
-    out = facts_from_result(res, rule).to_dict()
-    if task.get("reference"):
-        out["_events"] = res.events
-        out["_files"] = res.files
-    return out
-
-
-def _worker_main(argv: list[str]) -> int:
+def worker_main(argv: list[str], run_task: Callable[[dict], dict[str, Any]]) -> int:
+    """The child's side: ``argv`` is ``[--worker, IN, OUT]``; read the task from IN, run it,
+    write the result to OUT. SIGTERM (and SIGINT unless ignored, as in the parent) unwind
+    the run like Ctrl-C: exit 143 without a result."""
+    if len(argv) != 3 or argv[0] != "--worker":
+        print("this module is run by `rawtcp experiment sweep`", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:   # as the parent: a sweep
         signal.signal(signal.SIGINT, _on_signal)                # started in the background
-    inp, out = argv
+    inp, out = argv[1:]
     with open(inp, encoding="utf-8") as f:
         task = json.load(f)
     try:
@@ -198,10 +186,3 @@ def _worker_main(argv: list[str]) -> int:
         json.dump(facts, f, default=str)
     os.replace(tmp, out)
     return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        sys.exit(_worker_main(sys.argv[2:]))
-    print("rawtcp.experiments.sweep_pool is run by `rawtcp experiment sweep`", file=sys.stderr)
-    sys.exit(2)

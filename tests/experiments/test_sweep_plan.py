@@ -227,8 +227,10 @@ def _seg(t: int, d: str, flags: str, rseq: int, length: int = 0, rack: int | Non
 
 def test_kernel_retransmission_causes():
     """The peer's retransmissions: three duplicate ACKs first = fast (RFC 5681 3.2); none
-    and at least Linux's 200 ms RTO floor after the first copy = rto; sooner = a probe (TLP).
-    A copy a fault dropped counts as sent; a copy a duplicate fault made does not."""
+    and at least 100 ms (half Linux's 200 ms RTO floor) after the previous copy = rto; sooner
+    = a probe (TLP). A copy a fault dropped counts as sent; a copy a duplicate fault made
+    does not."""
+    assert sw.RTO_FLOOR_MS == 100.0
     ms = 1000
     evs = [
         {"t": 0, "ev": "fault", "action": "drop", "dir": "in", "conn": "c", "flags": "PA",
@@ -237,9 +239,9 @@ def test_kernel_retransmission_causes():
         *[_seg((11 + i) * ms, "out", "A", 1, rack=1) for i in range(3)],
         _seg(20 * ms, "in", "PA", 1, 100),                   # fast
         _seg(30 * ms, "in", "PA", 201, 100),
-        _seg(240 * ms, "in", "PA", 201, 100),                # rto
+        _seg(130 * ms, "in", "PA", 201, 100),                # rto
         _seg(250 * ms, "in", "FA", 301, 0),
-        _seg(270 * ms, "in", "FA", 301, 0),                  # probe
+        _seg(340 * ms, "in", "FA", 301, 0),                  # probe
         {"t": 280 * ms, "ev": "fault", "action": "duplicate", "dir": "in", "conn": "c",
          "flags": "A", "seq": 1302, "rseq": 302, "len": 1, "copies": 1},
         _seg(280 * ms, "in", "A", 302, 1),
