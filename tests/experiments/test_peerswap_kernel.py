@@ -123,3 +123,28 @@ def test_final_ack_drop_passive_linux_retransmits_its_fin_rfc9293_3_8_1() -> Non
         only = [(d.left["flags"], d.left["rack"], d.left["state"]) for d in ps.differences
                 if d.kind == "only-rawtcp" and d.left["dir"] == "out"]
         assert ("A", kfin.rseq + 1, "CLOSE_WAIT") in only, _explain(ps)
+
+
+def test_time_wait_ablation_linux_without_buckets_is_gone_before_the_fin_rfc9293_3_10_7_1(
+) -> None:
+    """time_wait=0 has no Linux switch; tcp_max_tw_buckets=0 is the nearest, and it goes
+    further: Linux turns an orphaned FIN_WAIT_2 socket into a TIME_WAIT mini-socket (with
+    tcp_fin_timeout < 60 s), so without buckets the socket is gone in FIN_WAIT_2 and the
+    kernel's first FIN already meets no connection: RST (RFC 9293 3.10.7.1). rawtcp ACKs that
+    FIN from TIME_WAIT (the ACK the rule drops) and sends its RST to the retransmission."""
+    ps = run_peer_swap("time-wait-ablation")
+    lin = ps.linux
+    assert ps.rawtcp.passed and lin.errors == [], _explain(ps)
+    assert any("tcp_max_tw_buckets=0 (approximate)" in n for n in lin.config_notes)
+    right = [b for _, b in ps.pairs if b is not None]
+    kfins = [r for r in right if r.dir == "in" and "F" in r.flags]
+    rsts = [r for r in right if r.dir == "out" and "R" in r.flags]
+    assert len(kfins) == 1 and kfins[0].state == "CLOSED" and len(rsts) == 1, _explain(ps)
+    assert right.index(rsts[0]) == right.index(kfins[0]) + 1        # the answer to it
+    assert "TIME_WAIT" not in lin.ss_states and "TIME_WAIT" not in [s for _, s in
+                                                                     ps.states["linux"]]
+    assert lin.nft == [{"side": "peer", "rule": "drop out flags=A seq=66 nth=1",
+                        "packets": 0}]          # Linux never sent the ACK the rule names
+    kinds = [(d.kind, d.left and d.left["flags"]) for d in ps.differences]
+    assert kinds == [("state", "FA"), ("only-rawtcp", "A"), ("only-rawtcp", "FA"),
+                     ("state-sequence", None)], _explain(ps)
