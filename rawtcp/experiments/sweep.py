@@ -312,12 +312,19 @@ def _listener_conn(conn: Any) -> bool:
 
 
 def _retransmissions(evs: list[Event], t0: int) -> list[Retransmission]:
-    fired = {(e.get("conn"), e.get("t")) for e in evs
-             if e.get("ev") == "timer" and e.get("name") == "rtx" and e.get("action") == "fired"}
+    # rawtcp's: the timer that fired at that moment says why (rtx: RTO, tlp: a tail loss
+    # probe, RFC 8985 7); none (or RACK's reordering timer): loss detected from ACKs
+    fired: dict[tuple[Any, Any], str] = {}
+    for e in evs:
+        if e.get("ev") == "timer" and e.get("action") == "fired":
+            cause = {"rtx": "rto", "tlp": "probe"}.get(str(e.get("name")))
+            key = (e.get("conn"), e.get("t"))
+            if cause is not None and fired.get(key) != "rto":
+                fired[key] = cause
     out: list[Retransmission] = []
     for e in evs:
         if e.get("ev") == "retransmit":
-            cause = "rto" if (e.get("conn"), e.get("t")) in fired else "fast"
+            cause = fired.get((e.get("conn"), e.get("t")), "fast")
             out.append(Retransmission(_ms(e["t"], t0), "rawtcp", str(e.get("flags") or ""),
                                       e.get("rseq"), int(e.get("len") or 0), cause))
     # The kernel's: incoming sequence space seen before. Its transmissions are the incoming

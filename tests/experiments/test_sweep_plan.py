@@ -256,10 +256,12 @@ def test_rawtcp_retransmission_cause_from_the_timer():
         {"t": 1000, "ev": "timer", "conn": "c", "name": "rtx", "action": "fired", "at": 1000},
         {"t": 1000, "ev": "retransmit", "conn": "c", "rseq": 0, "len": 0, "flags": "S"},
         {"t": 9000, "ev": "retransmit", "conn": "c", "rseq": 1, "len": 10, "flags": "PA"},
+        {"t": 9500, "ev": "timer", "conn": "c", "name": "tlp", "action": "fired", "at": 9500},
+        {"t": 9500, "ev": "retransmit", "conn": "c", "rseq": 11, "len": 10, "flags": "PA"},
         _seg(0, "out", "S", 0),
     ]
     got = [(r.rseq, r.cause) for r in sw.facts_from_events(evs).retransmissions]
-    assert got == [(0, "rto"), (1, "fast")]
+    assert got == [(0, "rto"), (1, "fast"), (11, "probe")]
 
 
 def test_facts_round_trip_through_json():
