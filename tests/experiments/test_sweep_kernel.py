@@ -20,6 +20,10 @@ from rawtcp.lab.base import tag_pid
 
 pytestmark = pytest.mark.kernel
 
+# lifecycle's runs end after rawtcp's TIME_WAIT (2 MSL); 2 x 0.3 s instead of the lab's 2 s
+# keeps the tests short and changes nothing before it (every run of a sweep gets it)
+SHORT_TIME_WAIT = ["--config", "msl=300000"]
+
 
 def _left_by(pids: set[int]) -> list[str]:
     """Kernel objects (registered, or namespaces named after a pid) of these processes."""
@@ -37,7 +41,8 @@ def _row(rows: list[dict], pred) -> dict:
 
 
 def test_lifecycle_first_four_segments(tmp_path, capsys):
-    """`rawtcp experiment sweep lifecycle --max-segments 4 --jobs 2 --json --report DIR`:
+    """`rawtcp experiment sweep lifecycle --max-segments 4 --jobs 2 --json --report DIR`
+    (and a short TIME_WAIT):
     - the SYN lost: rawtcp retransmits it when its initial RTO (1 s) expires (RFC 6298 2.1,
       RFC 9293 3.8.1);
     - the SYN-ACK lost: the handshake waits for a timer again (rawtcp's SYN or the kernel's
@@ -47,7 +52,7 @@ def test_lifecycle_first_four_segments(tmp_path, capsys):
     - the data lost: rawtcp retransmits it at its RTO (RFC 6298 5.4); the kernel has nothing
       to acknowledge, so no duplicate ACKs and no fast retransmit."""
     rc = main(["experiment", "sweep", "lifecycle", "--max-segments", "4", "--jobs", "2",
-               "--json", "--report", str(tmp_path), "--quiet"])
+               "--json", "--report", str(tmp_path), "--quiet", *SHORT_TIME_WAIT])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0, out
     rows = out["rows"]
@@ -115,7 +120,8 @@ def test_a_stopped_sweep_removes_every_child_lab(sig, code):
     """SIGTERM or Ctrl-C (SIGINT) to `rawtcp experiment sweep` while two child runs have
     their labs up: every child stops and tears its lab down, the command exits 143 / 130."""
     proc = subprocess.Popen([sys.executable, "-m", "rawtcp", "experiment", "sweep",
-                             "lifecycle", "--jobs", "2", "--max-segments", "4", "--quiet"],
+                             "lifecycle", "--jobs", "2", "--max-segments", "4", "--quiet",
+                             *SHORT_TIME_WAIT],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kids: set[int] = set()
     try:
