@@ -1,0 +1,118 @@
+"""rawtcp's sender next to Linux's sender under the same nftables loss (issue 13).
+
+A veth lab with rawtcp on a raw IP link, a 20 ms round trip (rawtcp's own delay rules, 10 ms
+each way) and an nftables rule at the receiver's input that drops every Nth data segment of
+the measured flow: in the kernel's namespace when rawtcp sends, in rawtcp's namespace (before
+its raw socket) when the kernel sends. (A rule at the kernel's output hook would not do: the
+kernel sees that drop as a failed transmit and sends the segment again at once, no loss.)
+The loss is deterministic (numgen inc), the same pattern both ways. Both
+senders run CUBIC (set in the lab's namespace for Linux) with SACK, timestamps and RACK-TLP. Their goodputs
+(bytes over the time from the open connection to the receiver's end of file) must be within
+a factor of 1.25 of each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from kernel_helpers import kernel_config, kernel_env
+
+from rawtcp.core.config import MS
+from rawtcp.host import nft
+from rawtcp.host.netns import ip_cmd
+from rawtcp.host.system import run
+
+PORT_TO_KERNEL = 7310
+PORT_FROM_KERNEL = 7311
+PATTERN = "issue13-goodput"
+
+
+def _loss_table(netns: str, port_field: str, port: int, every: int) -> tuple[str, str]:
+    """In ``netns``, at the input hook (after the wire, so the sender learns of the loss
+    only as TCP does): drop every ``every``-th data segment (length > 100, no SYN/FIN/RST)
+    of the measured flow."""
+    name = nft.unique_table_name("goodput")
+    body = f"""
+  chain inp {{
+    type filter hook input priority -10; policy accept;
+    tcp {port_field} {port} tcp flags & (syn|fin|rst) == 0x0 meta length > 100 \\
+      numgen inc mod {every} == 0 counter drop
+  }}"""
+    nft.add_table(netns, "inet", name, body)
+    return "inet", name
+
+
+def _dropped(netns: str, table: tuple[str, str]) -> int:
+    return sum(r["packets"] for r in nft.rule_counters(netns, *table))
+
+
+def _rawtcp_sends(env, nbytes: int) -> float:
+    srv = env.lab.server("sink", port=PORT_TO_KERNEL, timeout=120)
+    srv.wait_ready()
+    data = (PATTERN.encode() * (nbytes // len(PATTERN) + 1))[:nbytes]
+    c = env.connect(PORT_TO_KERNEL, timeout=60)
+    c.sendall(data)
+    c.close()
+    eof = srv.wait_event("eof", timeout=90)
+    acc = srv.wait_event("accepted")
+    assert eof["bytes"] == nbytes and eof["sha256"] == hashlib.sha256(data).hexdigest()
+    return nbytes / (eof["t"] - acc["t"])
+
+
+def _kernel_sends(env, nbytes: int) -> float:
+    srv = env.lab.server("source", port=PORT_FROM_KERNEL, count=nbytes, pattern=PATTERN,
+                         timeout=120)
+    srv.wait_ready()
+    c = env.connect(PORT_FROM_KERNEL, timeout=60)
+    t0 = time.monotonic()
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+    t1 = time.monotonic()
+    c.close()
+    sent = srv.wait_event("sent", timeout=30)
+    assert n == sent["bytes"] == nbytes and h.hexdigest() == sent["sha256"]
+    return nbytes / (t1 - t0)
+
+
+@pytest.mark.parametrize("percent, nbytes", [(1, 6_000_000), (5, 2_000_000)])
+def test_rawtcp_and_linux_senders_get_similar_goodput_under_the_same_loss(
+        percent: int, nbytes: int) -> None:
+    every = 100 // percent
+    faults = [("delay", "out ms=10"), ("delay", "in ms=10")]
+    with kernel_env("rawip", family="ipv4", faults=faults,
+                    config=kernel_config(msl=200 * MS)) as env:
+        lab = env.lab
+        # Linux's default algorithm inside the lab: CUBIC, as rawtcp's (this host's own
+        # default may be another, e.g. BBR, which ignores loss)
+        run(["ip", "netns", "exec", lab.kernel_netns, "sysctl", "-qw",
+             "net.ipv4.tcp_congestion_control=cubic"])
+        # one segment per packet from the kernel, so the rule drops segments, not GSO bursts
+        run(ip_cmd(lab.kernel_netns) + ["link", "set", "dev", lab.kernel_if,
+                                        "gso_max_segs", "1"])
+        # rawtcp's data is lost at the kernel's input, the kernel's data at the input of
+        # rawtcp's namespace (before rawtcp's raw socket sees it)
+        to_kernel = _loss_table(lab.kernel_netns, "dport", PORT_TO_KERNEL, every)
+        from_kernel = _loss_table(lab.rawtcp_netns, "sport", PORT_FROM_KERNEL, every)
+        try:
+            ours = _rawtcp_sends(env, nbytes)
+            linux = _kernel_sends(env, nbytes)
+            drops = (_dropped(lab.kernel_netns, to_kernel),
+                     _dropped(lab.rawtcp_netns, from_kernel))
+        finally:
+            nft.delete_table(lab.kernel_netns, *to_kernel)
+            nft.delete_table(lab.rawtcp_netns, *from_kernel)
+        # the rules really dropped about 1 in `every` data segments, both ways
+        segs = nbytes // 1448
+        assert all(segs // every * 0.8 <= d <= segs // every * 1.6 for d in drops), drops
+        ratio = ours / linux
+        print(f"loss {percent} %: rawtcp {ours / 1e6:.2f} MB/s, Linux {linux / 1e6:.2f} MB/s,"
+              f" ratio {ratio:.2f}, drops {drops}")
+        assert 1 / 1.25 <= ratio <= 1.25, (ours, linux, drops)
