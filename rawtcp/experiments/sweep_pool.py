@@ -100,6 +100,7 @@ class _Child:
 
     def collect(self) -> dict[str, Any]:
         rc = self.proc.wait()
+        _clean_after(self.proc.pid)     # nothing, unless the child died without teardown
         try:
             with open(self.out, encoding="utf-8") as f:
                 return json.load(f)
