@@ -180,16 +180,33 @@ def _event_key(e: Event) -> Key | None:
         return None
 
 
-def _describe(seg: Event | None, faults: list[Event], direction: str) -> str:
+def _describe(seg: Event | None, faults: list[Event], direction: str,
+              earlier: Event | None = None, t: int = 0) -> str:
+    """The comment of one packet: what rawtcp did with it (``seg``: its seg event at the
+    packet's instant; ``earlier``: the last seg event of the same segment before it, for a
+    packet a rule held) and the fault rules that acted on it at that instant."""
     parts: list[str] = []
+    actions = {str(f.get("action")) for f in faults if f.get("ev") == "fault"}
     if seg is not None:
         what = "sent" if direction == "out" else "received"
         state = seg.get("state")
         parts.append(f"rawtcp {what} in {state}" if state else f"rawtcp {what}")
         if seg.get("rtx"):
             parts.append("retransmission")
+    elif direction == "out" and earlier is not None:
+        held = (t - int(earlier.get("t", t))) / 1000
+        state = earlier.get("state")
+        parts.append(f"rawtcp sent in {state}" if state else "rawtcp sent")
+        parts.append(f"held {held:g} ms by a fault rule")
     elif direction == "in":
-        parts.append("rawtcp never saw it")
+        if "drop" in actions:
+            parts.append("rawtcp never saw it")
+        elif "corrupt" in actions:
+            parts.append("corrupted by a fault rule: rawtcp dropped it (bad checksum)")
+        elif actions & {"delay", "reorder"}:
+            parts.append("held by a fault rule before rawtcp (it came later)")
+        else:
+            parts.append("rawtcp never saw it")
     for f in faults:
         kind = "released by" if f.get("ev") == "fault_release" else str(f.get("action"))
         parts.append(f"fault {kind}: {f.get('rule')}")
@@ -232,12 +249,31 @@ def packet_comments(capture: str | os.PathLike[str], events: list[Event]
     out: list[tuple[int, int, bytes, str | None, str | None]] = []
     for (ts, linktype, frame), (_ts, key) in zip(frames, keyed, strict=True):
         comment = direction = None
-        evs = [e for e in by_key.get(key, ()) if int(e.get("t", -1)) == ts - off] if key else []
+        same = by_key.get(key, ()) if key else ()
+        evs = [e for e in same if int(e.get("t", -1)) == ts - off]
+        if not evs:         # a packet a rule held: its events are from when it was sent
+            sent = [e for e in same if e["ev"] == "seg" and e.get("dir") == "out"
+                    and int(e.get("t", 0)) < ts - off]
+            holds = {int(e.get("t", -1)): e for e in same if e["ev"] == "fault"
+                     and e.get("dir") == "out" and e.get("action") in ("delay", "reorder")}
+            held_segs = [e for e in sent if int(e.get("t", 0)) in holds]
+            if sent:        # the last copy a rule held, else the last one sent
+                seg = held_segs[-1] if held_segs else sent[-1]
+                hold = holds.get(int(seg.get("t", 0)))
+                comment = _describe(None, [hold] if hold else [], "out", seg, ts - off)
+                out.append((ts, linktype, frame, comment, "out"))
+                continue
         if evs:
             direction = str(evs[0].get("dir") or "") or None
             segs = [e for e in evs if e["ev"] == "seg"]
             faults = [e for e in evs if e["ev"] != "seg"]
-            comment = _describe(segs[0] if segs else None, faults, direction or "")
+            earlier = None
+            if not segs and direction == "out":
+                before = [e for e in same if e["ev"] == "seg" and e.get("dir") == "out"
+                          and int(e.get("t", 0)) < ts - off]
+                earlier = before[-1] if before else None
+            comment = _describe(segs[0] if segs else None, faults, direction or "", earlier,
+                                ts - off)
         out.append((ts, linktype, frame, comment or None, direction))
     return out
 

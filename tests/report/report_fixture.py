@@ -23,14 +23,19 @@ OUT_RULE = "out len>0 nth=2"
 IN_RULE = "in len>0 nth=1"          # the peer's reply: it sends it again
 
 
-def memory_run(tmp: Path, pcap_name: str = "a.pcap") -> tuple[list[dict[str, Any]], Path]:
-    """Run the transfer; returns (stack a's trace events, the capture path)."""
+def memory_run(tmp: Path, pcap_name: str = "a.pcap",
+               rules: list[tuple[str, str]] | None = None
+               ) -> tuple[list[dict[str, Any]], Path]:
+    """Run the transfer with stack a's fault ``rules`` ((action, rule text); default: drop
+    OUT_RULE and IN_RULE); returns (stack a's trace events, the capture path)."""
+    if rules is None:
+        rules = [("drop", OUT_RULE), ("drop", IN_RULE)]
     cfg = Config(rto_initial=200 * MS, rto_min=50 * MS, msl=100 * MS, delayed_ack=10 * MS)
     la, lb = MemoryLink.pair([A], [B])
     trace_path, pcap_path = tmp / "a.jsonl", tmp / pcap_name
     ta = Tracer(str(trace_path))
     a = Stack(la, cfg, trace=ta, pcap=str(pcap_path), name="a",
-              faults=[parse_rule("drop", OUT_RULE), parse_rule("drop", IN_RULE)])
+              faults=[parse_rule(action, text) for action, text in rules])
     b = Stack(lb, cfg, tracer=Tracer(), name="b")
     got = bytearray()
     try:

@@ -129,3 +129,24 @@ def test_comments_match_events_without_a_shared_clock(tmp_path) -> None:
     a = [c for *_x, c, _d in packet_comments(pcap, events)]
     b = [c for *_x, c, _d in packet_comments(pcap, shifted)]
     assert a == b and all(a)
+
+
+def test_comments_of_packets_a_rule_held(tmp_path) -> None:
+    """A rule that delays one of rawtcp's data segments: the capture has it when it left,
+    with the state it was sent in, how long it was held and the rule that released it; the
+    peer's reply delayed on the way in is captured on arrival, said to be held (not lost)."""
+    out_rule, in_rule = "out len>0 nth=3 ms=30", "in len>0 nth=1 ms=20"
+    events, pcap = memory_run(tmp_path, rules=[("delay", out_rule), ("delay", in_rule)])
+    rows = packet_comments(pcap, events)
+    comments = [c for *_x, c, _d in rows]
+    held_out = [c for c in comments if "held" in c and c.startswith("rawtcp sent")]
+    assert len(held_out) == 1, comments
+    assert held_out[0].startswith("rawtcp sent in ")
+    assert held_out[0].endswith(f"by a fault rule; fault delay: {out_rule}")
+    assert all(comments)
+    ms = float(held_out[0].split("held ")[1].split(" ms")[0])
+    assert 30 <= ms < 1000
+    held_in = [c for c in comments if c.startswith("held by a fault rule before rawtcp")]
+    assert held_in == [f"held by a fault rule before rawtcp (it came later); fault delay: "
+                       f"{in_rule}"]
+    assert not any("never saw" in c for c in comments)
