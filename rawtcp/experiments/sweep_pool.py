@@ -123,16 +123,14 @@ class _Child:
 
     def stop(self) -> None:
         """SIGTERM (the child tears its lab down), then SIGKILL after a grace time, then
-        remove what a killed child registered."""
-        if self.proc.poll() is not None:
-            return
-        self.signal()
-        try:
-            self.proc.wait(_KILL_GRACE_S)
-            return
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        remove what the child left registered (nothing, unless it was killed or died)."""
+        if self.proc.poll() is None:
+            self.signal()
+            try:
+                self.proc.wait(_KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         _clean_after(self.proc.pid)
 
     def close(self) -> None:

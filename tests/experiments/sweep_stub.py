@@ -1,6 +1,7 @@
-"""A stand-in sweep worker for tests/experiments/test_sweep_pool.py: it builds a real lab,
-says its pid, then hangs, ignores SIGTERM while it hangs, or dies by SIGKILL, as the task
-says (``python -m tests.experiments.sweep_stub --worker IN OUT``)."""
+"""A stand-in sweep worker for tests/experiments/test_sweep_pool.py (``python -m
+tests.experiments.sweep_stub --worker IN OUT``). Modes: ``sleep`` (no lab, sleeps), ``hang``
+(builds a real lab, says its pid, sleeps), ``stubborn`` (the same, ignoring SIGTERM),
+``crash`` (builds a lab, says its pid, dies by SIGKILL), ``done`` (returns a result)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ from rawtcp.lab import TunLab
 
 
 def run(task: dict) -> dict[str, Any]:
+    mode = task["mode"]
+    if mode == "done":
+        return {"segments": 1}
+    if mode == "sleep":
+        time.sleep(120)
     with TunLab():
-        with open(task["pidfile"], "w", encoding="ascii") as f:
-            f.write(str(os.getpid()))
-        if task["mode"] == "stubborn":
+        if mode == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        elif task["mode"] == "crash":
+        with open(task["pidfile"] + ".tmp", "w", encoding="ascii") as f:
+            f.write(str(os.getpid()))
+        os.replace(task["pidfile"] + ".tmp", task["pidfile"])
+        if mode == "crash":
             os.kill(os.getpid(), signal.SIGKILL)
-        elif task["mode"] == "done":
-            return {"segments": 1}
         time.sleep(120)
     return {}
 
