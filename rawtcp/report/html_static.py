@@ -408,6 +408,10 @@ LADDER_JS = """
       draw();
       tip.textContent = hit.lines.join("\\n");
       tip.style.display = "block";
+      tip.style.left = Math.max(Math.min((gm[0] + gm[2]) / 2 + 16, W - tip.offsetWidth), 0) +
+        "px";
+      tip.style.top = Math.max(Math.min((gm[1] + gm[3]) / 2 + 12, H - tip.offsetHeight), 0) +
+        "px";
       status.setAttribute("data-tip-seg", String(index.has(hit.obj) ? index.get(hit.obj) : -1));
     } else {
       status.setAttribute("data-tip-seg", "none");
