@@ -6,10 +6,12 @@ stopped; a finished child's result comes back."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,14 @@ from rawtcp.lab.base import tag_pid
 
 pytestmark = pytest.mark.kernel
 STUB = "tests.experiments.sweep_stub"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _stub_importable(monkeypatch):
+    """`python -m tests.experiments.sweep_stub` from wherever pytest was started."""
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))
 
 
 def _left_by(pids: set[int]) -> list[str]:
