@@ -139,6 +139,7 @@ class Stack:
                         "mtu": self._mtu, **desc, "offload": True})
         self.counters: dict[str, int] = {
             "frames_in": 0,
+            "frames_in_caller": 0,      # of frames_in: read by a calling thread, not the loop
             "frames_out": 0,
             "dropped_malformed": 0,
             "dropped_not_ours": 0,
@@ -172,6 +173,12 @@ class Stack:
         # Held from reading a batch off the link until the core has taken it, by the loop or
         # by a caller (_input_inline): batches reach the core in arrival order.
         self._rx_lock = threading.Lock()
+        # a caller waiting on the link (_lead) sleeps in this poll: the link and _lead_fd
+        self._leading = False
+        self._lead_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._lead_poll = select.poll()
+        self._lead_poll.register(self._link_fd, select.POLLIN)
+        self._lead_poll.register(self._lead_fd, select.POLLIN)
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         if start:
             self._thread.start()
@@ -264,20 +271,58 @@ class Stack:
         return result
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        """Block until ``predicate()`` (evaluated under the lock) holds; False on timeout."""
+        """Block until ``predicate()`` (evaluated under the lock) holds; False on timeout.
+
+        A caller that finds the receive side free waits on the link itself (:meth:`_lead`)
+        and handles what arrives, so the packet it waits for wakes it directly instead of
+        waking the loop thread, which would then wake it."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        lead = not self.lock._is_owned()   # type: ignore[attr-defined]  # not inside a call
         with self.lock:
             while True:
                 if predicate():
                     return True
                 self.check_alive()
-                if deadline is None:
-                    self.cond.wait(1.0)
-                else:
+                wait = 1.0
+                if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
-                    self.cond.wait(min(left, 1.0))
+                    wait = min(left, 1.0)
+                if lead and self._lead(predicate, wait):
+                    continue
+                self.cond.wait(wait)
+
+    def _lead(self, predicate: Callable[[], bool], wait: float) -> bool:
+        """Called with the lock held once; returns with it held. Own the receive side, take
+        what the link has, else sleep on the link (and on ``_lead_fd``, which any change
+        made by another thread writes) for up to ``wait`` seconds. False if the receive side
+        was taken: the caller then waits on the condition as before."""
+        self.lock.release()
+        try:
+            if not self._take_rx():
+                return False
+            try:
+                if self._input_inline():
+                    return True
+                with self.lock:
+                    if predicate() or self._stopping or self.error is not None:
+                        return True
+                    self._leading = True    # from here a change elsewhere writes _lead_fd
+                try:
+                    self._lead_poll.poll(int(wait * 1000) + 1)
+                finally:
+                    with self.lock:
+                        self._leading = False
+                    try:
+                        os.eventfd_read(self._lead_fd)
+                    except (BlockingIOError, OSError):
+                        pass
+                return True
+            finally:
+                self._give_rx()
+        finally:
+            self.lock.acquire()
 
     def _take_rx(self) -> bool:
         """Own the receive side (lock not held): False if the loop or another caller has
@@ -313,6 +358,7 @@ class Stack:
             got = True
             with self.lock:
                 now = self.now()
+                self.counters["frames_in_caller"] += len(frames)
                 self._input(frames, now)
                 self._flush(now)
                 self._after_change()
@@ -335,7 +381,15 @@ class Stack:
         """Under the lock: wake blocked callers; refresh the fd readiness of the sockets
         whose connection changed (and only those)."""
         self.cond.notify_all()
+        if self._leading:
+            self._wake_leader()
         self.core.notify_changed()
+
+    def _wake_leader(self) -> None:
+        try:
+            os.eventfd_write(self._lead_fd, 1)
+        except (BlockingIOError, OSError):
+            pass
 
     def _notify_all_watchers(self, closing: bool = False) -> None:
         for w in list(self._watchers):
@@ -385,9 +439,11 @@ class Stack:
                 rx = False
                 for fd, _ in ready:
                     if fd == link_fd:
-                        rx_lock.acquire()   # a caller may be reading inline: after it
-                        rx = True
-                        frames = self._recv_link()
+                        # a caller that owns the receive side reads the link itself (it may
+                        # sleep on it for a while): never wait for it, timers are due too
+                        rx = rx_lock.acquire(blocking=False)
+                        if rx:
+                            frames = self._recv_link()
                     else:
                         try:
                             os.eventfd_read(self._wake_fd)
@@ -420,6 +476,7 @@ class Stack:
                 self._trace({"t": self.now(), "ev": "error", "errno": errno.EIO,
                              "message": f"event loop failed: {exc!r}"})
                 self.cond.notify_all()
+                self._wake_leader()
                 self._notify_all_watchers()
 
     def _recv_link(self) -> list[bytes]:
@@ -658,8 +715,12 @@ class Stack:
                 log.exception("rawtcp: aborting connections on close failed")
         self._stopping = True
         self._wake()
+        self._wake_leader()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(5.0)
+        # a caller still waiting on the link leaves at once (woken above): after it, the
+        # fds it polls can be closed
+        rx_free = self._rx_lock.acquire(timeout=2.0)
         with self.lock:
             self._closed = True
             self.cond.notify_all()
@@ -670,15 +731,18 @@ class Stack:
         try:
             self._ep.close()
         finally:
-            try:
-                os.close(self._wake_fd)
-            except OSError:
-                pass
+            for fd in (self._wake_fd, self._lead_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             with self.lock:
                 self._notify_all_watchers(closing=True)
             try:
                 self.link.close()
             finally:
+                if rx_free:
+                    self._rx_lock.release()
                 if self._pcap is not None and self._own_pcap:
                     self._pcap.close()
                 if self._own_tracer is not None:

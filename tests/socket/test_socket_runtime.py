@@ -230,3 +230,62 @@ def test_link_error_is_counted_and_traced_and_the_connection_survives() -> None:
         assert bytes(got) == b"x" * 5000
         assert a.error is None and a.counters["link_errors"] == 3
         assert sum(1 for e in ta.events("error") if "Network is down" in e["message"]) == 3
+
+
+def test_a_blocked_caller_takes_its_own_packets(pair: Pair) -> None:
+    """A caller blocked in recv() waits on the link itself and handles what arrives (the
+    loop thread is not woken to hand it over): frames_in_caller counts those frames. The
+    bytes and their order are what the peer sent."""
+    ls = pair.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(1)
+    c = pair.a.socket()
+    c.settimeout(5)
+    c.connect((B4, PORT))
+    s, _ = ls.accept()
+    s.settimeout(5)
+    before = pair.a.counters["frames_in_caller"]
+    got = []
+
+    def reader() -> None:
+        while sum(map(len, got)) < 300_000:
+            piece = c.recv(65536)
+            if not piece:
+                break
+            got.append(piece)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    data = bytes(range(256)) * 1172
+    s.sendall(data)
+    t.join(10)
+    assert not t.is_alive()
+    assert b"".join(got) == data
+    assert pair.a.counters["frames_in_caller"] > before
+    assert pair.a.counters["frames_in_caller"] <= pair.a.counters["frames_in"]
+
+
+def test_the_loop_never_waits_for_a_caller_that_owns_the_link(pair_factory) -> None:
+    """While a caller owns the receive side (here: the test holds it), the loop thread must
+    go on with its deadlines even when the link is readable: a packet held by a delay rule
+    is released while the receive side stays owned. (A loop that waited for the owner
+    stalled for as long as the owner slept on the link, up to a second each time.)"""
+    from rawtcp.faults import parse_rule
+
+    p = pair_factory(faults_a=[parse_rule("delay", "out len>0 ms=100")])
+    ls = p.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(1)
+    c = p.a.socket()
+    c.settimeout(5)
+    c.connect((B4, PORT))
+    s, _ = ls.accept()
+    s.settimeout(5)
+    assert p.a._rx_lock.acquire(timeout=5)
+    try:
+        c.send(b"held 100 ms")               # held in a's fault engine
+        s.send(b"makes a's link readable")   # a's loop sees the link ready, cannot read it
+        assert s.recv(100) == b"held 100 ms"   # released by a's loop all the same
+    finally:
+        p.a._rx_lock.release()
+    assert c.recv(100) == b"makes a's link readable"
