@@ -329,10 +329,12 @@ def _retransmissions(evs: list[Event], t0: int) -> list[Retransmission]:
                                       e.get("rseq"), int(e.get("len") or 0), cause))
     # The kernel's: incoming sequence space seen before. Its transmissions are the incoming
     # seg events, plus incoming segments a fault dropped (never seen by the core), minus
-    # the extra copies a duplicate fault made.
+    # the extra copies a duplicate fault made; a segment a fault delayed or held was sent
+    # when the fault took it (its later arrival is not a new transmission).
     top: dict[Any, int] = {}
     last_tx: dict[tuple[Any, int], int] = {}
     skip: Counter[tuple] = Counter()
+    held: list[list] = []          # [key, arrival time or None until released] per held copy
     acks_out: list[Event] = []
     for e in evs:
         kind, d = e.get("ev"), e.get("dir")
@@ -340,16 +342,32 @@ def _retransmissions(evs: list[Event], t0: int) -> list[Retransmission]:
             acks_out.append(e)
             continue
         key = (e.get("seq"), e.get("flags"), e.get("len"))
-        if kind == "fault" and d == "in" and e.get("action") == "duplicate":
+        action = e.get("action") if kind == "fault" and d == "in" else None
+        if action == "duplicate":
             skip[key] += int(e.get("copies") or 1)
             continue
-        is_tx = (kind == "seg" and d == "in") or (
-            kind == "fault" and d == "in" and e.get("action") == "drop")
+        if action == "delay":
+            held.append([key, e["t"] + round(float(e.get("ms") or 0) * 1000)])
+        elif action == "reorder":
+            held.append([key, None])
+        elif kind == "fault_release" and d == "in":
+            for h in held:
+                if h[0] == key and h[1] is None:
+                    h[1] = e["t"]
+                    break
+            continue
+        is_tx = (kind == "seg" and d == "in") or action in ("drop", "delay", "reorder")
         if not is_tx or "seq" not in e:
             continue
-        if kind == "seg" and skip[key]:
-            skip[key] -= 1
-            continue
+        if kind == "seg":
+            late = next((h for h in held if h[0] == key and h[1] is not None
+                         and e["t"] >= h[1]), None)
+            if late is not None:          # the held copy arriving: sent when it was taken
+                held.remove(late)
+                continue
+            if skip[key]:
+                skip[key] -= 1
+                continue
         n = seq_len(e)
         if not n or e.get("rseq") is None:
             continue

@@ -251,6 +251,20 @@ def test_kernel_retransmission_causes():
     assert got == [(1, "fast", "kernel"), (201, "rto", "kernel"), (301, "probe", "kernel")]
 
 
+def test_a_delayed_segment_was_sent_when_the_fault_took_it():
+    """The kernel's segment delayed 300 ms: its RTO retransmission arrives first, the delayed
+    original after it; the retransmission is the one at the RTO, the original is none."""
+    ms = 1000
+    evs = [
+        {"t": 0, "ev": "fault", "action": "delay", "dir": "in", "conn": "c", "flags": "PA",
+         "seq": 1001, "rseq": 1, "len": 100, "ms": 300},
+        _seg(210 * ms, "in", "PA", 1, 100),                  # the kernel's RTO copy
+        _seg(300 * ms, "in", "PA", 1, 100),                  # the delayed original
+    ]
+    got = [(r.rseq, r.t_ms, r.cause) for r in sw.facts_from_events(evs).retransmissions]
+    assert got == [(1, 0.0, "rto")]          # times count from the first segment seen
+
+
 def test_rawtcp_retransmission_cause_from_the_timer():
     evs = [
         {"t": 1000, "ev": "timer", "conn": "c", "name": "rtx", "action": "fired", "at": 1000},
