@@ -163,8 +163,10 @@ class Cubic(NewReno):
         self.cwnd = max(self.cwnd, int(new * mss))
 
     def ssthresh_for(self, flight: int) -> int:
-        """RFC 9438 4.6: ssthresh = flight size * beta_cubic (at least 2 SMSS)."""
-        return max(int(flight * BETA), 2 * self.mss)
+        """RFC 9438 4.6 as Linux computes it (bictcp_recalc_ssthresh): cwnd * beta_cubic,
+        at least 2 SMSS. (The RFC's flight size is smaller while Limited Transmit or the
+        application holds data back; Linux, which rawtcp is compared with, takes cwnd.)"""
+        return max(int(self.cwnd * BETA), 2 * self.mss)
 
     def _reduce(self, flight: int, now: int) -> None:
         self._saved = (self.w_max, self.w_last_max, self.k)
