@@ -33,7 +33,8 @@ class Rack:
 
     __slots__ = ("_s", "_e", "_t", "_f", "lost_out", "retrans_out", "lost_q", "xmit_ts",
                  "end_seq", "rtt", "min_rtt", "reordering_seen", "fack", "reo_wnd_mult",
-                 "tlp_end", "tlp_retrans", "sacked_segs", "fack0", "rtx_acked", "mss")
+                 "tlp_end", "tlp_retrans", "sacked_segs", "fack0", "rtx_acked", "mss",
+                 "last_ack")
 
     def __init__(self, mss: int = 1) -> None:
         self.mss = mss              # a SACK edge splits a record only at whole segments
@@ -56,6 +57,7 @@ class Rack:
         self.sacked_segs = 0
         self.fack0 = 0                  # RACK.fack before the ACK being processed
         self.rtx_acked = False          # this ACK delivered retransmitted data
+        self.last_ack = 0               # when SND.UNA last advanced (the PTO counts from it)
 
     def __len__(self) -> int:
         return len(self._s)
@@ -120,6 +122,17 @@ class Rack:
         k = bisect_right(e, una)
         if k:
             t, f = self._t, self._f
+            if not (self.lost_out or self.retrans_out or self.sacked_segs
+                    or self.fack0 > s[0]):
+                # the common case, nothing marked and nothing SACKed: only the last record
+                # delivered (the latest sent) matters to RACK
+                self._delivered(t[k - 1], e[k - 1], f[k - 1], now)
+                del s[:k], e[:k], t[:k], f[:k]
+                if s and s[0] < una:
+                    s[0] = una
+                if una > self.fack:
+                    self.fack = una
+                return
             for i in range(k):
                 fl = f[i]
                 n = e[i] - s[i]

@@ -517,11 +517,11 @@ class TcbInput:
         # The backed-off RTO stays until a valid RTT sample (Karn's algorithm, RFC 6298 5
         # after rule 5.7; Linux: "only reset backoff on valid RTT measurement").
         self.recovery.rto_episode = False
-        deadlines = self.timers.deadlines
-        if "rtx" in deadlines:
+        if "rtx" in self.timers.deadlines:
             self.timers.cancel("rtx", now)  # RFC 6298 5.3: restarted by _output if needed
-        if "tlp" in deadlines:
-            self.timers.cancel("tlp", now)  # RFC 8985 7.2: re-armed from this ACK
+        rack = self.recovery.rack
+        if rack is not None:
+            rack.last_ack = now             # RFC 8985 7.2: the PTO counts from this ACK
         self._changed()
         return acked
 
@@ -533,13 +533,13 @@ class TcbInput:
         rack = rec.rack
         rec.newly_lost = rec.lost_retrans = False
         rtx_before = self.retrans_out
-        if rack is not None:
+        blocks = seg.options.sack_blocks
+        if rack is not None and (blocks or ack > una):
             rack.start_ack(self.rtt.min_rtt)
         # SACK blocks (RFC 2018) into the scoreboard.
         new_sack = False
         dsack = False
-        blocks = seg.options.sack_blocks
-        sacked_before = sb.sacked_bytes()
+        sacked_before = sb.sacked_bytes() if sb else 0
         if blocks and self.sack_ok:
             snd_max = self.snd_max
             for i, (s32, e32) in enumerate(blocks):

@@ -353,15 +353,19 @@ class TcbOutput:
             self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
         self._arm_timers(now)
 
-    def _arm_tlp(self: Tcb, now: int) -> None:
-        """RFC 8985 7.2: PTO = 2 SRTT (plus the peer's worst delayed-ACK time when one
-        segment is in flight), not later than the RTO would fire."""
+    def _pto(self: Tcb) -> int:
+        """RFC 8985 7.2: PTO = 2 SRTT, plus the peer's worst delayed-ACK time when one
+        segment is in flight (at least 2 ms)."""
         srtt = self.rtt.srtt
         pto = 2 * srtt if srtt else 1_000_000
         if self.snd_max - self.snd_una <= self.smss:
             pto += 200_000            # WCDelAckT (RFC 8985 7.2; Linux TCP_DELACK_MAX)
+        return max(pto, 2_000)
+
+    def _arm_tlp(self: Tcb, now: int) -> None:
+        """RFC 8985 7.2: the probe timeout, not later than the RTO would fire."""
         rtx = self.timers.deadlines.get("rtx")
-        at = now + max(pto, 2_000)
+        at = now + self._pto()
         if rtx is not None and at >= rtx:
             return                    # the RTO comes first: no probe
         self.timers.set("tlp", at, now)
