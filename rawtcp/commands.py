@@ -413,11 +413,11 @@ def cmd_persona(args) -> int:
     if getattr(args, "pcmd", None) != "list":
         raise CliError("rawtcp persona: give an action: list", 2)
     if args.json:
-        print_json([{"persona": p.name, "rules": list(p.rules), "does": p.does,
-                     "kernel": p.kernel} for p in PERSONAS.values()])
+        print_json([{"persona": p.name, "title": p.title, "rules": list(p.rules),
+                     "does": p.does, "kernel": p.kernel} for p in PERSONAS.values()])
         return 0
     for p in PERSONAS.values():
-        _out(p.name)
+        _out(f"{p.name}: {p.title}")
         _out(textwrap.fill(p.explain(), width=96, initial_indent="    ",
                            subsequent_indent="    "))
         _out(f"    experiment: rawtcp experiment run persona-{p.name}")

@@ -58,7 +58,7 @@ def _gaps_ms(evs: list[dict]) -> list[float]:
 
 
 def _title(name: str) -> str:
-    return f"Persona {name}: " + PERSONAS[name].does.split(":")[0].split(" (")[0]
+    return f"Persona {name}: {PERSONAS[name].title}"
 
 
 def _persona(name: str, *, expect: str):

@@ -19,6 +19,7 @@ __all__ = ["PERSONAS", "Persona", "persona_rules", "persona_texts"]
 @dataclass(frozen=True)
 class Persona:
     name: str
+    title: str
     rules: tuple[str, ...]
     does: str
     kernel: str
@@ -31,7 +32,7 @@ class Persona:
 
 _TABLE = (
     Persona(
-        "never-fin",
+        "never-fin", "rawtcp never sends its FIN",
         ("mangle out flags=+F set flags-=F",),
         "rawtcp's FIN never leaves: the FIN bit is taken off every segment that carries it "
         "(the segment itself still goes, so ACKs and data flow), as a peer whose "
@@ -40,7 +41,7 @@ _TABLE = (
         "orphaned socket leaves FIN_WAIT_2 after net.ipv4.tcp_fin_timeout (RFC 9293 3.6 has "
         "no such timer; it is Linux's defence)."),
     Persona(
-        "no-final-ack",
+        "no-final-ack", "rawtcp's last ACK is always lost",
         ("drop out flags=A len=0 state=TIME_WAIT",),
         "rawtcp closes first but its last ACK (the one from TIME_WAIT that acknowledges the "
         "peer's FIN) is always lost, every time it is sent.",
@@ -48,7 +49,7 @@ _TABLE = (
         "backoff) until rawtcp's TIME_WAIT is over and rawtcp answers the next FIN with a "
         "RST (RFC 9293 3.10.7.1), or until the kernel gives up itself."),
     Persona(
-        "zero-window-forever",
+        "zero-window-forever", "rawtcp advertises a zero window forever",
         ("mangle out flags=+A-S set win=0",),
         "rawtcp advertises a zero window on every segment after its SYN, however much it "
         "has read: the sender may never send data, only window probes.",
@@ -57,7 +58,7 @@ _TABLE = (
         "gives up only on its own limits (tcp_retries2 for unanswered probes, "
         "TCP_USER_TIMEOUT)."),
     Persona(
-        "shrinking-window",
+        "shrinking-window", "rawtcp withdraws the window it offered",
         ("mangle out flags=A len=0 state=ESTABLISHED p=0.5 seed=12 set win=0",),
         "about every other pure ACK withdraws the whole window the previous one offered "
         "(advertises zero while acknowledging data): the right edge of the window moves "
@@ -66,7 +67,7 @@ _TABLE = (
         "the kernel stops at the shrunken edge, probes when the window is zero, sends again "
         "when it reopens, and every byte arrives intact."),
     Persona(
-        "slow-reader",
+        "slow-reader", "rawtcp reads 512 bytes at a time",
         ("mangle out flags=+S set -wscale", "mangle out flags=+A-S set win=512"),
         "rawtcp reads as if it took 512 bytes at a time: no window scaling, and every "
         "segment advertises 512 bytes (the slow-read attack: the sender's buffers stay "
@@ -74,7 +75,7 @@ _TABLE = (
         "the kernel sends segments of at most 512 bytes, one window per round trip, and "
         "finishes the transfer, slowly."),
     Persona(
-        "ack-withholder",
+        "ack-withholder", "rawtcp holds every ACK back 1 s",
         ("delay out flags=A len=0 state=ESTABLISHED ms=1000",),
         "every pure ACK rawtcp sends in ESTABLISHED is held back one second, longer than "
         "the kernel's retransmission timeout.",
@@ -82,7 +83,7 @@ _TABLE = (
         "retransmissions), rawtcp reports the duplicates (D-SACK, RFC 2883), the late ACKs "
         "arrive and the transfer completes."),
     Persona(
-        "rst-storm",
+        "rst-storm", "a storm of blind in-window RSTs",
         ("inject on=ESTABLISHED send RST seq=snd_nxt+1 count=20 every=50 step=997",),
         "once established, rawtcp sends 20 RSTs, 50 ms apart, with sequence numbers inside "
         "the peer's window but never the exact next one: a blind reset attack (RFC 5961 "
@@ -91,7 +92,7 @@ _TABLE = (
         "(RFC 5961 7; net.ipv4.tcp_invalid_ratelimit per socket), and the connection "
         "survives."),
     Persona(
-        "half-open",
+        "half-open", "rawtcp vanishes without a RST",
         ("drop in state=ESTABLISHED,FIN_WAIT_1,FIN_WAIT_2,CLOSE_WAIT,CLOSING,LAST_ACK,"
          "TIME_WAIT", "drop out len>0", "drop out flags=+F", "drop out flags=+R"),
         "once the handshake is done rawtcp vanishes without a RST: nothing the peer sends "
@@ -101,7 +102,7 @@ _TABLE = (
         "net.ipv4.tcp_retries2 retransmissions (RFC 1122 4.2.3.5 R2), gives the connection "
         "up with ETIMEDOUT."),
     Persona(
-        "syn-flooder",
+        "syn-flooder", "a SYN flood from 64 other ports",
         ("inject out flags=S send SYN seq=iss+1000 count=64 every=2 step=7919 sport+=1",
          "drop out flags=+R"),
         "when rawtcp sends its first SYN it also sends 64 SYNs from the next 64 ports of its "

@@ -53,7 +53,7 @@ def test_persona_list_explains_each() -> None:
     p = cli("persona", "list")
     assert p.returncode == 0, p.stderr
     for name in PERSONAS:
-        assert f"\n{name}\n" in "\n" + p.stdout
+        assert f"\n{name}: {PERSONAS[name].title}\n" in "\n" + p.stdout
         assert f"rawtcp experiment run persona-{name}" in p.stdout
     assert "Expected of the kernel" in p.stdout
     js = cli("persona", "list", "--json")
