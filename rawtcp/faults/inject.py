@@ -34,6 +34,8 @@ __all__ = ["Conn", "Injector"]
 _MOD = 1 << 32
 _HALF = 1 << 31
 MAX_CONNS = 4096
+POLL_US = 10_000          # how often on= rules look at connections with no segment passing
+MAX_POLLED = 64           # connections looked at per poll
 _OPENING = (None, "SYN_SENT", "SYN_RECEIVED")
 _SYNCHRONIZED = ("ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
                  "LAST_ACK", "TIME_WAIT")
@@ -126,6 +128,9 @@ class Injector:
         self._at: list[tuple[int, int, int, tuple]] = []      # (deadline, n, rule index, conn)
         self._dirty: set[tuple[str, int, str, int]] = set()
         self.check_at: int | None = None
+        # on= rules also look every POLL_US at the connections they may still fire for, so
+        # that a change made by a timer (TIME_WAIT -> CLOSED) is seen with no segment
+        self._poll_at: int | None = None
         self.sent = 0
 
     # -- learning ---------------------------------------------------------------------------
@@ -146,6 +151,8 @@ class Injector:
             c.saw_in(s)
         if self.on_rules:
             self._check(key, now)
+            if self._poll_at is None and self._waiting():
+                self._poll_at = now + POLL_US
             if direction == "in":
                 self._dirty.add(key)
                 self.check_at = now              # again once the stack took it (release_due)
@@ -195,12 +202,20 @@ class Injector:
         for k in range(spec.count):
             heapq.heappush(q, (now + round(k * spec.every * 1000), next(self._n), r, key, k))
 
+    def _waiting(self) -> list[tuple[str, int, str, int]]:
+        """Connections not known to be closed for which an on= rule has not fired yet."""
+        n = len(self.on_rules)
+        return [k for k, c in self.conns.items() if c.state != "CLOSED" and len(c.fired &
+                {i for i, _r in self.on_rules}) < n]
+
     def next_at(self) -> int | None:
         times = [q[0][0] for q in self._queues.values() if q]
         if self._at:
             times.append(self._at[0][0])
         if self.check_at is not None:
             times.append(self.check_at)
+        if self._poll_at is not None:
+            times.append(self._poll_at)
         return min(times, default=None)
 
     def due(self, now: int, direction: str | None, rules: list[Rule]) -> list[Any]:
@@ -211,6 +226,11 @@ class Injector:
             dirty, self._dirty = self._dirty, set()
             for key in dirty:
                 self._check(key, now)
+        if self._poll_at is not None and self._poll_at <= now:
+            waiting = self._waiting()
+            for key in waiting[:MAX_POLLED]:
+                self._check(key, now)
+            self._poll_at = now + POLL_US if self._waiting() else None
         while self._at and self._at[0][0] <= now:
             _t, _n, i, key = heapq.heappop(self._at)
             c = self.conns.get(key)

@@ -271,3 +271,21 @@ def test_every_example_in_the_docs_parses() -> None:
     for text in rules:
         r = parse_action_rule(text)
         assert parse_action_rule(str(r)) == r, text
+
+
+def test_on_closed_after_time_wait_is_seen_without_a_segment() -> None:
+    """TIME_WAIT ends by a timer (RFC 9293 3.6.1, 2 MSL) and no segment passes: on= rules
+    look at their connections every 10 ms, so on=CLOSED still fires, once, with the
+    connection's last numbers."""
+    evs: list[dict] = []
+    sim = Sim(seed=1, faults=["inject on=CLOSED send RST"], tracer=evs.append,
+              config=Config(msl=500 * MS))
+    res = transfer(sim, 5000)
+    assert res.ok and res.client is not None
+    sim.run_for(100 * MS)
+    inj = injected(evs)
+    assert len(inj) == 1
+    closed = [e["t"] for e in evs if e.get("stack") == "a" and e.get("ev") == "state"
+              and e["new"] == "CLOSED"]
+    assert closed and 0 <= inj[0]["t"] - closed[-1] <= 10 * MS
+    assert inj[0]["seq"] == res.client.snd_nxt % 2**32
