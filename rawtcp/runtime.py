@@ -105,9 +105,9 @@ class Stack:
         self._own_pcap = False
         if pcap is not None:
             if isinstance(pcap, (str, os.PathLike)):
-                from rawtcp.trace import PcapRecorder
+                from rawtcp.report.pcapng import open_capture  # .pcap: classic, else pcapng
 
-                self._pcap = PcapRecorder(os.fspath(pcap))
+                self._pcap = open_capture(os.fspath(pcap))
                 self._own_pcap = True
             else:
                 self._pcap = pcap

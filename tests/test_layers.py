@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "cli_support": 8,       # below cli and commands (CliError, print_json, argument types)
     "cli": 9,
     "commands": 9,
+    "sweep_cli": 9,         # `rawtcp experiment sweep` (its own parser and handler)
     "__main__": 10,
     "__init__": 5,          # the package facade (`import rawtcp` loads the socket layer);
                             # cli reads __version__ from it

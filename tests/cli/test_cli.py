@@ -289,8 +289,9 @@ def test_experiment_runs_with_report_dir_get_trace_pcap_ladder_and_plot(tmp_path
     for sub in ("run1-seed5", "run2-seed6"):
         d = tmp_path / sub
         names = sorted(p.name for p in d.iterdir())
-        assert names == ["lifecycle.ladder.txt", "lifecycle.pcap", "lifecycle.trace.jsonl",
-                         "lifecycle.tseq.png"], names
+        assert names == ["index.html", "lifecycle.cwnd.png", "lifecycle.ladder.txt",
+                         "lifecycle.pcap", "lifecycle.pcapng", "lifecycle.rtt.png",
+                         "lifecycle.trace.jsonl", "lifecycle.tseq.png", "lifecycle.tsg.png"], names
         ladder = (d / "lifecycle.ladder.txt").read_text()
         assert "TIME_WAIT" in ladder                      # rawtcp's state, left
         assert "| CLOSE_WAIT" in ladder                   # the kernel's state, right
