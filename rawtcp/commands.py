@@ -39,7 +39,7 @@ def dispatch(args) -> int:
     if cmd == "experiment" and getattr(args, "ecmd", None) == "list":
         return cmd_experiment_list(args)
     if cmd == "experiment" and not getattr(args, "ecmd", None):
-        raise CliError("rawtcp experiment: give an action: list or run NAME", 2)
+        raise CliError("rawtcp experiment: give an action: list, run NAME or sweep NAME", 2)
     if cmd == "lab" and not getattr(args, "lcmd", None):
         raise CliError("rawtcp lab: give an action: up, down, list or clean", 2)
     if cmd == "run":          # a bad program line: one line, exit 2, before any link
