@@ -372,7 +372,10 @@ class Tcb(TcbInput, TcbOutput):
         sacked = sb.sacked_bytes()
         ca = rec.ca
         lost = 0
-        if ca == "loss":
+        rack = rec.rack
+        if rack is not None:
+            lost = rack.lost_out                  # RACK's marks (Linux's lost_out)
+        elif ca == "loss":
             lost = max(0, self.snd_max - max(una, rec.next_hole) - sacked)
         elif ca == "recovery" and sb:
             hs = sb.highest or una
@@ -398,7 +401,7 @@ class Tcb(TcbInput, TcbOutput):
             "snd_ssthresh": ssthresh // mss if ssthresh < INFINITE_SSTHRESH else 0x7FFFFFFF,
             "pipe": rec.pipe(una, self.snd_nxt, self.snd_max),
             "retransmits": self.retransmits,
-            "retrans": -(-self.retrans_out // mss),
+            "retrans": -(-(rack.retrans_out if rack is not None else self.retrans_out) // mss),
             "total_retrans": self.total_retrans,
             "bytes_retrans": self.bytes_retrans,
             "lost": -(-lost // mss),

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .tcb import Tcb
 
 _NO_OPTS = Options()
+PTO_MIN = 10_000      # us: the shortest tail loss probe timeout (see TcbOutput._pto)
 
 
 class TcbOutput:
@@ -358,9 +359,13 @@ class TcbOutput:
         segment is in flight (at least 2 ms)."""
         srtt = self.rtt.srtt
         pto = 2 * srtt if srtt else 1_000_000
-        if self.snd_max - self.snd_una <= self.smss:
-            pto += 200_000            # WCDelAckT (RFC 8985 7.2; Linux TCP_DELACK_MAX)
-        return max(pto, 2_000)
+        if self.snd_max - self.snd_una <= self.smss + 1:     # one segment (with its FIN)
+            pto += 200_000            # WCDelAckT (RFC 8985 7.2; Linux TCP_RTO_MIN)
+        else:
+            pto += 2_000              # Linux: + TCP_TIMEOUT_MIN (2 jiffies)
+        # at least PTO_MIN: a Python event loop may spend a few ms sending a burst, with the
+        # ACKs for it already waiting to be read; a shorter probe timeout would fire first
+        return max(pto, PTO_MIN)
 
     def _arm_tlp(self: Tcb, now: int) -> None:
         """RFC 8985 7.2: the probe timeout, not later than the RTO would fire."""

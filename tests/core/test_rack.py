@@ -60,7 +60,7 @@ def test_reordering_seen_widens_the_window() -> None:
 
 def test_tail_loss_probe_resends_the_last_segment_before_the_rto() -> None:
     """RFC 8985 7.2-7.3: the last two segments of a flight are lost and no SACK can come;
-    two SRTTs after the last ACK the probe resends the last segment (new data would go
+    two SRTTs (+ 2 ms) after the last ACK the probe resends the last segment (new data would go
     first, there is none), long before the 200 ms RTO; one probe only."""
     h = sack_harness()
     h.tcb.send(bytes(4 * MSS), T)
@@ -68,11 +68,12 @@ def test_tail_loss_probe_resends_the_last_segment_before_the_rto() -> None:
     h.send(from_peer(ack=seg_at(2)), at=T + RTT)
     srtt = h.tcb.rtt.srtt
     assert srtt == RTT
-    h.recv_nothing(at=T + RTT + 2 * srtt - 1)
-    h.recv([data(3, flags="PA")], at=T + RTT + 2 * srtt)
+    pto = 2 * srtt + 2 * MS                # RFC 8985 7.2, + 2 ms as Linux (two segments)
+    h.recv_nothing(at=T + RTT + pto - 1)
+    h.recv([data(3, flags="PA")], at=T + RTT + pto)
     assert h.stack.counters["tlp_probes"] == 1
     # the probe draws a SACK: RACK sees segment 2 lost and repairs it without the RTO
-    h.send(from_peer(ack=seg_at(2), opts=sack((3, 4))), at=T + 2 * RTT + 2 * srtt)
+    h.send(from_peer(ack=seg_at(2), opts=sack((3, 4))), at=T + 2 * RTT + pto)
     h.recv([data(2)])
     assert h.stack.counters["tlp_probes"] == 1 and h.tcb.info()["ca"] == "recovery"
 
