@@ -153,6 +153,8 @@ def cmd_config(args) -> int:
             return "on" if value else "off"
         if value is None:
             return "none"
+        if info.type == "str":
+            return str(value)
         if info.unit == "us" and value >= 1000:
             return f"{value} us ({human_us(value)})"
         return f"{value} {info.unit}"
@@ -160,8 +162,10 @@ def cmd_config(args) -> int:
     _out("Config fields (set with --config KEY=VALUE or --config-file FILE; durations are "
          "integer microseconds)")
     for i in infos:
-        rng = "on/off" if i.range is None else f"{i.range[0]}..{i.range[1]}" + (
-            " or none" if i.type == "int | None" else "")
+        if i.range is not None:
+            rng = f"{i.range[0]}..{i.range[1]}" + (" or none" if i.type == "int | None" else "")
+        else:
+            rng = "|".join(i.choices) if getattr(i, "choices", None) else "on/off"
         if i.name in over:
             head = f"{i.name} = {show(i, over[i.name])}  (default {show(i, i.default)})"
         else:

@@ -449,6 +449,12 @@ class Stack:
                             os.eventfd_read(self._wake_fd)
                         except (BlockingIOError, OSError):
                             pass
+                if not ready:
+                    # woken for a deadline: what arrived meanwhile goes first, so an ACK
+                    # already waiting is seen before a timer (a loss probe, an RTO) fires
+                    rx = rx_lock.acquire(blocking=False)
+                    if rx:
+                        frames = self._recv_link()
                 try:
                     if self._stopping:
                         break

@@ -480,7 +480,8 @@ def _span(s: _Seg) -> int:
 
 def _latest_acked(by: _Seg, segs: list[tuple[int, _Seg]], limit: int = 64) -> int:
     """The latest time in ``segs`` (sorted by trace position) of a segment before ``by`` in
-    the trace whose first sequence number ``by`` acknowledges or SACKs; -1 when none."""
+    the trace whose first sequence number ``by`` acknowledges or SACKs (of several copies of
+    one segment, the first); -1 when none."""
     if not by.flags & 0x10:
         return -1
     ack, before = by.ack, by.idx
@@ -492,12 +493,14 @@ def _latest_acked(by: _Seg, segs: list[tuple[int, _Seg]], limit: int = 64) -> in
             lo = mid + 1
         else:
             hi = mid
-    best = -1
+    # a segment that arrived twice (a retransmission, a duplicate) was acknowledged by its
+    # first copy: the earliest time per sequence number counts, then the latest of those
+    first: dict[int, int] = {}
     for t, x in reversed(segs[max(0, lo - limit):lo]):
         if _span(x) and (_lt(x.seq, ack) or any(_le(a, x.seq) and _lt(x.seq, b)
                                                  for a, b in blocks)):
-            best = max(best, t)
-    return best
+            first[x.seq] = min(t, first.get(x.seq, t))
+    return max(first.values(), default=-1)
 
 
 def _causal_times(inbound: list[tuple[int, _Seg]], outbound: list[tuple[int, _Seg]]

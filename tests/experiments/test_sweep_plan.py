@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from rawtcp.core.config import Config
 from rawtcp.experiments import sweep as sw
 from rawtcp.faults import parse_action_rule
 from rawtcp.sim import Sim, transfer
@@ -124,10 +125,12 @@ def test_argument_parsing():
 BIG = 20_000      # 14 segments each way: enough for three duplicate ACKs after a loss
 
 
-def _plain(extra: list[str] = ()) -> list[dict]:
-    """A transfer of BIG bytes each way with only the sweep rule."""
+def _plain(extra: list[str] = (), rack: bool = True) -> list[dict]:
+    """A transfer of BIG bytes each way with only the sweep rule (RACK-TLP on, the
+    default, or off: RFC 6675 duplicate ACKs and the RTO only)."""
     evs: list[dict] = []
-    transfer(Sim(seed=3, faults=list(extra), tracer=evs.append), BIG,
+    cfg = None if rack else Config(rack=False)
+    transfer(Sim(seed=3, faults=list(extra), tracer=evs.append, config=cfg), BIG,
              max_time_us=200_000_000)
     return [e for e in evs if e.get("stack") == "a"]
 
@@ -137,10 +140,11 @@ def plain() -> list[sw.Segment]:
     return sw.reference_segments(_plain())
 
 
-def _facts(segs: list[sw.Segment], index: int) -> tuple[sw.Facts, sw.Facts]:
-    ref = sw.facts_from_events(_plain(), passed=True)
+def _facts(segs: list[sw.Segment], index: int, rack: bool = True
+           ) -> tuple[sw.Facts, sw.Facts]:
+    ref = sw.facts_from_events(_plain(rack=rack), passed=True)
     rule = segs[index - 1].rule()
-    return ref, sw.facts_from_events(_plain([rule]), rule=rule)
+    return ref, sw.facts_from_events(_plain([rule], rack=rack), rule=rule)
 
 
 def test_lost_first_data_segment_is_repaired_by_fast_retransmit(plain):
@@ -153,21 +157,25 @@ def test_lost_first_data_segment_is_repaired_by_fast_retransmit(plain):
     assert run.hit is not None and run.hit["rseq"] == 1
 
 
-def test_lost_last_data_segment_waits_for_the_rto(plain):
-    """A lost tail has no later plain to make duplicate ACKs: RFC 6298 5 (the RTO)."""
+@pytest.mark.parametrize(("rack", "how"), [(True, "probe"), (False, "rto")])
+def test_lost_last_data_segment(plain, rack, how):
+    """A lost tail has no later segment to make duplicate ACKs: with RACK-TLP the tail loss
+    probe repairs it (RFC 8985 7.3), without it the RTO (RFC 6298 5)."""
     data = [s for s in plain if s.dir == "out" and s.len > 0]
-    ref, run = _facts(plain, data[-1].index)
+    ref, run = _facts(plain, data[-1].index, rack)
     o = sw.classify(ref, run)
-    assert (o.kind, o.recovery, o.by) == ("recovered", "rto", "rawtcp"), o
+    assert (o.kind, o.recovery, o.by) == ("recovered", how, "rawtcp"), o
     assert o.later_ms is not None and o.later_ms > 0
 
 
-def test_lost_peer_fin_is_retransmitted_by_the_peer(plain):
-    """RFC 9293 3.10.7.4: the peer's FIN is in its retransmission queue until ACKed."""
+@pytest.mark.parametrize(("rack", "how"), [(True, "probe"), (False, "rto")])
+def test_lost_peer_fin_is_retransmitted_by_the_peer(plain, rack, how):
+    """RFC 9293 3.10.7.4: the peer's FIN is in its retransmission queue until ACKed; it is
+    sent again by the peer's tail loss probe (RFC 8985 7.3) or, without RACK-TLP, its RTO."""
     fin = next(s for s in plain if s.dir == "in" and "F" in s.flags)
-    ref, run = _facts(plain, fin.index)
+    ref, run = _facts(plain, fin.index, rack)
     o = sw.classify(ref, run)
-    assert (o.kind, o.recovery, o.by) == ("recovered", "rto", "kernel"), o
+    assert (o.kind, o.recovery, o.by) == ("recovered", how, "kernel"), o
 
 
 def test_lost_pure_ack_needs_no_retransmission(plain):
