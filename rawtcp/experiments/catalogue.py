@@ -15,13 +15,13 @@ __all__ = ["MODULES", "ORDER", "load_all"]
 
 # Modules of rawtcp.experiments that register experiments, named after what they hold.
 MODULES = ("lifecycle", "closing", "failures", "zero_window", "urgent", "network_loss",
-           "loss_sweep", "kernel_time_wait", "congestion", "personas")
+           "loss_sweep", "kernel_time_wait", "congestion", "ecn", "personas")
 
 # The order `rawtcp experiment list` shows: opening, closing, failures, windows, loss, kernel.
 ORDER = ("handshake", "lifecycle", "final-ack-drop", "final-ack-drop-passive",
          "time-wait-ablation", "simultaneous-close", "syn-drop", "refused", "linger-abort",
          "time-wait-assassination", "close-wait-leak", "backlog-overflow", "zero-window",
-         "urgent-data", "network-loss", "loss-sweep", "congestion", "kernel-time-wait",
+         "urgent-data", "network-loss", "loss-sweep", "congestion", "ecn", "kernel-time-wait",
          *(f"persona-{name}" for name in PERSONAS))
 
 
