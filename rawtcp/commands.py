@@ -198,14 +198,16 @@ def cmd_demo(args) -> int:
         _out("")
         _out(f"=== {name}: {exp.title}")
         _out(f"    expect: {exp.expect}")
-        res = run_experiment(name, report_dir=outdir, color=args.color)
+        # one directory per experiment: each report has its own index.html
+        res = run_experiment(name, report_dir=os.path.join(outdir, name), color=args.color)
         results.append(res)
         _out(res.ladder)
         _out(_verdict_block(res))
     ok = all(r.passed for r in results)
     _out("")
     _out(f"rawtcp demo: {sum(r.passed for r in results)}/{len(results)} experiments held "
-         f"in {time.monotonic() - t0:.1f} s; pcap, trace and ladders in {outdir}")
+         f"in {time.monotonic() - t0:.1f} s; reports (index.html, pcap, trace, ladder) "
+         f"in {outdir}/NAME/")
     return 0 if ok else 1
 
 

@@ -82,8 +82,10 @@ def test_demo_runs_three_experiments_and_writes_files(tmp_path):
     # a ladder: the dropped final ACK dies half-way with an X
     assert "--X" in r.stdout
     for name in ("lifecycle", "final-ack-drop", "final-ack-drop-passive"):
-        assert (out / f"{name}.pcap").stat().st_size > 24
-        assert (out / f"{name}.trace.jsonl").stat().st_size > 0
+        assert (out / name / f"{name}.pcap").stat().st_size > 24
+        assert (out / name / f"{name}.trace.jsonl").stat().st_size > 0
+        assert "<html" in (out / name / "index.html").read_text()   # a page per experiment
+    out = out / "final-ack-drop"
     # the ladder command draws the same trace again, from the file
     r2 = run("ladder", str(out / "final-ack-drop.trace.jsonl"))
     assert r2.returncode == 0 and "TIME_WAIT" in r2.stdout and "[rtx]" in r2.stdout
@@ -97,7 +99,7 @@ def test_demo_runs_three_experiments_and_writes_files(tmp_path):
     assert ts.returncode == 0, ts.stderr
     assert any("F" in line for line in ts.stdout.splitlines()), ts.stdout
     # Wireshark's own format (pcapng) draws the same ladder; a wrong --ours is a bad argument
-    ng = out / "final-ack-drop.pcapng"
+    ng = out / "converted.pcapng"
     subprocess.run(["tshark", "-r", str(out / "final-ack-drop.pcap"), "-F", "pcapng", "-w",
                     str(ng)], capture_output=True, timeout=60, check=True)
     r4 = run("ladder", str(ng))
