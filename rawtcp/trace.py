@@ -41,6 +41,7 @@ Subscriber = Callable[[Event], None]
 
 __all__ = [
     "LINKTYPE_RAW",
+    "CaptureFile",
     "PcapRecorder",
     "Tracer",
     "read_trace",
@@ -203,43 +204,28 @@ _GLOBAL = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone, sigfigs, s
 _RECORD = struct.Struct("<IIII")  # ts_sec, ts_usec, incl_len, orig_len
 
 
-class PcapRecorder:
-    """Classic pcap writer (LINKTYPE_RAW, microsecond timestamps).
+class CaptureFile:
+    """What every capture writer shares: the file opened with its header written, a lock
+    (the loop and callers record at once), the packet count, flush/close and ``with``.
+    A writer adds ``record(ip_bytes, ts_us, ...)``."""
 
-    ``rec = PcapRecorder(path, snaplen=65535)``; ``rec.record(ip_bytes, ts_us)`` with ``ts_us``
-    the absolute capture time in microseconds since the Unix epoch (or any origin you like:
-    Wireshark shows it as a date). ``rec.record_packet(pkt, ts_us)`` encodes a
-    :class:`rawtcp.core.segment.Packet` first. ``close()`` flushes; it is a context manager.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], snaplen: int = 65535) -> None:
+    def __init__(self, path: str | os.PathLike[str], snaplen: int, header: bytes) -> None:
         if not 0 < snaplen <= 262144:
             raise OSError(errno.EINVAL, f"snaplen must be in 1..262144, got {snaplen}")
         self.path = path
         self.snaplen = snaplen
         self.count = 0
         self._lock = threading.Lock()
-        self._f = open(path, "wb")  # noqa: SIM115
-        self._f.write(_GLOBAL.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
+        self._f: Any = open(path, "wb")  # noqa: SIM115
+        self._f.write(header)
 
-    def record(self, ip_bytes: bytes, ts_us: int) -> None:
-        """Append one raw IP packet captured at ``ts_us`` (integer microseconds)."""
-        ts_us = int(ts_us)
-        if ts_us < 0:
-            raise OSError(errno.EINVAL, f"pcap timestamp must be >= 0 us, got {ts_us}")
-        n = len(ip_bytes)
-        incl = min(n, self.snaplen)
-        hdr = _RECORD.pack(ts_us // 1_000_000, ts_us % 1_000_000, incl, n)
+    def _write(self, *parts: bytes) -> None:
         with self._lock:
             if self._f is None:
-                raise OSError(errno.EBADF, "PcapRecorder is closed; create a new one")
-            self._f.write(hdr)
-            self._f.write(ip_bytes[:incl] if incl < n else ip_bytes)
+                raise OSError(errno.EBADF, f"{type(self).__name__} is closed; create a new one")
+            for part in parts:
+                self._f.write(part)
             self.count += 1
-
-    def record_packet(self, pkt: Any, ts_us: int, corrupt: bool = False) -> None:
-        """Encode a Packet (rawtcp.wire when present, else Scapy) and record it."""
-        self.record(encode_packet(pkt, corrupt=corrupt), ts_us)
 
     def flush(self) -> None:
         with self._lock:
@@ -257,6 +243,34 @@ class PcapRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PcapRecorder(CaptureFile):
+    """Classic pcap writer (LINKTYPE_RAW, microsecond timestamps).
+
+    ``rec = PcapRecorder(path, snaplen=65535)``; ``rec.record(ip_bytes, ts_us)`` with ``ts_us``
+    the absolute capture time in microseconds since the Unix epoch (or any origin you like:
+    Wireshark shows it as a date). ``rec.record_packet(pkt, ts_us)`` encodes a
+    :class:`rawtcp.core.segment.Packet` first. ``close()`` flushes; it is a context manager.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], snaplen: int = 65535) -> None:
+        super().__init__(path, snaplen,
+                         _GLOBAL.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, LINKTYPE_RAW))
+
+    def record(self, ip_bytes: bytes, ts_us: int) -> None:
+        """Append one raw IP packet captured at ``ts_us`` (integer microseconds)."""
+        ts_us = int(ts_us)
+        if ts_us < 0:
+            raise OSError(errno.EINVAL, f"pcap timestamp must be >= 0 us, got {ts_us}")
+        n = len(ip_bytes)
+        incl = min(n, self.snaplen)
+        hdr = _RECORD.pack(ts_us // 1_000_000, ts_us % 1_000_000, incl, n)
+        self._write(hdr, ip_bytes[:incl] if incl < n else ip_bytes)
+
+    def record_packet(self, pkt: Any, ts_us: int, corrupt: bool = False) -> None:
+        """Encode a Packet (rawtcp.wire when present, else Scapy) and record it."""
+        self.record(encode_packet(pkt, corrupt=corrupt), ts_us)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,12 +27,11 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import threading
 from collections import Counter, defaultdict
-from typing import Any, Self
+from typing import Any
 
 from rawtcp.report.captures import ip_of_frame, read_capture
-from rawtcp.trace import LINKTYPE_RAW, PcapRecorder, encode_packet
+from rawtcp.trace import LINKTYPE_RAW, CaptureFile, PcapRecorder, encode_packet
 
 Event = dict[str, Any]
 
@@ -94,7 +93,7 @@ def packet_block(data: bytes, ts_us: int, orig_len: int | None = None,
     return _block(_EPB, body + opts)
 
 
-class PcapngRecorder:
+class PcapngRecorder(CaptureFile):
     """pcapng writer with :class:`rawtcp.trace.PcapRecorder`'s interface (LINKTYPE_RAW,
     microsecond timestamps): ``record(ip_bytes, ts_us, comment=None, direction=None)``,
     ``record_packet(pkt, ts_us, corrupt=False)``, ``count``, ``flush()``, ``close()``; a
@@ -102,46 +101,17 @@ class PcapngRecorder:
 
     def __init__(self, path: str | os.PathLike[str], snaplen: int = 65535,
                  linktype: int = LINKTYPE_RAW) -> None:
-        if not 0 < snaplen <= 262144:
-            raise OSError(errno.EINVAL, f"snaplen must be in 1..262144, got {snaplen}")
-        self.path = path
-        self.snaplen = snaplen
-        self.count = 0
-        self._lock = threading.Lock()
-        self._f: Any = open(path, "wb")  # noqa: SIM115
-        self._f.write(section_header() + interface_block(linktype, snaplen))
+        super().__init__(path, snaplen, section_header() + interface_block(linktype, snaplen))
 
     def record(self, ip_bytes: bytes, ts_us: int, comment: str | None = None,
                direction: str | None = None) -> None:
         n = len(ip_bytes)
         data = bytes(ip_bytes[:self.snaplen])
-        block = packet_block(data, ts_us, n, comment, direction)
-        with self._lock:
-            if self._f is None:
-                raise OSError(errno.EBADF, "PcapngRecorder is closed; create a new one")
-            self._f.write(block)
-            self.count += 1
+        self._write(packet_block(data, ts_us, n, comment, direction))
 
     def record_packet(self, pkt: Any, ts_us: int, corrupt: bool = False,
                       comment: str | None = None) -> None:
         self.record(encode_packet(pkt, corrupt=corrupt), ts_us, comment)
-
-    def flush(self) -> None:
-        with self._lock:
-            if self._f is not None:
-                self._f.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._f is not None:
-                self._f.close()
-                self._f = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_capture(path: str | os.PathLike[str], snaplen: int = 65535) -> Any:
