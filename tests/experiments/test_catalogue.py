@@ -17,13 +17,14 @@ CATALOGUE = [
     "handshake", "lifecycle", "final-ack-drop", "final-ack-drop-passive",
     "time-wait-ablation", "simultaneous-close", "syn-drop", "refused", "linger-abort",
     "time-wait-assassination", "close-wait-leak", "backlog-overflow", "zero-window",
-    "urgent-data", "loss-sweep", "kernel-time-wait", "network-loss", "congestion",
+    "urgent-data", "loss-sweep", "kernel-time-wait", "network-loss", "congestion", "ecn",
 ] + [f"persona-{p}" for p in ("never-fin", "no-final-ack", "zero-window-forever",
                               "shrinking-window", "slow-reader", "ack-withholder", "rst-storm",
                               "half-open", "syn-flooder")]
 # loss-sweep runs through the CLI (tests/cli: --json, --report, progress), network-loss below,
-# congestion in test_congestion.py (smaller), the personas in test_persona_experiments.py
-FAST = [n for n in CATALOGUE if n not in ("loss-sweep", "network-loss", "congestion")
+# congestion in test_congestion.py (smaller), ecn in test_ecn_experiment.py, the personas in
+# test_persona_experiments.py
+FAST = [n for n in CATALOGUE if n not in ("loss-sweep", "network-loss", "congestion", "ecn")
         and not n.startswith("persona-")]
 
 
