@@ -194,7 +194,7 @@ class Tcb(TcbInput, TcbOutput):
         self.retrans_out = 0             # retransmitted bytes not yet acknowledged (approx.)
         # --- ECN (RFC 3168) ---
         self.ecn_ok = False              # negotiated: our data carries ECT(0)
-        self.ecn_seen = False            # a CE mark arrived (tcpi_options ECN_SEEN)
+        self.ecn_seen = False            # an ECT or CE packet arrived (tcpi_options ECN_SEEN)
         self.ece_pending = False         # CE seen: set ECE on ACKs until the peer's CWR
         self.cwr_pending = False         # cwnd reduced for an ECE: CWR on the next data
         self.delivered_ce = 0            # segments that arrived CE-marked

@@ -188,7 +188,7 @@ class TcbInput:
             return
         if not self._check_rst(seg, sseq, now):
             return
-        if self.ecn_ok and (seg.ecn == CE or seg.flags & CWR):
+        if self.ecn_ok and (seg.ecn or seg.flags & CWR):
             self._ecn_in(seg)
         if edge:
             # RFC 9293 3.10.7.4: with a zero window still process ACK (and RST above), but
@@ -643,9 +643,10 @@ class TcbInput:
         starts it: every ACK then carries ECE, the first at once (Linux: quick ACK)."""
         if seg.flags & CWR:
             self.ece_pending = False
+        if seg.ecn:
+            self.ecn_seen = True          # ECT or CE arrived (Linux's TCP_ECN_SEEN)
         if seg.ecn == CE:
             self.ece_pending = True
-            self.ecn_seen = True
             self.delivered_ce += 1
             if seg.payload:
                 self.ack_now = True

@@ -94,6 +94,17 @@ def test_ce_is_echoed_until_cwr() -> None:
     assert h.tcb.info()["delivered_ce"] == 1 and h.tcb.info()["ecn_seen"]
 
 
+def test_ect_without_ce_is_seen_and_not_echoed() -> None:
+    """RFC 3168 6.1.3 echoes only CE; an ECT(0) packet still counts as ECN seen, as Linux
+    sets TCPI_OPT_ECN_SEEN for any ECT or CE arrival (tcp_ecn_check_ce)."""
+    h = _ecn_established()
+    assert not h.tcb.info()["ecn_seen"]
+    h.send(from_peer(seq=PISS + 1, payload=b"a")._replace(ecn=ECT0), at=T)
+    got = h.take(at=T + 300 * MS)
+    assert got and not any(g.flags & 0x40 for g in got)
+    assert h.tcb.info()["ecn_seen"] and h.tcb.info()["delivered_ce"] == 0
+
+
 def test_ece_halves_cwnd_once_per_window_and_sends_cwr() -> None:
     """RFC 3168 6.1.2: ECE on an ACK reduces cwnd as a loss would (NewReno: half), once
     per window of data; the next new data segment carries CWR; the state is cwr."""
