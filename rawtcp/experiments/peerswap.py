@@ -35,7 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.experiments import closing, lifecycle
-from rawtcp.experiments.base import Result, is_subsequence, parse_action_rule
+from rawtcp.experiments.base import (
+    Result,
+    is_subsequence,
+    parse_action_rule,
+    read_to_eof,
+    wait_until,
+)
 from rawtcp.experiments.peerswap_lab import (
     KERNEL_ADDR,
     LINUX_ADDR,
@@ -202,24 +208,6 @@ def _recv_n(s: socket.socket, n: int) -> bytes:
     return bytes(got)
 
 
-def _recv_eof(s: socket.socket) -> bytes:
-    got = bytearray()
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return bytes(got)
-        got.extend(chunk)
-
-
-def _wait(pred: Callable[[], bool], timeout: float, step: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 def _settled(lab: SwapLab) -> bool:
     """Both sides' sockets on the port are gone or in TIME_WAIT (listeners aside)."""
     for ns in (lab.linux_netns, lab.kernel_netns):
@@ -248,16 +236,16 @@ def _do_steps(lab: SwapLab, sc: Scenario, sock: socket.socket, horizon_s: float,
             got = _recv_n(sock, step[1])
             ok, detail = len(got) == step[1], f"{len(got)}/{step[1]} B"
         elif what == "recv_eof":
-            got = _recv_eof(sock)
+            got = read_to_eof(sock)
             ok, detail = len(got) == sc.in_bytes, f"{len(got)} B, then EOF"
         elif what == "peer_state":
-            ok = _wait(lambda st=step[1]: any(k["state"] == st for k in
-                                              kernel_sockets(lab.kernel_netns, PORT)), 3.0)
+            ok = wait_until(lambda st=step[1]: any(
+                k["state"] == st for k in kernel_sockets(lab.kernel_netns, PORT)), 3.0)
             detail = f"the kernel peer {'reached' if ok else 'did not reach'} {step[1]}"
         elif what == "close":
             sock.close()
         elif what == "end":
-            ok = _wait(lambda: _settled(lab), 10.0, 0.01)
+            ok = wait_until(lambda: _settled(lab), 10.0)
             detail = "both sides gone or in TIME_WAIT" if ok else "not settled in 10 s"
             left = horizon_s - (time.monotonic() - t_start)
             if left > 0:
