@@ -41,6 +41,18 @@ class Link:
         """Send one whole IP packet."""
         raise NotImplementedError
 
+    def send_many(self, packets: list[bytes]) -> list[OSError]:
+        """Send each packet in order, as :meth:`send` would; a packet that raises does not
+        stop the others. Returns the errors (one per packet not sent)."""
+        errors: list[OSError] = []
+        send = self.send
+        for p in packets:
+            try:
+                send(p)
+            except OSError as e:
+                errors.append(e)
+        return errors
+
     def close(self) -> None:
         """Release fds, devices and nftables rules this link created. Idempotent."""
         if self._closed:
