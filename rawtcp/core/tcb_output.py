@@ -149,8 +149,20 @@ class TcbOutput:
 
     def _send_seq(self: Tcb, seq: int, n: int, flags: int, now: int) -> int:
         """Send n data bytes from seq (plus FIN if in flags). Returns the end sequence."""
+        return self._send_seg(seq, n, flags, now, None)[0]
+
+    def _send_seg(self: Tcb, seq: int, n: int, flags: int, now: int,
+                  like: Segment | None) -> tuple[int, Segment]:
+        """_send_seq, also returning the segment. ``like``: a segment made earlier in the
+        same burst (same ``now``, no input since, flags with ACK, no SYN, URG, ECN or
+        D-SACK block: see _output), whose ACK, window and options this one repeats instead
+        of working them out again."""
         payload = self.send_buffer.peek(seq, n) if n else b""
-        seg = self._make_segment(seq, flags, payload, now)
+        if like is None:
+            seg = self._make_segment(seq, flags, payload, now)
+        else:
+            seg = Segment(like.src_port, like.dst_port, seq & MASK, like.ack, flags,
+                          like.window, like.options, payload, 0, 0)
         end = seq + n + (1 if flags & (FIN | SYN) else 0)
         snd_max = self.snd_max
         rack = self.recovery.rack
@@ -189,7 +201,7 @@ class TcbOutput:
         if end > self.snd_max:
             self.snd_max = end
         self._emit(seg, now)
-        return end
+        return end, seg
 
     # ------------------------------------------------------------------ the output function
     def _output(self: Tcb, now: int, rto: bool = False, force: bool = False) -> None:
@@ -302,6 +314,11 @@ class TcbOutput:
         big = self.stack.max_payload
         chunk = smss if big is None or big < 2 * smss else big // smss * smss
         nodelay = self.options.nodelay
+        # a burst's segments share ACK, window and options: the first is made in full, the
+        # others copy it (_send_seq's like=), unless urgent data, ECN or a D-SACK block
+        # makes them differ
+        plain = not self.ecn_ok and self.urgent.snd_up is None and self.dsack_block is None
+        like = None
         while True:
             seq = self.snd_nxt
             if seq < self.snd_max and sb:
@@ -332,7 +349,9 @@ class TcbOutput:
                     fl |= PSH
                     if fin_queued:
                         fl |= FIN
-                self.snd_nxt = self._send_seq(seq, n, fl, now)
+                self.snd_nxt, seg = self._send_seg(seq, n, fl, now, like)
+                if plain:
+                    like = seg
                 if extra and self.snd_nxt > cwnd_edge:
                     rec.limited += self.snd_nxt - max(seq, cwnd_edge)
                 sent = True

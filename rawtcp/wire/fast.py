@@ -121,6 +121,18 @@ def _payload_sum(payload: bytes | bytearray | memoryview) -> int:
     return _fold(p) if len(payload) > 512 else p
 
 
+# The segments of one burst share one Options object (rawtcp.core.tcb_output): the last
+# one encoded is kept, as a single tuple so that threads never see half of an update.
+_last_options: tuple[Options | None, bytes] = (None, b"")
+
+
+def _options_bytes(o: Options) -> bytes:
+    global _last_options
+    out = _encode_options(o)
+    _last_options = (o, out)
+    return out
+
+
 def _tcp_parts(seg: Segment, pseudo: int, payload_sum: bool = True) -> tuple[bytes, bytes, Any]:
     """(header with its checksum, options, payload). ``pseudo`` is the address part of the
     pseudo-header sum. The checksum is summed from the field values (each congruent to its
@@ -130,7 +142,11 @@ def _tcp_parts(seg: Segment, pseudo: int, payload_sum: bool = True) -> tuple[byt
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise ValueError(f"payload must be bytes, got {type(payload).__name__}")  # noqa: TRY004
     try:
-        opts = b"" if o is NO_OPTIONS else _encode_options(o)
+        if o is NO_OPTIONS:
+            opts = b""
+        else:
+            last = _last_options
+            opts = last[1] if last[0] is o else _options_bytes(o)
         hlen = 20 + len(opts)
         sport, dport, seq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
         flags, window, urgent = seg.flags, seg.window, seg.urgent
