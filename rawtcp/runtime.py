@@ -381,7 +381,8 @@ class Stack:
     def _after_change(self) -> None:
         """Under the lock: wake blocked callers; refresh the fd readiness of the sockets
         whose connection changed (and only those)."""
-        self.cond.notify_all()
+        if self.cond._waiters:    # type: ignore[attr-defined]  # notify_all is Python code
+            self.cond.notify_all()
         if self._leading:
             self._wake_leader()
         self.core.notify_changed()

@@ -89,7 +89,11 @@ class TcbOptions:
         return cls(cfg)
 
     def copy(self) -> TcbOptions:
-        return TcbOptions(**{n: getattr(self, n) for n in self.__slots__})
+        # field by field: going through __init__ would build a whole Config for defaults
+        new = object.__new__(TcbOptions)
+        for n in TcbOptions.__slots__:
+            setattr(new, n, getattr(self, n))
+        return new
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TcbOptions) and all(
@@ -272,7 +276,8 @@ class Tcb(TcbInput, TcbOutput):
         self._changed()
         if new is ESTABLISHED:
             self.was_established = True
-        self._trace(now, "state", old=old.name, new=new.name, reason=reason)
+        if self._tracer is not None:
+            self._trace(now, "state", old=old.name, new=new.name, reason=reason)
         if new is CLOSED:
             self.timers.cancel_all(now)
             self.stack._tcb_closed(self)
