@@ -470,7 +470,10 @@ class Socket(SocketBase):
                     if left <= 0:
                         raise TimeoutError(errno.ETIMEDOUT, "timed out: sendall")
                     self._timeout = left
-                n = self.send(view[:1 << 20], flags)
+                # send() copies what it is given: offer what the buffer can take now
+                t = self._tcb
+                space = t.send_space if t is not None else 0
+                n = self.send(view[:min(1 << 20, max(space, 1 << 16))], flags)
                 view = view[n:]
         finally:
             self._timeout = timeout
