@@ -64,7 +64,10 @@ class PortTable:
         self.unref(b.port)
 
     def add_conn(self, addr: str, port: int) -> None:
-        self.conns.setdefault(port, collections.Counter())[addr] += 1
+        c = self.conns.get(port)
+        if c is None:                    # (setdefault would build a Counter every time)
+            c = self.conns[port] = collections.Counter()
+        c[addr] += 1
         self.ref(port)
 
     def remove_conn(self, addr: str, port: int) -> None:
