@@ -2,8 +2,9 @@
 
 No stack, no timers, no threads: `struct` headers, RFC 1071 checksums summed with one
 `int.from_bytes` each (a buffer read as a big-endian integer is congruent to its one's
-complement sum modulo 0xffff, since 2**16 == 1 mod 0xffff), and one `os.read`/`os.writev`
-per packet. What they still do, because the kernel peer is real TCP (RFC 9293):
+complement sum modulo 0xffff, since 2**16 == 1 mod 0xffff; a full segment's integer is
+folded first, ``rawtcp.wire.fast.fold``, as rawtcp's codec does), and one
+`os.read`/`os.writev` per packet. What they still do, because the kernel peer is real TCP (RFC 9293):
 
 - active open with MSS and window scale options (RFC 7323 section 2), SYN retransmitted;
 - BareReceiver: verifies the IPv4 header and TCP checksums of every segment, takes in-order
@@ -32,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from rawtcp.bench.common import stream_slice
+from rawtcp.wire.fast import fold
 
 IP4 = struct.Struct("!BBHHHBBH4s4s")
 TCP = struct.Struct("!HHIIBBHHH")
@@ -102,7 +104,9 @@ class _BareTcp:
         total = self.pseudo + length + int.from_bytes(hdr + options, "big")
         if payload:
             p = int.from_bytes(payload, "big")
-            total += p << 8 if len(payload) & 1 else p
+            if len(payload) & 1:
+                p <<= 8
+            total += fold(p) if len(payload) > 512 else p   # as rawtcp's codec does
         hdr = TCP.pack(self.sport, self.dport, seq & MASK, ack, hlen << 2, flags, win,
                        _checksum_field(total), 0)
         os.writev(self.fd, (self._ip_header(20 + length), hdr, options, payload))
@@ -154,6 +158,8 @@ class _BareTcp:
         total = int.from_bytes(pkt[ihl:tot], "big")
         if tcp_len & 1:
             total <<= 8
+        if tcp_len > 512:
+            total = fold(total)
         if (total + self.pseudo + tcp_len) % 0xFFFF:
             self.counters["dropped_tcp_checksum"] += 1
             return None

@@ -34,6 +34,7 @@ __all__ = [
     "decode_tcp",
     "encode_ip",
     "encode_tcp",
+    "fold",
     "internet_checksum",
 ]
 
@@ -106,8 +107,9 @@ def _encode_options(o: Options) -> bytes:
 _FOLDS = tuple((s, (1 << s) - 1) for s in (5792, 2896, 1456))
 
 
-def _fold(n: int) -> int:
-    """A smaller integer congruent to ``n`` modulo 0xFFFF (RFC 1071's end-around carry)."""
+def fold(n: int) -> int:
+    """A smaller integer congruent to ``n`` modulo 0xFFFF (RFC 1071's end-around carry):
+    worth it before ``% 0xFFFF`` for more than ~500 bytes."""
     for s, m in _FOLDS:
         n = (n >> s) + (n & m)
     return n
@@ -118,7 +120,7 @@ def _payload_sum(payload: bytes | bytearray | memoryview) -> int:
     p = int.from_bytes(payload, "big")
     if len(payload) & 1:
         p <<= 8
-    return _fold(p) if len(payload) > 512 else p
+    return fold(p) if len(payload) > 512 else p
 
 
 # The segments of one burst share one Options object (rawtcp.core.tcb_output): the last
@@ -230,13 +232,12 @@ def _decode_tcp(data: bytes, pseudo: int, verify: bool) -> Segment:
     if hlen > n:
         raise ParseError("truncated", f"TCP header of {hlen} bytes in a {n}-byte segment")
     if verify:
-        total = (
-            pseudo
-            + PROTO_TCP
-            + n
-            + (int.from_bytes(data, "big") << 8 if n & 1 else int.from_bytes(data, "big"))
-        )
-        if total % 0xFFFF:
+        x = int.from_bytes(data, "big")
+        if n & 1:
+            x <<= 8
+        if n > 512:
+            x = fold(x)
+        if (pseudo + PROTO_TCP + n + x) % 0xFFFF:
             raise ParseError("bad-checksum", "TCP checksum does not verify")
     options = NO_OPTIONS if hlen == 20 else _parse_options(data, 20, hlen)
     return Segment(sport, dport, seq, ack, flags, window, options, data[hlen:], urgent)

@@ -320,3 +320,17 @@ def test_a_full_segment_with_timestamps_and_a_sack_block_fits_the_mtu() -> None:
     seg = Segment(80, 49152, 1001, 5001, Flags.ACK, 64000,
                   Options(timestamps=(10, 1), sack_blocks=((6001, 7001),)), bytes(1436))
     assert len(encode_ip(Packet("10.0.0.1", "10.0.0.2", seg))) == 1500
+
+
+@SETTINGS
+@given(st.binary(max_size=70_000))
+def test_fold_keeps_the_value_modulo_0xffff_and_never_reaches_zero(data: bytes) -> None:
+    """RFC 1071 2(A)/(B): 16-bit words may be summed in any grouping (2**16 == 1 mod 0xffff),
+    so adding the halves of a buffer's integer keeps its sum; a non-zero sum stays non-zero
+    (the encoder relies on that to tell 0x0000 from 0xffff)."""
+    n = int.from_bytes(data, "big")
+    f = fast.fold(n)
+    assert f % 0xFFFF == n % 0xFFFF
+    assert (f == 0) == (n == 0)
+    if n.bit_length() > 6000:            # past the first cut: it got smaller
+        assert f.bit_length() < n.bit_length()
