@@ -4,7 +4,8 @@ No stack, no timers, no threads: `struct` headers, RFC 1071 checksums summed wit
 `int.from_bytes` each (a buffer read as a big-endian integer is congruent to its one's
 complement sum modulo 0xffff, since 2**16 == 1 mod 0xffff; a full segment's integer is
 folded first, ``rawtcp.wire.fast.fold``, as rawtcp's codec does), and one
-`os.read`/`os.writev` per packet. What they still do, because the kernel peer is real TCP (RFC 9293):
+`os.read`/`os.writev` per packet. What they still do, because the kernel peer is real TCP
+(RFC 9293):
 
 - active open with MSS and window scale options (RFC 7323 section 2), SYN retransmitted;
 - BareReceiver: verifies the IPv4 header and TCP checksums of every segment, takes in-order

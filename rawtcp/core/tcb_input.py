@@ -529,6 +529,12 @@ class TcbInput:
         """RFC 9293 3.10.7.4 fifth, ESTABLISHED and the closing states. False = stop."""
         una = self.snd_una
         rec = self.recovery
+        if (ack == una == self.snd_max and not seg.options.sack_blocks
+                and not seg.flags & ECE and self._tracer is None and not rec.scoreboard):
+            # Nothing of ours is outstanding (a receiver's segments): no congestion control,
+            # RACK or recovery work, only the window and our FIN, as below.
+            rec.newly_lost = rec.lost_retrans = False
+            return self._ack_window(seg, sseq, ack, seg.window << self.snd_wscale, now)
         sb = rec.scoreboard
         rack = rec.rack
         rec.newly_lost = rec.lost_retrans = False
@@ -614,6 +620,10 @@ class TcbInput:
                 self.cwr_pending = True
         if self._tracer is not None:
             self._trace_cc(now)
+        return self._ack_window(seg, sseq, ack, win, now)
+
+    def _ack_window(self: Tcb, seg: Segment, sseq: int, ack: int, win: int, now: int) -> bool:
+        """The end of _process_ack: the send window and our FIN. False = stop."""
         # Window update (RFC 9293 3.10.7.4 fifth, SND.WL1/SND.WL2 rule).
         if self.snd_wl1 < sseq or (self.snd_wl1 == sseq and self.snd_wl2 <= ack):
             old = self.snd_wnd

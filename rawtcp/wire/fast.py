@@ -221,26 +221,36 @@ def _parse_options(data: bytes, i: int, end: int) -> Options:
     return Options(mss, wscale, sack_perm, sack, ts)
 
 
-def _decode_tcp(data: bytes, pseudo: int, verify: bool) -> Segment:
-    n = len(data)
+def _decode_tcp(data: bytes, pseudo: int, verify: bool, start: int = 0, end: int | None = None,
+                head: int = 0, ecn: int = 0) -> Segment:
+    """The TCP segment ``data[start:end]`` (no copy of it is made but the payload's).
+
+    The checksum is summed over ``data[:end]`` as one integer: the bytes before ``start``
+    add ``head`` to it (modulo 0xFFFF, since ``start`` is even), which the caller gives:
+    0 for an IPv4 header whose own checksum verified (a valid header sums to 0xFFFF)."""
+    if end is None:
+        end = len(data)
+    n = end - start
     if n < 20:
         raise ParseError("short", f"TCP segment of {n} bytes, need 20")
-    sport, dport, seq, ack, off, flags, window, _csum, urgent = _TCP.unpack_from(data)
+    sport, dport, seq, ack, off, flags, window, _csum, urgent = _TCP.unpack_from(data, start)
     hlen = (off >> 4) << 2
     if hlen < 20:
         raise ParseError("bad-offset", f"TCP data offset {off >> 4} words, need >= 5")
     if hlen > n:
         raise ParseError("truncated", f"TCP header of {hlen} bytes in a {n}-byte segment")
     if verify:
-        x = int.from_bytes(data, "big")
+        x = int.from_bytes(data if end == len(data) else data[:end], "big")
         if n & 1:
+            # head * 256**n + text, times 256: head + the text padded to even length
             x <<= 8
-        if n > 512:
+        if end > 512:
             x = fold(x)
-        if (pseudo + PROTO_TCP + n + x) % 0xFFFF:
+        if (pseudo + PROTO_TCP + n + x - head) % 0xFFFF:
             raise ParseError("bad-checksum", "TCP checksum does not verify")
-    options = NO_OPTIONS if hlen == 20 else _parse_options(data, 20, hlen)
-    return Segment(sport, dport, seq, ack, flags, window, options, data[hlen:], urgent)
+    h = start + hlen
+    options = NO_OPTIONS if hlen == 20 else _parse_options(data, start + 20, h)
+    return Segment(sport, dport, seq, ack, flags, window, options, data[h:end], urgent, ecn)
 
 
 def decode_tcp(data: bytes, src: str, dst: str, verify: bool = True) -> Segment:
@@ -355,11 +365,14 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
     if type(data) is not bytes:
         data = bytes(data)
     start, end, a, b = _locate(data, verify)
-    seg = _decode_tcp(data[start:end], int.from_bytes(a + b, "big"), verify)
     # RFC 3168 5: ECN in TOS (IPv4 byte 1) or Traffic Class (IPv6, bits 4-5 of byte 1)
-    ecn = data[1] & 3 if data[0] >> 4 == 4 else (data[1] >> 4) & 3
-    if ecn:
-        seg = seg._replace(ecn=ecn)
+    if data[0] >> 4 == 4:
+        ecn = data[1] & 3
+        head = 0                      # verified by _locate when verify: sums to 0
+    else:
+        ecn = (data[1] >> 4) & 3
+        head = int.from_bytes(data[:start], "big") if verify else 0
+    seg = _decode_tcp(data, int.from_bytes(a + b, "big"), verify, start, end, head, ecn)
     return Packet(address_str(a), address_str(b), seg)
 
 
