@@ -43,7 +43,9 @@ def test_model_of_a_real_run(tmp_path) -> None:
     assert len(with_rules) == 1 and with_rules[0][C["faults"]] == [f"drop: {OUT_RULE}"]
     assert with_rules[0][C["dir"]] == "out" and with_rules[0][C["len"]] > 0
     rtx = [r for r in m["segs"] if r[C["rtx"]] and r[C["dir"]] == "out"]
-    assert len(rtx) == 1 and rtx[0][C["rseq"]] == with_rules[0][C["rseq"]]
+    # the first retransmission repairs the drop (a loaded machine may add a probe or a
+    # spurious timeout later: real threads, rto_min 50 ms)
+    assert rtx and rtx[0][C["rseq"]] == with_rules[0][C["rseq"]]
     assert len(m["lost"]) == 1 and m["lost"][0][-1] == IN_RULE and m["lost"][0][-2] == "drop"
     lanes = {lane["name"]: lane["intervals"] for lane in m["timers"]}
     assert list(lanes)[:4] == ["rtx", "delack", "persist", "time_wait"]

@@ -106,10 +106,11 @@ def test_real_run_annotated_and_read_back_by_tshark(tmp_path) -> None:
                for c in comments), comments
     lost = [c for c in comments if c.startswith("rawtcp never saw it")]
     assert lost == [f"rawtcp never saw it; fault drop: {IN_RULE}"]
-    # the dropped data segment of each side came again
-    assert sum(c.startswith("rawtcp sent") and "retransmission" in c for c in comments) == 1
+    # the dropped data segment of each side came again (a loaded machine may add a probe or
+    # a spurious timeout: real threads, rto_min 50 ms)
+    assert sum(c.startswith("rawtcp sent") and "retransmission" in c for c in comments) >= 1
     assert sum(c.startswith("rawtcp received") and "retransmission" in c
-               for c in comments) == 1
+               for c in comments) >= 1
     assert comments[0] == "rawtcp sent in SYN_SENT"
     assert comments[1] == "rawtcp received in SYN_SENT"            # the SYN-ACK
     # the out rule's segment never reached the wire: no comment names it
