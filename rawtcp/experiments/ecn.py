@@ -53,43 +53,13 @@ def kernel_tcp_info(netns: str, port: int) -> dict[str, Any]:
     (TCPI_OPT_ECN = 8, TCPI_OPT_ECN_SEEN = 16), ``delivered_ce`` (segments that arrived with
     CE), ``cwnd``, ``ssthresh`` (segments, None while infinite), ``ca``. ``ss -i`` prints the
     same fields (its words ``ecn ecnseen``); read here so no text parsing is needed."""
-    import socket
-    import struct
+    from rawtcp.lab.kernel import TcpInfoReader
 
-    from rawtcp.host.netns import in_netns
-    from rawtcp.lab import kernel as k
-
-    with in_netns(netns):
-        nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, k.NETLINK_SOCK_DIAG)
-    try:
-        nl.settimeout(2.0)
-        nl.send(k._diag_request(socket.AF_INET, 1))
-        for _ in range(1000):                    # bounded: a dump ends with NLMSG_DONE
-            data = nl.recv(1 << 16)
-            off = 0
-            while off + 16 <= len(data):
-                n, mtype = struct.unpack_from("=IH", data, off)
-                body = data[off + 16:off + n]
-                off += (n + 3) & ~3
-                if n < 16 or mtype in (k._NLMSG_DONE, k._NLMSG_ERROR):
-                    return {}
-                if len(body) < 72 or struct.unpack_from(">H", body, 4)[0] != port \
-                        or body[1] == 10:        # TCP_LISTEN
-                    continue
-                a = 72
-                while a + 4 <= len(body):
-                    alen, atype = struct.unpack_from("=HH", body, a)
-                    if alen < 4:
-                        break
-                    info = body[a + 4:a + alen]
-                    if atype == k._INET_DIAG_INFO and len(info) >= 200:
-                        out = k.parse_tcp_info(info)
-                        out["options"] = info[5]
-                        out["delivered_ce"] = struct.unpack_from("=I", info, 196)[0]
-                        return out
-                    a += (alen + 3) & ~3
-    finally:
-        nl.close()
+    with TcpInfoReader(netns, ("ipv4",)) as r:
+        for sock in r.sockets(port):
+            if (sock["local_port"] == port and sock["state"] != "LISTEN"
+                    and "delivered_ce" in sock):
+                return sock
     return {}
 
 

@@ -146,7 +146,7 @@ def _clean_after(pid: int) -> None:
     for e in registry.entries():
         if e.pid == pid and not e.alive():
             try:
-                cleanup._remove(e)
+                cleanup.remove_entry(e)
             except OSError:
                 pass
 

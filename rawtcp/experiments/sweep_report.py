@@ -103,7 +103,7 @@ def summary(result: SweepResult) -> str:
 def ladder(result: SweepResult, width: int = 100, color: bool = False) -> str:
     """The reference ladder; each swept segment's line ends with ``<- #N fault: outcome``
     (coloured by outcome with ``color``)."""
-    from rawtcp.report.ladder import _build_rows, render_ladder
+    from rawtcp.report.ladder import ladder_rows, render_ladder
 
     marks: dict[int, list[Row]] = {}
     for r in result.rows:
@@ -124,10 +124,10 @@ def ladder(result: SweepResult, width: int = 100, color: bool = False) -> str:
                 e["sweep_index"] = by_id.pop(key)
     text = render_ladder(tagged, width=width, color=False, right="kernel")
     lines = text.rstrip("\n").split("\n")
-    rows = _build_rows(tagged, None)
+    rows = ladder_rows(tagged)
     out = [lines[0]]
-    for row, line in zip(rows, lines[1:]):
-        idx = row.ev.get("sweep_index") if row.kind == "seg" else None
+    for (kind, ev), line in zip(rows, lines[1:]):
+        idx = ev.get("sweep_index") if kind == "seg" else None
         rs = marks.get(idx) if idx is not None else None
         if not rs:
             out.append(line)

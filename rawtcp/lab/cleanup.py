@@ -32,7 +32,9 @@ def list_labs() -> list[dict]:
             for e in registry.entries()]
 
 
-def _remove(e: registry.Entry) -> str:
+def remove_entry(e: registry.Entry) -> str:
+    """Remove what one registry entry names (namespace, nftables table, link); a line
+    saying what."""
     if e.kind == "netns":
         delete_netns(e.name)
         return f"netns {e.name}"
@@ -61,7 +63,7 @@ def clean(force: bool = False, orphans: bool = False) -> list[str]:
     order = {"nft": 0, "link": 1, "netns": 2}
     for e in sorted(entries, key=lambda e: order.get(e.kind, 3)):
         if force or not e.alive():
-            done.append(_remove(e))
+            done.append(remove_entry(e))
     if orphans:
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                                check=False).stdout

@@ -248,7 +248,9 @@ def parse_tcp_info(info: bytes) -> dict:
     """The fields of Linux's struct tcp_info (include/uapi/linux/tcp.h) rawtcp plots:
     ``ca`` (open/disorder/cwr/recovery/loss), ``rto``, ``rtt``, ``rttvar`` (us), ``mss``,
     ``cwnd`` and ``ssthresh`` (segments; ssthresh None while infinite), ``unacked``, ``lost``,
-    ``retrans``, ``total_retrans``, ``pmtu``. Short buffers give what they hold."""
+    ``retrans``, ``total_retrans``, ``pmtu``; ``options`` (TCPI_OPT_* bits: ECN = 8,
+    ECN_SEEN = 16) and ``delivered_ce`` (segments that arrived CE-marked, Linux >= 4.19).
+    Short buffers give what they hold."""
     import struct
 
     out: dict = {}
@@ -256,6 +258,7 @@ def parse_tcp_info(info: bytes) -> dict:
         ca = info[1]
         out["ca"] = CA_STATES[ca] if ca < len(CA_STATES) else str(ca)
         out["retransmits"] = info[2]
+        out["options"] = info[5]
     if len(info) >= 24:
         out["rto"], _ato, out["mss"], _rmss = struct.unpack_from("=IIII", info, 8)
     if len(info) >= 40:
@@ -267,6 +270,8 @@ def parse_tcp_info(info: bytes) -> dict:
         out["ssthresh"] = None if sst >= TCP_INFINITE_SSTHRESH else sst
     if len(info) >= 104:
         out["total_retrans"] = struct.unpack_from("=I", info, 100)[0]
+    if len(info) >= 200:
+        out["delivered_ce"] = struct.unpack_from("=I", info, 196)[0]
     return out
 
 

@@ -47,7 +47,7 @@ from rawtcp.report.enrich import enrich
 
 Event = dict[str, Any]
 
-__all__ = ["LiveLadder", "ladder_from_pcap", "render_ladder"]
+__all__ = ["LiveLadder", "ladder_from_pcap", "ladder_rows", "render_ladder"]
 
 TIME_W = 10
 STATE_W = 12
@@ -319,6 +319,13 @@ def render_ladder(
             line.add("|")
         out.append(str(line))
     return "\n".join(out) + "\n"
+
+
+def ladder_rows(events: list[Event], conn: str | None = None) -> list[tuple[str, Event]]:
+    """``(kind, event)`` for each line :func:`render_ladder` draws after its header, in
+    order (kind: ``seg``, ``state``, ``kernel`` or ``note``): for annotating the lines."""
+    events = sorted(events, key=lambda e: e.get("t", 0))
+    return [(r.kind, r.ev) for r in _build_rows(events, conn)]
 
 
 def ladder_from_pcap(

@@ -126,6 +126,13 @@ def test_tcp_info_and_sock_diag_parsing() -> None:
     assert (got["rtt"], got["rttvar"], got["cwnd"]) == (350, 120, 10)
     assert got["ssthresh"] is None and got["total_retrans"] == 4
     assert parse_tcp_info(_tcp_info(0, 1, 1, 1, 1, 7, 9, 0))["ssthresh"] == 7
+    # tcpi_options (byte 5: TCPI_OPT_ECN | TCPI_OPT_ECN_SEEN) and tcpi_delivered_ce (196)
+    long = bytearray(_tcp_info(0, 1, 1, 1, 1, 7, 9, 0)) + bytes(128)
+    long[5] = 8 | 16
+    struct.pack_into("=I", long, 196, 42)
+    got = parse_tcp_info(bytes(long))
+    assert got["options"] == 24 and got["delivered_ce"] == 42
+    assert "delivered_ce" not in parse_tcp_info(info)      # an older kernel's shorter struct
     # inet_diag_msg (72 bytes) + rtattr INFO + rtattr CONG, in one netlink message
     msg = bytes([2, 1, 0, 0]) + struct.pack(">HH", 40000, 80) + bytes([10, 0, 0, 1]) + \
         b"\0" * 12 + bytes([10, 0, 0, 2]) + b"\0" * 12 + b"\0" * 12 + b"\0" * 20
