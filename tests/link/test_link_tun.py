@@ -52,3 +52,30 @@ def test_device_disappears_with_link(tunlab_dual) -> None:
     link.close()
     assert lab.tun_name not in discover.interfaces(lab.netns)
     link.close()  # idempotent
+
+
+def test_send_many_sends_in_order_and_reports_each_bad_packet(tunlab_dual) -> None:
+    """send_many: a packet over the MTU (EMSGSIZE) or not IP (EINVAL) is returned as an
+    error, as send() raises it, and the packets around it still reach the kernel."""
+    import errno
+
+    lab = tunlab_dual
+    link = lab.open_link()
+
+    def ping(i: int) -> bytes:
+        return bytes(IP(src="10.77.0.2", dst="10.77.0.1") / ICMP(id=11, seq=i) / b"ping")
+
+    big = bytes(IP(src="10.77.0.2", dst="10.77.0.1") / ICMP(id=11, seq=99)
+                / bytes(link.mtu))
+    errors = link.send_many([ping(1), big, b"\x00" * 40, ping(2)])
+    assert [e.errno for e in errors] == [errno.EMSGSIZE, errno.EINVAL]
+    assert link.counters["tx_packets"] == 2
+    seen: set[int] = set()
+
+    def replies(p: bytes) -> bool:
+        if p[0] >> 4 == 4:
+            ip = IP(p)
+            if ICMP in ip and ip[ICMP].type == 0 and ip[ICMP].id == 11:
+                seen.add(ip[ICMP].seq)
+        return seen == {1, 2}
+    wait_for(link, replies)
