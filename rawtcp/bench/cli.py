@@ -16,7 +16,7 @@ from rawtcp.bench.report import Figure, to_json, to_table
 TESTS = ("recv", "send", "conn")
 RANGES: dict[str, tuple[float, float]] = {
     "size": (1, 10_000), "conns": (1, 1_000_000), "mtu": (1280, 65_000),
-    "timeout": (1, 86_400),
+    "timeout": (1, 86_400), "repeat": (1, 20),
 }
 REF_RECV = "bare Python receiver (struct, checksums verified, ACK per segment)"
 REF_SEND = "bare Python sender (struct, window-limited, no congestion control)"
@@ -68,11 +68,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "stay per-segment")
     p.add_argument("--timeout", type=_number("timeout", float), default=300.0,
                    metavar="SECONDS", help="limit for each measurement, 1..86400 (default 300)")
+    p.add_argument("--repeat", type=_number("repeat", int), default=1, metavar="N",
+                   help="rounds of each test, 1..20 (default 1): rawtcp then its reference "
+                        "in each round; the ratio is the median of the rounds' ratios, which "
+                        "holds on a machine whose speed drifts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _check_args(args: argparse.Namespace) -> None:
     """Re-check values (a caller may build the Namespace itself): ValueError, one line."""
+    if not hasattr(args, "repeat"):
+        args.repeat = 1
+    if not isinstance(args.repeat, int):
+        raise ValueError(f"--repeat takes an integer, got {args.repeat!r}")
     for name, (lo, hi) in RANGES.items():
         v = getattr(args, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
@@ -94,10 +102,11 @@ def _check_privileges() -> None:
     privileges.check(need_tun=True)
 
 
-def _measure(fig: Figure, side: str, fn: Callable[[], run.Measure], progress: Progress) -> None:
-    what = "rawtcp" if side == "rawtcp" else "reference"
+def _measure(fig: Figure, side: str, fn: Callable[[], run.Measure], progress: Progress,
+             label: str = "") -> run.Measure | None:
+    what = label + ("rawtcp" if side == "rawtcp" else "reference")
     try:
-        setattr(fig, side, fn())
+        return fn()
     except OSError as e:
         fig.errors.append(f"{what}: {e.strerror or e}")
     except Exception as e:
@@ -107,42 +116,55 @@ def _measure(fig: Figure, side: str, fn: Callable[[], run.Measure], progress: Pr
                           "(RAWTCP_DEBUG=1 shows the traceback)")
     finally:
         progress.done()
+    return None
+
+
+def _rounds(fig: Figure, rawtcp_fn: Callable[[], run.Measure],
+            reference_fn: Callable[[], run.Measure], repeat: int, progress: Progress) -> None:
+    """``repeat`` rounds of rawtcp then its reference (A B A B: a drift of the machine's
+    speed hits both sides of a round alike)."""
+    for i in range(repeat):
+        label = f"round {i + 1}: " if repeat > 1 else ""
+        a = _measure(fig, "rawtcp", rawtcp_fn, progress, label)
+        b = _measure(fig, "reference", reference_fn, progress, label)
+        fig.runs.append((a, b))
+    fig.settle()
 
 
 def run_tests(args: argparse.Namespace, progress: Progress) -> list[Figure]:
     size, mtu, t, off = args.size * MB, args.mtu, args.timeout, args.offload
+    rep = getattr(args, "repeat", 1)
     figures: list[Figure] = []
     mtu_text = f"MTU {mtu}" + (", offload" if off else "")
     if "recv" in args.tests:
         f = Figure("bulk_receive", f"bulk receive, kernel -> rawtcp ({mtu_text})", "MB/s",
                    REF_RECV, "sha256")
-        _measure(f, "rawtcp", lambda: run.recv_rawtcp(mtu, size, t, progress, off), progress)
-        _measure(f, "reference", lambda: run.recv_bare(mtu, size, t, progress), progress)
+        _rounds(f, lambda: run.recv_rawtcp(mtu, size, t, progress, off),
+                lambda: run.recv_bare(mtu, size, t, progress), rep, progress)
         figures.append(f)
     if "send" in args.tests:
         f = Figure("bulk_send", f"bulk send, rawtcp -> kernel ({mtu_text})", "MB/s",
                    REF_SEND, "sha256")
         progress.show("bulk send: hashing the stream", force=True)
         sha = stream_sha256(size)
-        _measure(f, "rawtcp", lambda: run.send_rawtcp(mtu, size, sha, t, progress, off),
-                 progress)
-        _measure(f, "reference", lambda: run.send_bare(mtu, size, sha, t, progress), progress)
+        _rounds(f, lambda: run.send_rawtcp(mtu, size, sha, t, progress, off),
+                lambda: run.send_bare(mtu, size, sha, t, progress), rep, progress)
         figures.append(f)
     if "conn" in args.tests:
         name = f"connect + {ECHO_BYTES} B echo + close, {args.conns:,} in a row"
         whole = Figure("conn_rate", name, "conn/s", REF_CONN, "echo")
-        _measure(whole, "rawtcp", lambda: run.conn_rawtcp(mtu, args.conns, t, progress),
-                 progress)
-        _measure(whole, "reference", lambda: run.conn_kernel(args.conns, t, progress), progress)
+        _rounds(whole, lambda: run.conn_rawtcp(mtu, args.conns, t, progress),
+                lambda: run.conn_kernel(args.conns, t, progress), rep, progress)
         figures.append(whole)
         for key, label in (("first", "first"), ("last", "last")):
             part = Figure(f"conn_rate_{key}", f"  the {label} 10 %", "conn/s", REF_CONN, "echo",
                           errors=list(whole.errors))
-            for side in ("rawtcp", "reference"):
-                m = getattr(whole, side)
-                if m is not None:
-                    setattr(part, side, run.Measure(float(m.details[f"{key}_rate"]), m.sha_ok,
-                                                    {}))
+
+            def piece(m: run.Measure | None, key: str = key) -> run.Measure | None:
+                return None if m is None else run.Measure(float(m.details[f"{key}_rate"]),
+                                                          m.sha_ok, {})
+            part.runs = [(piece(a), piece(b)) for a, b in whole.runs]
+            part.settle()
             figures.append(part)
     return figures
 
@@ -158,7 +180,7 @@ def main(args: argparse.Namespace) -> int:
     figures = run_tests(args, progress)
     settings = {"tests": args.tests, "size_mb": args.size, "conns": args.conns,
                 "mtu": args.mtu, "offload": args.offload, "timeout": args.timeout,
-                "load_before": load_before}
+                "repeat": args.repeat, "load_before": load_before}
     out = to_json(figures, settings) if args.json else to_table(figures, settings)
     sys.stdout.write(out + "\n")
     sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,16 +24,34 @@ class Figure:
     rawtcp: Measure | None = None
     reference: Measure | None = None
     errors: list[str] = field(default_factory=list)
+    # with --repeat: each round's (rawtcp, reference), measured one after the other; rawtcp
+    # and reference above are then each side's median run
+    runs: list[tuple[Measure | None, Measure | None]] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """After the rounds: each side's run with the median value stands for the side."""
+        for i, side in enumerate(("rawtcp", "reference")):
+            ms = sorted((r[i] for r in self.runs if r[i] is not None), key=lambda m: m.value)
+            setattr(self, side, ms[(len(ms) - 1) // 2] if ms else None)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each round's ratio (rawtcp over the reference measured right after it)."""
+        return [a.value / b.value for a, b in self.runs
+                if a is not None and b is not None and b.value > 0]
 
     @property
     def ratio(self) -> float | None:
+        if len(self.runs) > 1:
+            rs = self.ratios
+            return statistics.median(rs) if rs else None
         if self.rawtcp is None or self.reference is None or self.reference.value <= 0:
             return None
         return self.rawtcp.value / self.reference.value
 
     @property
     def ok(self) -> bool:
-        sides = (self.rawtcp, self.reference)
+        sides = [self.rawtcp, self.reference] + [m for r in self.runs for m in r]
         return not self.errors and all(m is not None and m.sha_ok is not False for m in sides)
 
     def verdict(self) -> str:
@@ -54,6 +73,9 @@ class Figure:
             "reference": side(self.reference),
             "reference_is": self.reference_is,
             "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "runs": [{"rawtcp": side(a), "reference": side(b),
+                      "ratio": None if a is None or b is None or b.value <= 0
+                      else round(a.value / b.value, 3)} for a, b in self.runs],
             "check": self.check,
             "rawtcp_check_ok": None if self.rawtcp is None else self.rawtcp.sha_ok,
             "reference_check_ok": None if self.reference is None else self.reference.sha_ok,
@@ -100,6 +122,12 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                  for i, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
+    repeat = settings.get("repeat", 1)
+    if repeat > 1:
+        lines += ["", f"{repeat} rounds, rawtcp then its reference in each: the values are "
+                  "each side's median run, the ratio the median of the rounds' ratios:"]
+        lines += [f"  {f.name.strip()}: " + " ".join(f"{r:.2f}" for r in f.ratios)
+                  for f in figures if f.ratios]
     for f in figures:
         lines += [f"error: {f.name}: {e}" for e in f.errors]
     return "\n".join(lines)

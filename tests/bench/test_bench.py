@@ -74,6 +74,44 @@ def test_bench_json_has_every_figure_positive_and_checked(capsys) -> None:
     assert figs["conn_rate"]["details"]["reference"]["conns"] == 50
 
 
+def test_repeat_alternates_the_sides_and_takes_the_median_of_the_rounds(monkeypatch,
+                                                                       capsys) -> None:
+    """--repeat 3: rawtcp, reference, rawtcp, reference, ... (a drift of the machine's speed
+    hits both sides of a round); the ratio is the median of the three rounds' ratios and
+    each side's value its median run; JSON lists the rounds, the table prints them."""
+    order: list[str] = []
+    real_recv, real_bare = run.recv_rawtcp, run.recv_bare
+
+    def recv_rawtcp(*a, **k):
+        order.append("rawtcp")
+        return real_recv(*a, **k)
+
+    def recv_bare(*a, **k):
+        order.append("reference")
+        return real_bare(*a, **k)
+
+    monkeypatch.setattr(run, "recv_rawtcp", recv_rawtcp)
+    monkeypatch.setattr(run, "recv_bare", recv_bare)
+    status = main(parse("--tests", "recv", "--size", "1", "--timeout", "60", "--repeat", "3",
+                        "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0, out
+    assert order == ["rawtcp", "reference"] * 3
+    [f] = out["figures"]
+    runs = f["runs"]
+    assert len(runs) == 3 and all(r["rawtcp"] > 0 and r["reference"] > 0 for r in runs)
+    ratios = sorted(r["rawtcp"] / r["reference"] for r in runs)
+    assert f["ratio"] == pytest.approx(ratios[1], rel=0.01)
+    assert f["rawtcp"] == sorted(r["rawtcp"] for r in runs)[1]
+    assert f["reference"] == sorted(r["reference"] for r in runs)[1]
+    assert out["settings"]["repeat"] == 3
+    text = to_table([Figure("bulk_receive", "bulk receive", "MB/s", "bare", "sha256",
+                            runs=[(run.Measure(30.0, True), run.Measure(60.0, True)),
+                                  (run.Measure(40.0, True), run.Measure(50.0, True))])],
+                    {"mtu": 1500, "size_mb": 1, "conns": 1, "repeat": 2})
+    assert "bulk receive: 0.50 0.80" in text
+
+
 def test_a_digest_mismatch_is_reported_and_exits_1(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli, "stream_sha256", lambda n: "0" * 64)
     status = main(parse("--tests", "send", "--size", "1", "--timeout", "60"))
@@ -95,7 +133,8 @@ def test_table_lists_figures_with_ratio_and_errors() -> None:
 
 @pytest.mark.parametrize("argv", [["--size", "0"], ["--size", "10001"], ["--conns", "x"],
                                   ["--tests", "recv,nope"], ["--timeout", "inf"],
-                                  ["--mtu", "100"]])
+                                  ["--mtu", "100"], ["--repeat", "0"], ["--repeat", "21"],
+                                  ["--repeat", "1.5"]])
 def test_a_bad_argument_is_one_line_and_exit_2(argv: list[str]) -> None:
     p = subprocess.run([sys.executable, "-m", "rawtcp.bench", *argv], capture_output=True,
                        text=True, timeout=60, check=False)
