@@ -6,6 +6,7 @@ and RTO backoff finish in well under a second.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 from rawtcp.core.config import MS, Config
@@ -54,3 +55,20 @@ def make_pair(config: Config | None = None, config_b: Config | None = None,
     return Pair(a, b, ta, tb)
 
 
+def connected(p: Pair, family: int = socket.AF_INET, port: int = 5000, timeout: float = 2.0,
+              before_connect=None, before_listen=None):
+    """(client on a, server side on b, listener on b), all with a timeout."""
+    ls = p.b.socket(family, socket.SOCK_STREAM)
+    if before_listen:
+        before_listen(ls)
+    ls.bind(("", port))
+    ls.listen(8)
+    ls.settimeout(timeout)
+    c = p.a.socket(family, socket.SOCK_STREAM)
+    c.settimeout(timeout)
+    if before_connect:
+        before_connect(c)
+    c.connect((B6 if family == socket.AF_INET6 else B4, port))
+    s, _ = ls.accept()
+    s.settimeout(timeout)
+    return c, s, ls

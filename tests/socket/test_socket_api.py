@@ -18,10 +18,16 @@ import time
 
 import pytest
 from socket_helpers import A4, A6, B4, B6, Pair
+from socket_helpers import connected as _connected
 
 from rawtcp.faults import parse_rule
 
 PORT = 5000
+
+
+def connected(p: Pair, family: int = socket.AF_INET, port: int = PORT, **kw):
+    """(client on a, server side on b, listener on b), all with a timeout."""
+    return _connected(p, family, port, **kw)
 
 
 def listen_on(stack, port: int = PORT, family: int = socket.AF_INET, backlog: int = 8):
@@ -29,25 +35,6 @@ def listen_on(stack, port: int = PORT, family: int = socket.AF_INET, backlog: in
     ls.bind(("", port))
     ls.listen(backlog)
     return ls
-
-
-def connected(p: Pair, family: int = socket.AF_INET, port: int = PORT, timeout: float = 2.0,
-              before_connect=None, before_listen=None):
-    """(client on a, server side on b, listener on b), all with a timeout."""
-    ls = p.b.socket(family, socket.SOCK_STREAM)
-    if before_listen:
-        before_listen(ls)
-    ls.bind(("", port))
-    ls.listen(8)
-    ls.settimeout(timeout)
-    c = p.a.socket(family, socket.SOCK_STREAM)
-    c.settimeout(timeout)
-    if before_connect:
-        before_connect(c)
-    c.connect((B6 if family == socket.AF_INET6 else B4, port))
-    s, _ = ls.accept()
-    s.settimeout(timeout)
-    return c, s, ls
 
 
 def out_segs(tracer, **match):

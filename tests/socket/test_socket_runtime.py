@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from socket_helpers import B4, Pair, fast_config
+from socket_helpers import B4, Pair, connected, fast_config
 
 from rawtcp.link.memory import MemoryLink
 from rawtcp.runtime import Stack, StackError
@@ -236,14 +236,7 @@ def test_a_blocked_caller_takes_its_own_packets(pair: Pair) -> None:
     """A caller blocked in recv() waits on the link itself and handles what arrives (the
     loop thread is not woken to hand it over): frames_in_caller counts those frames. The
     bytes and their order are what the peer sent."""
-    ls = pair.b.socket()
-    ls.bind(("", PORT))
-    ls.listen(1)
-    c = pair.a.socket()
-    c.settimeout(5)
-    c.connect((B4, PORT))
-    s, _ = ls.accept()
-    s.settimeout(5)
+    c, s, _ls = connected(pair, port=PORT, timeout=5)
     before = pair.a.counters["frames_in_caller"]
     got = []
 
@@ -273,14 +266,7 @@ def test_the_loop_never_waits_for_a_caller_that_owns_the_link(pair_factory) -> N
     from rawtcp.faults import parse_rule
 
     p = pair_factory(faults_a=[parse_rule("delay", "out len>0 ms=100")])
-    ls = p.b.socket()
-    ls.bind(("", PORT))
-    ls.listen(1)
-    c = p.a.socket()
-    c.settimeout(5)
-    c.connect((B4, PORT))
-    s, _ = ls.accept()
-    s.settimeout(5)
+    c, s, _ls = connected(p, port=PORT, timeout=5)
     assert p.a._rx_lock.acquire(timeout=5)
     try:
         c.send(b"held 100 ms")               # held in a's fault engine
