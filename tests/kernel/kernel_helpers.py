@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,3 +122,15 @@ def compact(states: list[str]) -> list[str]:
         if not out or out[-1] != s:
             out.append(s)
     return out
+
+
+def recv_hashed(s) -> tuple[int, str]:
+    """Read until the peer's FIN: (bytes read, their sha256), without holding them."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            return n, h.hexdigest()
+        h.update(d)
+        n += len(d)

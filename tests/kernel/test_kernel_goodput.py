@@ -17,7 +17,7 @@ import hashlib
 import time
 
 import pytest
-from kernel_helpers import kernel_config, kernel_env
+from kernel_helpers import kernel_config, kernel_env, recv_hashed
 
 from rawtcp.core.config import MS
 from rawtcp.host import nft
@@ -67,18 +67,11 @@ def _kernel_sends(env, nbytes: int) -> float:
     srv.wait_ready()
     c = env.connect(PORT_FROM_KERNEL, timeout=60)
     t0 = time.monotonic()
-    h = hashlib.sha256()
-    n = 0
-    while True:
-        d = c.recv(1 << 20)
-        if not d:
-            break
-        h.update(d)
-        n += len(d)
+    n, digest = recv_hashed(c)
     t1 = time.monotonic()
     c.close()
     sent = srv.wait_event("sent", timeout=30)
-    assert n == sent["bytes"] == nbytes and h.hexdigest() == sent["sha256"]
+    assert n == sent["bytes"] == nbytes and digest == sent["sha256"]
     return nbytes / (t1 - t0)
 
 

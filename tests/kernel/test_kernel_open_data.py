@@ -8,7 +8,7 @@ import socket
 import threading
 
 import pytest
-from kernel_helpers import LINKS, kernel_config, kernel_env, wait_kernel_state
+from kernel_helpers import LINKS, kernel_config, kernel_env, recv_hashed, wait_kernel_state
 
 from rawtcp.lab import VethLab
 from rawtcp.link import discover
@@ -99,17 +99,10 @@ def test_ten_megabytes_from_kernel(kind: str) -> None:
                              timeout=60)
         srv.wait_ready()
         c = env.connect(7004, timeout=30)
-        h = hashlib.sha256()
-        n = 0
-        while True:
-            d = c.recv(1 << 20)
-            if not d:
-                break
-            h.update(d)
-            n += len(d)
+        n, digest = recv_hashed(c)
         sent = srv.wait_event("sent", timeout=30)
         assert n == sent["bytes"] == TEN_MB
-        assert h.hexdigest() == sent["sha256"]
+        assert digest == sent["sha256"]
         c.close()
 
 
