@@ -345,16 +345,21 @@ def connect_kernel(lab: Any, st: Any, port: int = 7, timeout: float = 5.0) -> An
     return s
 
 
-def echo(s: Any, data: bytes) -> bytes:
-    """Send ``data`` and read back as many bytes (less if the peer closes first)."""
-    s.sendall(data)
+def recv_exactly(s: Any, n: int) -> bytes:
+    """``n`` bytes from ``s`` (fewer if the peer closes first)."""
     got = bytearray()
-    while len(got) < len(data):
+    while len(got) < n:
         chunk = s.recv(65536)
         if not chunk:
             break
         got.extend(chunk)
     return bytes(got)
+
+
+def echo(s: Any, data: bytes) -> bytes:
+    """Send ``data`` and read back as many bytes (less if the peer closes first)."""
+    s.sendall(data)
+    return recv_exactly(s, len(data))
 
 
 def read_to_eof(s: Any) -> bytes:
@@ -388,4 +393,5 @@ def ms(us: int) -> float:
 
 __all__ = ["MS", "REGISTRY", "SEC", "Check", "Experiment", "KernelWatch", "Result", "Run",
            "check_overrides", "connect_kernel", "echo", "experiment", "is_subsequence",
-           "lab_config", "ms", "parse_action_rule", "read_to_eof", "wait_state", "wait_until"]
+           "lab_config", "ms", "parse_action_rule", "read_to_eof", "recv_exactly", "wait_state",
+           "wait_until"]

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from rawtcp.experiments.base import Run, experiment, lab_config, read_to_eof
+from rawtcp.experiments.base import Run, experiment, lab_config, read_to_eof, recv_exactly
 
 PORT = 7
 SIZE = 256 * 1024      # rawtcp sends this, the kernel echoes it: 512 KiB over the TUN link
@@ -125,12 +125,7 @@ def ecn(run: Run) -> None:
 
                 th = threading.Thread(target=writer, daemon=True, name="ecn-writer")
                 th.start()
-                got = bytearray()
-                while len(got) < SIZE:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got.extend(chunk)
+                got = bytearray(recv_exactly(s, SIZE))
                 # the kernel has echoed everything and waits close_delay before its FIN
                 kti = kernel_tcp_info(lab.kernel_netns, PORT)
                 got.extend(read_to_eof(s))

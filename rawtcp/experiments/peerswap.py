@@ -40,6 +40,7 @@ from rawtcp.experiments.base import (
     is_subsequence,
     parse_action_rule,
     read_to_eof,
+    recv_exactly,
     wait_until,
 )
 from rawtcp.experiments.peerswap_lab import (
@@ -198,16 +199,6 @@ class PeerSwap:
 
 
 # ----------------------------------------------------------------------------- the Linux run
-def _recv_n(s: socket.socket, n: int) -> bytes:
-    got = bytearray()
-    while len(got) < n:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got.extend(chunk)
-    return bytes(got)
-
-
 def _settled(lab: SwapLab) -> bool:
     """Both sides' sockets on the port are gone or in TIME_WAIT (listeners aside)."""
     for ns in (lab.linux_netns, lab.kernel_netns):
@@ -233,7 +224,7 @@ def _do_steps(lab: SwapLab, sc: Scenario, sock: socket.socket, horizon_s: float,
             sock.sendall(step[1])
             detail = f"{len(step[1])} B"
         elif what == "recv":
-            got = _recv_n(sock, step[1])
+            got = recv_exactly(sock, step[1])
             ok, detail = len(got) == step[1], f"{len(got)}/{step[1]} B"
         elif what == "recv_eof":
             got = read_to_eof(sock)
