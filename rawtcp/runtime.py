@@ -149,7 +149,7 @@ class Stack:
         self.addresses = [str(a) for a in getattr(link, "addresses", [])]
         self._tx: list[bytes] = []       # encoded packets waiting to be written, in order
         self._writing = False            # a thread is writing _tx to the link (lock released)
-        self._sleep_until: int | None = 0  # the core time the loop sleeps until (None: idle)
+        self._sleep_until = 0            # the core time the loop sleeps until
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.error: BaseException | None = None
@@ -423,22 +423,25 @@ class Stack:
         rx_lock = self._rx_lock
         poll = self._ep.poll
         try:
+            until = None
             while not self._stopping:
-                with self.lock:
-                    deadline = self._next_deadline()
-                    now = self.now()
-                    if deadline is None:
-                        timeout = 1.0
-                        self._sleep_until = None
-                    else:
-                        timeout = min(max(0.0, (deadline - now) / 1e6), 1.0)
-                        self._sleep_until = deadline if timeout < 1.0 else None
-                ready = poll(timeout)
+                if until is None:
+                    with self.lock:
+                        deadline = self._next_deadline()
+                        now = self.now()
+                        # the loop looks again within a second whatever happens: a caller
+                        # must wake it only for a deadline earlier than the one it sleeps
+                        # until
+                        if deadline is None or deadline - now >= 1_000_000:
+                            until = self._sleep_until = now + 1_000_000
+                        else:
+                            until = self._sleep_until = deadline
+                ready = poll(max(0.0, (until - self.now()) / 1e6))
                 # A wake-up from here on writes the eventfd again (the next select returns at
                 # once); one before it is seen by the processing below, which takes the lock.
                 self._woken = False
                 frames: list[bytes] = []
-                rx = False
+                rx = woken = False
                 for fd, _ in ready:
                     if fd == link_fd:
                         # a caller that owns the receive side reads the link itself (it may
@@ -447,10 +450,16 @@ class Stack:
                         if rx:
                             frames = self._recv_link()
                     else:
+                        woken = True
                         try:
                             os.eventfd_read(self._wake_fd)
                         except (BlockingIOError, OSError):
                             pass
+                if ready and not rx and not woken and self.now() < until:
+                    # the link woke us but a caller took the receive side meanwhile (and
+                    # reads it): nothing is due, nobody asked; sleep on until the same time
+                    continue
+                until = None
                 if not ready:
                     # woken for a deadline: what arrived meanwhile goes first, so an ACK
                     # already waiting is seen before a timer (a loss probe, an RTO) fires
@@ -657,11 +666,7 @@ class Stack:
         """Under the lock: is there a deadline earlier than the one the loop sleeps until?"""
         if self.faults is not None:
             return True               # held packets: let the loop look again
-        d = self.core.poll_at()
-        if d is None:
-            return False
-        until = self._sleep_until
-        return until is None or d < until
+        return self.core.deadline_before(self._sleep_until)
 
     def _take_tx(self) -> list[bytes]:
         """Under the lock: the queued packets if no other thread is writing (then this one

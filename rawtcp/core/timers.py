@@ -41,6 +41,12 @@ class TimerQueue:
             self._count += 1
             heapq.heappush(self._heap, (at, self._count, owner))
 
+    def may_precede(self, at: int) -> bool:
+        """Could a deadline be earlier than ``at``? No heap work: an entry is never later
+        than its owner's real deadline, so a top entry at or after ``at`` means no."""
+        h = self._heap
+        return bool(h) and h[0][0] < at
+
     def next_at(self) -> int | None:
         """The earliest real deadline. Superseded or moved entries at the top are dropped
         (and moved ones re-queued), so the answer is exact: no spurious wake-ups."""
