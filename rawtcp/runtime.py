@@ -11,10 +11,13 @@ pcap keep their order) onto a transmit queue. The queue is written with the lock
 by one writer at a time (whichever thread finds nobody writing drains it), so packets leave
 in order and nobody waits for the lock during a link write. A caller that writes also owns
 the receive side until it has taken what its write caused (``_take_rx``: the link's fd leaves
-the loop's epoll meanwhile): a kernel peer on a TUN device answers within the write, so a
-handshake or a window of data and its ACKs are handled by one thread without waking the
-loop to contend for the GIL. The loop is woken only when a
-call moved the next deadline earlier than the one it sleeps until. Waiters are
+the loop's epoll): a kernel peer on a TUN device answers within the write, so a handshake or
+a window of data and its ACKs are handled by one thread without waking the loop to contend
+for the GIL. The fd stays out of the loop's epoll ("parked") for ``PARK_US`` after the caller
+gives the receive side back, so what arrives between one caller's calls waits for its next
+call instead of waking the loop; the loop takes the link back when no caller used it for
+that long. The loop is woken only when a call moved the next deadline earlier than the one
+it sleeps until. Waiters are
 woken through one condition variable. Readiness of the sockets' file descriptors is updated
 only for the connections whose state changed (``core.changed``), never by a scan.
 
@@ -46,6 +49,9 @@ from rawtcp.core.segment import Packet
 from rawtcp.core.stack import Stack as CoreStack
 from rawtcp.trace import encode_packet
 from rawtcp.wire import udp as _udp_wire
+
+# how long the link's fd stays parked after a caller last read it (see Stack.__init__)
+PARK_US = 2_000
 
 log = logging.getLogger("rawtcp")
 
@@ -174,6 +180,15 @@ class Stack:
         # Held from reading a batch off the link until the core has taken it, by the loop or
         # by a caller (_input_inline): batches reach the core in arrival order.
         self._rx_lock = threading.Lock()
+        # After a caller gives the receive side back, the link's fd stays out of the loop's
+        # epoll ("parked") for up to PARK_US: a caller that calls again within that time
+        # (a client making connection after connection) reads the link itself, and the
+        # packets that arrive between its calls do not wake the loop to contend for the
+        # GIL. The loop looks at a parked link at least every PARK_US and takes it back
+        # when no caller used it for that long.
+        self._parked = False
+        self._given_at = 0               # core time the receive side was last given back
+        self._loop_until = 0             # core time the loop's current sleep ends at latest
         # a caller waiting on the link (_lead) sleeps in this poll: the link and _lead_fd
         self._leading = False
         self._lead_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -327,23 +342,34 @@ class Stack:
 
     def _take_rx(self) -> bool:
         """Own the receive side (lock not held): False if the loop or another caller has
-        it. The link's fd leaves the loop's epoll meanwhile."""
+        it. The link's fd leaves the loop's epoll (is parked) if it was not already."""
         if self._stopping or not self._rx_lock.acquire(blocking=False):
             return False
-        try:
-            self._ep.modify(self._link_fd, 0)
-        except (OSError, ValueError):      # closing: the epoll is gone
-            self._rx_lock.release()
-            return False
+        if not self._parked:
+            try:
+                self._ep.modify(self._link_fd, 0)
+            except (OSError, ValueError):      # closing: the epoll is gone
+                self._rx_lock.release()
+                return False
+            self._parked = True
         return True
 
     def _give_rx(self) -> None:
+        """Give the receive side back; the link stays parked for PARK_US (see __init__).
+        The loop is woken only if it sleeps longer than that (it found the receive side
+        taken when it went to sleep)."""
+        self._given_at = given = self.now()
+        self._rx_lock.release()
+        if self._loop_until - given > PARK_US:
+            self._wake()
+
+    def _unpark(self) -> None:
+        """Loop thread, receive side owned: the link's fd back in the loop's epoll."""
         try:
             self._ep.modify(self._link_fd, select.EPOLLIN)
         except (OSError, ValueError):
-            pass
-        finally:
-            self._rx_lock.release()
+            return
+        self._parked = False
 
     def _input_inline(self, rounds: int = 64) -> bool:
         """With the receive side owned and the lock not held: a loop turn's input work done
@@ -436,7 +462,16 @@ class Stack:
                             until = self._sleep_until = now + 1_000_000
                         else:
                             until = self._sleep_until = deadline
-                ready = poll(max(0.0, (until - self.now()) / 1e6))
+                wake_at = until
+                # set before looking at the receive side: a caller that gives it back
+                # after the look sees a long sleep here and wakes us (_give_rx)
+                self._loop_until = until
+                if self._parked and (not rx_lock.locked()
+                                     or self.now() - self._given_at < PARK_US):
+                    # a caller used the link lately: look again when the park is over
+                    wake_at = min(until, self._given_at + PARK_US)
+                    self._loop_until = wake_at
+                ready = poll(max(0.0, (wake_at - self.now()) / 1e6))
                 # A wake-up from here on writes the eventfd again (the next select returns at
                 # once); one before it is seen by the processing below, which takes the lock.
                 self._woken = False
@@ -455,12 +490,21 @@ class Stack:
                             os.eventfd_read(self._wake_fd)
                         except (BlockingIOError, OSError):
                             pass
-                if ready and not rx and not woken and self.now() < until:
+                if self._parked and not rx and not self._stopping:
+                    now = self.now()
+                    if now - self._given_at >= PARK_US and rx_lock.acquire(blocking=False):
+                        # no caller read the link for PARK_US: the loop takes it back
+                        rx = True
+                        self._unpark()
+                        frames = self._recv_link()
+                    elif not woken and now < until:
+                        continue   # a caller reads the link: sleep on, nothing is due
+                elif ready and not rx and not woken and self.now() < until:
                     # the link woke us but a caller took the receive side meanwhile (and
                     # reads it): nothing is due, nobody asked; sleep on until the same time
                     continue
                 until = None
-                if not ready:
+                if not ready and not rx:
                     # woken for a deadline: what arrived meanwhile goes first, so an ACK
                     # already waiting is seen before a timer (a loss probe, an RTO) fires
                     rx = rx_lock.acquire(blocking=False)
