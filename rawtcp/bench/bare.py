@@ -12,6 +12,11 @@ folded first, ``rawtcp.wire.fast.fold``, as rawtcp's codec does), and one
   data, drops out-of-order data, ACKs every segment with a cumulative ACK and a fixed window
   (the receive buffer: data is consumed at once), answers the peer's FIN with its own and
   waits for that FIN's ACK (passive close, RFC 9293 section 3.6);
+- BareStream: one short connection of the connection-rate reference, with the socket
+  methods `common.conn_loop` calls (sendall, recv, close): the request sent as one segment
+  (again after RTO until ACKed), the echo taken in order and ACKed segment by segment, and
+  the active close of `finish`. No TIME_WAIT is kept (a bare endpoint has nowhere to keep
+  it): each connection takes the next source port instead;
 - BareSender: sends MSS-sized segments as far as the peer's advertised window allows (no
   congestion control), avoids silly windows (RFC 9293 section 3.8.6.2.1), goes back to the
   first unacknowledged byte when no ACK arrives for a while, probes a zero window, and closes
@@ -58,10 +63,10 @@ class _BareTcp:
     """One TCP connection from `local` to `remote:port`, written straight to a TUN fd."""
 
     def __init__(self, fd: int, local: str, remote: str, port: int, mtu: int,
-                 rcv_buffer: int, deadline: float) -> None:
+                 rcv_buffer: int, deadline: float, sport: int | None = None) -> None:
         self.fd = fd
         self.src, self.dst = socket.inet_aton(local), socket.inet_aton(remote)
-        self.sport = 40000 + secrets.randbelow(20000)
+        self.sport = 40000 + secrets.randbelow(20000) if sport is None else sport
         self.dport = port
         self.mtu = mtu
         self.mss = mtu - 40
@@ -359,3 +364,68 @@ class BareSender(_BareTcp):
                 next_report = self.snd_una + (1 << 20)
         self.finish(fin_sent=False, fin_received=False)
         return nbytes
+
+
+class BareStream(_BareTcp):
+    """A connected stream for `common.conn_loop` (the connection-rate reference):
+
+        s = BareStream(link.fileno(), "10.77.0.2", "10.77.0.1", port, mtu=1500,
+                       rcv_buffer=256 * 1024, deadline=time.monotonic() + 60, sport=40001)
+        s.sendall(b"request"); s.recv(100); s.close()
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.connect()
+        self._data = bytearray()       # in-order data not yet taken by recv()
+        self._fin = False
+        self._unacked: tuple[int, bytes] | None = None   # (seq, bytes) of the request
+
+    def sendall(self, data: bytes) -> None:
+        if len(data) > min(self.peer_mss, self.mss):
+            raise ValueError("a BareStream sends one segment")
+        self._unacked = (self.snd_nxt, bytes(data))
+        self.send(ACK | PSH, self.snd_nxt, data)
+        self.snd_nxt += len(data)
+
+    def recv(self, n: int) -> bytes:
+        """Up to n bytes in order; b"" after the peer's FIN."""
+        last = time.monotonic()
+        while not self._data and not self._fin:
+            for pkt in self.read(RTO):
+                self._take(pkt)
+            now = time.monotonic()
+            if self.snd_una < self.snd_nxt and now - last > RTO and self._unacked:
+                seq, data = self._unacked              # the request again (go-back-N)
+                self.send(ACK | PSH, seq, data)
+                self.counters["retransmits"] += 1
+                last = now
+        out = bytes(self._data[:n])
+        del self._data[:n]
+        return out
+
+    def _take(self, pkt: bytes) -> None:
+        p = self.parse(pkt)
+        if p is None:
+            return
+        seq, ack, flags, win, data, end = p
+        if flags & RST:
+            raise ConnectionResetError(errno.ECONNRESET, "bare stream: reset by peer")
+        if flags & ACK:
+            self.take_ack(ack, win)
+        n = end - data
+        if n:
+            if seq == self.rcv_nxt & MASK:
+                self._data += pkt[data:end]
+                self.rcv_nxt += n
+            else:
+                self.counters["dropped_out_of_order"] += 1
+        if flags & FIN and (seq + n) & MASK == self.rcv_nxt & MASK and not self._fin:
+            self.rcv_nxt += 1
+            self._fin = True
+        if n or flags & FIN:
+            self.send(ACK, self.snd_nxt)
+
+    def close(self) -> None:
+        """Active close: our FIN first, the peer's FIN ACKed (see `finish`)."""
+        self.finish(fin_sent=False, fin_received=self._fin)

@@ -21,6 +21,9 @@ RANGES: dict[str, tuple[float, float]] = {
 REF_RECV = "bare Python receiver (struct, checksums verified, ACK per segment)"
 REF_SEND = "bare Python sender (struct, window-limited, no congestion control)"
 REF_CONN = "kernel <-> kernel over a veth (same loop)"
+REF_KERNEL_BULK = "kernel <-> kernel over a veth of the same MTU (offloads as Linux sets them)"
+REF_BARE_CONN = ("bare Python client over TUN (struct, same loop, a new source port per "
+                 "connection instead of TIME_WAIT)")
 
 
 def _number(name: str, kind: type) -> Callable[[str], Any]:
@@ -104,7 +107,7 @@ def _check_privileges() -> None:
 
 def _measure(fig: Figure, side: str, fn: Callable[[], run.Measure], progress: Progress,
              label: str = "") -> run.Measure | None:
-    what = label + ("rawtcp" if side == "rawtcp" else "reference")
+    what = label + side
     try:
         return fn()
     except OSError as e:
@@ -120,14 +123,18 @@ def _measure(fig: Figure, side: str, fn: Callable[[], run.Measure], progress: Pr
 
 
 def _rounds(fig: Figure, rawtcp_fn: Callable[[], run.Measure],
-            reference_fn: Callable[[], run.Measure], repeat: int, progress: Progress) -> None:
-    """``repeat`` rounds of rawtcp then its reference (A B A B: a drift of the machine's
-    speed hits both sides of a round alike)."""
+            reference_fn: Callable[[], run.Measure], repeat: int, progress: Progress,
+            second_fn: Callable[[], run.Measure] | None = None) -> None:
+    """``repeat`` rounds of rawtcp, its reference and the second reference (A B C A B C: a
+    drift of the machine's speed hits every side of a round alike)."""
     for i in range(repeat):
         label = f"round {i + 1}: " if repeat > 1 else ""
         a = _measure(fig, "rawtcp", rawtcp_fn, progress, label)
         b = _measure(fig, "reference", reference_fn, progress, label)
         fig.runs.append((a, b))
+        if second_fn is not None:
+            fig.second_runs.append(_measure(fig, "second reference", second_fn, progress,
+                                            label))
     fig.settle()
 
 
@@ -138,32 +145,36 @@ def run_tests(args: argparse.Namespace, progress: Progress) -> list[Figure]:
     mtu_text = f"MTU {mtu}" + (", offload" if off else "")
     if "recv" in args.tests:
         f = Figure("bulk_receive", f"bulk receive, kernel -> rawtcp ({mtu_text})", "MB/s",
-                   REF_RECV, "sha256")
+                   REF_RECV, "sha256", second_is=REF_KERNEL_BULK)
         _rounds(f, lambda: run.recv_rawtcp(mtu, size, t, progress, off),
-                lambda: run.recv_bare(mtu, size, t, progress), rep, progress)
+                lambda: run.recv_bare(mtu, size, t, progress), rep, progress,
+                lambda: run.recv_kernel(mtu, size, t, progress))
         figures.append(f)
     if "send" in args.tests:
         f = Figure("bulk_send", f"bulk send, rawtcp -> kernel ({mtu_text})", "MB/s",
-                   REF_SEND, "sha256")
+                   REF_SEND, "sha256", second_is=REF_KERNEL_BULK)
         progress.show("bulk send: hashing the stream", force=True)
         sha = stream_sha256(size)
         _rounds(f, lambda: run.send_rawtcp(mtu, size, sha, t, progress, off),
-                lambda: run.send_bare(mtu, size, sha, t, progress), rep, progress)
+                lambda: run.send_bare(mtu, size, sha, t, progress), rep, progress,
+                lambda: run.send_kernel(mtu, size, sha, t, progress))
         figures.append(f)
     if "conn" in args.tests:
         name = f"connect + {ECHO_BYTES} B echo + close, {args.conns:,} in a row"
-        whole = Figure("conn_rate", name, "conn/s", REF_CONN, "echo")
+        whole = Figure("conn_rate", name, "conn/s", REF_CONN, "echo", second_is=REF_BARE_CONN)
         _rounds(whole, lambda: run.conn_rawtcp(mtu, args.conns, t, progress),
-                lambda: run.conn_kernel(args.conns, t, progress), rep, progress)
+                lambda: run.conn_kernel(args.conns, t, progress), rep, progress,
+                lambda: run.conn_bare(mtu, args.conns, t, progress))
         figures.append(whole)
         for key, label in (("first", "first"), ("last", "last")):
             part = Figure(f"conn_rate_{key}", f"  the {label} 10 %", "conn/s", REF_CONN, "echo",
-                          errors=list(whole.errors))
+                          errors=list(whole.errors), second_is=REF_BARE_CONN)
 
             def piece(m: run.Measure | None, key: str = key) -> run.Measure | None:
                 return None if m is None else run.Measure(float(m.details[f"{key}_rate"]),
                                                           m.sha_ok, {})
             part.runs = [(piece(a), piece(b)) for a, b in whole.runs]
+            part.second_runs = [piece(m) for m in whole.second_runs]
             part.settle()
             figures.append(part)
     return figures

@@ -10,6 +10,8 @@ Roles (one JSON event per line on stdout):
   sink    listen; accept one; read to EOF; close.                      eof {bytes, sha256, mono}
   echo    listen; --conns times: accept, echo until EOF, close.        done {conns}
   conn    client: common.conn_loop against --connect:--port.          conn {stats}
+  fetch   client: connect; read to EOF; close.          fetched {bytes, sha256, seconds}
+  push    client: connect; send --size bytes of the stream; close.   pushed {bytes, start}
 Every role starts with `listening {port}` (servers) and ends within --timeout seconds
 (event `timeout`, exit 3). Errors: `error {errno, message}`, exit 1.
 """
@@ -54,10 +56,7 @@ def source(a: argparse.Namespace) -> None:
     emit("sent", bytes=n, sha256=h.hexdigest())
 
 
-def sink(a: argparse.Namespace) -> None:
-    ls = _listen(a)
-    conn, _ = ls.accept()
-    ls.close()
+def _read_to_eof(conn: socket.socket) -> tuple[int, str]:
     h, n = hashlib.sha256(), 0
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -67,8 +66,38 @@ def sink(a: argparse.Namespace) -> None:
             break
         h.update(view[:k])
         n += k
-    emit("eof", bytes=n, sha256=h.hexdigest())
+    return n, h.hexdigest()
+
+
+def sink(a: argparse.Namespace) -> None:
+    ls = _listen(a)
+    conn, _ = ls.accept()
+    ls.close()
+    n, digest = _read_to_eof(conn)
+    emit("eof", bytes=n, sha256=digest)
     conn.close()
+
+
+def fetch(a: argparse.Namespace) -> None:
+    """The kernel's side of `bulk receive` as rawtcp's is measured: connect() to EOF."""
+    t0 = time.monotonic()
+    conn = socket.create_connection((a.connect, a.port), timeout=a.timeout)
+    n, digest = _read_to_eof(conn)
+    seconds = time.monotonic() - t0
+    conn.close()
+    emit("fetched", bytes=n, sha256=digest, seconds=seconds)
+
+
+def push(a: argparse.Namespace) -> None:
+    """The kernel's side of `bulk send`: from connect() (`start`) to the sink's EOF."""
+    start = time.monotonic()
+    conn = socket.create_connection((a.connect, a.port), timeout=a.timeout)
+    n = 0
+    for piece in stream_chunks(a.size):
+        conn.sendall(piece)
+        n += len(piece)
+    conn.close()
+    emit("pushed", bytes=n, start=start)
 
 
 def echo(a: argparse.Namespace) -> None:
@@ -94,7 +123,9 @@ def conn(a: argparse.Namespace) -> None:
     emit("conn", stats=stats.to_dict())
 
 
-ROLES = {"source": source, "sink": sink, "echo": echo, "conn": conn}
+ROLES = {"source": source, "sink": sink, "echo": echo, "conn": conn, "fetch": fetch,
+         "push": push}
+CLIENT_EVENTS = {"conn": "conn", "fetch": "fetched", "push": "pushed"}  # a client's last event
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -27,38 +27,53 @@ class Figure:
     # with --repeat: each round's (rawtcp, reference), measured one after the other; rawtcp
     # and reference above are then each side's median run
     runs: list[tuple[Measure | None, Measure | None]] = field(default_factory=list)
+    # the other kind of reference (a bare Python endpoint where the reference is the
+    # kernel, and the other way round), measured in the same rounds; "" when there is none
+    second_is: str = ""
+    second: Measure | None = None
+    second_runs: list[Measure | None] = field(default_factory=list)
 
     def settle(self) -> None:
         """After the rounds: each side's run with the median value stands for the side."""
         for i, side in enumerate(("rawtcp", "reference")):
-            ms = sorted((r[i] for r in self.runs if r[i] is not None), key=lambda m: m.value)
-            setattr(self, side, ms[(len(ms) - 1) // 2] if ms else None)
+            setattr(self, side, _median_run([r[i] for r in self.runs]))
+        self.second = _median_run(self.second_runs)
 
     @property
     def ratios(self) -> list[float]:
         """Each round's ratio (rawtcp over the reference measured right after it)."""
-        return [a.value / b.value for a, b in self.runs
-                if a is not None and b is not None and b.value > 0]
+        return _ratios([a for a, _ in self.runs], [b for _, b in self.runs])
 
     @property
     def ratio(self) -> float | None:
+        return self._ratio(self.ratios, self.reference)
+
+    @property
+    def second_ratio(self) -> float | None:
+        return self._ratio(_ratios([a for a, _ in self.runs], self.second_runs), self.second)
+
+    def _ratio(self, rounds: list[float], ref: Measure | None) -> float | None:
         if len(self.runs) > 1:
-            rs = self.ratios
-            return statistics.median(rs) if rs else None
-        if self.rawtcp is None or self.reference is None or self.reference.value <= 0:
+            return statistics.median(rounds) if rounds else None
+        if self.rawtcp is None or ref is None or ref.value <= 0:
             return None
-        return self.rawtcp.value / self.reference.value
+        return self.rawtcp.value / ref.value
+
+    def _sides(self) -> list[tuple[str, Measure | None]]:
+        out = [("rawtcp", self.rawtcp), ("reference", self.reference)]
+        return out + [("second reference", self.second)] if self.second_is else out
 
     @property
     def ok(self) -> bool:
-        sides = [self.rawtcp, self.reference] + [m for r in self.runs for m in r]
+        sides = [m for _, m in self._sides()] + [m for r in self.runs for m in r]
+        if self.second_is:
+            sides += self.second_runs
         return not self.errors and all(m is not None and m.sha_ok is not False for m in sides)
 
     def verdict(self) -> str:
         if self.errors:
             return "error"
-        bad = [s for s, m in (("rawtcp", self.rawtcp), ("reference", self.reference))
-               if m is not None and m.sha_ok is False]
+        bad = [s for s, m in self._sides() if m is not None and m.sha_ok is False]
         return f"{self.check} MISMATCH ({', '.join(bad)})" if bad else f"{self.check} ok"
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +98,25 @@ class Figure:
             "errors": list(self.errors),
             "details": {"rawtcp": self.rawtcp.details if self.rawtcp else None,
                         "reference": self.reference.details if self.reference else None},
+            **({"second_reference": side(self.second),
+                "second_reference_is": self.second_is,
+                "second_ratio": None if self.second_ratio is None
+                else round(self.second_ratio, 3),
+                "second_runs": [side(m) for m in self.second_runs],
+                "second_check_ok": None if self.second is None else self.second.sha_ok}
+               if self.second_is else {}),
         }
+
+
+def _median_run(ms: list[Measure | None]) -> Measure | None:
+    done = sorted((m for m in ms if m is not None), key=lambda m: m.value)
+    return done[(len(done) - 1) // 2] if done else None
+
+
+def _ratios(a: list[Measure | None], b: list[Measure | None]) -> list[float]:
+    """Round by round: a over b, where both were measured."""
+    return [x.value / y.value for x, y in zip(a, b)
+            if x is not None and y is not None and y.value > 0]
 
 
 def machine() -> dict[str, Any]:
@@ -103,15 +136,24 @@ def _value(m: Measure | None, unit: str) -> str:
     return f"{m.value:,.1f} {unit}" if m.value < 100 else f"{m.value:,.0f} {unit}"
 
 
+def _ratio_text(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}"
+
+
 def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
-    head = ("figure", "rawtcp", "reference", "ratio", "check", "reference is")
+    seconds = any(f.second_is for f in figures)
+    head = ("figure", "rawtcp", "reference", "ratio") + (
+        ("2nd reference", "ratio") if seconds else ()) + ("check", "reference is")
     rows = [head]
     for f in figures:
-        ratio = "-" if f.ratio is None else f"{f.ratio:.2f}"
-        rows.append((f.name, _value(f.rawtcp, f.unit), _value(f.reference, f.unit), ratio,
-                     f.verdict(), f.reference_is))
+        row = (f.name, _value(f.rawtcp, f.unit), _value(f.reference, f.unit),
+               _ratio_text(f.ratio))
+        if seconds:
+            row += ((_value(f.second, f.unit), _ratio_text(f.second_ratio)) if f.second_is
+                    else ("", ""))
+        rows.append(row + (f.verdict(), f.reference_is))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    right = {1, 2, 3}
+    right = {1, 2, 3, 4, 5} if seconds else {1, 2, 3}
     m = machine()
     lines = [f"rawtcp bench: TUN MTU {settings['mtu']}"
              + (" with offload" if settings.get("offload") else "")
@@ -122,11 +164,18 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                  for i, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
+    notes = [f"  {f.name}: {f.second_is}" for f in figures
+             if f.second_is and not f.name.startswith(" ")]
+    if notes:
+        lines += ["", "2nd reference is:"] + notes
     repeat = settings.get("repeat", 1)
     if repeat > 1:
         lines += ["", f"{repeat} rounds, rawtcp then its reference in each: the values are "
                   "each side's median run, the ratio the median of the rounds' ratios:"]
         lines += [f"  {f.name.strip()}: " + " ".join(f"{r:.2f}" for r in f.ratios)
+                  + (" (2nd reference: " + " ".join(
+                      f"{r:.2f}" for r in _ratios([a for a, _ in f.runs], f.second_runs))
+                     + ")" if f.second_is else "")
                   for f in figures if f.ratios]
     for f in figures:
         lines += [f"error: {f.name}: {e}" for e in f.errors]

@@ -9,15 +9,18 @@ from __future__ import annotations
 import errno
 import hashlib
 import inspect
+import secrets
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawtcp.bench.bare import BareReceiver, BareSender
+from rawtcp.bench.bare import BareReceiver, BareSender, BareStream
 from rawtcp.bench.common import MB, Progress, bytes_progress, conn_loop, stream_chunks
+from rawtcp.bench.kpeer import CLIENT_EVENTS
 from rawtcp.core.config import Config
 from rawtcp.lab import TunLab, VethLab
 from rawtcp.lab.peers import KernelPeer
@@ -56,7 +59,7 @@ class BenchPeer(KernelPeer):
         for k, v in opts.items():
             args += ["--" + k, str(v)]
         self.argv = exec_prefix(netns) + [sys.executable, "-m", "rawtcp.bench.kpeer"] + args
-        self.ready_event = "listening" if role != "conn" else "conn"
+        self.ready_event = CLIENT_EVENTS.get(role, "listening")
 
     def port(self) -> int:
         return int(self.wait_ready()["port"])
@@ -217,6 +220,50 @@ def send_bare(mtu: int, nbytes: int, expect_sha: str, timeout: float,
                                                  **dict(tx.counters)})
 
 
+def recv_kernel(mtu: int, nbytes: int, timeout: float, progress: Progress) -> Measure:
+    """Kernel source (one namespace) -> kernel client (another) over a veth of the same MTU:
+    MB/s from connect() to EOF, as rawtcp's receive is measured."""
+    progress.show("bulk receive, kernel <-> kernel: running", force=True)
+    with VethLab(mode="rawip", family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.kernel_netns, "source", timeout, size=nbytes) as src:
+        port = src.port()
+        with BenchPeer(lab.rawtcp_netns, "fetch", timeout, port=port,
+                       connect=lab.kernel_addr) as cl:
+            got = _client_event(cl, timeout)
+        sent = src.wait_event("sent", 10)
+    ok = got["bytes"] == nbytes == sent["bytes"] and got["sha256"] == sent["sha256"]
+    seconds = float(got["seconds"])
+    return Measure(_rate(int(got["bytes"]), seconds), ok,
+                   {"bytes": int(got["bytes"]), "seconds": round(seconds, 4)})
+
+
+def send_kernel(mtu: int, nbytes: int, expect_sha: str, timeout: float,
+                progress: Progress) -> Measure:
+    """Kernel client -> kernel sink over a veth of the same MTU: MB/s from connect() to the
+    sink's EOF, as rawtcp's send is measured."""
+    progress.show("bulk send, kernel <-> kernel: running", force=True)
+    with VethLab(mode="rawip", family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.kernel_netns, "sink", timeout) as sink:
+        port = sink.port()
+        with BenchPeer(lab.rawtcp_netns, "push", timeout, size=nbytes, port=port,
+                       connect=lab.kernel_addr) as cl:
+            pushed = _client_event(cl, timeout)
+        eof = sink.wait_event("eof", 10)
+    seconds = float(eof["mono"]) - float(pushed["start"])
+    ok = eof["bytes"] == nbytes and eof["sha256"] == expect_sha
+    return Measure(_rate(nbytes, seconds), ok,
+                   {"bytes": int(eof["bytes"]), "seconds": round(seconds, 4)})
+
+
+def _client_event(cl: BenchPeer, timeout: float) -> dict[str, Any]:
+    """A kpeer client's result event, or OSError with what went wrong."""
+    try:
+        return cl.wait_ready(timeout + 5)
+    except OSError as e:
+        err = cl.event("error") or cl.event("timeout")
+        raise OSError(e.errno, f"kernel client: {err or e.strerror}") from None
+
+
 # ---------------------------------------------------------------- connection rate
 
 
@@ -260,10 +307,36 @@ def conn_kernel(conns: int, timeout: float, progress: Progress) -> Measure:
         _sysctl(lab.rawtcp_netns, "net.ipv4.tcp_tw_reuse=1")
         with BenchPeer(lab.rawtcp_netns, "conn", timeout, conns=conns, port=port,
                        connect=lab.kernel_addr) as cl:
-            try:
-                ev = cl.wait_event("conn", timeout + 5)
-            except OSError as e:
-                err = cl.event("error") or cl.event("timeout")
-                raise OSError(e.errno, f"kernel client: {err or e.strerror}") from None
+            ev = _client_event(cl, timeout)
     stats = ev["stats"]
     return Measure(float(stats["rate"]), True, stats)
+
+
+def conn_bare(mtu: int, conns: int, timeout: float, progress: Progress) -> Measure:
+    """BareStream connections (the bare Python client) -> kernel echo server over TUN, in
+    the same common.conn_loop as rawtcp's and the kernel's. Each connection takes the next
+    source port (no TIME_WAIT is kept). Value: conn/s."""
+    deadline = time.monotonic() + timeout
+    with TunLab(family="ipv4", mtu=mtu) as lab, \
+            BenchPeer(lab.netns, "echo", timeout, conns=conns) as srv:
+        port = srv.port()
+        link = lab.open_link()
+        rcvbuf = Config().rcvbuf
+        first = 20000 + secrets.randbelow(20000)
+        counters: Counter[str] = Counter()
+        n = 0
+
+        def connect() -> BareStream:
+            nonlocal n
+            sport = 20000 + (first + n) % 40000      # 20000..59999, each once per 40,000
+            n += 1
+            s = BareStream(link.fileno(), lab.rawtcp_addr, lab.kernel_addr, port, mtu,
+                           rcv_buffer=rcvbuf, deadline=deadline, sport=sport)
+            counters.update(s.counters)
+            s.counters = counters
+            return s
+
+        stats = conn_loop(connect, conns, deadline,
+                          _conn_progress(progress, "connection rate, bare Python", conns))
+        srv.wait_event("done", _deadline_left(deadline, "connection rate (bare)"))
+    return Measure(stats.rate, True, {**stats.to_dict(), **dict(counters)})

@@ -68,10 +68,37 @@ def test_bench_json_has_every_figure_positive_and_checked(capsys) -> None:
         assert f["ratio"] == pytest.approx(f["rawtcp"] / f["reference"], rel=0.01)
         assert f["rawtcp_check_ok"] is True and f["reference_check_ok"] is True, f
         assert f["errors"] == []
+        # the other kind of reference, measured in the same run: the kernel for the bulk
+        # figures, a bare Python client for the connection rate
+        assert f["second_reference"] > 0, f
+        assert f["second_ratio"] == pytest.approx(f["rawtcp"] / f["second_reference"],
+                                                  rel=0.01)
+    for key in ("bulk_receive", "bulk_send"):
+        assert figs[key]["second_reference_is"].startswith("kernel <-> kernel")
+        assert figs[key]["second_check_ok"] is True      # sha256 of what the kernel got
+    assert figs["conn_rate"]["second_reference_is"].startswith("bare Python client")
     assert figs["bulk_receive"]["details"]["rawtcp"]["bytes"] == MB
     assert figs["bulk_send"]["details"]["reference"]["bytes"] == MB
     assert figs["conn_rate"]["details"]["rawtcp"]["conns"] == 50
     assert figs["conn_rate"]["details"]["reference"]["conns"] == 50
+
+
+def test_bare_client_makes_connections_with_the_segments_of_rawtcps() -> None:
+    """The connection-rate reference (bare Python, common.conn_loop over TUN) does what
+    rawtcp's client does, per RFC 9293 3.5 and 3.6: SYN, ACK, request, ACK of the echo, FIN,
+    ACK of the peer's FIN = 6 segments out; SYN-ACK, ACK, echo, FIN = 4 in."""
+    m = run.conn_bare(1500, 30, 30, QUIET)
+    assert m.details["conns"] == 30 and m.value > 0
+    assert m.details["segments_out"] == 6 * 30, m.details
+    assert m.details["segments_in"] == 4 * 30, m.details
+    assert m.details.get("retransmits", 0) == 0
+
+
+def test_kernel_bulk_references_move_the_whole_stream() -> None:
+    sha = stream_sha256(2 * MB)
+    for m in (run.recv_kernel(1500, 2 * MB, 30, QUIET),
+              run.send_kernel(1500, 2 * MB, sha, 30, QUIET)):
+        assert m.sha_ok is True and m.details["bytes"] == 2 * MB and m.value > 0
 
 
 def test_repeat_alternates_the_sides_and_takes_the_median_of_the_rounds(monkeypatch,
@@ -90,13 +117,20 @@ def test_repeat_alternates_the_sides_and_takes_the_median_of_the_rounds(monkeypa
         order.append("reference")
         return real_bare(*a, **k)
 
+    real_kernel = run.recv_kernel
+
+    def recv_kernel(*a, **k):
+        order.append("second")
+        return real_kernel(*a, **k)
+
     monkeypatch.setattr(run, "recv_rawtcp", recv_rawtcp)
     monkeypatch.setattr(run, "recv_bare", recv_bare)
+    monkeypatch.setattr(run, "recv_kernel", recv_kernel)
     status = main(parse("--tests", "recv", "--size", "1", "--timeout", "60", "--repeat", "3",
                         "--json"))
     out = json.loads(capsys.readouterr().out)
     assert status == 0, out
-    assert order == ["rawtcp", "reference"] * 3
+    assert order == ["rawtcp", "reference", "second"] * 3
     [f] = out["figures"]
     runs = f["runs"]
     assert len(runs) == 3 and all(r["rawtcp"] > 0 and r["reference"] > 0 for r in runs)
@@ -104,6 +138,10 @@ def test_repeat_alternates_the_sides_and_takes_the_median_of_the_rounds(monkeypa
     assert f["ratio"] == pytest.approx(ratios[1], rel=0.01)
     assert f["rawtcp"] == sorted(r["rawtcp"] for r in runs)[1]
     assert f["reference"] == sorted(r["reference"] for r in runs)[1]
+    seconds = f["second_runs"]
+    assert f["second_reference"] == sorted(seconds)[1]
+    assert f["second_ratio"] == pytest.approx(
+        sorted(r["rawtcp"] / k for r, k in zip(runs, seconds))[1], rel=0.01)
     assert out["settings"]["repeat"] == 3
     text = to_table([Figure("bulk_receive", "bulk receive", "MB/s", "bare", "sha256",
                             runs=[(run.Measure(30.0, True), run.Measure(60.0, True)),
@@ -117,7 +155,7 @@ def test_a_digest_mismatch_is_reported_and_exits_1(monkeypatch, capsys) -> None:
     status = main(parse("--tests", "send", "--size", "1", "--timeout", "60"))
     out = capsys.readouterr().out
     assert status == 1
-    assert "sha256 MISMATCH (rawtcp, reference)" in out
+    assert "sha256 MISMATCH (rawtcp, reference, second reference)" in out
 
 
 def test_table_lists_figures_with_ratio_and_errors() -> None:
