@@ -52,6 +52,8 @@ from rawtcp.wire import udp as _udp_wire
 
 # how long the link's fd stays parked after a caller last read it (see Stack.__init__)
 PARK_US = 2_000
+# ... unless the caller read more than this in its turn: data is streaming in (_give_rx)
+PARK_BYTES = 2_000
 
 log = logging.getLogger("rawtcp")
 
@@ -188,6 +190,7 @@ class Stack:
         # when no caller used it for that long.
         self._parked = False
         self._given_at = 0               # core time the receive side was last given back
+        self._rx_taken = 0               # bytes a caller read since it took the receive side
         self._loop_until = 0             # core time the loop's current sleep ends at latest
         # a caller waiting on the link (_lead) sleeps in this poll: the link and _lead_fd
         self._leading = False
@@ -253,9 +256,11 @@ class Stack:
     def remove_watcher(self, fn: Callable[[bool], None]) -> None:
         self._watchers.discard(fn)
 
-    def call(self, fn: Callable[[int], Any]) -> Any:
+    def call(self, fn: Callable[[int], Any], answered: bool = False) -> Any:
         """Run ``fn(now)`` against the core under the lock; the loop thread sends what it
-        queued. Waiters are woken."""
+        queued. Waiters are woken. ``answered``: what the call sends is answered by the peer
+        soon (a SYN, a request, a FIN) and the caller will call again: the link then stays
+        parked for PARK_US after the call (see ``_give_rx``)."""
         inline = not self.lock._is_owned()   # type: ignore[attr-defined]  # not nested
         with self.lock:
             self.check_alive()
@@ -281,7 +286,7 @@ class Stack:
                     self._write_tx(tx, now)
                     self._input_inline()
                 finally:
-                    self._give_rx()
+                    self._give_rx(answered)
             else:
                 self._write_tx(tx, now)
         return result
@@ -352,19 +357,27 @@ class Stack:
                 self._rx_lock.release()
                 return False
             self._parked = True
+        self._rx_taken = 0
         return True
 
-    def _give_rx(self) -> None:
-        """Give the receive side back; the link stays parked for PARK_US (see __init__).
-        The loop is woken only if it sleeps longer than that (it found the receive side
-        taken when it went to sleep)."""
+    def _give_rx(self, park: bool = False) -> None:
+        """Give the receive side back. With ``park`` (a call whose segments the peer
+        answers) and at most PARK_BYTES read, the link stays parked for PARK_US (see
+        __init__); the loop is woken only if it sleeps longer than that (it found the
+        receive side taken when it went to sleep). Otherwise (data streaming in, or a
+        reader that will work on what it got) the loop takes the link back at once and goes
+        on receiving meanwhile."""
+        if not park or self._rx_taken > PARK_BYTES:
+            self._unpark()
+            self._rx_lock.release()
+            return
         self._given_at = given = self.now()
         self._rx_lock.release()
         if self._loop_until - given > PARK_US:
             self._wake()
 
     def _unpark(self) -> None:
-        """Loop thread, receive side owned: the link's fd back in the loop's epoll."""
+        """Receive side owned: the link's fd back in the loop's epoll."""
         try:
             self._ep.modify(self._link_fd, select.EPOLLIN)
         except (OSError, ValueError):
@@ -386,6 +399,7 @@ class Stack:
             with self.lock:
                 now = self.now()
                 self.counters["frames_in_caller"] += len(frames)
+                self._rx_taken += sum(map(len, frames))
                 self._input(frames, now)
                 self._flush(now)
                 self._after_change()

@@ -123,8 +123,8 @@ class Socket(SocketBase):
         """The core connection (for inspection), or None."""
         return self._tcb
 
-    def _call(self, fn):
-        return self._stack.call(fn)
+    def _call(self, fn, answered: bool = False):
+        return self._stack.call(fn, answered)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -379,7 +379,7 @@ class Socket(SocketBase):
                 return self._stack.core.connect(self._binding, local, host, port, now,
                                                 options=opts)
 
-            self._tcb = self._call(do)
+            self._tcb = self._call(do, answered=True)   # SYN: a SYN-ACK comes
             with self._stack.lock:
                 self._tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
                 self._watch()
@@ -457,7 +457,7 @@ class Socket(SocketBase):
         # TCP_NODELAY and Nagle see the same calls); the loop thread writes them.
         if flags & MSG_OOB:
             return self._call(lambda now: t.send_urgent(data, now))
-        return self._call(lambda now: t.send(data, now))
+        return self._call(lambda now: t.send(data, now), answered=True)
 
     def sendall(self, data, flags: int = 0) -> None:
         view = memoryview(bytes(data))
@@ -629,7 +629,7 @@ class Socket(SocketBase):
             self._shut_rd = True
         if how in (SHUT_WR, SHUT_RDWR):
             self._shut_wr = True
-        self._call(lambda now: t.shutdown(how, now))
+        self._call(lambda now: t.shutdown(how, now), answered=True)
 
     def close(self) -> None:
         if self._closed:
@@ -650,7 +650,7 @@ class Socket(SocketBase):
                 if onoff and linger == 0:
                     self._call(lambda now: t.abort(now))
                 else:
-                    self._call(lambda now: t.close(now))
+                    self._call(lambda now: t.close(now), answered=True)
                     if onoff and linger > 0:
                         stack.wait_for(lambda: t.state not in _CLOSING or t.error is not None,
                                        float(linger))

@@ -7,6 +7,7 @@ to 32-bit wire values at its edges, so no modular arithmetic is needed inside.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Iterator
 
 # Memory charged per stored piece on top of its bytes (``Reassembly.cost``), like Linux's
@@ -82,46 +83,87 @@ class SendBuffer:
 class ReceiveBuffer:
     """In-order bytes received and not read yet (``rbuf += data`` appends).
 
-    Like :class:`SendBuffer`, a read only moves ``head`` and the read front is cut off once
-    it is as large as what is still held: cutting at every read made the next append copy
-    the whole buffer."""
+    Held as a queue of the appended pieces, not copied into one buffer: a read joins the
+    pieces it takes (a read of exactly one piece returns it as it is), so a large segment's
+    bytes are copied once between the segment and the reader. Small appends (a peer sending
+    tiny segments) are gathered into bytearray pieces of up to ``GATHER`` bytes, so the
+    per-piece overhead stays a few percent of what is held. ``storage()`` is what the
+    pieces take."""
 
-    __slots__ = ("buf", "head")
+    __slots__ = ("pieces", "size", "head")
+
+    SMALL = 1024          # appends shorter than this are gathered ...
+    GATHER = 64 * 1024    # ... into bytearray pieces up to this size
 
     def __init__(self) -> None:
-        self.buf = bytearray()
-        self.head = 0
+        self.pieces: deque = deque()
+        self.size = 0
+        self.head = 0      # bytes of pieces[0] already read
 
     def __len__(self) -> int:
-        return len(self.buf) - self.head
+        return self.size
 
     def __bool__(self) -> bool:
-        return len(self.buf) > self.head
+        return self.size > 0
 
     def __iadd__(self, data) -> ReceiveBuffer:
-        self.buf += data
+        n = len(data)
+        if n:
+            pieces = self.pieces
+            if n >= self.SMALL:
+                pieces.append(data if type(data) is bytes else bytes(data))
+            elif pieces and type(pieces[-1]) is bytearray and len(pieces[-1]) < self.GATHER:
+                pieces[-1] += data
+            else:
+                pieces.append(bytearray(data))
+            self.size += n
         return self
 
-    def peek(self, n: int) -> bytes:
+    def storage(self) -> int:
+        """Bytes the pieces occupy (read bytes of the first one included)."""
+        return sum(len(p) for p in self.pieces)
+
+    def _collect(self, n: int, remove: bool) -> bytes:
+        pieces = self.pieces
         head = self.head
-        with memoryview(self.buf) as view:
-            return bytes(view[head : head + n])
+        out = []
+        i = 0
+        while n > 0 and i < len(pieces):
+            p = pieces[i]
+            avail = len(p) - head
+            if avail <= n:
+                out.append(p[head:] if head else p)
+                n -= avail
+                if remove:
+                    pieces.popleft()
+                else:
+                    i += 1
+                head = 0
+            else:
+                out.append(p[head:head + n])
+                head += n
+                n = 0
+        if remove:
+            self.head = head
+        if len(out) == 1 and type(out[0]) is bytes:
+            data = out[0]
+        else:
+            data = b"".join(out)
+        if remove:
+            self.size -= len(data)
+        return data
+
+    def peek(self, n: int) -> bytes:
+        """The first ``n`` bytes (or all there are), left in place."""
+        return self._collect(n, False)
 
     def take(self, n: int) -> bytes:
         """The first ``n`` bytes (or all there are), removed."""
-        buf = self.buf
-        head = self.head
-        with memoryview(buf) as view:
-            out = bytes(view[head : head + n])
-        head += len(out)
-        if head >= len(buf) - head:
-            del buf[:head]
-            head = 0
-        self.head = head
-        return out
+        return self._collect(n, True)
 
     def clear(self) -> None:
-        self.buf = bytearray()
+        self.pieces = deque()
+        self.size = 0
         self.head = 0
 
 
