@@ -78,15 +78,6 @@ def run_experiment(name: str, *, seed: int = 1, report_dir: str | None = None,
             with open(p, "w", encoding="utf-8") as f:
                 f.write(render_ladder(events, width=100, right="kernel") + "\n")
             run.files["ladder"] = p
-    if report_dir and any(e.get("ev") == "seg" and e.get("len") for e in events):
-        try:
-            from rawtcp.report.plots import time_sequence
-
-            p = os.path.join(report_dir, f"{name}.tseq.png")
-            time_sequence(events, p, title=name)
-            run.files["time_sequence"] = p
-        except Exception:  # noqa: BLE001 - plots are a bonus
-            pass
     passed = bool(run.checks) and all(c.ok for c in run.checks) and error is None
     if report_dir:      # pcapng with comments, plots, index.html (rawtcp.report.bundle)
         from rawtcp.report.bundle import finish_report

@@ -33,7 +33,7 @@ Event = dict[str, Any]
 __all__ = ["PageInfo", "json_for_script", "render_page", "write_page"]
 
 _PLOT_TITLES = {"tsg": "time-sequence graph (Stevens)", "cwnd": "congestion window",
-                "rtt": "round-trip time", "time_sequence": "time / sequence (our data)"}
+                "rtt": "round-trip time"}
 
 
 @dataclass
@@ -119,8 +119,6 @@ def _files_html(files: Mapping[str, str], base: str) -> str:
 def _plots_html(files: Mapping[str, str]) -> str:
     out = []
     keys = [k for k, p in files.items() if str(p).lower().endswith(".png")]
-    if "tsg" in keys and "time_sequence" in keys:
-        keys.remove("time_sequence")     # the Stevens graph shows the same and more
     order = {k: i for i, k in enumerate(("tsg", "cwnd", "rtt"))}
     for key in sorted(keys, key=lambda k: (order.get(k, len(order)), k)):
         try:

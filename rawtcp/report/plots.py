@@ -1,7 +1,5 @@
 """Plots from traces and experiment results (matplotlib, no pyplot, no display needed).
 
-- :func:`time_sequence`: the classic time/sequence graph of our outgoing data (relative
-  sequence numbers over ms), with the ACKs we received, retransmissions and drops.
 - :func:`sweep_plot`: goodput and retransmissions against loss rate, mean with min/max bars.
 
 The file type follows the extension: ``.png`` or ``.svg``. Each function returns the data
@@ -16,11 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from rawtcp.report.enrich import enrich
-
 Event = dict[str, Any]
 
-__all__ = ["sweep_plot", "time_sequence"]
+__all__ = ["sweep_plot"]
 
 _FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -45,77 +41,6 @@ def _figure(rows: int = 1) -> Any:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(9, 3.2 * rows + (1.5 if rows == 1 else 0)), dpi=100)
-
-
-def time_sequence(
-    events: list[Event],
-    path: str | os.PathLike[str],
-    conn: str | None = None,
-    title: str | None = None,
-) -> dict[str, list[tuple]]:
-    """Time/sequence graph of our outgoing data. Returns the series plotted (times in ms from
-    the first event, sequence numbers relative to our ISN):
-
-    - ``sent``: ``(t_ms, rseq, len)`` first transmissions of data segments;
-    - ``retransmits``: ``(t_ms, rseq, len)`` data segments carrying already-sent bytes;
-    - ``drops``: ``(t_ms, rseq, len)`` our data segments dropped by a fault;
-    - ``acks``: ``(t_ms, rack)`` ACKs received (cumulative ACK, relative);
-    - ``acks_dropped``: ``(t_ms, rack)`` incoming ACKs dropped by a fault.
-    """
-    fmt = _format(path)
-    evs = sorted(events, key=lambda e: e.get("t", 0))
-    t0 = min((int(e["t"]) for e in evs if "t" in e), default=0)
-    series: dict[str, list[tuple]] = {
-        "sent": [], "retransmits": [], "drops": [], "acks": [], "acks_dropped": []}
-    for e in enrich(evs):
-        if conn is not None and e.get("conn") not in (None, conn):
-            continue
-        kind, d = e.get("ev"), e.get("dir")
-        if kind not in ("seg", "fault"):
-            continue
-        t = (int(e.get("t", 0)) - t0) / 1000
-        n = int(e.get("len") or 0)
-        rseq, rack = e.get("rseq"), e.get("rack")
-        if kind == "seg" and d == "out" and n > 0 and rseq is not None:
-            series["retransmits" if e.get("rtx") else "sent"].append((t, rseq, n))
-        elif kind == "seg" and d == "in" and "A" in (e.get("flags") or "") and rack is not None:
-            series["acks"].append((t, rack))
-        elif kind == "fault" and e.get("action") == "drop":
-            if d == "out" and n > 0 and rseq is not None:
-                series["drops"].append((t, rseq, n))
-            elif d == "in" and "A" in (e.get("flags") or "") and rack is not None:
-                series["acks_dropped"].append((t, rack))
-
-    fig = _figure()
-    ax = fig.subplots()
-    for key, color, label in (("sent", "black", "data sent"),
-                              ("retransmits", "tab:red", "retransmission")):
-        pts = series[key]
-        if pts:
-            ax.vlines([p[0] for p in pts], [p[1] for p in pts], [p[1] + p[2] for p in pts],
-                      colors=color, linewidth=2, label=label)
-            ax.plot([p[0] for p in pts], [p[1] + p[2] for p in pts], linestyle="none",
-                    marker="_", color=color)
-    if series["acks"]:
-        ax.step([p[0] for p in series["acks"]], [p[1] for p in series["acks"]], where="post",
-                color="tab:green", linewidth=1, label="ACK received")
-    if series["drops"]:
-        ax.plot([p[0] for p in series["drops"]], [p[1] + p[2] / 2 for p in series["drops"]],
-                linestyle="none", marker="x", markersize=9, color="tab:red",
-                label="dropped (fault)")
-    if series["acks_dropped"]:
-        ax.plot([p[0] for p in series["acks_dropped"]], [p[1] for p in series["acks_dropped"]],
-                linestyle="none", marker="x", color="tab:orange", label="ACK dropped (fault)")
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("relative sequence number")
-    ax.set_title(title or "time / sequence")
-    ax.grid(True, alpha=0.3)
-    if any(series.values()):
-        ax.legend(loc="upper left", fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "no data segments", ha="center", va="center", transform=ax.transAxes)
-    _save(fig, path, fmt)
-    return series
 
 
 def sweep_plot(

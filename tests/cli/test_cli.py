@@ -293,11 +293,11 @@ def test_experiment_runs_with_report_dir_get_trace_pcap_ladder_and_plot(tmp_path
         names = sorted(p.name for p in d.iterdir())
         assert names == ["index.html", "lifecycle.cwnd.png", "lifecycle.ladder.txt",
                          "lifecycle.pcap", "lifecycle.pcapng", "lifecycle.rtt.png",
-                         "lifecycle.trace.jsonl", "lifecycle.tseq.png", "lifecycle.tsg.png"], names
+                         "lifecycle.trace.jsonl", "lifecycle.tsg.png"], names
         ladder = (d / "lifecycle.ladder.txt").read_text()
         assert "TIME_WAIT" in ladder                      # rawtcp's state, left
         assert "| CLOSE_WAIT" in ladder                   # the kernel's state, right
-        assert (d / "lifecycle.tseq.png").read_bytes()[:4] == b"\x89PNG"
+        assert (d / "lifecycle.tsg.png").read_bytes()[:4] == b"\x89PNG"
         kernel = [json.loads(ln) for ln in (d / "lifecycle.trace.jsonl").read_text().splitlines()
                   if '"kernel"' in ln]
         assert kernel and all("total_retrans" in e for e in kernel)
