@@ -66,8 +66,8 @@ from rawtcp.report.enrich import enrich, seq_len
 Event = dict[str, Any]
 
 __all__ = ["ALSO", "DIRECTIONS", "KINDS", "LIMITS", "Facts", "Fault", "Outcome", "Row",
-           "Segment", "SweepResult", "check_limit", "classify", "facts_from_events", "plan",
-           "reference_segments", "sweep"]
+           "Segment", "SweepResult", "check_limit", "classify", "engine_view", "facts_from_events",
+           "plan", "reference_segments", "sweep"]
 
 DIRECTIONS = ("in", "out", "both")
 ALSO = ("duplicate", "delay")
@@ -180,7 +180,7 @@ def _t0(events: list[Event]) -> int:
     return min((e["t"] for e in events if "t" in e), default=0)
 
 
-def _engine_view(events: list[Event]) -> list[Event]:
+def engine_view(events: list[Event]) -> list[Event]:
     """The segments a sweep rule sees, in order (enriched copies): outgoing seg events except
     those an experiment rule dropped (the fault event follows its seg event), incoming seg
     events."""
@@ -205,7 +205,7 @@ def reference_segments(events: list[Event]) -> list[Segment]:
     segs: list[Segment] = []
     exact: Counter[tuple] = Counter()     # (dir, flags, len, rseq): what seq=X matches
     loose: Counter[tuple] = Counter()     # (dir, flags, len): what a rule without seq matches
-    for i, e in enumerate(_engine_view(events)):
+    for i, e in enumerate(engine_view(events)):
         flags = str(e.get("flags") or "")
         rseq = e.get("rseq")
         key = (e["dir"], flags, int(e.get("len") or 0))

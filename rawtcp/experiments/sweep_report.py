@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from rawtcp.experiments.sweep import KINDS, Row, SweepResult
+from rawtcp.experiments.sweep import KINDS, Row, SweepResult, engine_view
 
 __all__ = ["COLORS", "ladder", "plot", "summary", "table", "write_report"]
 
@@ -111,10 +111,8 @@ def ladder(result: SweepResult, width: int = 100, color: bool = False) -> str:
     events = sorted(result.events, key=lambda e: e.get("t", 0))
     # tag the reference's seg events with their sweep index (the engine's order, as
     # reference_segments counts them: outgoing segments an experiment rule dropped have none)
-    from rawtcp.experiments.sweep import _engine_view
-
     tagged = [dict(e) for e in events]
-    view = _engine_view(tagged)
+    view = engine_view(tagged)
     by_id = {(e["t"], e["dir"], e.get("seq"), e.get("ack"), e.get("flags"), e.get("len")): i + 1
              for i, e in reversed(list(enumerate(view)))}
     for e in tagged:
