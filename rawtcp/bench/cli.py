@@ -50,6 +50,20 @@ def _tests(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _mtus(text: str) -> list[int]:
+    parse = _number("mtu", int)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"takes a comma list of MTUs, got {text!r}")
+    return list(dict.fromkeys(parse(t) for t in names))
+
+
+OFFLOAD_MODES = ("off", "on", "both")
+#: with --offload both, the offload rows are measured at the MTUs up to this one (a TUN
+#: device with a larger MTU already takes segments of up to 64 kB: offload adds nothing)
+OFFLOAD_MTU_MAX = 9000
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add bench's options to `p` (a subparser or a fresh parser)."""
     p.description = (
@@ -63,18 +77,21 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conns", type=_number("conns", int), default=2000, metavar="N",
                    help="connections in a row for the connection rate, 1..1000000 "
                         "(default 2000)")
-    p.add_argument("--mtu", type=_number("mtu", int), default=1500,
-                   help="MTU of the TUN device, 1280..65000 (default 1500)")
-    p.add_argument("--offload", action="store_true",
-                   help="rawtcp's side over a TUN link with GSO/GRO offload "
-                        "(TunLink(offload=True), Config(offload=True)); the bare references "
-                        "stay per-segment")
+    p.add_argument("--mtu", type=_mtus, default=[1500, 65000], metavar="LIST",
+                   help="MTUs of the TUN device (and of the kernel's veth) for the bulk "
+                        "figures, a comma list of 1280..65000 (default 1500,65000); the "
+                        "connection rate uses the first")
+    p.add_argument("--offload", nargs="?", const="on", default="both", choices=OFFLOAD_MODES,
+                   help="bulk figures with rawtcp's side over a TUN link with GSO/GRO "
+                        "offload (TunLink(offload=True), Config(offload=True)): off, on "
+                        "(--offload alone), or both (default: with offload too at the MTUs "
+                        f"up to {OFFLOAD_MTU_MAX}); the bare references stay per-segment")
     p.add_argument("--timeout", type=_number("timeout", float), default=300.0,
                    metavar="SECONDS", help="limit for each measurement, 1..86400 (default 300)")
     p.add_argument("--repeat", type=_number("repeat", int), default=1, metavar="N",
-                   help="rounds of each test, 1..20 (default 1): rawtcp then its reference "
-                        "in each round; the ratio is the median of the rounds' ratios, which "
-                        "holds on a machine whose speed drifts")
+                   help="rounds of each test, 1..20 (default 1): rawtcp, its reference and "
+                        "the 2nd reference in each round; the ratio is the median of the "
+                        "rounds' ratios, which holds on a machine whose speed drifts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -84,15 +101,24 @@ def _check_args(args: argparse.Namespace) -> None:
         args.repeat = 1
     if not isinstance(args.repeat, int):
         raise ValueError(f"--repeat takes an integer, got {args.repeat!r}")
+    if isinstance(args.mtu, int) and not isinstance(args.mtu, bool):
+        args.mtu = [args.mtu]
+    if not isinstance(args.mtu, (list, tuple)) or not args.mtu:
+        raise ValueError(f"--mtu takes a comma list of MTUs, got {args.mtu!r}")
     for name, (lo, hi) in RANGES.items():
-        v = getattr(args, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-            raise ValueError(f"--{name} must be between {lo:g} and {hi:g}, got {v!r}")
+        for v in (args.mtu if name == "mtu" else [getattr(args, name)]):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ValueError(f"--{name} must be between {lo:g} and {hi:g}, got {v!r}")
+    if isinstance(args.offload, bool):            # a Namespace built by a caller
+        args.offload = "on" if args.offload else "off"
+    if args.offload not in OFFLOAD_MODES:
+        raise ValueError(f"--offload takes one of {', '.join(OFFLOAD_MODES)}, "
+                         f"got {args.offload!r}")
     tests = args.tests.split(",") if isinstance(args.tests, str) else list(args.tests)
     if not tests or any(t not in TESTS for t in tests):
         raise ValueError(f"--tests takes a comma list of {', '.join(TESTS)}, got {args.tests!r}")
     args.tests = tests
-    if args.offload and not run.offload_available():
+    if args.offload == "on" and not run.offload_available():
         raise ValueError("--offload is not available yet: this rawtcp's TUN link "
                          "(rawtcp.link.tun.TunLink) has no offload= argument")
 
@@ -138,27 +164,45 @@ def _rounds(fig: Figure, rawtcp_fn: Callable[[], run.Measure],
     fig.settle()
 
 
+def bulk_configs(mtus: list[int], offload: str) -> list[tuple[int, bool]]:
+    """(MTU, offload) of each pair of bulk figures, in order."""
+    out = []
+    for mtu in mtus:
+        if offload in ("off", "both"):
+            out.append((mtu, False))
+        if offload == "on" or (offload == "both" and mtu <= OFFLOAD_MTU_MAX
+                               and run.offload_available()):
+            out.append((mtu, True))
+    return out
+
+
 def run_tests(args: argparse.Namespace, progress: Progress) -> list[Figure]:
-    size, mtu, t, off = args.size * MB, args.mtu, args.timeout, args.offload
+    size, t = args.size * MB, args.timeout
     rep = getattr(args, "repeat", 1)
     figures: list[Figure] = []
-    mtu_text = f"MTU {mtu}" + (", offload" if off else "")
-    if "recv" in args.tests:
-        f = Figure("bulk_receive", f"bulk receive, kernel -> rawtcp ({mtu_text})", "MB/s",
-                   REF_RECV, "sha256", second_is=REF_KERNEL_BULK)
-        _rounds(f, lambda: run.recv_rawtcp(mtu, size, t, progress, off),
-                lambda: run.recv_bare(mtu, size, t, progress), rep, progress,
-                lambda: run.recv_kernel(mtu, size, t, progress))
-        figures.append(f)
+    sha = ""
     if "send" in args.tests:
-        f = Figure("bulk_send", f"bulk send, rawtcp -> kernel ({mtu_text})", "MB/s",
-                   REF_SEND, "sha256", second_is=REF_KERNEL_BULK)
         progress.show("bulk send: hashing the stream", force=True)
         sha = stream_sha256(size)
-        _rounds(f, lambda: run.send_rawtcp(mtu, size, sha, t, progress, off),
-                lambda: run.send_bare(mtu, size, sha, t, progress), rep, progress,
-                lambda: run.send_kernel(mtu, size, sha, t, progress))
-        figures.append(f)
+    for mtu, off in bulk_configs(args.mtu, args.offload):
+        mtu_text = f"MTU {mtu}" + (", offload" if off else "")
+        tag = f"_{mtu}" + ("_offload" if off else "")
+        if "recv" in args.tests:
+            f = Figure("bulk_receive" + tag, f"bulk receive, kernel -> rawtcp ({mtu_text})",
+                       "MB/s", REF_RECV, "sha256", second_is=REF_KERNEL_BULK)
+            _rounds(f, lambda mtu=mtu, off=off: run.recv_rawtcp(mtu, size, t, progress, off),
+                    lambda mtu=mtu: run.recv_bare(mtu, size, t, progress), rep, progress,
+                    lambda mtu=mtu: run.recv_kernel(mtu, size, t, progress))
+            figures.append(f)
+        if "send" in args.tests:
+            f = Figure("bulk_send" + tag, f"bulk send, rawtcp -> kernel ({mtu_text})", "MB/s",
+                       REF_SEND, "sha256", second_is=REF_KERNEL_BULK)
+            _rounds(f, lambda mtu=mtu, off=off: run.send_rawtcp(mtu, size, sha, t, progress,
+                                                                 off),
+                    lambda mtu=mtu: run.send_bare(mtu, size, sha, t, progress), rep, progress,
+                    lambda mtu=mtu: run.send_kernel(mtu, size, sha, t, progress))
+            figures.append(f)
+    mtu = args.mtu[0]
     if "conn" in args.tests:
         name = f"connect + {ECHO_BYTES} B echo + close, {args.conns:,} in a row"
         whole = Figure("conn_rate", name, "conn/s", REF_CONN, "echo", second_is=REF_BARE_CONN)

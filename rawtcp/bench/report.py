@@ -155,8 +155,10 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     right = {1, 2, 3, 4, 5} if seconds else {1, 2, 3}
     m = machine()
-    lines = [f"rawtcp bench: TUN MTU {settings['mtu']}"
-             + (" with offload" if settings.get("offload") else "")
+    mtus = settings["mtu"] if isinstance(settings["mtu"], list) else [settings["mtu"]]
+    lines = [f"rawtcp bench: TUN MTU {', '.join(str(m) for m in mtus)}"
+             + {"on": " with offload", "both": " (with and without offload)"}.get(
+                 str(settings.get("offload")), "")
              + f", {settings['size_mb']:,} MB per transfer, {settings['conns']:,} connections"
              + f" (MB = 10^6 bytes; {m['cpus']} CPUs, Linux {m['kernel']}, 1-min load "
              + f"average before the run {settings.get('load_before', '?')})", ""]
@@ -164,10 +166,16 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                  for i, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
-    notes = [f"  {f.name}: {f.second_is}" for f in figures
-             if f.second_is and not f.name.startswith(" ")]
-    if notes:
-        lines += ["", "2nd reference is:"] + notes
+    groups: dict[str, list[str]] = {}     # 2nd reference -> the figures' names (unique)
+    for f in figures:
+        if f.second_is and not f.name.startswith(" "):
+            names = groups.setdefault(f.second_is, [])
+            short = f.name.split(",")[0]
+            if short not in names:
+                names.append(short)
+    if groups:
+        lines += ["", "2nd reference is:"]
+        lines += [f"  {', '.join(names)}: {desc}" for desc, names in groups.items()]
     repeat = settings.get("repeat", 1)
     if repeat > 1:
         lines += ["", f"{repeat} rounds, rawtcp then its reference in each: the values are "

@@ -18,7 +18,9 @@ from rawtcp.bench.common import CHUNK, MB, PERIOD, Progress, stream_chunks, stre
 from rawtcp.bench.report import Figure, to_table
 
 QUIET = Progress(enabled=False)
-FIGURES = ("bulk_receive", "bulk_send", "conn_rate", "conn_rate_first", "conn_rate_last")
+BULK = ("bulk_receive_1500", "bulk_send_1500", "bulk_receive_1500_offload",
+        "bulk_send_1500_offload", "bulk_receive_65000", "bulk_send_65000")
+FIGURES = (*BULK, "conn_rate", "conn_rate_first", "conn_rate_last")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -73,12 +75,14 @@ def test_bench_json_has_every_figure_positive_and_checked(capsys) -> None:
         assert f["second_reference"] > 0, f
         assert f["second_ratio"] == pytest.approx(f["rawtcp"] / f["second_reference"],
                                                   rel=0.01)
-    for key in ("bulk_receive", "bulk_send"):
+    for key in BULK:
         assert figs[key]["second_reference_is"].startswith("kernel <-> kernel")
         assert figs[key]["second_check_ok"] is True      # sha256 of what the kernel got
+        assert figs[key]["details"]["rawtcp"]["bytes"] == MB
+        assert figs[key]["details"]["reference"]["bytes"] == MB
+        # the offload rows ran over an offloading link, the others did not
+        assert figs[key]["details"]["rawtcp"]["offload"] is key.endswith("_offload")
     assert figs["conn_rate"]["second_reference_is"].startswith("bare Python client")
-    assert figs["bulk_receive"]["details"]["rawtcp"]["bytes"] == MB
-    assert figs["bulk_send"]["details"]["reference"]["bytes"] == MB
     assert figs["conn_rate"]["details"]["rawtcp"]["conns"] == 50
     assert figs["conn_rate"]["details"]["reference"]["conns"] == 50
 
@@ -126,8 +130,8 @@ def test_repeat_alternates_the_sides_and_takes_the_median_of_the_rounds(monkeypa
     monkeypatch.setattr(run, "recv_rawtcp", recv_rawtcp)
     monkeypatch.setattr(run, "recv_bare", recv_bare)
     monkeypatch.setattr(run, "recv_kernel", recv_kernel)
-    status = main(parse("--tests", "recv", "--size", "1", "--timeout", "60", "--repeat", "3",
-                        "--json"))
+    status = main(parse("--tests", "recv", "--mtu", "1500", "--offload", "off", "--size", "1",
+                        "--timeout", "60", "--repeat", "3", "--json"))
     out = json.loads(capsys.readouterr().out)
     assert status == 0, out
     assert order == ["rawtcp", "reference", "second"] * 3
@@ -152,7 +156,8 @@ def test_repeat_alternates_the_sides_and_takes_the_median_of_the_rounds(monkeypa
 
 def test_a_digest_mismatch_is_reported_and_exits_1(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli, "stream_sha256", lambda n: "0" * 64)
-    status = main(parse("--tests", "send", "--size", "1", "--timeout", "60"))
+    status = main(parse("--tests", "send", "--mtu", "1500", "--offload", "off", "--size", "1",
+                        "--timeout", "60"))
     out = capsys.readouterr().out
     assert status == 1
     assert "sha256 MISMATCH (rawtcp, reference, second reference)" in out
@@ -171,7 +176,8 @@ def test_table_lists_figures_with_ratio_and_errors() -> None:
 
 @pytest.mark.parametrize("argv", [["--size", "0"], ["--size", "10001"], ["--conns", "x"],
                                   ["--tests", "recv,nope"], ["--timeout", "inf"],
-                                  ["--mtu", "100"], ["--repeat", "0"], ["--repeat", "21"],
+                                  ["--mtu", "100"], ["--mtu", "1500,70000"], ["--mtu", ","],
+                                  ["--offload", "maybe"], ["--repeat", "0"], ["--repeat", "21"],
                                   ["--repeat", "1.5"]])
 def test_a_bad_argument_is_one_line_and_exit_2(argv: list[str]) -> None:
     p = subprocess.run([sys.executable, "-m", "rawtcp.bench", *argv], capture_output=True,
@@ -214,3 +220,15 @@ def test_progress_is_shown_only_on_a_terminal() -> None:
     p.show("bulk receive: 1 MB", force=True)
     p.done()
     assert "\rbulk receive: 1 MB" in buf.getvalue()
+
+
+def test_bulk_configurations_cover_both_mtus_with_and_without_offload() -> None:
+    """The issue's matrix by default: MTU 1500 and 65000, offload where it adds something
+    (TUN MTUs up to OFFLOAD_MTU_MAX); --offload on/off select one side."""
+    assert cli.bulk_configs([1500, 65000], "both") == [(1500, False), (1500, True),
+                                                       (65000, False)]
+    assert cli.bulk_configs([1500, 65000], "on") == [(1500, True), (65000, True)]
+    assert cli.bulk_configs([9000], "off") == [(9000, False)]
+    args = parse("--mtu", "9000,1500,9000")
+    assert args.mtu == [9000, 1500] and args.offload == "both"
+    assert parse("--offload").offload == "on"
