@@ -79,6 +79,7 @@ class _BareTcp:
         self.snd_wscale = 0
         self.snd_wnd = 0
         self.peer_mss = 536                        # RFC 9293 3.7.1 default
+        self.fin_received = False
         self.rcv_buffer = rcv_buffer
         self.counters: Counter[str] = Counter()
         self._ip_headers: dict[int, bytes] = {}
@@ -177,6 +178,40 @@ class _BareTcp:
         self.counters["segments_in"] += 1
         return seq, ack, flags, win, ihl + hlen, tot
 
+    def segment(self, pkt: bytes, who: str) -> tuple[int, int, int, int, int, int] | None:
+        """`parse`, then a RST ends the connection (ConnectionResetError naming `who`) and
+        an ACK is taken (`take_ack`)."""
+        p = self.parse(pkt)
+        if p is not None:
+            if p[2] & RST:
+                raise ConnectionResetError(errno.ECONNRESET, f"{who}: reset by peer")
+            if p[2] & ACK:
+                self.take_ack(p[1], p[3])
+        return p
+
+    def receive(self, pkt: bytes, who: str, on_data: DataCallback) -> bool:
+        """A packet for a receiving endpoint (after `segment`): in-order data to `on_data`,
+        other data dropped and counted, an ACK for every segment with data or FIN. True
+        when it brought the peer's FIN (taken once: `fin_received`)."""
+        p = self.segment(pkt, who)
+        if p is None:
+            return False
+        seq, _ack, flags, _win, data, end = p
+        n = end - data
+        if n:
+            if seq == self.rcv_nxt & MASK:
+                on_data(memoryview(pkt)[data:end])
+                self.rcv_nxt += n
+            else:
+                self.counters["dropped_out_of_order"] += 1
+        fin = False
+        if flags & FIN and (seq + n) & MASK == self.rcv_nxt & MASK and not self.fin_received:
+            self.rcv_nxt += 1
+            self.fin_received = fin = True
+        if n or flags & FIN:
+            self.send(ACK, self.snd_nxt)
+        return fin
+
     def take_ack(self, ack: int, win: int) -> None:
         """A cumulative ACK: advance snd_una, take the window (RFC 7323: scaled)."""
         delta = (ack - self.snd_una) & MASK
@@ -254,14 +289,10 @@ class _BareTcp:
                 self.counters["retransmits"] += 1
                 last = time.monotonic()
             for pkt in self.read(RTO):
-                p = self.parse(pkt)
+                p = self.segment(pkt, "bare endpoint")
                 if p is None:
                     continue
-                seq, ack, flags, win, data, end = p
-                if flags & RST:
-                    raise ConnectionResetError(errno.ECONNRESET, "bare endpoint: reset by peer")
-                if flags & ACK:
-                    self.take_ack(ack, win)
+                seq, _ack, flags, _win, data, end = p
                 if flags & FIN:
                     if (seq + end - data) & MASK == self.rcv_nxt & MASK and not fin_received:
                         self.rcv_nxt += 1
@@ -285,27 +316,9 @@ class BareReceiver(_BareTcp):
         next_report = start + (1 << 20)
         while not fin:
             for pkt in self.read(1.0):
-                p = self.parse(pkt)
-                if p is None:
-                    continue
-                seq, ack, flags, win, data, end = p
-                if flags & RST:
-                    raise ConnectionResetError(errno.ECONNRESET, "bare receiver: reset by peer")
-                n = end - data
-                if n:
-                    if seq == self.rcv_nxt & MASK:
-                        on_data(memoryview(pkt)[data:end])
-                        self.rcv_nxt += n
-                    else:
-                        self.counters["dropped_out_of_order"] += 1
-                if flags & FIN and (seq + n) & MASK == self.rcv_nxt & MASK:
-                    self.rcv_nxt += 1
+                if self.receive(pkt, "bare receiver", on_data):
                     self.fin_at = time.monotonic()
                     fin = True
-                if flags & ACK:
-                    self.take_ack(ack, win)
-                if n or flags & FIN:
-                    self.send(ACK, self.snd_nxt)
             if progress is not None and self.rcv_nxt >= next_report:
                 progress(self.rcv_nxt - start)
                 next_report = self.rcv_nxt + (1 << 20)
@@ -340,14 +353,7 @@ class BareSender(_BareTcp):
                 self.snd_nxt += n
             before = self.snd_una
             for pkt in self.read(RTO):
-                p = self.parse(pkt)
-                if p is None:
-                    continue
-                seq, ack, flags, win, data, _ = p
-                if flags & RST:
-                    raise ConnectionResetError(errno.ECONNRESET, "bare sender: reset by peer")
-                if flags & ACK:
-                    self.take_ack(ack, win)
+                self.segment(pkt, "bare sender")
             now = time.monotonic()
             if self.snd_una != before:
                 last_ack_at = now
@@ -378,7 +384,6 @@ class BareStream(_BareTcp):
         super().__init__(*args, **kwargs)
         self.connect()
         self._data = bytearray()       # in-order data not yet taken by recv()
-        self._fin = False
         self._unacked: tuple[int, bytes] | None = None   # (seq, bytes) of the request
 
     def sendall(self, data: bytes) -> None:
@@ -391,9 +396,9 @@ class BareStream(_BareTcp):
     def recv(self, n: int) -> bytes:
         """Up to n bytes in order; b"" after the peer's FIN."""
         last = time.monotonic()
-        while not self._data and not self._fin:
+        while not self._data and not self.fin_received:
             for pkt in self.read(RTO):
-                self._take(pkt)
+                self.receive(pkt, "bare stream", self._data.extend)
             now = time.monotonic()
             if self.snd_una < self.snd_nxt and now - last > RTO and self._unacked:
                 seq, data = self._unacked              # the request again (go-back-N)
@@ -404,28 +409,6 @@ class BareStream(_BareTcp):
         del self._data[:n]
         return out
 
-    def _take(self, pkt: bytes) -> None:
-        p = self.parse(pkt)
-        if p is None:
-            return
-        seq, ack, flags, win, data, end = p
-        if flags & RST:
-            raise ConnectionResetError(errno.ECONNRESET, "bare stream: reset by peer")
-        if flags & ACK:
-            self.take_ack(ack, win)
-        n = end - data
-        if n:
-            if seq == self.rcv_nxt & MASK:
-                self._data += pkt[data:end]
-                self.rcv_nxt += n
-            else:
-                self.counters["dropped_out_of_order"] += 1
-        if flags & FIN and (seq + n) & MASK == self.rcv_nxt & MASK and not self._fin:
-            self.rcv_nxt += 1
-            self._fin = True
-        if n or flags & FIN:
-            self.send(ACK, self.snd_nxt)
-
     def close(self) -> None:
         """Active close: our FIN first, the peer's FIN ACKed (see `finish`)."""
-        self.finish(fin_sent=False, fin_received=self._fin)
+        self.finish(fin_sent=False, fin_received=self.fin_received)

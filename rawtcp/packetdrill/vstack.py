@@ -136,8 +136,10 @@ class VirtualStack:
         fam = "IPv6" if family == _socket.AF_INET6 else "IPv4"
         raise OSError(errno.EADDRNOTAVAIL, f"the virtual stack has no {fam} address")
 
-    def call(self, fn: Callable[[int], Any]) -> Any:
-        """Run ``fn(now)`` against the core under the lock; collect what it sent."""
+    def call(self, fn: Callable[[int], Any], answered: bool = False) -> Any:
+        """Run ``fn(now)`` against the core under the lock; collect what it sent.
+        ``answered`` (runtime.Stack.call's hint about parking the link) means nothing on
+        a virtual clock."""
         with self.lock:
             self.check_alive()
             try:
