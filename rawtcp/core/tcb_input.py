@@ -410,14 +410,27 @@ class TcbInput:
         """Eighth: the FIN, once every byte before it has arrived."""
         if self.peer_fin is None or self.fin_rcvd or self.rcv_nxt != self.peer_fin:
             return
+        had_data = self.rcv_nxt != self.irs + 1
         self.rcv_nxt += 1
         self.fin_rcvd = True
-        self.ack_now = True  # RFC 1122 4.2.3.2: no delayed ACK for a FIN (as Linux)
         self._changed()
         st = self.state
         if st is ESTABLISHED or st is SYN_RECEIVED:
+            # RFC 9293 3.10.7.4 eighth asks for an ACK, RFC 1122 4.2.3.2 lets it wait. As
+            # Linux (tcp_fin): the connection goes into pingpong mode and the ACK waits like
+            # one of data, so the application's own FIN usually carries it; at once when no
+            # data ever arrived (Linux's delayed-ACK timeout is still 0 then) or when the
+            # data rules already asked for one (more than one MSS unacknowledged, a hole
+            # filled, quick-ACK mode for data in the same segment).
+            self.pingpong = True
+            if not had_data or self.cfg.delayed_ack <= 0:
+                self.ack_now = True
+            elif not self.ack_now and "delack" not in self.timers.deadlines:
+                self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX), now)
             self._set_state(CLOSE_WAIT, "FIN received", now)
-        elif st is FIN_WAIT_1:
+            return
+        self.ack_now = True  # FIN_WAIT_1/2: at once (Linux's tcp_fin sends it there too)
+        if st is FIN_WAIT_1:
             self._set_state(CLOSING, "FIN received (simultaneous close)", now)
         elif st is FIN_WAIT_2:
             self._set_state(TIME_WAIT, "FIN received", now)

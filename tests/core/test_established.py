@@ -340,15 +340,39 @@ def test_delayed_ack_never_waits_more_than_200_ms() -> None:
     h.recv([to_peer(ack=PISS + 11, win=RCVBUF - 10)], at=T + 200 * MS)
 
 
-def test_fin_is_acked_at_once_even_with_a_delayed_ack_pending(est: Harness) -> None:
-    """RFC 1122 4.2.3.2 / RFC 9293 3.10.7.4 eighth: the FIN is ACKed immediately (no
-    delayed ACK), and that ACK also covers the data waiting for the delayed ACK."""
+def test_fin_after_data_waits_for_the_delayed_ack(est: Harness) -> None:
+    """RFC 9293 3.10.7.4 eighth (ACK the FIN) with RFC 1122 4.2.3.2 (an ACK may wait), as
+    Linux's tcp_fin: after data the FIN puts the connection in pingpong mode and its ACK
+    goes with the delayed ACK already pending for the data (one ACK for both)."""
     h = est
     h.send(from_peer(flags="PA", payload=b"abc"), at=T)
     h.recv_nothing(at=T + 5 * MS)
     h.send(from_peer(seq=PISS + 4, flags="FA"), at=T + 5 * MS)
-    h.recv([to_peer(ack=PISS + 5, win=RCVBUF - 4)])  # the right edge stays where it was
+    h.recv_nothing(at=T + 40 * MS - 1)
+    h.recv([to_peer(ack=PISS + 5, win=RCVBUF - 4)], at=T + 40 * MS)  # the data's delack
     h.recv_nothing(at=T + 1 * SEC)
+    assert h.tcb.state is State.CLOSE_WAIT
+
+
+def test_fin_after_data_is_acked_by_our_fin_when_the_application_closes(est: Harness) -> None:
+    """The point of delaying it (Linux): the application reads EOF and closes within the
+    delayed-ACK time, so its FIN carries the ACK of the peer's: one segment, not two."""
+    h = est
+    h.send(from_peer(flags="PA", payload=b"abc"), at=T)
+    h.send(from_peer(seq=PISS + 4, flags="FA"), at=T + 5 * MS)
+    assert h.tcb.recv(10, T + 6 * MS) == b"abc"
+    h.tcb.close(T + 6 * MS)
+    h.recv([to_peer(flags="FA", ack=PISS + 5, win=RCVBUF - 4)], at=T + 6 * MS)
+    h.recv_nothing(at=T + 100 * MS)
+    assert h.tcb.state is State.LAST_ACK
+
+
+def test_fin_without_data_is_acked_at_once(est: Harness) -> None:
+    """No data ever arrived: the ACK of the FIN goes at once (Linux: its delayed-ACK
+    timeout is still 0; the conformance script close-remote-fin-then-close wants it)."""
+    h = est
+    h.send(from_peer(flags="FA"), at=T)
+    h.recv([to_peer(ack=PISS + 2, win=RCVBUF - 1)], at=T)   # the right edge stays
     assert h.tcb.state is State.CLOSE_WAIT
 
 
