@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "report": 3,
     # real time + a link | virtual time + a simulated link
     "runtime": 4,
+    "pipeline": 4,          # runtime.Stack's packet pipeline (decode, faults, pcap, encode)
     "sim": 4,
     "notify": 4,            # the readiness descriptor of a polled socket
     # BSD-like sockets over a running stack
