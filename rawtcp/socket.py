@@ -124,7 +124,12 @@ class Socket(SocketBase):
         return self._tcb
 
     def _call(self, fn, answered: bool = False):
-        return self._stack.call(fn, answered)
+        # Parking the link after a call the peer answers (Stack.call) pays off when this
+        # thread calls again and reads the answer itself: a blocking socket. A non-blocking
+        # one, or one handed to a selector (fileno() made its notifier), waits for the loop
+        # to take the answer in: no parking then.
+        return self._stack.call(fn, answered and self._notifier is None
+                                and self._timeout != 0.0)
 
     def _check_open(self) -> None:
         if self._closed:
