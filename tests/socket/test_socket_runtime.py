@@ -282,28 +282,31 @@ def test_only_a_blocking_socket_parks_the_link_after_a_request(pair: Pair,
     """Stack.call(answered=True) keeps the link out of the loop's epoll for PARK_US so that
     the caller's next call reads the answer itself. A socket handed to a selector
     (fileno()) or a non-blocking one waits for the loop instead: the loop must take the
-    answer in at once, so those never park it. (PARK_US is raised so that the loop does
-    not take the link back while the test looks.)"""
-    from rawtcp import runtime
-
-    monkeypatch.setattr(runtime, "PARK_US", 60_000_000)
+    answer in at once, so those never ask for it. A recv never does."""
     c, s, ls = connected(pair)
+    asked: list[bool] = []
+    real_call = pair.a.call
+
+    def call(fn, answered=False):
+        asked.append(answered)
+        return real_call(fn, answered)
+
+    monkeypatch.setattr(pair.a, "call", call)
     try:
         c.sendall(b"x")
-        assert pair.a._parked                  # blocking, no fileno(): parked after send
+        assert asked == [True]                 # blocking, no fileno(): park after a request
         assert s.recv(1) == b"x"
         s.sendall(b"y")
-        assert c.recv(1) == b"y"               # a recv gives the link back unparked
-        assert not pair.a._parked
+        assert c.recv(1) == b"y"
+        assert asked[1:] == [False]            # a recv does not
         c.fileno()
         c.sendall(b"z")
-        assert not pair.a._parked
-        c2, s2, _ls2 = connected(pair, port=5001)
-        c2.setblocking(False)
-        c2.send(b"w")
-        assert not pair.a._parked
-        for x in (c2, s2, _ls2):
-            x.close()
+        c.setblocking(False)
+        c.send(b"w")
+        c.setblocking(True)
+        c.fileno()
+        c.shutdown(socket.SHUT_WR)
+        assert asked[2:] == [False, False, False]
     finally:
         for x in (c, s, ls):
             x.close()
