@@ -68,8 +68,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add bench's options to `p` (a subparser or a fresh parser)."""
     p.description = (
         "Measure rawtcp against the Linux kernel in a private lab (needs root): bulk receive "
-        "and send over TUN, and the connection rate, each next to a reference measured in "
-        "the same run (bare Python endpoints; kernel <-> kernel).")
+        "and send over TUN (at each MTU, with and without offload), and the connection "
+        "rate, each between two references measured in the same run: a bare Python "
+        "endpoint and kernel <-> kernel.")
     p.add_argument("--tests", type=_tests, default=list(TESTS), metavar="LIST",
                    help="comma list of recv, send, conn (default: all)")
     p.add_argument("--size", type=_number("size", int), default=200, metavar="MB",
