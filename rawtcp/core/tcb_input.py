@@ -425,8 +425,8 @@ class TcbInput:
             self.pingpong = True
             if not had_data or self.cfg.delayed_ack <= 0:
                 self.ack_now = True
-            elif not self.ack_now and "delack" not in self.timers.deadlines:
-                self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX), now)
+            elif not self.ack_now:
+                self._delay_ack(now)
             self._set_state(CLOSE_WAIT, "FIN received", now)
             return
         self.ack_now = True  # FIN_WAIT_1/2: at once (Linux's tcp_fin sends it there too)
@@ -434,6 +434,13 @@ class TcbInput:
             self._set_state(CLOSING, "FIN received (simultaneous close)", now)
         elif st is FIN_WAIT_2:
             self._set_state(TIME_WAIT, "FIN received", now)
+
+    def _delay_ack(self: Tcb, now: int) -> None:
+        """Start the delayed-ACK timer unless it runs already (an earlier one stands, as
+        Linux's tcp_send_delayed_ack). RFC 1122 4.2.3.2 allows up to 500 ms; we never wait
+        more than 200 ms."""
+        if "delack" not in self.timers.deadlines:
+            self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX), now)
 
     def _quick_ack(self: Tcb, now: int) -> bool:
         """Linux's quick-ACK mode (tcp_event_data_recv, tcp_incr_quickack): the first data
@@ -481,9 +488,8 @@ class TcbInput:
                 # __tcp_ack_snd_check (rcv_nxt - rcv_wup > rcv_mss); two 1428-byte segments
                 # must not wait for the delayed-ACK timer.
                 self.ack_now = True
-            elif "delack" not in self.timers.deadlines:
-                # RFC 1122 4.2.3.2 allows up to 500 ms; we never wait more than 200 ms.
-                self.timers.set("delack", now + min(self.cfg.delayed_ack, DELACK_MAX), now)
+            else:
+                self._delay_ack(now)
         else:
             ooo = self.out_of_order
             ooo.add(start, bytes(payload))
