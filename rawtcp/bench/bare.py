@@ -63,7 +63,8 @@ class _BareTcp:
     """One TCP connection from `local` to `remote:port`, written straight to a TUN fd."""
 
     def __init__(self, fd: int, local: str, remote: str, port: int, mtu: int,
-                 rcv_buffer: int, deadline: float, sport: int | None = None) -> None:
+                 rcv_buffer: int, deadline: float, sport: int | None = None,
+                 counters: Counter[str] | None = None) -> None:
         self.fd = fd
         self.src, self.dst = socket.inet_aton(local), socket.inet_aton(remote)
         self.sport = 40000 + secrets.randbelow(20000) if sport is None else sport
@@ -81,7 +82,8 @@ class _BareTcp:
         self.peer_mss = 536                        # RFC 9293 3.7.1 default
         self.fin_received = False
         self.rcv_buffer = rcv_buffer
-        self.counters: Counter[str] = Counter()
+        # shared by the connections of one run (BareStream) when given
+        self.counters: Counter[str] = Counter() if counters is None else counters
         self._ip_headers: dict[int, bytes] = {}
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)

@@ -322,7 +322,7 @@ def conn_bare(mtu: int, conns: int, timeout: float, progress: Progress) -> Measu
         port = srv.port()
         link = lab.open_link()
         rcvbuf = Config().rcvbuf
-        first = 20000 + secrets.randbelow(20000)
+        first = secrets.randbelow(40000)
         counters: Counter[str] = Counter()
         n = 0
 
@@ -330,11 +330,9 @@ def conn_bare(mtu: int, conns: int, timeout: float, progress: Progress) -> Measu
             nonlocal n
             sport = 20000 + (first + n) % 40000      # 20000..59999, each once per 40,000
             n += 1
-            s = BareStream(link.fileno(), lab.rawtcp_addr, lab.kernel_addr, port, mtu,
-                           rcv_buffer=rcvbuf, deadline=deadline, sport=sport)
-            counters.update(s.counters)
-            s.counters = counters
-            return s
+            return BareStream(link.fileno(), lab.rawtcp_addr, lab.kernel_addr, port, mtu,
+                              rcv_buffer=rcvbuf, deadline=deadline, sport=sport,
+                              counters=counters)
 
         stats = conn_loop(connect, conns, deadline,
                           _conn_progress(progress, "connection rate, bare Python", conns))
