@@ -41,6 +41,8 @@ __all__ = [
 _TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack offset flags window csum urgent
 _IP4AB = struct.Struct("!BBHHHBBH8s")     # with the two addresses as one 8-byte field
 _IP6AB = struct.Struct("!IHBB32s")
+_IP4TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")   # IPv4 header (no options) + TCP header
+_IP4TCP_AB = struct.Struct("!BBHHHBBH8sHHIIBBHHH")   # the same, the two addresses as one
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
@@ -284,6 +286,37 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     TSO host."""
     version, ab, addr = _pair(pkt.src, pkt.dst)
     seg = pkt.segment
+    if version == 4 and type(seg) is Segment:
+        # IPv4, the common case: both headers in one pack, both checksums from the field
+        # values (as _tcp_parts and the general path below do)
+        (sport, dport, seq, ack, flags, window, o, payload, urgent, ecn) = seg
+        if o is NO_OPTIONS:
+            opts = b""
+        else:
+            last = _last_options
+            opts = last[1] if last[0] is o else _options_bytes(o)
+        if type(payload) is not bytes and not isinstance(payload, (bytearray, memoryview)):
+            raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+        hlen = 20 + len(opts)
+        tcp_len = hlen + len(payload)
+        ecn &= 3
+        total = (addr + PROTO_TCP + tcp_len + sport + dport + seq + ack + (hlen << 10 | flags)
+                 + window + urgent)
+        if opts:
+            total += int.from_bytes(opts, "big")
+        if payload and payload_sum:
+            total += _payload_sum(payload)
+        itotal = (0x4500 + ecn + 20 + tcp_len + ident + _DF + (ttl << 8) + PROTO_TCP + addr)
+        try:
+            hdr = _IP4TCP_AB.pack(0x45, ecn, 20 + tcp_len, ident, _DF, ttl, PROTO_TCP,
+                                  0xFFFF - (itotal % 0xFFFF or 0xFFFF), ab, sport, dport, seq,
+                                  ack, hlen << 2, flags, window,
+                                  0xFFFF - (total % 0xFFFF or 0xFFFF), urgent)
+        except (struct.error, TypeError, OverflowError) as e:
+            raise ValueError(f"field out of range: {e} (ttl={ttl}, ident={ident})") from None
+        if payload:
+            return b"".join((hdr, opts, payload))
+        return hdr + opts if opts else hdr
     hdr, opts, payload = _tcp_parts(seg, addr, payload_sum)
     length = len(hdr) + len(opts) + len(payload)
     ecn = seg.ecn & 3          # RFC 3168 5: the low two bits of TOS / Traffic Class
@@ -356,6 +389,19 @@ def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
     return start, end, a, b
 
 
+# The named tuples built straight from a tuple: their generated __new__ is a Python call.
+_new = tuple.__new__
+# source and destination strings by the 8 packed bytes of an IPv4 header (bounded)
+_ADDRS: dict[bytes, tuple[str, str]] = {}
+
+
+def _addr_strs(ab: bytes) -> tuple[str, str]:
+    if len(_ADDRS) >= 4096:
+        _ADDRS.clear()
+    pair = _ADDRS[ab] = (address_str(ab[:4]), address_str(ab[4:]))
+    return pair
+
+
 def decode_ip(data: bytes, verify: bool = True) -> Packet:
     """Parse a whole IPv4 or IPv6 packet carrying TCP.  Bytes past the IP length are ignored.
 
@@ -364,6 +410,42 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
     """
     if type(data) is not bytes:
         data = bytes(data)
+    if data[:1] == b"\x45" and len(data) >= 40:
+        # The common case in one unpack: IPv4 without options, not a fragment, TCP, sane
+        # lengths. Anything else (and every error) takes the general path below, which
+        # gives the same result for what passes here and says what is wrong with the rest.
+        (_v, tos, total, _id, frag, _ttl, proto, _ipsum, a, b, sport, dport, seq, ack, off,
+         flags, window, _csum, urgent) = _IP4TCP.unpack_from(data)
+        hlen = (off >> 4) << 2
+        if (proto == PROTO_TCP and not frag & 0x3FFF and 20 <= hlen <= total - 20
+                and total <= len(data)):
+            if verify:
+                x = int.from_bytes(data if total == len(data) else data[:total], "big")
+                if total & 1:
+                    x <<= 8
+                if total > 512:
+                    x = fold(x)
+                # both checksums: the IP header sums to 0 on its own, the whole packet
+                # (IP header included) plus the pseudo-header to 0 as well
+                ok = (not int.from_bytes(data[:20], "big") % 0xFFFF
+                      and not (int.from_bytes(a + b, "big") + PROTO_TCP + total - 20 + x)
+                      % 0xFFFF)
+            else:
+                ok = True
+            if ok:
+                h = 20 + hlen
+                if hlen == 20:
+                    options = NO_OPTIONS
+                elif hlen == 32 and data[40:44] == _TS_PREFIX:
+                    options = _new(Options, (None, None, False, (), _II.unpack_from(data, 44)))
+                else:
+                    options = _parse_options(data, 40, h)
+                pair = _ADDRS.get(data[12:20])
+                if pair is None:
+                    pair = _addr_strs(data[12:20])
+                return _new(Packet, (pair[0], pair[1], _new(Segment, (
+                    sport, dport, seq, ack, flags, window, options, data[h:total], urgent,
+                    tos & 3))))
     start, end, a, b = _locate(data, verify)
     # RFC 3168 5: ECN in TOS (IPv4 byte 1) or Traffic Class (IPv6, bits 4-5 of byte 1)
     if data[0] >> 4 == 4:
