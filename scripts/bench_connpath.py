@@ -14,6 +14,15 @@ with CPU time per connection split by thread and by call (needs root).
 A/B two trees by running this script from each (PYTHONPATH=TREE), alternating:
 
     sudo .venv/bin/python scripts/bench_connpath.py [--conns 2000] [--json]
+
+``--virtual`` (no root, no kernel): the same loop against rawtcp.bench.echopeer's in-process
+echo server, which answers inside rawtcp's link writes as Linux would (SYN-ACK, a quick ACK
+and the echo, FIN-ACK). It prints rawtcp's own CPU per connection (the peer's share taken
+out), per call, and per layer (core, codec, runtime, socket, link) from a cProfile run of the
+same loop (the profile's shares, scaled to the unprofiled CPU), with Python calls per
+connection: what a redesign of the per-connection path would have to halve.
+
+    .venv/bin/python scripts/bench_connpath.py --virtual [--conns 3000] [--json]
 """
 
 from __future__ import annotations
@@ -36,10 +45,139 @@ from rawtcp.bench.common import ECHO_BYTES, ECHO_MESSAGE, ConnStats, Progress  #
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--conns", type=int, default=2000, help="connections, 10..100000")
+    p.add_argument("--virtual", action="store_true",
+                   help="against an in-process echo peer (no kernel, no root)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if not 10 <= a.conns <= 100_000:
         p.error("--conns must be between 10 and 100000")
+    return virtual(a) if a.virtual else kernel(a)
+
+
+def timed_loop(connect, n: int, deadline: float, calls: Counter[str]) -> None:
+    """common.conn_loop's steps, with the calling thread's CPU per call added to ``calls``."""
+    ct = time.thread_time
+    for i in range(n):
+        if time.monotonic() > deadline:
+            raise OSError(f"only {i} of {n} connections before the timeout")
+        t0 = ct()
+        s = connect()
+        t1 = ct()
+        s.sendall(ECHO_MESSAGE)
+        t2 = ct()
+        got = b""
+        while len(got) < ECHO_BYTES:
+            piece = s.recv(ECHO_BYTES - len(got))
+            if not piece:
+                raise OSError(f"connection {i + 1}: EOF before the echo")
+            got += piece
+        t3 = ct()
+        s.close()
+        t4 = ct()
+        if got != ECHO_MESSAGE:
+            raise OSError(f"connection {i + 1}: the echo differs")
+        calls.update(connect=t1 - t0, sendall=t2 - t1, recv=t3 - t2, close=t4 - t3)
+
+
+LAYERS = (("/rawtcp/core/", "core"), ("/rawtcp/wire/", "codec"), ("/rawtcp/link/", "link"),
+          ("/rawtcp/runtime.py", "runtime"), ("/rawtcp/pipeline.py", "runtime"),
+          ("/rawtcp/socket.py", "socket"), ("/rawtcp/sockbase.py", "socket"),
+          ("/rawtcp/bench/echopeer.py", "peer"))
+
+
+def _layer(func: tuple) -> str | None:
+    path = func[0]
+    for part, name in LAYERS:
+        if part in path:
+            return name
+    return None
+
+
+def layer_shares(stats: dict) -> tuple[dict[str, float], float]:
+    """Seconds by layer from cProfile's raw stats: a rawtcp function's own time goes to its
+    layer, a builtin's or the standard library's to the layers of its callers (pro rata);
+    the peer's share includes the codec calls it makes. Also: the peer's cumulative time."""
+    out: Counter[str] = Counter()
+    peer_cum = 0.0
+    for func, (_cc, _nc, tt, ct, callers) in stats.items():
+        layer = _layer(func)
+        if layer is not None:
+            out[layer] += tt
+            if func[2] == "send" and layer == "peer":
+                peer_cum += ct
+            continue
+        for caller, (_c, _n, ctt, _ct) in callers.items():
+            out[_layer(caller) or "other"] += ctt
+    own_peer = out.pop("peer", 0.0)
+    # the codec work done for the peer (its decode of our segments, its encode of answers)
+    out["codec"] -= max(0.0, peer_cum - own_peer)
+    return dict(out), peer_cum
+
+
+def virtual(a) -> int:
+    import cProfile
+
+    from rawtcp.bench.echopeer import EchoPeerLink
+
+    n = a.conns
+    link = EchoPeerLink()
+    peer_cpu = [0.0]
+    real_send = link.send
+
+    def send(pkt: bytes) -> None:        # the peer's CPU, to take out of rawtcp's
+        t0 = time.thread_time()
+        try:
+            real_send(pkt)
+        finally:
+            peer_cpu[0] += time.thread_time() - t0
+
+    link.send = send                     # type: ignore[method-assign]
+    calls: Counter[str] = Counter()
+    with runtime.Stack(link, name="bench-connpath") as st:
+        def connect():
+            s = st.socket()
+            s.settimeout(5)
+            s.connect((link.peer, 7))
+            return s
+
+        deadline = time.monotonic() + 600
+        timed_loop(connect, min(200, n), deadline, Counter())        # warm-up
+        peer_cpu[0] = 0.0
+        c0, w0 = time.thread_time(), time.monotonic()
+        timed_loop(connect, n, deadline, calls)
+        cpu, wall = time.thread_time() - c0, time.monotonic() - w0
+        peer = peer_cpu[0]
+        link.send = real_send            # type: ignore[method-assign]
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            timed_loop(connect, n, deadline, Counter())
+        finally:
+            prof.disable()
+    prof.create_stats()
+    shares, _ = layer_shares(prof.stats)              # type: ignore[attr-defined]
+    total = sum(shares.values()) or 1.0
+    own_us = (cpu - peer) / n * 1e6
+    ncalls = sum(v[1] for v in prof.stats.values()) / n  # type: ignore[attr-defined]
+    out = {"conns": n, "conn_per_s": round(n / wall), "cpu_us": round(own_us, 1),
+           "peer_us": round(peer / n * 1e6, 1),
+           "per_call_us": {k: round(v / n * 1e6, 1) for k, v in calls.items()},
+           "layers_us": {k: round(v / total * own_us, 1)
+                         for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
+           "python_calls": round(ncalls)}
+    if a.json:
+        print(json.dumps(out))
+        return 0
+    print(f"virtual echo peer: {out['conn_per_s']:,} conn/s; rawtcp CPU per connection "
+          f"{out['cpu_us']} us (the peer's {out['peer_us']} us not counted), "
+          f"{out['python_calls']:,} calls (cProfile)")
+    print("per call (with the peer's share): " + ", ".join(
+        f"{k} {v} us" for k, v in out["per_call_us"].items()))
+    print("by layer: " + ", ".join(f"{k} {v} us" for k, v in out["layers_us"].items()))
+    return 0
+
+
+def kernel(a) -> int:
     loop_cpu: dict[str, float] = {}
     calls: Counter[str] = Counter()
     usage: dict[str, float] = {}
