@@ -23,12 +23,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rawtcp.core.cc_option import congestion_from_option, congestion_option_value
+from rawtcp.core.cc_option import congestion_option_value
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
 from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
+from rawtcp.sockopts import default_options, normalize
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -98,22 +99,7 @@ class Socket(SocketBase):
         self._connecting = False
         self._pending_error: int | None = None
         self._reported_error = False
-        self._opts: dict[tuple[int, int], Any] = {
-            (SOL_SOCKET, SO_REUSEADDR): 0,
-            # as Linux reports them: twice the bytes the buffer holds (see setsockopt)
-            (SOL_SOCKET, SO_RCVBUF): 2 * stack.config.rcvbuf,
-            (SOL_SOCKET, SO_SNDBUF): 2 * stack.config.sndbuf,
-            (SOL_SOCKET, SO_RCVLOWAT): 1,
-            (SOL_SOCKET, SO_SNDLOWAT): 1,
-            (SOL_SOCKET, SO_LINGER): (0, 0),
-            (SOL_SOCKET, SO_KEEPALIVE): int(stack.config.keepalive),
-            (SOL_SOCKET, SO_OOBINLINE): 0,
-            (IPPROTO_TCP, TCP_NODELAY): int(stack.config.nodelay),
-            (IPPROTO_TCP, TCP_MAXSEG): stack.config.mss,
-            (IPPROTO_TCP, TCP_CONGESTION): stack.config.congestion,
-        }
-        if family == AF_INET6:   # Linux's default (net.ipv6.bindv6only=0): dual stack
-            self._opts[(IPPROTO_IPV6, IPV6_V6ONLY)] = 0
+        self._opts: dict[tuple[int, int], Any] = default_options(stack.config, family)
         self._notifier: Notifier | None = None   # made by the first fileno()
         self._rcvbuf_locked = False              # SO_RCVBUF was set (Linux's lock)
 
@@ -691,51 +677,10 @@ class Socket(SocketBase):
     def setsockopt(self, level: int, optname: int, value) -> None:
         self._check_open()
         key = (level, optname)
-        if isinstance(value, str):
-            raise TypeError("a bytes-like object or an integer is required, not 'str'")
-        if key == (SOL_SOCKET, SO_LINGER):
-            if isinstance(value, (bytes, bytearray, memoryview)):
-                if len(value) < 8:
-                    raise _err(errno.EINVAL, "SO_LINGER takes a struct linger (8 bytes)")
-                onoff, linger = struct.unpack("ii", bytes(value)[:8])
-            else:
-                try:
-                    onoff, linger = value
-                except (TypeError, ValueError):
-                    raise _err(errno.EINVAL, "SO_LINGER takes (onoff, linger)") from None
-            if linger < 0:
-                raise _err(errno.EINVAL, "l_linger must be >= 0")
-            self._opts[key] = (int(onoff), int(linger))
-            return
-        if key == (IPPROTO_TCP, TCP_CONGESTION):   # a name; ENOENT if unknown (as Linux)
-            value = congestion_from_option(value)
-        elif key not in self._opts:
-            raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            if len(value) < 4:
-                raise _err(errno.EINVAL, f"option ({level}, {optname}) takes an int (4 bytes)")
-            value = struct.unpack("i", bytes(value)[:4])[0]
-        if key != (IPPROTO_TCP, TCP_CONGESTION):
-            value = int(value)
-        if key in ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF)):
-            # As Linux (socket(7)): the value is read as unsigned, clamped to
-            # net.core.rmem_max / wmem_max (Config.rmem_max / wmem_max) and doubled, with a
-            # floor; never EINVAL. getsockopt reports the doubled value; as on Linux about
-            # half of it holds data (Linux keeps the rest for bookkeeping): rawtcp's
-            # buffer is exactly the value asked for.
-            cfg = self._stack.config
-            top = cfg.rmem_max if optname == SO_RCVBUF else cfg.wmem_max
-            if value < 0:
-                value &= 0xFFFFFFFF
-            value = max(min(value, top) * 2, 2 * 2048)
-            if optname == SO_RCVBUF:
-                self._rcvbuf_locked = True
-        if key == (IPPROTO_TCP, TCP_MAXSEG) and not 88 <= value <= 65495:
-            raise _err(errno.EINVAL, "TCP_MAXSEG must be between 88 and 65495")
-        if key in ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT)):
-            value = max(1, value)
-        self._opts[key] = value
-        if self._tcb is not None:
+        self._opts[key] = normalize(key, value, self._opts, self._stack.config)
+        if key == (SOL_SOCKET, SO_RCVBUF):
+            self._rcvbuf_locked = True
+        if self._tcb is not None and key != (SOL_SOCKET, SO_LINGER):
             t = self._tcb
             self._call(lambda now: self._apply_options(t, now))
 

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     # BSD-like sockets over a running stack
     "socket": 5,
     "sockbase": 5,          # what the stream and datagram sockets share
+    "sockopts": 5,          # the stream socket's options: defaults and setsockopt values
     "patch": 5,             # rawtcp.patch: the socket module hands out rawtcp sockets
     "run": 6,               # `rawtcp run`: a program under patch (commands.py wires it)
     "udp_socket": 5,        # UDP (SOCK_DGRAM) sockets beside socket.py
