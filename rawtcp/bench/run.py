@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.bench.bare import BareReceiver, BareSender, BareStream
-from rawtcp.bench.common import MB, Progress, bytes_progress, conn_loop, stream_chunks
+from rawtcp.bench.common import CHUNK, MB, Progress, bytes_progress, conn_loop, stream_chunks
 from rawtcp.bench.kpeer import CLIENT_EVENTS
 from rawtcp.core.config import Config
 from rawtcp.lab import TunLab, VethLab
@@ -27,7 +27,9 @@ from rawtcp.lab.peers import KernelPeer
 from rawtcp.link.tun import TunLink
 from rawtcp.runtime import Stack
 
-RECV_CHUNK = 256 * 1024
+# the rawtcp receiver reads as the kernel reference's (kpeer fetch) does: up to CHUNK (1 MiB)
+# a call; a reader that asks for less makes more calls for the same bytes
+RECV_CHUNK = CHUNK
 
 
 def exec_prefix(netns: str | None) -> list[str]:
