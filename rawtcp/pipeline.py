@@ -145,7 +145,11 @@ class PacketPipeline:
         encode = self._encode
         out = self._tx
         if self.faults is None:
-            out.extend([encode(pkt, False, now) for pkt in pkts])
+            if self._pcap is None and not self.offload:      # the common case, one call less
+                out.extend([_encode_ip(p) if type(p) is Packet else encode(p, False, now)
+                            for p in pkts])
+            else:
+                out.extend([encode(pkt, False, now) for pkt in pkts])
             return
         ttl_for = self.faults.ttl_for                 # a mangle rule's ttl=
         for pkt in pkts:

@@ -585,15 +585,19 @@ class Stack(PacketPipeline):
         """Write with the lock released; then drain what others queued meanwhile. One
         writer at a time, so packets leave in the order they were queued."""
         try:
-            while tx:
+            while True:
                 self._send_all(tx, now)
                 with self.lock:
                     tx, self._tx = self._tx, []
-        finally:
+                    if not tx:
+                        self._writing = False
+                        return
+        except BaseException:
             with self.lock:
                 self._writing = False
                 if self._tx:          # an exception left packets: the loop writes them
                     self._wake()
+            raise
 
     def _send_all(self, raws: list[bytes], now: int) -> None:
         """Write to the link (the lock is not held: user threads go on meanwhile)."""

@@ -9,6 +9,7 @@ A :class:`Packet` is a segment with its IP source and destination (strings, IPv4
 from __future__ import annotations
 
 import enum
+from functools import partial
 from typing import NamedTuple
 
 
@@ -145,6 +146,13 @@ class Packet(NamedTuple):
     def __str__(self) -> str:
         s = self.segment
         return f"{self.src}:{s.src_port} > {self.dst}:{s.dst_port} {str(s).split(' ', 1)[1]}"
+
+
+# The three built from a tuple of all their fields, on the per-segment paths: a named tuple's
+# own constructor is a Python function (it fills in defaults), these are C calls.
+new_options = partial(tuple.__new__, Options)
+new_segment = partial(tuple.__new__, Segment)
+new_packet = partial(tuple.__new__, Packet)
 
 
 #: the IP ECN codepoints (RFC 3168 5)

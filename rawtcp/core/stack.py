@@ -16,7 +16,7 @@ from typing import Any
 from .config import SEC, Config
 from .isn import IsnGenerator
 from .ports import WILDCARDS, PortTable, canonical_ip, overlap
-from .segment import ACK, FIN, RST, SYN, URG, Options, Packet, Segment, flags_str
+from .segment import ACK, FIN, RST, SYN, URG, Options, Packet, Segment, flags_str, new_packet
 from .seq import MASK, add
 from .states import CLOSED, LISTEN, TIME_WAIT
 from .syncookies import TS_BITS, SynCookies, decode_ts_options, encode_ts_options
@@ -302,7 +302,7 @@ class Stack:
         src = tcb.local[0] if tcb is not None else local
         dst = tcb.remote[0] if tcb is not None else remote
         assert src is not None and dst is not None
-        self._out.append(Packet(src, dst, seg))
+        self._out.append(new_packet((src, dst, seg)))
         counters = self.counters
         counters["segments_out"] += 1
         if seg.flags & RST:

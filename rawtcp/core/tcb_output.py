@@ -15,7 +15,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .segment import ACK, CWR, ECE, ECT0, FIN, PSH, RST, SYN, URG, Options, Segment, flags_str
+from .segment import (
+    ACK,
+    CWR,
+    ECE,
+    ECT0,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    Options,
+    Segment,
+    flags_str,
+    new_options,
+    new_segment,
+)
 from .seq import MASK
 from .states import CLOSED, LISTEN, SYN_SENT, TIME_WAIT
 
@@ -98,10 +113,10 @@ class TcbOutput:
                     ranges = [d] + [r for r in ranges if r != d][: lim - 1]
                     self.dsack_block = None
                 blocks = tuple((s & MASK, e & MASK) for s, e in ranges)
-            opts = Options(
+            opts = new_options((
                 None, None, False, blocks,
                 ((now // 1000) & MASK, self.ts_recent) if self.ts_ok else None,
-            )
+            ))
         else:
             opts = _NO_OPTS
         ack = self.rcv_nxt & MASK if flags & ACK else 0
@@ -117,10 +132,10 @@ class TcbOutput:
                 if self.cwr_pending:      # (retransmissions are not, 6.1.5)
                     flags |= CWR          # the window was reduced for an ECE
                     self.cwr_pending = False
-        return Segment(
+        return new_segment((
             self.local[1], self.remote[1], seq & MASK, ack, flags,
             self._window_field(syn), opts, payload, urp, ecn,
-        )
+        ))
 
     def _emit(self: Tcb, seg: Segment, now: int) -> None:
         if seg.flags & ACK:
@@ -161,8 +176,8 @@ class TcbOutput:
         if like is None:
             seg = self._make_segment(seq, flags, payload, now)
         else:
-            seg = Segment(like.src_port, like.dst_port, seq & MASK, like.ack, flags,
-                          like.window, like.options, payload, 0, 0)
+            seg = new_segment((like.src_port, like.dst_port, seq & MASK, like.ack, flags,
+                               like.window, like.options, payload, 0, 0))
         end = seq + n + (1 if flags & (FIN | SYN) else 0)
         snd_max = self.snd_max
         rack = self.recovery.rack

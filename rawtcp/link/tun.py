@@ -169,7 +169,8 @@ class TunLink(Link):
         return self._fd
 
     def recv_batch(self) -> list[bytes]:
-        self._check_open()
+        if self._closed:          # _check_open without the call (per batch, on the hot path)
+            self._check_open()
         if self.offload:
             return self._recv_offload()
         out: list[bytes] = []
@@ -284,7 +285,8 @@ class TunLink(Link):
         every burst through here)."""
         if self.offload:
             return super().send_many(packets)
-        self._check_open()
+        if self._closed:
+            self._check_open()
         fd, write, limit = self._fd, os.write, self.max_segment
         errors: list[OSError] = []
         sent = 0

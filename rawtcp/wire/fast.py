@@ -17,7 +17,15 @@ import struct
 from functools import lru_cache
 from typing import Any
 
-from rawtcp.core.segment import NO_OPTIONS, Options, Packet, Segment
+from rawtcp.core.segment import (
+    NO_OPTIONS,
+    Options,
+    Packet,
+    Segment,
+    new_options,
+    new_packet,
+    new_segment,
+)
 from rawtcp.wire.errors import ParseError
 from rawtcp.wire.layout import (
     FIXED_LENGTH,
@@ -389,8 +397,6 @@ def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
     return start, end, a, b
 
 
-# The named tuples built straight from a tuple: their generated __new__ is a Python call.
-_new = tuple.__new__
 # source and destination strings by the 8 packed bytes of an IPv4 header (bounded)
 _ADDRS: dict[bytes, tuple[str, str]] = {}
 
@@ -437,13 +443,13 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
                 if hlen == 20:
                     options = NO_OPTIONS
                 elif hlen == 32 and data[40:44] == _TS_PREFIX:
-                    options = _new(Options, (None, None, False, (), _II.unpack_from(data, 44)))
+                    options = new_options((None, None, False, (), _II.unpack_from(data, 44)))
                 else:
                     options = _parse_options(data, 40, h)
                 pair = _ADDRS.get(data[12:20])
                 if pair is None:
                     pair = _addr_strs(data[12:20])
-                return _new(Packet, (pair[0], pair[1], _new(Segment, (
+                return new_packet((pair[0], pair[1], new_segment((
                     sport, dport, seq, ack, flags, window, options, data[h:total], urgent,
                     tos & 3))))
     start, end, a, b = _locate(data, verify)
