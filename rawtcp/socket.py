@@ -29,29 +29,32 @@ from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
 from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
-from rawtcp.sockopts import default_options, normalize
+from rawtcp.sockopts import (  # the option names, as socket.socket's module has them
+    IPPROTO_IPV6,
+    IPPROTO_TCP,
+    IPV6_V6ONLY,
+    SO_KEEPALIVE,
+    SO_LINGER,
+    SO_RCVBUF,
+    SO_RCVLOWAT,
+    SO_REUSEADDR,
+    SO_SNDBUF,
+    SO_SNDLOWAT,
+    SOL_SOCKET,
+    TCP_CONGESTION,
+    TCP_MAXSEG,
+    TCP_NODELAY,
+    default_options,
+    normalize,
+)
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 SOCK_STREAM = _socket.SOCK_STREAM
-SOL_SOCKET = _socket.SOL_SOCKET
-IPPROTO_TCP = _socket.IPPROTO_TCP
 SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
-SO_REUSEADDR = _socket.SO_REUSEADDR
-SO_RCVBUF = _socket.SO_RCVBUF
-SO_SNDBUF = _socket.SO_SNDBUF
-SO_RCVLOWAT = _socket.SO_RCVLOWAT
-SO_SNDLOWAT = _socket.SO_SNDLOWAT
-SO_LINGER = _socket.SO_LINGER
-SO_KEEPALIVE = _socket.SO_KEEPALIVE
 SO_ERROR = _socket.SO_ERROR
 SO_TYPE = _socket.SO_TYPE
-TCP_NODELAY = _socket.TCP_NODELAY
-TCP_MAXSEG = _socket.TCP_MAXSEG
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
-TCP_CONGESTION = getattr(_socket, "TCP_CONGESTION", 13)
-IPPROTO_IPV6 = _socket.IPPROTO_IPV6
-IPV6_V6ONLY = _socket.IPV6_V6ONLY
 
 _SYNCHRONIZED_OPEN = SEND_OPEN
 _PEER_FINISHED = PEER_FINISHED

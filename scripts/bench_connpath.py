@@ -192,29 +192,9 @@ def kernel(a) -> int:
             loop_cpu["loop"] = time.thread_time() - t0
 
     def loop(connect, n, deadline, progress=None) -> ConnStats:   # common.conn_loop, timed
-        ct = time.thread_time
         r0 = resource.getrusage(resource.RUSAGE_THREAD)
         w0 = time.monotonic()
-        for i in range(n):
-            if time.monotonic() > deadline:
-                raise OSError(f"only {i} of {n} connections before the timeout")
-            t0 = ct()
-            s = connect()
-            t1 = ct()
-            s.sendall(ECHO_MESSAGE)
-            t2 = ct()
-            got = b""
-            while len(got) < ECHO_BYTES:
-                piece = s.recv(ECHO_BYTES - len(got))
-                if not piece:
-                    raise OSError(f"connection {i + 1}: EOF before the echo")
-                got += piece
-            t3 = ct()
-            s.close()
-            t4 = ct()
-            if got != ECHO_MESSAGE:
-                raise OSError(f"connection {i + 1}: the echo differs")
-            calls.update(connect=t1 - t0, sendall=t2 - t1, recv=t3 - t2, close=t4 - t3)
+        timed_loop(connect, n, deadline, calls)
         wall = time.monotonic() - w0
         r1 = resource.getrusage(resource.RUSAGE_THREAD)
         usage.update(wall=wall, user=r1.ru_utime - r0.ru_utime, sys=r1.ru_stime - r0.ru_stime)
