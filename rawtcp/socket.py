@@ -20,7 +20,7 @@ import os
 import socket as _socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rawtcp.core.cc_option import congestion_option_value
@@ -46,6 +46,8 @@ from rawtcp.sockopts import (  # the option names, as socket.socket's module has
     TCP_NODELAY,
     default_options,
     normalize,
+    own,
+    shared,
 )
 
 AF_INET = _socket.AF_INET
@@ -102,7 +104,8 @@ class Socket(SocketBase):
         self._connecting = False
         self._pending_error: int | None = None
         self._reported_error = False
-        self._opts: dict[tuple[int, int], Any] = default_options(stack.config, family)
+        # shared read-only defaults until an option is set (sockopts.own)
+        self._opts: Mapping[tuple[int, int], Any] = default_options(stack.config, family)
         self._notifier: Notifier | None = None   # made by the first fileno()
         self._rcvbuf_locked = False              # SO_RCVBUF was set (Linux's lock)
 
@@ -320,7 +323,7 @@ class Socket(SocketBase):
         tcb = got[0]
         child = Socket(self._stack, self.family, self.type, self.proto, _tcb=tcb)
         child._mapped = self.family == AF_INET6 and ":" not in tcb.local[0]
-        child._opts.update(self._opts)
+        child._opts = self._opts = shared(self._opts)   # the listener's, until one changes
         child._timeout = self._timeout if self._timeout != 0.0 else None
         with self._stack.lock:
             tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
@@ -680,7 +683,8 @@ class Socket(SocketBase):
     def setsockopt(self, level: int, optname: int, value) -> None:
         self._check_open()
         key = (level, optname)
-        self._opts[key] = normalize(key, value, self._opts, self._stack.config)
+        opts = self._opts = own(self._opts)
+        opts[key] = normalize(key, value, opts, self._stack.config)
         if key == (SOL_SOCKET, SO_RCVBUF):
             self._rcvbuf_locked = True
         if self._tcb is not None and key != (SOL_SOCKET, SO_LINGER):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import socket as _socket
 import struct
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from rawtcp.core.cc_option import congestion_from_option
@@ -32,8 +34,19 @@ _BUFFERS = ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF))
 _LOWATS = ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT))
 
 
-def default_options(config: Any, family: int) -> dict[Key, Any]:
-    """A new socket's options, as getsockopt reports them, from the stack's Config."""
+# read-only option tables shared by the sockets whose defaults are equal (bounded)
+_SHARED: dict[tuple, MappingProxyType] = {}
+
+
+def default_options(config: Any, family: int) -> Mapping[Key, Any]:
+    """A new socket's options, as getsockopt reports them, from the stack's Config: a
+    read-only table shared by every socket with the same defaults (a socket's own dict
+    would be ~600 bytes each); a socket copies it when one of its options is set."""
+    key = (family, config.rcvbuf, config.sndbuf, config.keepalive, config.nodelay,
+           config.mss, config.congestion)
+    shared = _SHARED.get(key)
+    if shared is not None:
+        return shared
     opts: dict[Key, Any] = {
         (SOL_SOCKET, SO_REUSEADDR): 0,
         # as Linux reports them: twice the bytes the buffer holds (see normalize)
@@ -50,7 +63,20 @@ def default_options(config: Any, family: int) -> dict[Key, Any]:
     }
     if family == _socket.AF_INET6:   # Linux's default (net.ipv6.bindv6only=0): dual stack
         opts[(IPPROTO_IPV6, IPV6_V6ONLY)] = 0
-    return opts
+    shared = MappingProxyType(opts)
+    if len(_SHARED) < 64:
+        _SHARED[key] = shared
+    return shared
+
+
+def own(opts: Mapping[Key, Any]) -> dict[Key, Any]:
+    """A socket's option table it may change: a shared one copied, else itself."""
+    return opts if type(opts) is dict else dict(opts)
+
+
+def shared(opts: Mapping[Key, Any]) -> Mapping[Key, Any]:
+    """The table read-only, to share with an accepted socket (both copy it on a change)."""
+    return opts if type(opts) is not dict else MappingProxyType(opts)
 
 
 def normalize(key: Key, value: Any, known: dict[Key, Any], config: Any) -> Any:

@@ -96,7 +96,9 @@ class ReceiveBuffer:
     GATHER = 64 * 1024    # ... into bytearray pieces up to this size
 
     def __init__(self) -> None:
-        self.pieces: deque = deque()
+        # an empty buffer holds no deque (an empty deque takes ~600 bytes, and most of
+        # the thousands of idle connections a stack may hold have nothing unread)
+        self.pieces: deque | tuple = _NO_PIECES
         self.size = 0
         self.head = 0      # bytes of pieces[0] already read
 
@@ -110,6 +112,8 @@ class ReceiveBuffer:
         n = len(data)
         if n:
             pieces = self.pieces
+            if pieces is _NO_PIECES:
+                pieces = self.pieces = deque()
             if n >= self.SMALL:
                 pieces.append(data if type(data) is bytes else bytes(data))
             elif pieces and type(pieces[-1]) is bytearray and len(pieces[-1]) < self.GATHER:
@@ -145,6 +149,8 @@ class ReceiveBuffer:
                 n = 0
         if remove:
             self.head = head
+            if not pieces:
+                self.pieces = _NO_PIECES
         if len(out) == 1 and type(out[0]) is bytes:
             data = out[0]
         else:
@@ -162,9 +168,12 @@ class ReceiveBuffer:
         return self._collect(n, True)
 
     def clear(self) -> None:
-        self.pieces = deque()
+        self.pieces = _NO_PIECES
         self.size = 0
         self.head = 0
+
+
+_NO_PIECES: tuple = ()
 
 
 class _Blocks:

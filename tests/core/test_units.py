@@ -171,6 +171,31 @@ def test_receive_buffer_gathers_tiny_segments() -> None:
     assert b.take(3) == bytes((0, 1, 2)) and type(b.take(1)) is bytes
 
 
+def test_receive_buffer_holds_no_storage_when_empty() -> None:
+    """Thousands of idle connections: a receive buffer with nothing unread (new, or read to
+    the end) keeps no container for pieces (an empty deque alone is ~600 bytes)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        m0 = tracemalloc.get_traced_memory()[0]
+        bufs = []
+        for i in range(1000):
+            b = ReceiveBuffer()
+            if i % 2:
+                b += b"x" * 2000
+                b += b"y"
+                assert b.take(5000) == b"x" * 2000 + b"y"
+            bufs.append(b)
+        per = (tracemalloc.get_traced_memory()[0] - m0) / len(bufs)
+    finally:
+        tracemalloc.stop()
+    assert per < 150, per
+    b = bufs[1]
+    b += b"again"
+    assert b.peek(10) == b"again" and b.take(10) == b"again" and not b
+
+
 def test_reassembly_random_order_matches_stream() -> None:
     """RFC 9293 3.10.7.4 seventh (reassembly): out-of-order segments, overlaps and
     duplicates rebuild the exact stream; RFC 2018 4: the first SACK block is the latest."""
