@@ -497,12 +497,16 @@ class Tcb(TcbInput, TcbOutput):
         if st in SYNCHRONIZED and st is not TIME_WAIT and not self.fin_rcvd:
             # A window update only when it matters (Linux tcp_cleanup_rbuf): what is left of
             # the advertised window is at most half the buffer and the new one at least
-            # doubles it; and it opens by a non-silly amount (RFC 1122 4.2.3.3 receiver SWS).
+            # doubles it; and it opens by a non-silly amount (RFC 1122 4.2.3.3 receiver SWS),
+            # which for a buffer more than half full means at least a 16th of it (Linux's
+            # __tcp_select_window offers no window below that then): a program reading a
+            # full 4 MB buffer 64 kB at a time sends an update every 256 kB, not every read.
             rcvbuf = self.options.rcvbuf
             free = rcvbuf - len(rbuf)
             cur = max(0, self.rcv_adv - self.rcv_nxt)
             if (2 * cur <= rcvbuf and free >= 2 * cur
-                    and free - cur >= min(rcvbuf // 2, self.smss)):
+                    and free - cur >= min(rcvbuf // 2, self.smss)
+                    and (2 * free >= rcvbuf or free >= rcvbuf >> 4)):
                 self.ack_now = True
                 self._output(now)
         return out

@@ -81,6 +81,24 @@ def test_window_update_after_reading() -> None:
     h.recv([to_peer(ack=PISS + 1 + (4 + n) * MSS, win=RCVBUF)], at=T + 3)
 
 
+def test_window_update_of_a_full_buffer_waits_for_a_sixteenth_of_it() -> None:
+    """RFC 1122 4.2.3.3 (receiver SWS avoidance) as Linux applies it (__tcp_select_window):
+    while the buffer is more than half full, a window below a 16th of it is not worth
+    offering, so reads that free less send no update; the read that frees a 16th does."""
+    h = Harness(plain_config(delayed_ack=0))
+    h.passive_open()
+    n, rest = divmod(RCVBUF, MSS)
+    for i in range(n):
+        h.send(from_peer(seq=PISS + 1 + i * MSS, payload=bytes(MSS)), at=T)
+    h.send(from_peer(seq=PISS + 1 + n * MSS, payload=bytes(rest)), at=T)
+    acks = h.take()
+    assert acks[-1].window == 0                    # full: the window is closed
+    assert len(h.tcb.recv(2000, T + 1)) == 2000    # 2,000 free: more than an MSS, less
+    h.recv_nothing(at=T + 1)                       # than RCVBUF / 16 (4,000): no update
+    assert len(h.tcb.recv(2000, T + 2)) == 2000    # 4,000 free: a 16th
+    h.recv([to_peer(ack=PISS + 1 + RCVBUF, win=4000)], at=T + 2)
+
+
 # ------------------------------------------------------------------ sending, Nagle
 def test_large_write_is_split_into_mss_segments(est: Harness) -> None:
     """RFC 9293 3.7.1: segments carry at most the peer's MSS; PSH on the last one."""
