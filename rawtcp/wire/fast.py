@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 _TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack offset flags window csum urgent
-_IP4AB = struct.Struct("!BBHHHBBH8s")     # with the two addresses as one 8-byte field
 _IP6AB = struct.Struct("!IHBB32s")
 _IP4TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")   # IPv4 header (no options) + TCP header
 _IP4TCP_AB = struct.Struct("!BBHHHBBH8sHHIIBBHHH")   # the same, the two addresses as one
@@ -126,7 +125,8 @@ def fold(n: int) -> int:
 
 
 def _payload_sum(payload: bytes | bytearray | memoryview) -> int:
-    """The payload's part of the checksum (congruent to its 16-bit word sum mod 0xFFFF)."""
+    """The payload's part of the checksum (congruent to its 16-bit word sum mod 0xFFFF; an
+    odd length is padded with a zero byte), for any buffer that starts at an even offset."""
     p = int.from_bytes(payload, "big")
     if len(payload) & 1:
         p <<= 8
@@ -250,12 +250,9 @@ def _decode_tcp(data: bytes, pseudo: int, verify: bool, start: int = 0, end: int
     if hlen > n:
         raise ParseError("truncated", f"TCP header of {hlen} bytes in a {n}-byte segment")
     if verify:
-        x = int.from_bytes(data if end == len(data) else data[:end], "big")
-        if n & 1:
-            # head * 256**n + text, times 256: head + the text padded to even length
-            x <<= 8
-        if end > 512:
-            x = fold(x)
+        # data[:end] as one integer (padded to even length: start is even, so the head's
+        # part stays head): the head's sum plus the segment's
+        x = _payload_sum(data if end == len(data) else data[:end])
         if (pseudo + PROTO_TCP + n + x - head) % 0xFFFF:
             raise ParseError("bad-checksum", "TCP checksum does not verify")
     h = start + hlen
@@ -294,19 +291,27 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     TSO host."""
     version, ab, addr = _pair(pkt.src, pkt.dst)
     seg = pkt.segment
-    if version == 4 and type(seg) is Segment:
-        # IPv4, the common case: both headers in one pack, both checksums from the field
-        # values (as _tcp_parts and the general path below do)
-        (sport, dport, seq, ack, flags, window, o, payload, urgent, ecn) = seg
-        if o is NO_OPTIONS:
-            opts = b""
-        else:
-            last = _last_options
-            opts = last[1] if last[0] is o else _options_bytes(o)
-        if type(payload) is not bytes and not isinstance(payload, (bytearray, memoryview)):
-            raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
-        hlen = 20 + len(opts)
-        tcp_len = hlen + len(payload)
+    if version == 6:
+        hdr, opts, payload = _tcp_parts(seg, addr, payload_sum)
+        length = len(hdr) + len(opts) + len(payload)
+        try:   # RFC 3168 5: ECN in the low two bits of the Traffic Class
+            ip = _IP6AB.pack(0x60000000 | (seg.ecn & 3) << 20, length, PROTO_TCP, ttl, ab)
+        except struct.error as e:
+            raise ValueError(f"IP field out of range: {e} (ttl={ttl}, ident={ident})") from None
+        return b"".join((ip, hdr, opts, payload))
+    # IPv4: both headers in one pack, both checksums summed from the field values (as
+    # _tcp_parts does for the TCP header); ECN in the low two bits of TOS (RFC 3168 5)
+    sport, dport, seq, ack, flags, window, o, payload, urgent, ecn = seg
+    if type(payload) is not bytes and not isinstance(payload, (bytearray, memoryview)):
+        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+    if o is NO_OPTIONS:
+        opts = b""
+    else:
+        last = _last_options
+        opts = last[1] if last[0] is o else _options_bytes(o)
+    hlen = 20 + len(opts)
+    tcp_len = hlen + len(payload)
+    try:
         ecn &= 3
         total = (addr + PROTO_TCP + tcp_len + sport + dport + seq + ack + (hlen << 10 | flags)
                  + window + urgent)
@@ -314,31 +319,16 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
             total += int.from_bytes(opts, "big")
         if payload and payload_sum:
             total += _payload_sum(payload)
-        itotal = (0x4500 + ecn + 20 + tcp_len + ident + _DF + (ttl << 8) + PROTO_TCP + addr)
-        try:
-            hdr = _IP4TCP_AB.pack(0x45, ecn, 20 + tcp_len, ident, _DF, ttl, PROTO_TCP,
-                                  0xFFFF - (itotal % 0xFFFF or 0xFFFF), ab, sport, dport, seq,
-                                  ack, hlen << 2, flags, window,
-                                  0xFFFF - (total % 0xFFFF or 0xFFFF), urgent)
-        except (struct.error, TypeError, OverflowError) as e:
-            raise ValueError(f"field out of range: {e} (ttl={ttl}, ident={ident})") from None
-        if payload:
-            return b"".join((hdr, opts, payload))
-        return hdr + opts if opts else hdr
-    hdr, opts, payload = _tcp_parts(seg, addr, payload_sum)
-    length = len(hdr) + len(opts) + len(payload)
-    ecn = seg.ecn & 3          # RFC 3168 5: the low two bits of TOS / Traffic Class
-    try:
-        if version == 4:
-            # the header checksum from the field values, as for TCP above
-            total = 0x4500 + ecn + 20 + length + ident + _DF + (ttl << 8) + PROTO_TCP + addr
-            csum = 0xFFFF - (total % 0xFFFF or 0xFFFF)
-            ip = _IP4AB.pack(0x45, ecn, 20 + length, ident, _DF, ttl, PROTO_TCP, csum, ab)
-        else:
-            ip = _IP6AB.pack(0x60000000 | ecn << 20, length, PROTO_TCP, ttl, ab)
-    except struct.error as e:
-        raise ValueError(f"IP field out of range: {e} (ttl={ttl}, ident={ident})") from None
-    return b"".join((ip, hdr, opts, payload))
+        itotal = 0x4500 + ecn + 20 + tcp_len + ident + _DF + (ttl << 8) + PROTO_TCP + addr
+        hdr = _IP4TCP_AB.pack(0x45, ecn, 20 + tcp_len, ident, _DF, ttl, PROTO_TCP,
+                              0xFFFF - (itotal % 0xFFFF or 0xFFFF), ab, sport, dport, seq,
+                              ack, hlen << 2, flags, window,
+                              0xFFFF - (total % 0xFFFF or 0xFFFF), urgent)
+    except (struct.error, TypeError, OverflowError) as e:   # out of range, not an integer
+        raise ValueError(f"field out of range: {e} (ttl={ttl}, ident={ident})") from None
+    if payload:
+        return b"".join((hdr, opts, payload))
+    return hdr + opts if opts else hdr
 
 
 def walk_ip(data: bytes, verify: bool) -> tuple[int, int, int, bytes, bytes, int]:
@@ -426,13 +416,9 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
         if (proto == PROTO_TCP and not frag & 0x3FFF and 20 <= hlen <= total - 20
                 and total <= len(data)):
             if verify:
-                x = int.from_bytes(data if total == len(data) else data[:total], "big")
-                if total & 1:
-                    x <<= 8
-                if total > 512:
-                    x = fold(x)
                 # both checksums: the IP header sums to 0 on its own, the whole packet
                 # (IP header included) plus the pseudo-header to 0 as well
+                x = _payload_sum(data if total == len(data) else data[:total])
                 ok = (not int.from_bytes(data[:20], "big") % 0xFFFF
                       and not (int.from_bytes(a + b, "big") + PROTO_TCP + total - 20 + x)
                       % 0xFFFF)
