@@ -93,25 +93,28 @@ def _layer(func: tuple) -> str | None:
     return None
 
 
-def layer_shares(stats: dict) -> tuple[dict[str, float], float]:
+def layer_shares(stats: dict) -> dict[str, float]:
     """Seconds by layer from cProfile's raw stats: a rawtcp function's own time goes to its
-    layer, a builtin's or the standard library's to the layers of its callers (pro rata);
-    the peer's share includes the codec calls it makes. Also: the peer's cumulative time."""
+    layer, a builtin's or the standard library's to the layers of its callers (pro rata).
+    The peer's work is left out: its own functions, the codec calls it makes and its
+    deliveries into the link's queue (MemoryLink._deliver, which only the peer calls)."""
     out: Counter[str] = Counter()
-    peer_cum = 0.0
+    peer_cum = deliver_cum = 0.0
     for func, (_cc, _nc, tt, ct, callers) in stats.items():
         layer = _layer(func)
         if layer is not None:
             out[layer] += tt
-            if func[2] == "send" and layer == "peer":
+            if layer == "peer" and func[2] == "send":
                 peer_cum += ct
+            elif layer == "link" and func[2] == "_deliver":
+                deliver_cum += ct
             continue
         for caller, (_c, _n, ctt, _ct) in callers.items():
             out[_layer(caller) or "other"] += ctt
     own_peer = out.pop("peer", 0.0)
-    # the codec work done for the peer (its decode of our segments, its encode of answers)
-    out["codec"] -= max(0.0, peer_cum - own_peer)
-    return dict(out), peer_cum
+    out["link"] -= deliver_cum
+    out["codec"] -= max(0.0, peer_cum - own_peer - deliver_cum)
+    return dict(out)
 
 
 def virtual(a) -> int:
@@ -137,7 +140,7 @@ def virtual(a) -> int:
         def connect():
             s = st.socket()
             s.settimeout(5)
-            s.connect((link.peer, 7))
+            s.connect((link.peer_addr, 7))
             return s
 
         deadline = time.monotonic() + 600
@@ -155,7 +158,7 @@ def virtual(a) -> int:
         finally:
             prof.disable()
     prof.create_stats()
-    shares, _ = layer_shares(prof.stats)              # type: ignore[attr-defined]
+    shares = layer_shares(prof.stats)              # type: ignore[attr-defined]
     total = sum(shares.values()) or 1.0
     own_us = (cpu - peer) / n * 1e6
     ncalls = sum(v[1] for v in prof.stats.values()) / n  # type: ignore[attr-defined]

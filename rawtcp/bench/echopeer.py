@@ -23,11 +23,8 @@ without the kernel's share and its noise: ``scripts/bench_connpath.py --virtual`
 
 from __future__ import annotations
 
-import os
-import threading
-
 from rawtcp.core.segment import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, Options, Packet, Segment
-from rawtcp.link.base import Link
+from rawtcp.link.memory import MemoryLink
 from rawtcp.wire import ParseError, decode_ip, encode_ip
 
 MAX_CONNECTIONS = 65_536     # the peer forgets the oldest half beyond this (bounded memory)
@@ -36,35 +33,17 @@ WSCALE = 7
 MASK = 0xFFFFFFFF
 
 
-class EchoPeerLink(Link):
-    """A link to an in-process echo server at ``peer`` (any port) for ``local``."""
+class EchoPeerLink(MemoryLink):
+    """A link to an in-process echo server at ``peer`` (any port) for ``local``: a
+    MemoryLink whose far end is the server (its answers wait in this link's queue)."""
 
     def __init__(self, local: str = "10.9.0.1", peer: str = "10.9.0.2", mtu: int = 1500) -> None:
-        super().__init__(f"echo-peer-{peer}", mtu, [local])
-        self.peer = peer
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._queue: list[bytes] = []
-        self._lock = threading.Lock()
+        super().__init__(local, name=f"echo-peer-{peer}", mtu=mtu)
+        self.peer_addr = peer
         # (peer port, our port) -> [next seq we send, next seq we expect, FIN sent]
         self._conns: dict[tuple[int, int], list] = {}
         self._clock = 1            # the peer's timestamp clock: one tick per segment it sends
         self._iss = 0x10000
-
-    def fileno(self) -> int:
-        self._check_open()
-        return self._fd
-
-    def recv_batch(self) -> list[bytes]:
-        self._check_open()
-        with self._lock:
-            out, self._queue = self._queue, []
-            if out:
-                try:
-                    os.eventfd_read(self._fd)
-                except BlockingIOError:
-                    pass
-        self.counters["rx_packets"] += len(out)
-        return out
 
     def send(self, ip_packet: bytes) -> None:
         self._check_open()
@@ -75,11 +54,8 @@ class EchoPeerLink(Link):
         except ParseError:
             self.counters["peer_ignored"] += 1
             return
-        answers = self._answer(pkt)
-        if answers:
-            with self._lock:
-                self._queue.extend(answers)
-                os.eventfd_write(self._fd, 1)
+        for answer in self._answer(pkt):
+            self._deliver(answer)
 
     @property
     def connections(self) -> int:
@@ -89,7 +65,7 @@ class EchoPeerLink(Link):
     # ------------------------------------------------------------------ the echo server
     def _answer(self, pkt: Packet) -> list[bytes]:
         s = pkt.segment
-        if pkt.dst != self.peer:
+        if pkt.dst != self.peer_addr:
             self.counters["peer_ignored"] += 1
             return []
         key = (s.dst_port, s.src_port)
@@ -149,5 +125,3 @@ class EchoPeerLink(Link):
         seg = Segment(s.dst_port, s.src_port, c[0], c[1], flags, WINDOW, opts, payload)
         return encode_ip(Packet(pkt.dst, pkt.src, seg))
 
-    def _release(self) -> None:
-        os.close(self._fd)

@@ -71,7 +71,7 @@ def test_rawtcp_sockets_make_connections_through_the_peer() -> None:
         def connect():
             s = st.socket()
             s.settimeout(5)
-            s.connect((link.peer, 7))
+            s.connect((link.peer_addr, 7))
             return s
 
         stats = conn_loop(connect, 30, time.monotonic() + 60)
