@@ -139,7 +139,13 @@ _last_options: tuple[Options | None, bytes] = (None, b"")
 
 
 def _options_bytes(o: Options) -> bytes:
+    """The options' bytes: none for NO_OPTIONS, the kept ones for the burst's shared object."""
     global _last_options
+    if o is NO_OPTIONS:
+        return b""
+    last = _last_options
+    if last[0] is o:
+        return last[1]
     out = _encode_options(o)
     _last_options = (o, out)
     return out
@@ -154,11 +160,7 @@ def _tcp_parts(seg: Segment, pseudo: int, payload_sum: bool = True) -> tuple[byt
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise ValueError(f"payload must be bytes, got {type(payload).__name__}")  # noqa: TRY004
     try:
-        if o is NO_OPTIONS:
-            opts = b""
-        else:
-            last = _last_options
-            opts = last[1] if last[0] is o else _options_bytes(o)
+        opts = _options_bytes(o)
         hlen = 20 + len(opts)
         sport, dport, seq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
         flags, window, urgent = seg.flags, seg.window, seg.urgent
@@ -304,11 +306,7 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     sport, dport, seq, ack, flags, window, o, payload, urgent, ecn = seg
     if type(payload) is not bytes and not isinstance(payload, (bytearray, memoryview)):
         raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
-    if o is NO_OPTIONS:
-        opts = b""
-    else:
-        last = _last_options
-        opts = last[1] if last[0] is o else _options_bytes(o)
+    opts = _options_bytes(o)
     hlen = 20 + len(opts)
     tcp_len = hlen + len(payload)
     try:
