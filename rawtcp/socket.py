@@ -164,7 +164,10 @@ class Socket(SocketBase):
     def _apply_options(self, tcb, now: int) -> None:
         """Options set on a live connection take effect at once (buffers, Nagle, keepalive,
         SO_OOBINLINE)."""
-        for k, v in self._option_values().items():
+        values = self._option_values()
+        if not self._rcvbuf_locked:   # an autotuned buffer stays (core/rcvtune.py)
+            values["rcvbuf"] = max(values["rcvbuf"], tcb.options.rcvbuf)
+        for k, v in values.items():
             setattr(tcb.options, k, v)
         tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
         tcb.options_changed(now)
@@ -717,6 +720,8 @@ class Socket(SocketBase):
             return congestion_option_value(v, buflen)
         if key == (IPPROTO_TCP, TCP_MAXSEG) and self._tcb is not None:
             v = self._tcb.info().get("mss", v)
+        elif key == (SOL_SOCKET, SO_RCVBUF) and self._tcb is not None:
+            v = max(v, 2 * self._tcb.options.rcvbuf)   # as Linux: the autotuned size
         return struct.pack("i", v) if buflen else v
 
     def tcp_info(self) -> dict:

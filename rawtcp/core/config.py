@@ -76,6 +76,10 @@ class Config:
                                          "before the connection opened (Linux: the larger "
                                          "of net.core.rmem_max and tcp_rmem[2], 6 MiB)",
                        2048, 1 << 30)
+    moderate_rcvbuf: bool = _flag(True, "grow a connection's receive buffer to twice what "
+                                        "the application reads per RTT, up to rmem_max, "
+                                        "unless SO_RCVBUF was set (Linux's receive-buffer "
+                                        "autotuning, net.ipv4.tcp_moderate_rcvbuf)")
     wmem_max: int = _f(16 << 20, "bytes", "largest send buffer setsockopt(SO_SNDBUF) may ask "
                                           "for; larger values are clamped (net.core.wmem_max)",
                        2048, 1 << 30)

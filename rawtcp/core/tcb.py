@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .buffers import Reassembly, ReceiveBuffer, SendBuffer
 from .config import Config
 from .congestion import INFINITE_SSTHRESH
+from .rcvtune import TcbRcvTune
 from .recovery import CA_STATES, Recovery
 from .rtt import RttEstimator
 from .segment import Flags, Segment
@@ -103,7 +104,7 @@ class TcbOptions:
         return "TcbOptions(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
 
-class Tcb(TcbInput, TcbOutput):
+class Tcb(TcbInput, TcbOutput, TcbRcvTune):
     """One connection. Created by Stack.connect() or by a Listener; see docs/contracts.md.
 
     Slots, not a __dict__: a connection's fields cost ~0.5 kB instead of ~2.5 kB, which is
@@ -117,6 +118,7 @@ class Tcb(TcbInput, TcbOutput):
                  "listener", "local", "max_snd_wnd", "nagle_end", "options", "orphan",
                  "out_of_order", "peer_fin", "peer_mss", "persist_backoff", "persist_probes",
                  "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale", "rd_shutdown",
+                 "rcv_rtt", "rcv_rtt_mark", "rcv_rtt_at", "rcvq_space", "rcvq_seq", "rcvq_at",
                  "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time", "sack_ok",
                  "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
                  "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans", "_tracer",
@@ -168,6 +170,13 @@ class Tcb(TcbInput, TcbOutput):
         self.fin_rcvd = False
         self.rd_shutdown = False
         self.urgent = Urgent()            # urgent data both ways (urgent.py)
+        # --- receive-buffer autotuning (rcvtune.py) ---
+        self.rcv_rtt = 0                  # the receiver's RTT estimate (us), 0 = none yet
+        self.rcv_rtt_mark: int | None = None   # last TSecr sampled / end of the timed window
+        self.rcv_rtt_at = 0
+        self.rcvq_space = 0               # bytes the application read in the last RTT
+        self.rcvq_seq = 0                 # where the current measure started (read position)
+        self.rcvq_at: int | None = None   # when it started; None before the first read
         # --- negotiated options ---
         self.peer_mss = self.cfg.default_peer_mss
         self.smss = min(self.peer_mss, self.options.mss)
@@ -427,6 +436,9 @@ class Tcb(TcbInput, TcbOutput):
             "rcv_nxt": self.rcv_nxt & MASK,
             "snd_wnd": self.snd_wnd,
             "rcv_wnd": max(0, self.rcv_adv - self.rcv_nxt),
+            "rcv_rtt": self.rcv_rtt,          # tcpi_rcv_rtt (us)
+            "rcv_space": self.rcvq_space,     # tcpi_rcv_space: read in the last measured RTT
+            "rcvbuf": self.options.rcvbuf,    # the receive buffer now (grows: rcvtune.py)
             "mss": self.smss,
             "snd_mss": self.smss,
             "peer_mss": self.peer_mss,
@@ -495,6 +507,7 @@ class Tcb(TcbInput, TcbOutput):
         out = rbuf.take(n)
         self._changed()
         if st in SYNCHRONIZED and st is not TIME_WAIT and not self.fin_rcvd:
+            self._rcv_space_adjust(now)   # the buffer may grow first (Linux's order)
             # A window update only when it matters (Linux tcp_cleanup_rbuf): what is left of
             # the advertised window is at most half the buffer and the new one at least
             # doubles it; and it opens by a non-silly amount (RFC 1122 4.2.3.3 receiver SWS),

@@ -392,6 +392,8 @@ class TcbInput:
                 self._send_rst(now)
                 self._set_state(CLOSED, "data after close", now)
                 return False
+            if start == rcv_nxt:
+                self._rcv_rtt_measure(seg, len(payload), now)
             self._accept_text(start, payload, now)
         elif plen:
             self.ack_now = True  # duplicate text: ACK it at once

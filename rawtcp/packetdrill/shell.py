@@ -32,6 +32,7 @@ SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_window_scaling": ("window_scaling", lambda v: int(v) != 0),
     "net.ipv4.tcp_dsack": ("dsack", lambda v: int(v) != 0),
     "net.ipv4.tcp_rfc1337": ("rfc1337", lambda v: int(v) != 0),
+    "net.ipv4.tcp_moderate_rcvbuf": ("moderate_rcvbuf", lambda v: int(v) != 0),
     "net.ipv4.tcp_syn_retries": ("syn_retries", int),
     "net.ipv4.tcp_synack_retries": ("synack_retries", int),
     "net.ipv4.tcp_retries2": ("retries2", int),

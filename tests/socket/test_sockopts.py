@@ -62,3 +62,26 @@ def test_a_new_socket_holds_no_option_table_of_its_own(pair: Pair) -> None:
     for s in socks:
         s.close()
     assert per < 800, per
+
+
+def test_the_receive_buffer_reported_is_the_autotuned_one(pair: Pair) -> None:
+    """Linux's getsockopt(SO_RCVBUF) reports the buffer autotuning grew (core/rcvtune.py);
+    setting another option on the live socket leaves it grown; SO_RCVBUF sets it again and
+    locks it."""
+    c, s, ls = connected(pair)
+    try:
+        default = c.getsockopt(SOL, socket.SO_RCVBUF)
+        t = c._tcb
+        with pair.a.lock:                          # as the core's autotuning does
+            t.options.rcvbuf = 3 * default
+        assert c.getsockopt(SOL, socket.SO_RCVBUF) == 6 * default
+        c.setsockopt(TCP, socket.TCP_NODELAY, 1)
+        assert t.options.rcvbuf == 3 * default and not t.options.rcvbuf_locked
+        c.setsockopt(SOL, socket.SO_RCVBUF, 50_000)
+        assert t.options.rcvbuf == 50_000 and t.options.rcvbuf_locked
+        assert c.getsockopt(SOL, socket.SO_RCVBUF) == 100_000
+        s.sendall(b"still works")
+        assert c.recv(100) == b"still works"
+    finally:
+        for x in (c, s, ls):
+            x.close()

@@ -1,0 +1,147 @@
+"""Receive-buffer autotuning (rawtcp/core/rcvtune.py), as Linux's dynamic right-sizing
+(tcp_rcv_space_adjust, net.ipv4.tcp_moderate_rcvbuf; Fisk and Feng, "Dynamic Right-Sizing
+in TCP"): once per receiver RTT the buffer becomes twice what the application read in that
+RTT plus 16 segments, plus twice the growth, up to rmem_max; never when it was set by the
+user or the switch is off; and the receiver's RTT comes from the echoed timestamps
+(RFC 7323 4.3 gives the TSecr its meaning) or, without them, from the time one window takes.
+"""
+
+from __future__ import annotations
+
+from core_harness import ISS, MSS, PISS, RTT, Harness, from_peer, plain_config, to_peer
+
+from rawtcp.core.config import MS
+from rawtcp.core.segment import Options
+from rawtcp.core.tcb import State
+
+SMALL = 16_000
+CAP = 64_000          # below 65,535: the window field needs no scale in these tests
+T = 20 * MS
+
+
+def opened(**cfg) -> Harness:
+    """A passive open (as Harness.passive_open) with a SMALL buffer that may grow to CAP."""
+    h = Harness(plain_config(rcvbuf=SMALL, rmem_max=CAP, delayed_ack=0, **cfg))
+    h.listen()
+    h.send(from_peer(seq=PISS, ack=0, flags="S", opts=Options(mss=MSS)), at=0)
+    h.recv([to_peer(seq=ISS, flags="SA", win=SMALL, opts=Options(mss=MSS))])
+    h.send(from_peer(), at=RTT)
+    h.tcb = h.listener.accept()
+    assert h.tcb.state is State.ESTABLISHED
+    return h
+
+
+def stream(h: Harness, rounds: int, at: int, read: int = 1 << 30) -> tuple[int, list[int]]:
+    """Each RTT the peer fills the window it was offered, in MSS-sized segments; right after,
+    the application reads up to ``read`` bytes. Returns the time after the last round and the
+    bytes the peer could send in each round."""
+    t = h.tcb
+    sent = []
+    for _ in range(rounds):
+        win = t.rcv_adv - t.rcv_nxt
+        sent.append(win)
+        seq = t.rcv_nxt
+        while win > 0:
+            n = min(MSS, win)
+            h.send(from_peer(seq=seq, payload=bytes(n)), at=at)
+            seq += n
+            win -= n
+        h.take(at=at)
+        t.recv(read, at + 1)
+        at += RTT
+    return at, sent
+
+
+def test_the_buffer_grows_to_what_the_application_reads_per_rtt() -> None:
+    """An application that reads everything at once makes each RTT's amount exceed the last
+    one's (the first measure's base is 10 segments): the buffer grows, capped at rmem_max,
+    and the window update after the read offers the new size at once."""
+    h = opened()
+    at, sent = stream(h, 3, T)
+    assert sent == [SMALL, SMALL, SMALL]
+    info = h.tcb.info()
+    assert info["rcv_rtt"] == RTT                 # no timestamps: the time one window took
+    assert info["rcvbuf"] == h.tcb.options.rcvbuf == CAP
+    assert info["rcv_space"] == SMALL
+    assert h.tcb.rcv_adv - h.tcb.rcv_nxt == CAP   # offered in the read's window update
+    _, sent = stream(h, 2, at)
+    assert sent == [CAP, CAP]                     # the peer may now send 4x as much per RTT
+    assert h.tcb.options.rcvbuf == CAP            # and never beyond rmem_max
+
+
+def test_the_window_update_after_the_growing_read_carries_the_new_window() -> None:
+    h = opened()
+    at, _ = stream(h, 2, T)                      # the measure starts at the second read
+    t = h.tcb
+    seq = t.rcv_nxt
+    for i in range(0, SMALL, MSS):
+        h.send(from_peer(seq=seq + i, payload=bytes(min(MSS, SMALL - i))), at=at)
+    h.take(at=at)
+    t.recv(1 << 30, at + 1)
+    h.recv([to_peer(ack=seq + SMALL, win=CAP)], at=at + 1)
+
+
+def test_no_growth_when_switched_off() -> None:
+    """Config.moderate_rcvbuf = False (net.ipv4.tcp_moderate_rcvbuf = 0): a fixed buffer."""
+    h = opened(moderate_rcvbuf=False)
+    _, sent = stream(h, 6, T)
+    assert sent == [SMALL] * 6 and h.tcb.options.rcvbuf == SMALL
+
+
+def test_no_growth_when_the_user_set_the_buffer() -> None:
+    """SO_RCVBUF locks the size, as Linux's SOCK_RCVBUF_LOCK (the socket layer sets
+    rcvbuf_locked)."""
+    h = opened()
+    h.tcb.options.rcvbuf_locked = True
+    _, sent = stream(h, 6, T)
+    assert sent == [SMALL] * 6 and h.tcb.options.rcvbuf == SMALL
+
+
+def test_a_slow_reader_does_not_grow_the_buffer() -> None:
+    """Only what the application takes counts: a peer that fills the window cannot make the
+    buffer grow while the application reads little (2,000 bytes per RTT)."""
+    h = opened()
+    stream(h, 8, T, read=2000)
+    assert h.tcb.options.rcvbuf == SMALL
+
+
+# ------------------------------------------------------------------ the receiver's RTT
+TS_PEER = 777
+
+
+def ts_open() -> Harness:
+    """An active open with timestamps (our clock: 1 tick per ms, tcb_output._tsval)."""
+    h = Harness(plain_config(timestamps=True, rcvbuf=SMALL, rmem_max=CAP, delayed_ack=0))
+    h.connect()
+    syn = h.take()[0]
+    ours = syn.options.timestamps[0]
+    h.send(from_peer(seq=PISS, ack=ISS + 1, flags="SA",
+                     opts=Options(mss=MSS, timestamps=(TS_PEER, ours))), at=RTT)
+    h.take()
+    assert h.tcb.state is State.ESTABLISHED and h.tcb.ts_ok
+    return h
+
+
+def data_with_tsecr(h: Harness, at: int, tsecr: int, n: int = MSS) -> None:
+    h.send(from_peer(seq=h.tcb.rcv_nxt, payload=bytes(n),
+                     opts=Options(timestamps=(TS_PEER + at // MS, tsecr))), at=at)
+    h.take()
+
+
+def test_receiver_rtt_from_echoed_timestamps() -> None:
+    """Each full-sized in-order segment whose TSecr is new gives a sample (now - TSecr, in
+    our 1 ms ticks); a smaller one replaces the estimate, a larger one moves it by 1/8; a
+    TSecr seen before and a small segment give none."""
+    h = ts_open()
+    data_with_tsecr(h, 100 * MS, 75)              # echoes our clock of 75 ms: 25 ms
+    assert h.tcb.info()["rcv_rtt"] == 25 * MS
+    data_with_tsecr(h, 110 * MS, 75)              # the same TSecr again: no sample
+    assert h.tcb.info()["rcv_rtt"] == 25 * MS
+    data_with_tsecr(h, 135 * MS, 100)             # 35 ms: 25 + (35 - 25) / 8
+    assert h.tcb.info()["rcv_rtt"] == 25 * MS + (10 * MS >> 3)
+    data_with_tsecr(h, 140 * MS, 139, n=100)      # 1 ms, but a small segment: none
+    assert h.tcb.info()["rcv_rtt"] == 25 * MS + (10 * MS >> 3)
+    data_with_tsecr(h, 150 * MS, 145)             # 5 ms: smaller, replaces it
+    assert h.tcb.info()["rcv_rtt"] == 5 * MS
+    data_with_tsecr(h, 151 * MS, 151)             # the same tick: at least one tick
+    assert h.tcb.info()["rcv_rtt"] == 1 * MS
