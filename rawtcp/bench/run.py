@@ -116,8 +116,9 @@ def _rate(nbytes: int, seconds: float) -> float:
 
 
 def recv_rawtcp(mtu: int, nbytes: int, timeout: float, progress: Progress,
-                offload: bool = False) -> Measure:
-    """kernel source -> rawtcp socket: MB/s from connect() to EOF, sha256 of what arrived."""
+                offload: bool = False, io_size: int = RECV_CHUNK) -> Measure:
+    """kernel source -> rawtcp socket: MB/s from connect() to EOF, sha256 of what arrived.
+    The program reads up to ``io_size`` bytes a call."""
     deadline = time.monotonic() + timeout
     show = bytes_progress(progress, "bulk receive, rawtcp", nbytes)
     with TunLab(family="ipv4", mtu=mtu) as lab, \
@@ -130,7 +131,7 @@ def recv_rawtcp(mtu: int, nbytes: int, timeout: float, progress: Progress,
             h, n, next_show = hashlib.sha256(), 0, 0
             t0 = time.monotonic()
             s.connect((lab.kernel_addr, port))
-            while data := s.recv(RECV_CHUNK):
+            while data := s.recv(io_size):
                 h.update(data)
                 n += len(data)
                 if n >= next_show:
@@ -171,8 +172,9 @@ def recv_bare(mtu: int, nbytes: int, timeout: float, progress: Progress) -> Meas
 
 
 def send_rawtcp(mtu: int, nbytes: int, expect_sha: str, timeout: float, progress: Progress,
-                offload: bool = False) -> Measure:
-    """rawtcp socket -> kernel sink: MB/s from connect() to the sink's EOF."""
+                offload: bool = False, io_size: int = CHUNK) -> Measure:
+    """rawtcp socket -> kernel sink: MB/s from connect() to the sink's EOF. The program
+    writes ``io_size`` bytes a call (sendall)."""
     deadline = time.monotonic() + timeout
     show = bytes_progress(progress, "bulk send, rawtcp", nbytes)
     with TunLab(family="ipv4", mtu=mtu) as lab, \
@@ -185,7 +187,7 @@ def send_rawtcp(mtu: int, nbytes: int, expect_sha: str, timeout: float, progress
             n = 0
             t0 = time.monotonic()
             s.connect((lab.kernel_addr, port))
-            for piece in stream_chunks(nbytes):
+            for piece in stream_chunks(nbytes, io_size):
                 s.sendall(piece)
                 n += len(piece)
                 show(n)
