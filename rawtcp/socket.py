@@ -108,6 +108,7 @@ class Socket(SocketBase):
         self._opts: Mapping[tuple[int, int], Any] = default_options(stack.config, family)
         self._notifier: Notifier | None = None   # made by the first fileno()
         self._rcvbuf_locked = False              # SO_RCVBUF was set (Linux's lock)
+        self._sndbuf_locked = False              # SO_SNDBUF was set
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -159,14 +160,17 @@ class Socket(SocketBase):
             "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
             "congestion": self._opts[(IPPROTO_TCP, TCP_CONGESTION)],
             "rcvbuf_locked": self._rcvbuf_locked,
+            "sndbuf_locked": self._sndbuf_locked,
         }
 
     def _apply_options(self, tcb, now: int) -> None:
         """Options set on a live connection take effect at once (buffers, Nagle, keepalive,
         SO_OOBINLINE)."""
         values = self._option_values()
-        if not self._rcvbuf_locked:   # an autotuned buffer stays (core/rcvtune.py)
+        if not self._rcvbuf_locked:   # an autotuned buffer stays (core/buftune.py)
             values["rcvbuf"] = max(values["rcvbuf"], tcb.options.rcvbuf)
+        if not self._sndbuf_locked:
+            values["sndbuf"] = max(values["sndbuf"], tcb.options.sndbuf)
         for k, v in values.items():
             setattr(tcb.options, k, v)
         tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
@@ -690,6 +694,8 @@ class Socket(SocketBase):
         opts[key] = normalize(key, value, opts, self._stack.config)
         if key == (SOL_SOCKET, SO_RCVBUF):
             self._rcvbuf_locked = True
+        elif key == (SOL_SOCKET, SO_SNDBUF):
+            self._sndbuf_locked = True
         if self._tcb is not None and key != (SOL_SOCKET, SO_LINGER):
             t = self._tcb
             self._call(lambda now: self._apply_options(t, now))
@@ -722,6 +728,8 @@ class Socket(SocketBase):
             v = self._tcb.info().get("mss", v)
         elif key == (SOL_SOCKET, SO_RCVBUF) and self._tcb is not None:
             v = max(v, 2 * self._tcb.options.rcvbuf)   # as Linux: the autotuned size
+        elif key == (SOL_SOCKET, SO_SNDBUF) and self._tcb is not None:
+            v = max(v, 2 * self._tcb.options.sndbuf)
         return struct.pack("i", v) if buflen else v
 
     def tcp_info(self) -> dict:

@@ -76,6 +76,10 @@ class Config:
                                          "before the connection opened (Linux: the larger "
                                          "of net.core.rmem_max and tcp_rmem[2], 6 MiB)",
                        2048, 1 << 30)
+    sndbuf_max: int = _f(4 << 20, "bytes", "largest send buffer autotuning gives a "
+                                           "connection (twice its cwnd) unless SO_SNDBUF was "
+                                           "set (Linux tcp_wmem[2], 4 MiB); set it to sndbuf "
+                                           "for a fixed buffer", 256, 1 << 30)
     moderate_rcvbuf: bool = _flag(True, "grow a connection's receive buffer to twice what "
                                         "the application reads per RTT, up to rmem_max, "
                                         "unless SO_RCVBUF was set (Linux's receive-buffer "

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .buffers import Reassembly, ReceiveBuffer, SendBuffer
 from .config import Config
 from .congestion import INFINITE_SSTHRESH
-from .rcvtune import TcbRcvTune
+from .buftune import TcbBufTune
 from .recovery import CA_STATES, Recovery
 from .rtt import RttEstimator
 from .segment import Flags, Segment
@@ -71,14 +71,17 @@ def our_wscale(rcvbuf: int) -> int:
 class TcbOptions:
     """Per-connection options (socket options): the :data:`PER_CONNECTION` fields of a
     Config, which gives their defaults; keywords override them. ``rcvbuf_locked`` says the
-    user set the receive buffer (SO_RCVBUF) before the connection opened: as in Linux, the
-    window scale then covers that buffer instead of the largest one it could grow to."""
+    user set the receive buffer (SO_RCVBUF): as in Linux, it is not autotuned, and when set
+    before the connection opened the window scale covers that buffer instead of the largest
+    one it could grow to. ``sndbuf_locked``: SO_SNDBUF was set, the send buffer is not
+    autotuned (buftune.py)."""
 
-    __slots__ = (*PER_CONNECTION, "rcvbuf_locked")
+    __slots__ = (*PER_CONNECTION, "rcvbuf_locked", "sndbuf_locked")
 
     def __init__(self, config: Config | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else Config()
         self.rcvbuf_locked = bool(overrides.pop("rcvbuf_locked", False))
+        self.sndbuf_locked = bool(overrides.pop("sndbuf_locked", False))
         for name in PER_CONNECTION:
             setattr(self, name, overrides.pop(name) if name in overrides else getattr(cfg, name))
         if overrides:
@@ -104,7 +107,7 @@ class TcbOptions:
         return "TcbOptions(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
 
-class Tcb(TcbInput, TcbOutput, TcbRcvTune):
+class Tcb(TcbInput, TcbOutput, TcbBufTune):
     """One connection. Created by Stack.connect() or by a Listener; see docs/contracts.md.
 
     Slots, not a __dict__: a connection's fields cost ~0.5 kB instead of ~2.5 kB, which is
@@ -119,6 +122,7 @@ class Tcb(TcbInput, TcbOutput, TcbRcvTune):
                  "out_of_order", "peer_fin", "peer_mss", "persist_backoff", "persist_probes",
                  "queued_at", "rbuf", "rcv_adv", "rcv_nxt", "rcv_wscale", "rd_shutdown",
                  "rcv_rtt", "rcv_rtt_mark", "rcv_rtt_at", "rcvq_space", "rcvq_seq", "rcvq_at",
+                 "snd_nospace",
                  "recovery", "remote", "retransmits", "rtt", "rtt_seq", "rtt_time", "sack_ok",
                  "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
                  "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans", "_tracer",
@@ -170,13 +174,14 @@ class Tcb(TcbInput, TcbOutput, TcbRcvTune):
         self.fin_rcvd = False
         self.rd_shutdown = False
         self.urgent = Urgent()            # urgent data both ways (urgent.py)
-        # --- receive-buffer autotuning (rcvtune.py) ---
+        # --- buffer autotuning (buftune.py) ---
         self.rcv_rtt = 0                  # the receiver's RTT estimate (us), 0 = none yet
         self.rcv_rtt_mark: int | None = None   # last TSecr sampled / end of the timed window
         self.rcv_rtt_at = 0
         self.rcvq_space = 0               # bytes the application read in the last RTT
         self.rcvq_seq = 0                 # where the current measure started (read position)
         self.rcvq_at: int | None = None   # when it started; None before the first read
+        self.snd_nospace = False          # a send found the buffer full (Linux SOCK_NOSPACE)
         # --- negotiated options ---
         self.peer_mss = self.cfg.default_peer_mss
         self.smss = min(self.peer_mss, self.options.mss)
@@ -438,7 +443,8 @@ class Tcb(TcbInput, TcbOutput, TcbRcvTune):
             "rcv_wnd": max(0, self.rcv_adv - self.rcv_nxt),
             "rcv_rtt": self.rcv_rtt,          # tcpi_rcv_rtt (us)
             "rcv_space": self.rcvq_space,     # tcpi_rcv_space: read in the last measured RTT
-            "rcvbuf": self.options.rcvbuf,    # the receive buffer now (grows: rcvtune.py)
+            "rcvbuf": self.options.rcvbuf,    # the buffers now (they grow: buftune.py)
+            "sndbuf": self.options.sndbuf,
             "mss": self.smss,
             "snd_mss": self.smss,
             "peer_mss": self.peer_mss,
@@ -488,6 +494,8 @@ class Tcb(TcbInput, TcbOutput, TcbRcvTune):
         sb = self.send_buffer
         sb.limit = self.options.sndbuf  # SO_SNDBUF may change at any time
         n = sb.write(data)
+        if n < len(data):
+            self.snd_nospace = True       # the buffer held the application back
         if n:
             self._changed()
         if n and st is not SYN_SENT and st is not SYN_RECEIVED:

@@ -607,6 +607,8 @@ class TcbInput:
                 rack.acked(ack, now)
             rec.on_new_ack(ack, acked, self.snd_max, now)
             delivered = acked + sb.sacked_bytes() - sacked_before
+            if self.snd_nospace:
+                self._snd_buf_expand(now)     # Linux tcp_check_space -> tcp_new_space
         elif (ack == una and not seg.payload and not seg.flags & FIN and not dsack
               and (win == self.snd_wnd or new_sack) and self.snd_max > una):
             # (an ACK that only reports a duplicate, RFC 2883, says nothing is missing)

@@ -105,6 +105,8 @@ def sysctl_changes(assignments: list[str]) -> tuple[dict[str, Any], list[str]]:
                     # Linux's window scale covers max(tcp_rmem[2], net.core.rmem_max);
                     # rawtcp's rmem_max stands for both
                     out["rmem_max"] = max(int(val.split()[2]), out.get("rmem_max", 0))
+                elif name == "net.ipv4.tcp_wmem":
+                    out["sndbuf_max"] = int(val.split()[2])   # how far autotuning goes
             except (ValueError, IndexError):
                 ignored.append(f"{name}={val} (bad value)")
         else:

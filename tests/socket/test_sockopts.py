@@ -64,22 +64,24 @@ def test_a_new_socket_holds_no_option_table_of_its_own(pair: Pair) -> None:
     assert per < 800, per
 
 
-def test_the_receive_buffer_reported_is_the_autotuned_one(pair: Pair) -> None:
-    """Linux's getsockopt(SO_RCVBUF) reports the buffer autotuning grew (core/rcvtune.py);
-    setting another option on the live socket leaves it grown; SO_RCVBUF sets it again and
-    locks it."""
+def test_the_buffer_sizes_reported_are_the_autotuned_ones(pair: Pair) -> None:
+    """Linux's getsockopt(SO_RCVBUF / SO_SNDBUF) reports the buffers autotuning grew
+    (core/buftune.py); setting another option on the live socket leaves them grown;
+    SO_RCVBUF / SO_SNDBUF set them again and lock them."""
     c, s, ls = connected(pair)
     try:
-        default = c.getsockopt(SOL, socket.SO_RCVBUF)
         t = c._tcb
-        with pair.a.lock:                          # as the core's autotuning does
-            t.options.rcvbuf = 3 * default
-        assert c.getsockopt(SOL, socket.SO_RCVBUF) == 6 * default
-        c.setsockopt(TCP, socket.TCP_NODELAY, 1)
-        assert t.options.rcvbuf == 3 * default and not t.options.rcvbuf_locked
-        c.setsockopt(SOL, socket.SO_RCVBUF, 50_000)
-        assert t.options.rcvbuf == 50_000 and t.options.rcvbuf_locked
-        assert c.getsockopt(SOL, socket.SO_RCVBUF) == 100_000
+        for opt, field in ((socket.SO_RCVBUF, "rcvbuf"), (socket.SO_SNDBUF, "sndbuf")):
+            default = c.getsockopt(SOL, opt)
+            with pair.a.lock:                      # as the core's autotuning does
+                setattr(t.options, field, 3 * default)
+            assert c.getsockopt(SOL, opt) == 6 * default
+            c.setsockopt(TCP, socket.TCP_NODELAY, 1)
+            assert getattr(t.options, field) == 3 * default
+            assert not getattr(t.options, field + "_locked")
+            c.setsockopt(SOL, opt, 50_000)
+            assert getattr(t.options, field) == 50_000 and getattr(t.options, field + "_locked")
+            assert c.getsockopt(SOL, opt) == 100_000
         s.sendall(b"still works")
         assert c.recv(100) == b"still works"
     finally:

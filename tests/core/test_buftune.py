@@ -1,4 +1,4 @@
-"""Receive-buffer autotuning (rawtcp/core/rcvtune.py), as Linux's dynamic right-sizing
+"""Receive-buffer autotuning (rawtcp/core/buftune.py), as Linux's dynamic right-sizing
 (tcp_rcv_space_adjust, net.ipv4.tcp_moderate_rcvbuf; Fisk and Feng, "Dynamic Right-Sizing
 in TCP"): once per receiver RTT the buffer becomes twice what the application read in that
 RTT plus 16 segments, plus twice the growth, up to rmem_max; never when it was set by the
@@ -145,3 +145,68 @@ def test_receiver_rtt_from_echoed_timestamps() -> None:
     assert h.tcb.info()["rcv_rtt"] == 5 * MS
     data_with_tsecr(h, 151 * MS, 151)             # the same tick: at least one tick
     assert h.tcb.info()["rcv_rtt"] == 1 * MS
+
+
+# ------------------------------------------------------------------ the send buffer
+def test_the_send_buffer_grows_to_twice_cwnd_once_the_application_fills_it() -> None:
+    """Linux tcp_new_space / tcp_sndbuf_expand: the application found the buffer full, an
+    ACK frees room and cwnd is not filled (the buffer held the sender back): the buffer
+    becomes twice max(10, cwnd, reordering + 1) segments."""
+    h = Harness(plain_config(sndbuf=SMALL, delayed_ack=0))
+    t = h.active_open()
+    data = bytes(400_000)
+    off = t.send(data, T)
+    assert off == SMALL and t.snd_nospace
+    assert sum(len(s.payload) for s in h.take(at=T)) == 10 * MSS   # the initial cwnd
+    h.send(from_peer(ack=ISS + 1 + 10 * MSS), at=T + RTT)
+    cwnd = t.recovery.cc.cwnd
+    assert t.options.sndbuf == 2 * max(10, -(-cwnd // MSS)) * MSS > SMALL
+    assert t.info()["sndbuf"] == t.options.sndbuf and not t.snd_nospace
+    off += t.send(data[off:], T + RTT + 1)
+    assert off == t.options.sndbuf + 10 * MSS     # the room it made (10 segments acked)
+
+
+def test_the_send_buffer_does_not_grow_without_need_or_when_set() -> None:
+    """No growth when the application never filled the buffer, when SO_SNDBUF set it
+    (sndbuf_locked), or beyond sndbuf_max."""
+    def run(**kw) -> int:
+        locked = kw.pop("locked", False)
+        h = Harness(plain_config(sndbuf=SMALL, delayed_ack=0, **kw))
+        t = h.active_open()
+        t.options.sndbuf_locked = locked
+        t.send(bytes(400_000), T)
+        h.take(at=T)
+        h.send(from_peer(ack=t.snd_nxt), at=T + RTT)
+        return t.options.sndbuf
+
+    assert run() > SMALL                             # the control: it grows
+    assert run(locked=True) == SMALL
+    assert run(sndbuf_max=SMALL) == SMALL
+    h = Harness(plain_config(sndbuf=SMALL, delayed_ack=0))
+    t = h.active_open()
+    t.send(bytes(8000), T)                           # fits: the buffer never held it back
+    h.take(at=T)
+    h.send(from_peer(ack=ISS + 1 + 8000), at=T + RTT)
+    assert t.options.sndbuf == SMALL
+
+
+def test_a_long_fat_path_needs_both_buffers_to_grow() -> None:
+    """Simulator, 50 ms RTT at 200 Mbit/s (a 1.25 MB bandwidth-delay product, five times the
+    256 KiB default buffers): 8 MB each way finish in less than 0.6 of the time with both
+    buffers autotuned than with both fixed, and the buffers did grow."""
+    from rawtcp.sim import Sim, transfer
+
+    def run(cfg) -> tuple[int, dict]:
+        sim = Sim(seed=3, delay_us=25 * MS, bandwidth_bps=200_000_000, config=cfg)
+        r = transfer(sim, 8_000_000)
+        assert r.ok
+        return r.time_us, r.info["client"]
+
+    fixed, _ = run(plain_config(timestamps=True, window_scaling=True, sack=True,
+                                rcvbuf=256 * 1024, sndbuf=256 * 1024, rmem_max=6 << 20,
+                                moderate_rcvbuf=False, sndbuf_max=256 * 1024, msl=MS))
+    tuned, info = run(plain_config(timestamps=True, window_scaling=True, sack=True,
+                                   rcvbuf=256 * 1024, sndbuf=256 * 1024, rmem_max=6 << 20,
+                                   msl=MS))
+    assert info["rcvbuf"] > 256 * 1024 and info["sndbuf"] > 256 * 1024
+    assert tuned < 0.6 * fixed

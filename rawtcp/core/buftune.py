@@ -1,9 +1,9 @@
-"""Receive-buffer autotuning: the buffer (and so the window) grows to what the application
-reads per round trip, as Linux's dynamic right-sizing does (``tcp_rcv_space_adjust``,
-``net.ipv4.tcp_moderate_rcvbuf``).
+"""Buffer autotuning, as Linux's: the receive buffer grows to what the application reads per
+round trip (dynamic right-sizing, ``tcp_rcv_space_adjust``, ``net.ipv4.tcp_moderate_rcvbuf``)
+and the send buffer to twice the congestion window (``tcp_sndbuf_expand``).
 
-A fixed buffer caps a connection at one buffer per RTT, and a program that reads in small
-pieces keeps the buffer fuller than one that reads in large ones: the window it offers
+Receive. A fixed buffer caps a connection at one buffer per RTT, and a program that reads in
+small pieces keeps the buffer fuller than one that reads in large ones: the window it offers
 shrinks and the sender waits for window updates. Linux measures, once per receiver RTT, how
 many bytes the application took; when that grew, the buffer becomes twice it (loss
 cushion) plus 16 segments, plus twice the growth again (the sender may double per RTT in
@@ -17,9 +17,16 @@ sample per TSecr value, at least one tick); without, the time a window's worth o
 takes to arrive, keeping the smallest. A sample below the estimate replaces it; a larger
 one moves it by an eighth (timestamps only).
 
-Never when the user set SO_RCVBUF (Linux's SOCK_RCVBUF_LOCK), nor with
-``Config.moderate_rcvbuf`` off. The buffer only grows; memory stays bounded by
-``rmem_max`` per connection, and only a reading application makes it grow.
+Send. A sender needs about two congestion windows of data buffered (what is in flight, and
+as much again to keep sending through a fast recovery): when the application found the
+buffer full and an ACK frees room while the congestion window is not filled (the buffer,
+not cwnd, held the sender back), the buffer grows to twice max(10, cwnd, reordering + 1)
+segments, up to ``Config.sndbuf_max`` (Linux ``tcp_wmem[2]``, 4 MiB).
+
+Neither buffer changes once the user set it (SO_RCVBUF / SO_SNDBUF, Linux's
+SOCK_*BUF_LOCK); ``Config.moderate_rcvbuf`` off keeps the receive buffer fixed. Buffers only
+grow; memory stays bounded by ``rmem_max`` and ``sndbuf_max`` per connection, and only a
+reading application (receive) or a writing one (send) makes them grow.
 """
 
 from __future__ import annotations
@@ -36,9 +43,10 @@ MS = 1000             # our timestamp clock ticks once per ms (tcb_output._tsval
 INIT_SEGMENTS = 10    # the first measure's base: an initial window of data (TCP_INIT_CWND)
 
 
-class TcbRcvTune:
-    """Tcb's receive-buffer autotuning (a mixin; the state is in Tcb's slots ``rcv_rtt``,
-    ``rcv_rtt_mark``, ``rcv_rtt_at``, ``rcvq_space``, ``rcvq_seq``, ``rcvq_at``)."""
+class TcbBufTune:
+    """Tcb's buffer autotuning (a mixin; the state is in Tcb's slots ``rcv_rtt``,
+    ``rcv_rtt_mark``, ``rcv_rtt_at``, ``rcvq_space``, ``rcvq_seq``, ``rcvq_at`` and
+    ``snd_nospace``)."""
 
     __slots__ = ()
 
@@ -100,3 +108,21 @@ class TcbRcvTune:
             self.rcvq_space = copied
         self.rcvq_seq = copied_seq
         self.rcvq_at = now
+
+    def _snd_buf_expand(self: Tcb, now: int) -> None:
+        """An ACK freed room after the application found the send buffer full."""
+        self.snd_nospace = False
+        o = self.options
+        if o.sndbuf_locked:
+            return
+        rec = self.recovery
+        cwnd = rec.cc.cwnd
+        if self.snd_nxt - self.snd_una >= cwnd:
+            return                      # cwnd holds the sender back, not the buffer
+        smss = self.smss
+        segs = max(INIT_SEGMENTS, -(-cwnd // smss), rec.reordering + 1)
+        want = min(2 * segs * smss, self.cfg.sndbuf_max)
+        if want > o.sndbuf:
+            o.sndbuf = want
+            self.send_buffer.limit = want
+            self._trace(now, "sndbuf", bytes=want, cwnd=cwnd)
