@@ -21,9 +21,9 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from .buffers import Reassembly, ReceiveBuffer, SendBuffer
+from .buftune import TcbBufTune
 from .config import Config
 from .congestion import INFINITE_SSTHRESH
-from .buftune import TcbBufTune
 from .recovery import CA_STATES, Recovery
 from .rtt import RttEstimator
 from .segment import Flags, Segment
