@@ -331,6 +331,8 @@ class Socket(SocketBase):
         child = Socket(self._stack, self.family, self.type, self.proto, _tcb=tcb)
         child._mapped = self.family == AF_INET6 and ":" not in tcb.local[0]
         child._opts = self._opts = shared(self._opts)   # the listener's, until one changes
+        child._rcvbuf_locked = self._rcvbuf_locked        # and its buffer locks (Linux
+        child._sndbuf_locked = self._sndbuf_locked        # copies sk_userlocks)
         child._timeout = self._timeout if self._timeout != 0.0 else None
         with self._stack.lock:
             tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])

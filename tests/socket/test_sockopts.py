@@ -87,3 +87,22 @@ def test_the_buffer_sizes_reported_are_the_autotuned_ones(pair: Pair) -> None:
     finally:
         for x in (c, s, ls):
             x.close()
+
+
+def test_an_accepted_socket_keeps_its_listeners_buffer_locks(pair: Pair) -> None:
+    """SO_RCVBUF / SO_SNDBUF set on a listener lock the accepted connections' buffers too
+    (Linux copies sk_userlocks), also after another option is set on the accepted socket."""
+    def before_listen(ls) -> None:
+        ls.setsockopt(SOL, socket.SO_RCVBUF, 40_000)
+        ls.setsockopt(SOL, socket.SO_SNDBUF, 30_000)
+
+    c, s, ls = connected(pair, before_listen=before_listen)
+    try:
+        t = s._tcb
+        assert t.options.rcvbuf_locked and t.options.sndbuf_locked
+        s.setsockopt(TCP, socket.TCP_NODELAY, 1)
+        assert t.options.rcvbuf_locked and t.options.sndbuf_locked
+        assert (t.options.rcvbuf, t.options.sndbuf) == (40_000, 30_000)
+    finally:
+        for x in (c, s, ls):
+            x.close()
