@@ -63,6 +63,8 @@ def test_the_buffer_grows_to_what_the_application_reads_per_rtt() -> None:
     assert info["rcv_rtt"] == RTT                 # no timestamps: the time one window took
     assert info["rcvbuf"] == h.tcb.options.rcvbuf == CAP
     assert info["rcv_space"] == SMALL
+    grown = [e for e in h.events if e["ev"] == "rcvbuf"]
+    assert [(e["bytes"], e["copied"], e["rtt"]) for e in grown] == [(CAP, SMALL, RTT)]
     assert h.tcb.rcv_adv - h.tcb.rcv_nxt == CAP   # offered in the read's window update
     _, sent = stream(h, 2, at)
     assert sent == [CAP, CAP]                     # the peer may now send 4x as much per RTT
@@ -162,6 +164,8 @@ def test_the_send_buffer_grows_to_twice_cwnd_once_the_application_fills_it() -> 
     cwnd = t.recovery.cc.cwnd
     assert t.options.sndbuf == 2 * max(10, -(-cwnd // MSS)) * MSS > SMALL
     assert t.info()["sndbuf"] == t.options.sndbuf and not t.snd_nospace
+    assert [(e["bytes"], e["cwnd"]) for e in h.events if e["ev"] == "sndbuf"] == [
+        (t.options.sndbuf, cwnd)]
     off += t.send(data[off:], T + RTT + 1)
     assert off == t.options.sndbuf + 10 * MSS     # the room it made (10 segments acked)
 
