@@ -74,6 +74,8 @@ _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 _err = sock_err
 
 
+_BUFFER_FIELDS = {(SOL_SOCKET, SO_RCVBUF): "rcvbuf", (SOL_SOCKET, SO_SNDBUF): "sndbuf"}
+
 class Socket(SocketBase):
     """A TCP socket of a rawtcp stack. Create it with ``stack.socket(AF_INET, SOCK_STREAM)``."""
 
@@ -167,10 +169,10 @@ class Socket(SocketBase):
         """Options set on a live connection take effect at once (buffers, Nagle, keepalive,
         SO_OOBINLINE)."""
         values = self._option_values()
-        if not self._rcvbuf_locked:   # an autotuned buffer stays (core/buftune.py)
-            values["rcvbuf"] = max(values["rcvbuf"], tcb.options.rcvbuf)
+        if not self._rcvbuf_locked:   # a buffer the user never set is autotuning's
+            del values["rcvbuf"]      # (core/buftune.py): the connection keeps its own
         if not self._sndbuf_locked:
-            values["sndbuf"] = max(values["sndbuf"], tcb.options.sndbuf)
+            del values["sndbuf"]
         for k, v in values.items():
             setattr(tcb.options, k, v)
         tcb.urgent.inline = bool(self._opts[(SOL_SOCKET, SO_OOBINLINE)])
@@ -728,10 +730,9 @@ class Socket(SocketBase):
             return congestion_option_value(v, buflen)
         if key == (IPPROTO_TCP, TCP_MAXSEG) and self._tcb is not None:
             v = self._tcb.info().get("mss", v)
-        elif key == (SOL_SOCKET, SO_RCVBUF) and self._tcb is not None:
-            v = max(v, 2 * self._tcb.options.rcvbuf)   # as Linux: the autotuned size
-        elif key == (SOL_SOCKET, SO_SNDBUF) and self._tcb is not None:
-            v = max(v, 2 * self._tcb.options.sndbuf)
+        elif key in _BUFFER_FIELDS and self._tcb is not None:
+            # the connection's buffer, doubled as Linux reports it (autotuning grows it)
+            v = 2 * getattr(self._tcb.options, _BUFFER_FIELDS[key])
         return struct.pack("i", v) if buflen else v
 
     def tcp_info(self) -> dict:

@@ -33,13 +33,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .seq import MASK
+from .rtt import ts_rtt
 
 if TYPE_CHECKING:
     from .segment import Segment
     from .tcb import Tcb
 
-MS = 1000             # our timestamp clock ticks once per ms (tcb_output._tsval)
 INIT_SEGMENTS = 10    # the first measure's base: an initial window of data (TCP_INIT_CWND)
 
 
@@ -60,10 +59,9 @@ class TcbBufTune:
             if tsecr == self.rcv_rtt_mark or 2 * plen < self.smss:
                 return          # one sample per echoed value, from full-sized segments only
             self.rcv_rtt_mark = tsecr
-            delta = ((now // MS) - tsecr) & MASK
-            if not tsecr or delta >= 1 << 31:
-                return          # nothing echoed yet, or an echo from the future
-            self._rcv_rtt_update(max(1, delta) * MS, False)
+            rtt = ts_rtt(now, tsecr) if tsecr else None     # 0: nothing echoed yet
+            if rtt is not None:
+                self._rcv_rtt_update(rtt, False)
             return
         mark = self.rcv_rtt_mark
         if mark is not None and self.rcv_nxt < mark:
@@ -123,6 +121,5 @@ class TcbBufTune:
         segs = max(INIT_SEGMENTS, -(-cwnd // smss), rec.reordering + 1)
         want = min(2 * segs * smss, self.cfg.sndbuf_max)
         if want > o.sndbuf:
-            o.sndbuf = want
-            self.send_buffer.limit = want
+            o.sndbuf = want              # (the next send() sets the buffer's limit)
             self._trace(now, "sndbuf", bytes=want, cwnd=cwnd)

@@ -8,8 +8,18 @@ are integer microseconds.
 
 from __future__ import annotations
 
+from .seq import MASK
+
 K = 4
 G = 1_000  # clock granularity we assume (1 ms), RFC 6298 2.x "G"
+
+
+def ts_rtt(now: int, tsecr: int) -> int | None:
+    """The RTT (us) an echoed timestamp of our 1 ms clock gives at ``now`` (RFC 7323 4.3):
+    at least one tick; None for a value we cannot have sent (as Linux's
+    tcp_rtt_tsopt_us)."""
+    d = ((now // G) - tsecr) & MASK
+    return (d or 1) * G if d < 0x7FFFFFFF // G else None
 
 
 class RttEstimator:

@@ -22,6 +22,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from .config import MS
+from .rtt import ts_rtt
 from .segment import ACK, CE, CWR, ECE, FIN, PSH, RST, SYN, URG, Options, Segment
 from .seq import MASK, lt, unwrap
 from .states import (
@@ -520,9 +521,7 @@ class TcbInput:
             r = now - self.rtt_time
             self.rtt_seq = None
         elif tsecr is not None and acked > 0:
-            d = ((now // 1000) - tsecr) & MASK
-            if d < 0x7FFFFFFF // 1000:        # a value we sent, not garbage (as Linux)
-                r = (d or 1) * 1000
+            r = ts_rtt(now, tsecr) or 0       # None: a value we did not send (as Linux)
         if r:
             self.rtt.sample(r)
             self.recovery.cc.on_rtt(r, now)

@@ -3,6 +3,7 @@ what one socket sets, no other socket sees, as with Linux's sockets (socket(7)).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import tracemalloc
@@ -10,6 +11,17 @@ import tracemalloc
 from socket_helpers import Pair, connected
 
 SOL, TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
+
+
+@contextlib.contextmanager
+def trio(pair: Pair, **kw):
+    """connected()'s client, server side and listener, closed whatever happens."""
+    socks = connected(pair, **kw)
+    try:
+        yield socks
+    finally:
+        for x in socks:
+            x.close()
 
 
 def test_an_option_set_on_one_socket_changes_no_other(pair: Pair) -> None:
@@ -33,8 +45,7 @@ def test_accepted_socket_inherits_then_goes_its_own_way(pair: Pair) -> None:
         ls.setsockopt(SOL, socket.SO_KEEPALIVE, 1)
         ls.setsockopt(SOL, socket.SO_REUSEADDR, 1)
 
-    c, s, ls = connected(pair, before_listen=before_listen)
-    try:
+    with trio(pair, before_listen=before_listen) as (c, s, ls):
         assert s.getsockopt(SOL, socket.SO_KEEPALIVE) == 1
         ls.setsockopt(SOL, socket.SO_KEEPALIVE, 0)
         assert s.getsockopt(SOL, socket.SO_KEEPALIVE) == 1
@@ -43,9 +54,6 @@ def test_accepted_socket_inherits_then_goes_its_own_way(pair: Pair) -> None:
         assert ls.getsockopt(SOL, socket.SO_KEEPALIVE) == 0
         s.sendall(b"still works")
         assert c.recv(100) == b"still works"
-    finally:
-        for x in (c, s, ls):
-            x.close()
 
 
 def test_a_new_socket_holds_no_option_table_of_its_own(pair: Pair) -> None:
@@ -68,8 +76,7 @@ def test_the_buffer_sizes_reported_are_the_autotuned_ones(pair: Pair) -> None:
     """Linux's getsockopt(SO_RCVBUF / SO_SNDBUF) reports the buffers autotuning grew
     (core/buftune.py); setting another option on the live socket leaves them grown;
     SO_RCVBUF / SO_SNDBUF set them again and lock them."""
-    c, s, ls = connected(pair)
-    try:
+    with trio(pair) as (c, s, ls):
         t = c._tcb
         for opt, field in ((socket.SO_RCVBUF, "rcvbuf"), (socket.SO_SNDBUF, "sndbuf")):
             default = c.getsockopt(SOL, opt)
@@ -84,9 +91,6 @@ def test_the_buffer_sizes_reported_are_the_autotuned_ones(pair: Pair) -> None:
             assert c.getsockopt(SOL, opt) == 100_000
         s.sendall(b"still works")
         assert c.recv(100) == b"still works"
-    finally:
-        for x in (c, s, ls):
-            x.close()
 
 
 def test_an_accepted_socket_keeps_its_listeners_buffer_locks(pair: Pair) -> None:
@@ -96,13 +100,9 @@ def test_an_accepted_socket_keeps_its_listeners_buffer_locks(pair: Pair) -> None
         ls.setsockopt(SOL, socket.SO_RCVBUF, 40_000)
         ls.setsockopt(SOL, socket.SO_SNDBUF, 30_000)
 
-    c, s, ls = connected(pair, before_listen=before_listen)
-    try:
+    with trio(pair, before_listen=before_listen) as (c, s, ls):
         t = s._tcb
         assert t.options.rcvbuf_locked and t.options.sndbuf_locked
         s.setsockopt(TCP, socket.TCP_NODELAY, 1)
         assert t.options.rcvbuf_locked and t.options.sndbuf_locked
         assert (t.options.rcvbuf, t.options.sndbuf) == (40_000, 30_000)
-    finally:
-        for x in (c, s, ls):
-            x.close()
