@@ -74,6 +74,8 @@ _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 _err = sock_err
 
 
+_FAMILIES = {AF_INET: _socket.AddressFamily.AF_INET, AF_INET6: _socket.AddressFamily.AF_INET6}
+_STREAM = _socket.SocketKind.SOCK_STREAM
 _BUFFER_FIELDS = {(SOL_SOCKET, SO_RCVBUF): "rcvbuf", (SOL_SOCKET, SO_SNDBUF): "sndbuf"}
 
 class Socket(SocketBase):
@@ -89,8 +91,8 @@ class Socket(SocketBase):
         if type != SOCK_STREAM or proto not in (0, _socket.IPPROTO_TCP):
             raise _err(errno.EPROTONOSUPPORT, "rawtcp only does TCP (SOCK_STREAM)")
         self._stack = stack
-        self.family = _socket.AddressFamily(family)
-        self.type = _socket.SocketKind(type)
+        self.family = _FAMILIES[family]      # the enum members (a lookup, not a call)
+        self.type = _STREAM
         self.proto = proto
         self._io_refs = 0            # makefile() streams open on it (socket.SocketIO)
         self._close_wanted = False   # close() came while streams were open

@@ -3,7 +3,6 @@ come and go, so bind() and the ephemeral-port choice never scan every connection
 
 from __future__ import annotations
 
-import collections
 import errno
 import ipaddress
 import random
@@ -36,19 +35,21 @@ class PortTable:
 
     def __init__(self) -> None:
         self.bindings: dict[int, list[Any]] = {}                       # port -> Bindings
-        self.conns: dict[int, collections.Counter[str]] = {}           # port -> local addrs
-        self.refs: collections.Counter[int] = collections.Counter()    # port -> holders
+        # plain dicts of counts (a Counter's methods are Python calls, on every connect)
+        self.conns: dict[int, dict[str, int]] = {}     # port -> local addr -> connections
+        self.refs: dict[int, int] = {}                 # port -> holders
 
     # ------------------------------------------------------------------ bookkeeping
     def ref(self, port: int) -> None:
-        self.refs[port] += 1
+        refs = self.refs
+        refs[port] = refs.get(port, 0) + 1
 
     def unref(self, port: int) -> None:
-        n = self.refs[port] - 1
+        n = self.refs.get(port, 0) - 1
         if n > 0:
             self.refs[port] = n
         else:
-            del self.refs[port]
+            self.refs.pop(port, None)
 
     def add_binding(self, b: Any) -> None:
         self.bindings.setdefault(b.port, []).append(b)
@@ -65,17 +66,21 @@ class PortTable:
 
     def add_conn(self, addr: str, port: int) -> None:
         c = self.conns.get(port)
-        if c is None:                    # (setdefault would build a Counter every time)
-            c = self.conns[port] = collections.Counter()
-        c[addr] += 1
-        self.ref(port)
+        if c is None:
+            self.conns[port] = {addr: 1}
+        else:
+            c[addr] = c.get(addr, 0) + 1
+        refs = self.refs
+        refs[port] = refs.get(port, 0) + 1
 
     def remove_conn(self, addr: str, port: int) -> None:
         c = self.conns.get(port)
-        if c is None or not c[addr]:
+        n = c.get(addr, 0) if c is not None else 0
+        if not n:
             return
-        c[addr] -= 1
-        if not c[addr]:
+        if n > 1:
+            c[addr] = n - 1
+        else:
             del c[addr]
             if not c:
                 del self.conns[port]

@@ -90,7 +90,23 @@ class TcbOptions:
 
     @classmethod
     def from_config(cls, cfg: Config) -> TcbOptions:
-        return cls(cfg)
+        """The Config's defaults (what ``cls(cfg)`` gives, field by field: every socket's
+        connect builds one)."""
+        new = object.__new__(cls)
+        new.rcvbuf_locked = new.sndbuf_locked = False
+        new.nodelay = cfg.nodelay
+        new.keepalive = cfg.keepalive
+        new.keepalive_time = cfg.keepalive_time
+        new.keepalive_intvl = cfg.keepalive_intvl
+        new.keepalive_probes = cfg.keepalive_probes
+        new.rcvbuf = cfg.rcvbuf
+        new.sndbuf = cfg.sndbuf
+        new.mss = cfg.mss
+        new.window_scaling = cfg.window_scaling
+        new.sack = cfg.sack
+        new.timestamps = cfg.timestamps
+        new.congestion = cfg.congestion
+        return new
 
     def copy(self) -> TcbOptions:
         # field by field: going through __init__ would build a whole Config for defaults

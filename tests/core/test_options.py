@@ -290,3 +290,19 @@ def test_rst_carries_timestamps_once_negotiated() -> None:
     t.close(30 * MS)
     (rst,) = h.take(at=30 * MS)
     assert rst.flags & 0x04 and rst.options.timestamps == (30, 150)
+
+
+def test_connection_options_from_a_config_are_its_per_connection_fields() -> None:
+    """TcbOptions.from_config (what every connect() builds, written out field by field for
+    speed) holds exactly the Config's PER_CONNECTION values, as TcbOptions(cfg) does: a field
+    added to PER_CONNECTION and forgotten there fails here."""
+    from rawtcp.core.tcb import PER_CONNECTION, TcbOptions
+
+    cfg = Config(nodelay=True, keepalive=True, keepalive_time=77, keepalive_intvl=5,
+                 keepalive_probes=4, rcvbuf=123_456, sndbuf=65_432, mss=1000,
+                 window_scaling=False, sack=False, timestamps=False, congestion="reno")
+    made = TcbOptions.from_config(cfg)
+    assert made == TcbOptions(cfg)
+    for name in PER_CONNECTION:
+        assert getattr(made, name) == getattr(cfg, name), name
+    assert not made.rcvbuf_locked and not made.sndbuf_locked
