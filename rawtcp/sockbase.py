@@ -11,6 +11,7 @@ listener, UDP endpoint) whose ``watcher`` the stack calls when they change.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import socket as _socket
 from collections.abc import Iterable
@@ -18,6 +19,9 @@ from typing import Any
 
 from rawtcp.core.ports import canonical_ip
 from rawtcp.notify import Notifier
+
+#: the largest timeout CPython's socket takes: 2**63 ns in seconds (its _PyTime_t)
+MAX_TIMEOUT = (2**63 - 1) / 1e9
 
 
 def sock_err(code: int, what: str) -> OSError:
@@ -40,6 +44,29 @@ def resolve_host(host: str, port: int, family: int, socktype: int) -> str:
     if (":" in ip) != (family == _socket.AF_INET6):
         raise sock_err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
     return ip
+
+
+def writable(buffer, call: str) -> memoryview:
+    """``buffer`` as a writable byte view, checked before anything is read (as CPython's
+    ``w*`` argument): a read-only buffer is a TypeError and the data stays queued."""
+    try:
+        mv = memoryview(buffer)
+    except TypeError:
+        raise TypeError(f"{call}() argument 1 must be read-write bytes-like object, "
+                        f"not {type(buffer).__name__}") from None
+    if mv.readonly:
+        raise TypeError(f"{call}() argument 1 must be read-write bytes-like object, "
+                        f"not {type(buffer).__name__}")
+    return mv.cast("B")
+
+
+def writable_all(buffers: Iterable, call: str) -> list[memoryview]:
+    """The buffers of a recvmsg_into() as writable byte views, all checked first."""
+    try:
+        return [writable(b, call) for b in buffers]
+    except TypeError:
+        raise TypeError(f"{call}() argument 1 must be an iterable of single-segment "
+                        "read-write buffers") from None
 
 
 def scatter(buffers: Iterable, data: bytes) -> None:
@@ -125,17 +152,26 @@ class SocketBase:
 
     # ------------------------------------------------------------------ modes
     def settimeout(self, value: float | None) -> None:
+        """As CPython's: a float or an integer of seconds, None (blocking) or 0
+        (non-blocking); NaN and negative values are ValueError, values beyond CPython's
+        clock range (~292 years) OverflowError, other types TypeError."""
         if value is not None:
-            value = float(value)
+            if not isinstance(value, float):
+                value = float(operator.index(value))   # an int (or bool), as CPython
+            if value != value:
+                raise ValueError("Invalid value NaN (not a number)")
             if value < 0:
                 raise ValueError("Timeout value out of range")
+            if value > MAX_TIMEOUT:
+                raise OverflowError("timeout value too large")
         self._timeout = value
 
     def gettimeout(self) -> float | None:
         return self._timeout
 
     def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
+        # an integer (bool included), as CPython: setblocking("no") is a TypeError
+        self._timeout = None if operator.index(flag) else 0.0
 
     def getblocking(self) -> bool:
         return self._timeout != 0.0
@@ -153,5 +189,22 @@ class SocketBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __getattr__(self, name: str):
+        """A call of socket.socket that a rawtcp socket (stream or datagram) does not have
+        is OSError(EOPNOTSUPP) when made, as Linux answers it (listen() or accept() on a UDP
+        socket), never an AttributeError; other names are still AttributeErrors."""
+        if name.startswith("__") or name not in _SOCKET_CALLS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-__all__ = ["SocketBase", "resolve_host", "scatter", "sock_err"]
+        def unsupported(*args, **kwargs):
+            raise sock_err(errno.EOPNOTSUPP, f"socket.{name}() is not supported by this "
+                                             "rawtcp socket")
+
+        return unsupported
+
+
+_SOCKET_CALLS = frozenset(n for n in dir(_socket.socket)
+                          if not n.startswith("_") and callable(getattr(_socket.socket, n)))
+
+
+__all__ = ["SocketBase", "resolve_host", "scatter", "sock_err", "writable", "writable_all"]

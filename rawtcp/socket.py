@@ -28,7 +28,7 @@ from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, S
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
-from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
+from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err, writable, writable_all
 from rawtcp.sockopts import (  # the option names, as socket.socket's module has them
     IPPROTO_IPV6,
     IPPROTO_TCP,
@@ -561,9 +561,10 @@ class Socket(SocketBase):
             self._timeout = saved
         return bytes(out)
 
-    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
-        mv = memoryview(buffer).cast("B")
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0, *,
+                  _call: str = "recv_into") -> int:
         # checked before anything is read, as CPython does: a failed call consumes nothing
+        mv = writable(buffer, _call)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         if nbytes > len(mv):
@@ -578,7 +579,7 @@ class Socket(SocketBase):
         return self.recv(bufsize, flags), None
 
     def recvfrom_into(self, buffer, nbytes: int = 0, flags: int = 0) -> tuple[int, None]:
-        return self.recv_into(buffer, nbytes, flags), None
+        return self.recv_into(buffer, nbytes, flags, _call="recvfrom_into"), None
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
         """(data, [], msg_flags, None): no ancillary data, and no address (as Linux for a
@@ -588,9 +589,9 @@ class Socket(SocketBase):
 
     def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
         """readv semantics: fill the buffers in order from one read."""
-        buffers = list(buffers)
-        data = self.recv(sum(memoryview(b).nbytes for b in buffers), flags)
-        scatter(buffers, data)
+        views = writable_all(buffers, "recvmsg_into")   # all checked before the read
+        data = self.recv(sum(v.nbytes for v in views), flags)
+        scatter(views, data)
         return len(data), [], 0, None
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *, encoding=None,
@@ -765,21 +766,5 @@ class Socket(SocketBase):
         except OSError:
             pass
         return text + ">"
-
-    def __getattr__(self, name: str):
-        """A call of socket.socket that rawtcp does not have is OSError(EOPNOTSUPP) when
-        made, never an AttributeError (other names are still AttributeErrors)."""
-        if name.startswith("__") or name not in _SOCKET_CALLS:
-            raise AttributeError(f"'rawtcp.Socket' object has no attribute {name!r}")
-
-        def unsupported(*args, **kwargs):
-            raise _err(errno.EOPNOTSUPP, f"socket.{name}() is not supported by rawtcp sockets")
-
-        return unsupported
-
-
-_SOCKET_CALLS = frozenset(n for n in dir(_socket.socket)
-                          if not n.startswith("_") and callable(getattr(_socket.socket, n)))
-
 
 Stack.socket_class = Socket   # Stack.socket() makes these (the runtime never imports this)

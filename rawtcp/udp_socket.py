@@ -27,7 +27,7 @@ from typing import Any
 from rawtcp.core.ports import WILDCARDS
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
-from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
+from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err, writable, writable_all
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -293,10 +293,13 @@ class DatagramSocket(SocketBase):
         return data, self._addr(src)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        return self.recvfrom_into(buffer, nbytes, flags)[0]
+        return self.recvfrom_into(buffer, nbytes, flags, _call="recv_into")[0]
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, tuple]:
-        view = memoryview(buffer).cast("B")
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, *,
+                      _call: str = "recvfrom_into") -> tuple[int, tuple]:
+        view = writable(buffer, _call)     # before the read: a failed call consumes nothing
+        if nbytes < 0:
+            raise ValueError(f"negative buffersize in {_call}")
         n = nbytes or len(view)
         if n > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
@@ -309,9 +312,9 @@ class DatagramSocket(SocketBase):
         return data, [], MSG_TRUNC if trunc else 0, self._addr(src)
 
     def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
-        buffers = list(buffers)
-        data, src, trunc = self._recv(sum(memoryview(b).nbytes for b in buffers), flags)
-        scatter(buffers, data)
+        views = writable_all(buffers, "recvmsg_into")   # all checked before the read
+        data, src, trunc = self._recv(sum(v.nbytes for v in views), flags)
+        scatter(views, data)
         return len(data), [], MSG_TRUNC if trunc else 0, self._addr(src)
 
     # ------------------------------------------------------------------ the rest

@@ -26,6 +26,24 @@ def test_recv_into_checks_nbytes_before_reading(pair: Pair) -> None:
     assert s.recv(100) == b"hello world"
 
 
+def test_read_only_buffers_are_refused_before_reading(pair: Pair) -> None:
+    """recv_into / recvfrom_into / recvmsg_into into a read-only buffer (bytes, a read-only
+    memoryview, one read-only buffer among writable ones) is CPython's TypeError, raised
+    before the read: the data stays queued (rawtcp used to read it, then fail to store it,
+    and the bytes were lost)."""
+    c, s, _ = connected(pair)
+    c.sendall(b"hello")
+    assert pair.b.wait_for(lambda: s.tcb.readable == 5, 2)
+    for call in (lambda: s.recv_into(b"\0" * 5),
+                 lambda: s.recvfrom_into(memoryview(b"\0" * 5)),
+                 lambda: s.recvmsg_into([bytearray(2), b"\0" * 3])):
+        with pytest.raises(TypeError, match="read-write"):
+            call()
+        assert s.tcb.readable == 5
+    buf = bytearray(5)
+    assert s.recv_into(buf) == 5 and bytes(buf) == b"hello"
+
+
 def test_buffer_sizes_are_clamped_not_refused(pair: Pair) -> None:
     """Linux reads SO_RCVBUF/SO_SNDBUF as unsigned, clamps them to net.core.rmem_max /
     wmem_max, doubles them and applies a floor: 2^40, 0 and -1 are all accepted, and
@@ -122,3 +140,44 @@ def test_urgent_data_through_the_socket_api(pair: Pair) -> None:
     assert pair.b.wait_for(lambda: s.tcb.readable == 3, 2)
     assert s.recv(100) == b"xy" and s.sockatmark()
     assert s.recv(100) == b"!"
+
+
+def _outcome(call) -> object:
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 - the type is what is compared
+        return type(e)
+    return "ok"
+
+
+def test_timeout_values_are_checked_as_cpython_checks_them(pair: Pair) -> None:
+    """settimeout() and setblocking() take and refuse what CPython's socket does (a kernel
+    socket beside the rawtcp ones, both kinds): NaN and negative timeouts are ValueError,
+    beyond CPython's clock OverflowError, a str TypeError, and setblocking() wants an
+    integer. rawtcp used to take NaN, inf and "1", then fail in a later recv()."""
+    timeouts = (float("nan"), float("inf"), 1e300, "1", -1, -0.5, 2**70, True, 1e9, 0, 2.5,
+                None)
+    flags = ("no", None, 0.5, 2, 0, True)
+    with socket.socket() as k:
+        want_t = [_outcome(lambda v=v: k.settimeout(v)) for v in timeouts]
+        want_b = [_outcome(lambda v=v: k.setblocking(v)) for v in flags]
+    assert want_t.count("ok") == 5 and want_b.count("ok") == 3      # both kinds happen
+    for s in (pair.a.socket(), pair.a.socket(socket.AF_INET, socket.SOCK_DGRAM)):
+        assert [_outcome(lambda v=v, s=s: s.settimeout(v)) for v in timeouts] == want_t
+        assert [_outcome(lambda v=v, s=s: s.setblocking(v)) for v in flags] == want_b
+        s.settimeout(2.5)
+        assert s.gettimeout() == 2.5
+        s.close()
+
+
+def test_stream_calls_on_a_udp_socket_are_eopnotsupp(pair: Pair) -> None:
+    """listen() and accept() on a SOCK_DGRAM socket: EOPNOTSUPP, as Linux (docs/run.md: a
+    socket.socket call rawtcp lacks is never an AttributeError); unknown names still are."""
+    u = pair.a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for call in (lambda: u.listen(1), lambda: u.accept()):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EOPNOTSUPP
+    with pytest.raises(AttributeError):
+        u.no_such_call  # noqa: B018
+    u.close()
