@@ -361,21 +361,26 @@ class Socket(SocketBase):
         self._check_open()
         if self._listener is not None:
             return errno.EISCONN          # as Linux (inet_stream_connect on a listener)
-        if self._tcb is not None:
-            if self._connecting:
-                st = self._tcb.state
-                if st == State.SYN_SENT or st == State.SYN_RECEIVED:
-                    if self._timeout == 0.0:
-                        return errno.EALREADY
-                elif self._tcb.error is not None and not self._tcb.was_established:
-                    self._connecting = False
-                    return self._take_error()
-                else:
-                    self._connecting = False
-                    return 0
+        t = self._tcb
+        if t is not None and (self._connecting or self._open_failed(t)):
+            # Linux's SS_CONNECTING (inet_stream_connect): a non-blocking connect, or one
+            # CPython waited for with a timeout, is done only when connect() is called again
+            st = t.state
+            if (st == State.SYN_SENT or st == State.SYN_RECEIVED) and t.error is None:
+                if self._timeout == 0.0:
+                    return errno.EALREADY
+            elif self._open_failed(t):
+                # the error (ECONNABORTED once it was taken: CPython's wait read SO_ERROR);
+                # the socket is unconnected again, and the next connect() starts over
+                code = errno.ECONNABORTED if self._reported_error else self._take_error()
+                self._unconnect()
+                return code
             else:
-                return errno.EISCONN
-        else:
+                self._connecting = False
+                return 0
+        elif t is not None:
+            return errno.EISCONN
+        if self._tcb is None:
             host, port = self._resolve(address)
             if host == "" or port == 0:
                 return errno.EINVAL if port == 0 else errno.EADDRNOTAVAIL
@@ -404,14 +409,37 @@ class Socket(SocketBase):
             return errno.ETIMEDOUT
         except BlockingIOError:
             return errno.EALREADY
-        self._connecting = False
-        if t.error is not None and not t.was_established:
-            return self._take_error()
-        if t.state == State.CLOSED and not t.was_established:
-            return errno.ECONNREFUSED
+        blocking = self._timeout is None
+        if self._open_failed(t):
+            code = self._take_error()
+            if blocking:              # the kernel waited and reported it: unconnected again
+                self._unconnect()
+            return code
         # Established, even if reset or closed since: like Linux, connect() succeeds and
-        # the error comes with the next recv/send.
+        # the error comes with the next recv/send. With a timeout CPython waited outside
+        # the kernel, whose socket stays connecting: the next connect() gives 0 once more.
+        if blocking:
+            self._connecting = False
         return 0
+
+    @staticmethod
+    def _open_failed(t) -> bool:
+        """The connection ended (refused, reset, timed out) before it was established."""
+        return not t.was_established and (t.error is not None or t.state == State.CLOSED)
+
+    def _unconnect(self) -> None:
+        """After a failed open, the socket is as before connect() (Linux: SS_UNCONNECTED,
+        the port kept if bind() chose it, else released)."""
+        t, self._tcb = self._tcb, None
+        self._connecting = False
+        self._reported_error = False
+        b = self._binding
+        with self._stack.lock:
+            if t is not None:
+                t.watcher = None
+            if b is not None and b.released:     # the connection's end released it
+                self._binding = self._stack.core.bind(b.addr, b.port, reuse=b.reuse)
+            self._update_ready()
 
     def _take_error(self) -> int:
         code = self._tcb.error if self._tcb is not None else None

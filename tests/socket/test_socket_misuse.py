@@ -181,3 +181,64 @@ def test_stream_calls_on_a_udp_socket_are_eopnotsupp(pair: Pair) -> None:
     with pytest.raises(AttributeError):
         u.no_such_call  # noqa: B018
     u.close()
+
+
+def _retry_codes(connect_ex, closed: int, open_: int, nonblocking: bool, writable) -> list:
+    """connect_ex to a closed port, then to a listening one three times (waiting for each
+    non-blocking attempt to finish)."""
+    out = []
+    for port in (closed, open_, open_, open_):
+        out.append(connect_ex(port))
+        if nonblocking and out[-1] == errno.EINPROGRESS:
+            writable()
+    return out
+
+
+def test_connect_again_after_a_refused_connect_as_linux(pair: Pair) -> None:
+    """A refused connect leaves the socket unconnected (Linux inet_stream_connect): the next
+    connect() starts over, in each timeout mode exactly as a kernel socket on loopback does
+    through CPython (blocking: it connects; with a timeout: ECONNABORTED once, CPython's wait
+    having taken the error; non-blocking: the error, then a new attempt), with or without
+    bind(). rawtcp used to answer EISCONN for ever."""
+    import select
+    import time
+
+    ls = pair.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(8)
+    with socket.socket() as kl, socket.socket() as kc:
+        kl.bind(("127.0.0.1", 0))
+        kl.listen(8)
+        kc.bind(("127.0.0.1", 0))         # a port nobody listens on (closed at once)
+        k_closed = kc.getsockname()[1]
+        kc.close()
+        k_open = kl.getsockname()[1]
+        for mode in (None, 2.0, 0.0):
+            for bound in (False, True):
+                with socket.socket() as k:
+                    k.settimeout(mode)
+                    if bound:
+                        k.bind(("127.0.0.1", 0))
+                    want = _retry_codes(lambda p, k=k: k.connect_ex(("127.0.0.1", p)),
+                                        k_closed, k_open, mode == 0.0,
+                                        lambda k=k: select.select([], [k], [], 2))
+                s = pair.a.socket()
+                s.settimeout(mode)
+                if bound:
+                    s.bind(("", 0))
+                    port = s.getsockname()[1]
+
+                def settled(s=s) -> None:        # the non-blocking attempt has finished
+                    deadline = time.monotonic() + 2
+                    while s.tcb is not None and s.tcb.state.name == "SYN_SENT":
+                        assert time.monotonic() < deadline
+                        time.sleep(0.005)
+
+                got = _retry_codes(lambda p, s=s: s.connect_ex((B4, p)), PORT + 1, PORT,
+                                   mode == 0.0, settled)
+                assert got == want, (mode, bound, got, want)
+                assert errno.ECONNREFUSED in got and 0 in got
+                if bound:
+                    assert s.getsockname()[1] == port    # bind()'s port is kept
+                s.close()
+    ls.close()
