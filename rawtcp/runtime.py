@@ -88,6 +88,7 @@ class Stack(PacketPipeline):
     ) -> None:
         self.link = link
         self.config = config or Config()
+        self.config.validate()      # before any file, fd or thread exists (ValueError)
         self.name = name or f"rawtcp-{getattr(link, 'name', 'link')}"
         # The core's clock: microseconds since clock_origin (a time.monotonic_ns() value;
         # default: now). Stacks of one experiment share an origin so their traces line up.

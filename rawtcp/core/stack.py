@@ -236,6 +236,9 @@ class Stack:
         tracer: Callable[[dict], None] | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
+        # every value in its documented range (ValueError, one line naming the field):
+        # the command line checks its --config, the Python API gets the same check here
+        self.config.validate()
         self.rng = rng if rng is not None else random.Random()
         self._isn = isn if isn is not None else IsnGenerator(self.rng)
         self.tracer = tracer

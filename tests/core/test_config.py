@@ -113,3 +113,38 @@ def test_check_value_checks_one_field_alone():
         Config().with_overrides({"rto_max": 100 * MS})       # ... but not in a whole Config
     with pytest.raises(ValueError, match="out of range"):
         check_value("syn_retries", 128)
+
+
+def test_a_stack_refuses_a_config_out_of_range() -> None:
+    """The Python API checks a Config as the command line checks --config (each value in
+    its documented range, lower bounds under upper ones): a Stack built with a bad one is a
+    one-line ValueError naming the field, before anything runs. (Config(sndbuf=0) used to
+    give a stack whose sendall() hung until its timeout.)"""
+    import math
+
+    from rawtcp.core.stack import Stack
+
+    for bad, field in ((dict(msl=-1), "msl"), (dict(msl=math.nan), "msl"),
+                       (dict(mss=0), "mss"), (dict(sndbuf=0), "sndbuf"),
+                       (dict(mss="536"), "mss"),
+                       (dict(rto_min=10**7, rto_max=10**6), "rto_min")):
+        with pytest.raises(ValueError, match=field) as e:
+            Stack(Config(**bad))
+        assert "\n" not in str(e.value)
+    Stack(Config(msl=1, mss=536, sndbuf=4096))            # in range: fine
+
+
+def test_a_running_stack_refuses_a_bad_config_before_it_opens_anything(tmp_path) -> None:
+    """rawtcp.runtime.Stack checks its Config first: no trace or pcap file is created and no
+    thread is left behind when the Config is out of range."""
+    import threading
+
+    from rawtcp.link.memory import MemoryLink
+    from rawtcp.runtime import Stack
+
+    a, _b = MemoryLink.pair("10.9.0.1", "10.9.0.2")
+    threads = threading.active_count()
+    with pytest.raises(ValueError, match="sndbuf"):
+        Stack(a, Config(sndbuf=0), trace=tmp_path / "t.jsonl", pcap=tmp_path / "p.pcapng")
+    assert not list(tmp_path.iterdir())
+    assert threading.active_count() == threads
