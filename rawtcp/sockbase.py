@@ -176,6 +176,23 @@ class SocketBase:
     def getblocking(self) -> bool:
         return self._timeout != 0.0
 
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    def dup(self):
+        """EOPNOTSUPP: a second descriptor of the same socket has nothing to stand on
+        (fileno() is only a readiness descriptor)."""
+        raise sock_err(errno.EOPNOTSUPP, "rawtcp sockets cannot be duplicated")
+
+    def get_inheritable(self) -> bool:
+        return False
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        if inheritable:
+            raise sock_err(errno.EOPNOTSUPP, "a rawtcp socket cannot be inherited by a "
+                                             "child process")
+
     def detach(self) -> int:
         raise sock_err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to "
                                          "detach")

@@ -328,9 +328,13 @@ class Socket(SocketBase):
                     t = l4.accept()
                 if t is not None:
                     got.append(t)
-            return bool(got)
+            return bool(got) or lst.closed      # closed: shutdown() or close() meanwhile
 
         self._wait(ready, "accept")
+        if not got:
+            if self._closed:
+                raise _err(errno.EBADF, "accept: the socket was closed")
+            raise _err(errno.EINVAL, "accept: the socket no longer listens (shutdown)")
         tcb = got[0]
         child = Socket(self._stack, self.family, self.type, self.proto, _tcb=tcb)
         child._mapped = self.family == AF_INET6 and ":" not in tcb.local[0]
@@ -661,6 +665,18 @@ class Socket(SocketBase):
         self._check_open()
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
             raise _err(errno.EINVAL, "how must be SHUT_RD, SHUT_WR or SHUT_RDWR")
+        if self._listener is not None:
+            # Linux (inet_shutdown): SHUT_RD stops listening (a common way to stop a server
+            # thread): connections not yet accepted are reset, a blocked accept() fails
+            # with EINVAL, the socket is bound but unconnected again; SHUT_WR does nothing
+            if how != SHUT_WR:
+                lst, l4 = self._listener, self._listener4
+                self._listener = self._listener4 = None
+                self._call(lambda now: (lst.close(now, keep_binding=True),
+                                        l4 is not None and l4.close(now)))
+                with self._stack.lock:
+                    self._update_ready()
+            return
         t = self._tcb
         if t is None or t.state in (State.CLOSED, State.SYN_SENT) and not self._was_connected():
             raise _err(errno.ENOTCONN, "the socket is not connected")
@@ -704,24 +720,7 @@ class Socket(SocketBase):
             with stack.lock:
                 self._release_notifier()
 
-    def dup(self):
-        """EOPNOTSUPP: a second descriptor of the same connection has nothing to stand on
-        (fileno() is only a readiness descriptor)."""
-        raise _err(errno.EOPNOTSUPP, "rawtcp sockets cannot be duplicated")
-
-    def get_inheritable(self) -> bool:
-        return False
-
-    def set_inheritable(self, inheritable: bool) -> None:
-        if inheritable:
-            raise _err(errno.EOPNOTSUPP, "a rawtcp socket cannot be inherited by a child "
-                                         "process")
-
-    # ------------------------------------------------------------------ modes and options
-    @property
-    def timeout(self) -> float | None:
-        return self._timeout
-
+    # ------------------------------------------------------------------ options
     def setsockopt(self, level: int, optname: int, value) -> None:
         self._check_open()
         key = (level, optname)

@@ -201,8 +201,9 @@ class Listener:
         child._open_from_cookie(seg, now, cookie, mss, ws, sack and o.sack)
         return True
 
-    def close(self, now: int) -> None:
-        """Stop listening; connections never accepted are reset."""
+    def close(self, now: int, keep_binding: bool = False) -> None:
+        """Stop listening; connections never accepted are reset. ``keep_binding``: the
+        socket keeps its port (Linux's shutdown() of a listener), else it is released."""
         if self.closed:
             return
         self.closed = True
@@ -214,7 +215,8 @@ class Listener:
         self.stack._listeners.pop((self.addr, self.port), None)
         self.stack._ports.unref(self.port)
         self.binding.listening = False
-        self.binding.release()
+        if not keep_binding:
+            self.binding.release()
         self.stack._trace_ev(now, "state", conn=f"{self.addr}:{self.port}>*:*",
                              old="LISTEN", new="CLOSED", reason="listener closed")
 

@@ -242,3 +242,53 @@ def test_connect_again_after_a_refused_connect_as_linux(pair: Pair) -> None:
                     assert s.getsockname()[1] == port    # bind()'s port is kept
                 s.close()
     ls.close()
+
+
+def test_shutdown_of_a_listener_stops_it_and_wakes_accept(pair: Pair) -> None:
+    """Linux's inet_shutdown on a listening socket (a usual way to stop a server thread):
+    SHUT_WR changes nothing; SHUT_RD wakes a blocked accept() with EINVAL, resets the
+    connections not yet accepted and leaves the socket bound (listen() works again on its
+    port). rawtcp raised ENOTCONN and the accept() stayed blocked."""
+    import threading
+
+    ls = pair.b.socket()
+    ls.bind(("", PORT))
+    ls.listen(8)
+    ls.shutdown(socket.SHUT_WR)                      # a listener: nothing happens
+    c1 = pair.a.socket()
+    c1.settimeout(2)
+    c1.connect((B4, PORT))
+    ls.settimeout(5)
+    s1, _ = ls.accept()                              # still listening
+    outcome: list = []
+
+    def accept() -> None:
+        try:
+            ls.accept()
+            outcome.append("accepted")
+        except OSError as e:
+            outcome.append(e.errno)
+
+    th = threading.Thread(target=accept)             # blocks: nothing is queued
+    th.start()
+    th.join(0.2)
+    assert th.is_alive() and not outcome
+    assert ls.shutdown(socket.SHUT_RD) is None
+    th.join(2)
+    assert outcome == [errno.EINVAL]
+    with pytest.raises(OSError) as e:
+        ls.accept()
+    assert e.value.errno == errno.EINVAL
+    refused = pair.a.socket()
+    refused.settimeout(2)
+    assert refused.connect_ex((B4, PORT)) == errno.ECONNREFUSED   # no longer listening
+    ls.listen(8)                                     # bind()'s port was kept
+    c2 = pair.a.socket()
+    c2.settimeout(2)
+    assert c2.connect_ex((B4, PORT)) == 0
+    assert pair.b.wait_for(lambda: ls._listener.pending == 1, 2)
+    ls.shutdown(socket.SHUT_RDWR)                    # c2 was never accepted: reset
+    with pytest.raises(ConnectionResetError):
+        c2.recv(1)
+    for s in (c1, s1, refused, c2, ls):
+        s.close()
