@@ -11,6 +11,7 @@ listener, UDP endpoint) whose ``watcher`` the stack calls when they change.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import operator
 import os
 import socket as _socket
@@ -44,6 +45,21 @@ def resolve_host(host: str, port: int, family: int, socktype: int) -> str:
     if (":" in ip) != (family == _socket.AF_INET6):
         raise sock_err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")
     return ip
+
+
+def no_route(host: str, own: Iterable[str]) -> str | None:
+    """Why a TCP connection to ``host`` (canonical) cannot leave a rawtcp stack whose link
+    has the addresses ``own``, or None. As Linux (tcp_v4_connect: ENETUNREACH for a
+    broadcast or multicast route), a broadcast or multicast address is refused; the
+    unspecified, loopback and own addresses would be this host, which Linux reaches over
+    its loopback device and rawtcp does not have: refused as well, never put on the link."""
+    ip = ipaddress.ip_address(host)
+    if ip.is_multicast or host == "255.255.255.255":
+        return f"{host} is a broadcast or multicast address: TCP cannot connect to it"
+    if ip.is_unspecified or ip.is_loopback or host in own:
+        return (f"{host} is this host: a rawtcp stack has no loopback, connect to a peer "
+                "on its link")
+    return None
 
 
 def writable(buffer, call: str) -> memoryview:
@@ -224,4 +240,5 @@ _SOCKET_CALLS = frozenset(n for n in dir(_socket.socket)
                           if not n.startswith("_") and callable(getattr(_socket.socket, n)))
 
 
-__all__ = ["SocketBase", "resolve_host", "scatter", "sock_err", "writable", "writable_all"]
+__all__ = ["SocketBase", "no_route", "resolve_host", "scatter", "sock_err", "writable",
+           "writable_all"]

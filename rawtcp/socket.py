@@ -23,12 +23,13 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rawtcp import sockbase
 from rawtcp.core.cc_option import congestion_option_value
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
-from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err, writable, writable_all
+from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
 from rawtcp.sockopts import (  # the option names, as socket.socket's module has them
     IPPROTO_IPV6,
     IPPROTO_TCP,
@@ -388,6 +389,9 @@ class Socket(SocketBase):
             host, port = self._resolve(address)
             if host == "" or port == 0:
                 return errno.EINVAL if port == 0 else errno.EADDRNOTAVAIL
+            why = sockbase.no_route(host, self._stack.addresses)
+            if why:
+                raise _err(errno.ENETUNREACH, why)
             if self._binding is not None and self._binding.addr not in ("0.0.0.0", "::"):
                 local = self._binding.addr
             else:
@@ -596,7 +600,7 @@ class Socket(SocketBase):
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0, *,
                   _call: str = "recv_into") -> int:
         # checked before anything is read, as CPython does: a failed call consumes nothing
-        mv = writable(buffer, _call)
+        mv = sockbase.writable(buffer, _call)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         if nbytes > len(mv):
@@ -621,7 +625,7 @@ class Socket(SocketBase):
 
     def recvmsg_into(self, buffers: Iterable, ancbufsize: int = 0, flags: int = 0):
         """readv semantics: fill the buffers in order from one read."""
-        views = writable_all(buffers, "recvmsg_into")   # all checked before the read
+        views = sockbase.writable_all(buffers, "recvmsg_into")   # all checked before the read
         data = self.recv(sum(v.nbytes for v in views), flags)
         scatter(views, data)
         return len(data), [], 0, None

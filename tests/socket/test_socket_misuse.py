@@ -292,3 +292,25 @@ def test_shutdown_of_a_listener_stops_it_and_wakes_accept(pair: Pair) -> None:
         c2.recv(1)
     for s in (c1, s1, refused, c2, ls):
         s.close()
+
+
+def test_connect_to_broadcast_multicast_or_this_host_is_enetunreach(pair: Pair) -> None:
+    """Linux refuses a TCP connect to a broadcast or multicast address with ENETUNREACH
+    (tcp_v4_connect) and puts nothing on the wire; the unspecified, loopback and own
+    addresses are this host, which Linux reaches over its loopback device and a rawtcp
+    stack does not have: ENETUNREACH too. rawtcp sent SYNs there until it timed out."""
+    from socket_helpers import A4
+
+    segs_before = len(pair.ta.events("seg"))
+    for host in ("255.255.255.255", "224.0.0.1", "239.1.2.3", "0.0.0.0", "127.0.0.1", A4):
+        s = pair.a.socket()
+        s.settimeout(2)
+        with pytest.raises(OSError) as e:
+            s.connect((host, PORT))
+        assert e.value.errno == errno.ENETUNREACH, host
+        assert s.connect_ex((host, PORT)) == errno.ENETUNREACH
+        s.close()
+    s6 = pair.a.socket(socket.AF_INET6)
+    assert s6.connect_ex(("ff02::1", PORT)) == errno.ENETUNREACH
+    s6.close()
+    assert len(pair.ta.events("seg")) == segs_before        # not one SYN
