@@ -171,6 +171,7 @@ class SocketBase:
         """As CPython's: a float or an integer of seconds, None (blocking) or 0
         (non-blocking); NaN and negative values are ValueError, values beyond CPython's
         clock range (~292 years) OverflowError, other types TypeError."""
+        self._check_open()                 # EBADF once closed, as CPython's
         if value is not None:
             if not isinstance(value, float):
                 value = float(operator.index(value))   # an int (or bool), as CPython

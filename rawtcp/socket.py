@@ -34,7 +34,6 @@ from rawtcp.sockopts import (  # the option names, as socket.socket's module has
     IPPROTO_IPV6,
     IPPROTO_TCP,
     IPV6_V6ONLY,
-    SO_KEEPALIVE,
     SO_LINGER,
     SO_RCVBUF,
     SO_RCVLOWAT,
@@ -44,9 +43,9 @@ from rawtcp.sockopts import (  # the option names, as socket.socket's module has
     SOL_SOCKET,
     TCP_CONGESTION,
     TCP_MAXSEG,
-    TCP_NODELAY,
     default_options,
     normalize,
+    option_values,
     own,
     shared,
 )
@@ -77,6 +76,8 @@ _err = sock_err
 
 _FAMILIES = {AF_INET: _socket.AddressFamily.AF_INET, AF_INET6: _socket.AddressFamily.AF_INET6}
 _STREAM = _socket.SocketKind.SOCK_STREAM
+_LEVELS = (SOL_SOCKET, IPPROTO_TCP, _socket.IPPROTO_IP, _socket.IPPROTO_IPV6)
+SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
 _BUFFER_FIELDS = {(SOL_SOCKET, SO_RCVBUF): "rcvbuf", (SOL_SOCKET, SO_SNDBUF): "sndbuf"}
 
 class Socket(SocketBase):
@@ -155,23 +156,10 @@ class Socket(SocketBase):
             return "", port
         return resolve_host(host, port, self.family, SOCK_STREAM), port
 
-    def _option_values(self) -> dict[str, Any]:
-        """The socket options as TcbOptions fields."""
-        return {
-            "rcvbuf": self._opts[(SOL_SOCKET, SO_RCVBUF)] // 2,
-            "sndbuf": self._opts[(SOL_SOCKET, SO_SNDBUF)] // 2,
-            "nodelay": bool(self._opts[(IPPROTO_TCP, TCP_NODELAY)]),
-            "keepalive": bool(self._opts[(SOL_SOCKET, SO_KEEPALIVE)]),
-            "mss": self._opts[(IPPROTO_TCP, TCP_MAXSEG)],
-            "congestion": self._opts[(IPPROTO_TCP, TCP_CONGESTION)],
-            "rcvbuf_locked": self._rcvbuf_locked,
-            "sndbuf_locked": self._sndbuf_locked,
-        }
-
     def _apply_options(self, tcb, now: int) -> None:
         """Options set on a live connection take effect at once (buffers, Nagle, keepalive,
         SO_OOBINLINE)."""
-        values = self._option_values()
+        values = option_values(self._opts, self._rcvbuf_locked, self._sndbuf_locked)
         if not self._rcvbuf_locked:   # a buffer the user never set is autotuning's
             del values["rcvbuf"]      # (core/buftune.py): the connection keeps its own
         if not self._sndbuf_locked:
@@ -184,7 +172,8 @@ class Socket(SocketBase):
     def _tcb_options(self) -> TcbOptions:
         """Options for a connection about to be created (connect, listen)."""
         o = TcbOptions.from_config(self._stack.config)
-        for k, v in self._option_values().items():
+        for k, v in option_values(self._opts, self._rcvbuf_locked,
+                                  self._sndbuf_locked).items():
             setattr(o, k, v)
         return o
 
@@ -241,6 +230,7 @@ class Socket(SocketBase):
         self._binding = self._call(lambda now: self._stack.core.bind(host, port, reuse=reuse))
 
     def getsockname(self):
+        self._check_open()
         if self._tcb is not None:
             a, p = self._tcb.local
         elif self._binding is not None:
@@ -752,6 +742,10 @@ class Socket(SocketBase):
             return 0
         if key == (SOL_SOCKET, SO_TYPE):
             return SOCK_STREAM
+        if key == (SOL_SOCKET, SO_ACCEPTCONN):
+            return int(self._listener is not None)
+        if level not in _LEVELS:              # as Linux's ip_getsockopt
+            raise _err(errno.EOPNOTSUPP, f"option level {level} is not supported")
         if key == (IPPROTO_TCP, TCP_INFO):
             return self.tcp_info()
         if key == (SOL_SOCKET, SO_LINGER):

@@ -32,6 +32,8 @@ IPV6_V6ONLY = _socket.IPV6_V6ONLY
 Key = tuple[int, int]
 _BUFFERS = ((SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF))
 _LOWATS = ((SOL_SOCKET, SO_RCVLOWAT), (SOL_SOCKET, SO_SNDLOWAT))
+_BOOLEANS = frozenset({(SOL_SOCKET, SO_REUSEADDR), (SOL_SOCKET, SO_KEEPALIVE),
+                       (SOL_SOCKET, SO_OOBINLINE), (IPPROTO_TCP, TCP_NODELAY)})
 
 
 # read-only option tables shared by the sockets whose defaults are equal (bounded)
@@ -65,6 +67,21 @@ def default_options(config: Any, family: int) -> Mapping[Key, Any]:
         if len(_SHARED) < 64:
             _SHARED[key] = table
     return table
+
+
+def option_values(opts: Mapping[Key, Any], rcvbuf_locked: bool,
+                  sndbuf_locked: bool) -> dict[str, Any]:
+    """A socket's options as the connection's (rawtcp.core.tcb.TcbOptions fields)."""
+    return {
+        "rcvbuf": opts[(SOL_SOCKET, SO_RCVBUF)] // 2,
+        "sndbuf": opts[(SOL_SOCKET, SO_SNDBUF)] // 2,
+        "nodelay": bool(opts[(IPPROTO_TCP, TCP_NODELAY)]),
+        "keepalive": bool(opts[(SOL_SOCKET, SO_KEEPALIVE)]),
+        "mss": opts[(IPPROTO_TCP, TCP_MAXSEG)],
+        "congestion": opts[(IPPROTO_TCP, TCP_CONGESTION)],
+        "rcvbuf_locked": rcvbuf_locked,
+        "sndbuf_locked": sndbuf_locked,
+    }
 
 
 def own(opts: Mapping[Key, Any]) -> dict[Key, Any]:
@@ -116,8 +133,14 @@ def normalize(key: Key, value: Any, known: dict[Key, Any], config: Any) -> Any:
         if value < 0:
             value &= 0xFFFFFFFF
         value = max(min(value, top) * 2, 2 * 2048)
-    if key == (IPPROTO_TCP, TCP_MAXSEG) and not 88 <= value <= 65495:
-        raise sock_err(errno.EINVAL, "TCP_MAXSEG must be between 88 and 65495")
+    if key in _BOOLEANS:
+        return int(bool(value))         # Linux keeps a flag: getsockopt reads 1, not -1 or 2
+    if key == (IPPROTO_TCP, TCP_MAXSEG):
+        # as Linux's do_tcp_setsockopt: 0 is "no user MSS" (the default), else 88..32767
+        if value == 0:
+            return config.mss
+        if not 88 <= value <= 32767:
+            raise sock_err(errno.EINVAL, "TCP_MAXSEG must be 0 or between 88 and 32767")
     if key in _LOWATS:
         value = max(1, value)
     return value

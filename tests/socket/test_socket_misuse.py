@@ -314,3 +314,45 @@ def test_connect_to_broadcast_multicast_or_this_host_is_enetunreach(pair: Pair) 
     assert s6.connect_ex(("ff02::1", PORT)) == errno.ENETUNREACH
     s6.close()
     assert len(pair.ta.events("seg")) == segs_before        # not one SYN
+
+
+def test_option_values_and_levels_read_back_as_linux(pair: Pair) -> None:
+    """Beside a kernel socket: boolean options read back 1 whatever non-zero value set them
+    (Linux keeps flags), TCP_MAXSEG takes 0 (no user MSS) and 88..32767 and refuses the
+    rest with EINVAL, SO_ACCEPTCONN says whether the socket listens, an unknown option
+    level is EOPNOTSUPP for getsockopt, and getsockname()/settimeout() on a closed socket
+    are EBADF. rawtcp read back 2 or -1, refused 0 and took 65495, and raised ENOPROTOOPT
+    for the others."""
+    sol, tcp = socket.SOL_SOCKET, socket.IPPROTO_TCP
+
+    def probe(s, local: str) -> list:
+        out = []
+        for key, value in (((sol, socket.SO_REUSEADDR), 2), ((sol, socket.SO_KEEPALIVE), 7),
+                           ((sol, socket.SO_OOBINLINE), -3), ((tcp, socket.TCP_NODELAY), -1)):
+            s.setsockopt(*key, value)
+            out.append(s.getsockopt(*key))
+        for mss in (0, 87, 88, 32767, 32768):
+            out.append(_outcome(lambda s=s, m=mss: s.setsockopt(tcp, socket.TCP_MAXSEG, m)))
+        out.append(s.getsockopt(sol, socket.SO_ACCEPTCONN))
+        out.append(_errno(lambda s=s: s.getsockopt(9999, 1)))
+        s.bind((local, 0))
+        s.listen(1)
+        out.append(s.getsockopt(sol, socket.SO_ACCEPTCONN))
+        s.close()
+        out.append(_errno(s.getsockname))
+        out.append(_errno(lambda s=s: s.settimeout(1)))
+        return out
+
+    with socket.socket() as k:
+        want = probe(k, "127.0.0.1")
+    got = probe(pair.a.socket(), "")
+    assert got == want
+    assert want[:4] == [1, 1, 1, 1] and want[-2:] == [errno.EBADF, errno.EBADF]
+
+
+def _errno(call) -> int | None:
+    try:
+        call()
+    except OSError as e:
+        return e.errno
+    return None
