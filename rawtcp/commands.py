@@ -297,7 +297,7 @@ def cmd_experiment_run(args) -> int:
 
 # --------------------------------------------------------------------------- ladder
 def cmd_ladder(args) -> int:
-    from rawtcp.report.ladder import ladder_from_pcap, render_ladder
+    from rawtcp.report.ladder import check_trace, ladder_from_pcap, render_ladder
 
     path = args.file
     if not os.path.exists(path):
@@ -325,6 +325,10 @@ def cmd_ladder(args) -> int:
                        f"({e})", 2) from None
     if not events:
         raise CliError(f"rawtcp ladder: {path} holds no events", 2)
+    try:
+        check_trace(events, path)
+    except ValueError as e:
+        raise CliError(f"rawtcp ladder: {e}", 2) from None
     _out(render_ladder(events, width=100, color=args.color, right="peer"))
     return 0
 

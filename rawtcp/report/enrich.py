@@ -44,7 +44,7 @@ def enrich(events: list[Event]) -> list[Event]:
     out: list[Event] = []
     for ev in events:
         kind = ev.get("ev")
-        if kind not in ("seg", "fault") or "seq" not in ev:
+        if kind not in ("seg", "fault") or ev.get("seq") is None:     # null: not known
             out.append(ev)
             continue
         e = dict(ev)

@@ -37,6 +37,8 @@ Plain ASCII unless ``color=True`` (ANSI).
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -47,7 +49,8 @@ from rawtcp.report.enrich import enrich
 
 Event = dict[str, Any]
 
-__all__ = ["LiveLadder", "ladder_from_pcap", "ladder_rows", "render_ladder"]
+__all__ = ["LiveLadder", "check_trace", "event_problem", "ladder_from_pcap", "ladder_rows",
+           "render_ladder"]
 
 TIME_W = 10
 STATE_W = 12
@@ -71,6 +74,58 @@ class _Row:
     tags: list[str] = field(default_factory=list)
     dropped: bool = False
     corrupt: bool = False
+
+
+# ------------------------------------------------------------------- events read from a file
+#: the whole-number fields the ladder computes with, and their ranges (null allowed)
+_INT_FIELDS = {"seq": (0, 2**32 - 1), "ack": (0, 2**32 - 1), "len": (0, 2**32 - 1),
+               "sport": (0, 65535), "dport": (0, 65535)}
+_T_LIMIT = 2**63      # microseconds: far beyond any run, and still a float after / 1000
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def event_problem(ev: Any) -> str | None:
+    """Why ``ev`` (one line of a trace file, as parsed JSON) cannot be drawn, in a few words,
+    or None when it can: it must be an object; ``t`` (if present) a finite number of
+    microseconds; ``conn`` a string (or null); on the events that become arrows,
+    ``seq``/``ack``/``len``/``sport``/``dport`` whole numbers in range (or null) and
+    ``flags`` a string (or null); a delay fault's ``ms`` a number. Other fields are only
+    printed, and anything prints."""
+    if not isinstance(ev, dict):
+        return f"not a trace event: expected a JSON object, got {json.dumps(ev)[:40]}"
+    t = ev.get("t", 0)
+    if not _is_number(t) or not -_T_LIMIT < t < _T_LIMIT:
+        return f'"t" must be a number of microseconds, got {json.dumps(t)[:40]}'
+    if not isinstance(ev.get("conn", ""), (str, type(None))):
+        return f'"conn" must be a string or null, got {json.dumps(ev["conn"])[:40]}'
+    if ev.get("ev") not in ("seg", "fault", "drop", "udp", "icmp"):
+        return None
+    for key, (lo, hi) in _INT_FIELDS.items():
+        v = ev.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                              or not lo <= v <= hi):
+            return f'"{key}" must be a whole number {lo}-{hi} or null, got {json.dumps(v)[:40]}'
+    if not isinstance(ev.get("flags", ""), (str, type(None))):
+        return f'"flags" must be a string such as "SA", got {json.dumps(ev["flags"])[:40]}'
+    if "ms" in ev and not _is_number(ev["ms"]):
+        return f'"ms" must be a number, got {json.dumps(ev["ms"])[:40]}'
+    return None
+
+
+def check_trace(events: list[Any], path: str | os.PathLike[str]) -> None:
+    """ValueError ``"PATH:LINE: what is wrong"`` for the first event of ``events`` (read from
+    ``path`` by :func:`rawtcp.trace.read_trace`, one per non-blank line, in order) that
+    :func:`render_ladder` cannot draw; :func:`event_problem` says what it checks."""
+    for i, ev in enumerate(events):
+        problem = event_problem(ev)
+        if problem is None:
+            continue
+        with open(path, encoding="utf-8") as f:     # the i-th non-blank line is the event's
+            lines = [n for n, text in enumerate(f, 1) if text.strip()]
+        raise ValueError(f"{os.fspath(path)}:{lines[i]}: {problem}")
 
 
 def _other_label(ev: Event) -> str | None:
