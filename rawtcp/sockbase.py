@@ -37,10 +37,11 @@ def resolve_host(host: str, port: int, family: int, socktype: int) -> str:
     try:
         ip = canonical_ip(host)
     except (ValueError, TypeError):
-        try:
-            infos = _socket.getaddrinfo(host, port, family, socktype)
-        except _socket.gaierror as e:
-            raise sock_err(errno.EINVAL, f"cannot resolve {host!r}: {e}") from None
+        if not isinstance(host, str):
+            raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}"
+                            ) from None
+        # a name that does not resolve is the resolver's socket.gaierror, as CPython's
+        infos = _socket.getaddrinfo(host, port, family, socktype)
         ip = canonical_ip(infos[0][4][0])
     if (":" in ip) != (family == _socket.AF_INET6):
         raise sock_err(errno.EAFNOSUPPORT, f"{ip} does not match the socket's address family")

@@ -16,6 +16,7 @@ runtime refreshes a polled socket's readiness only when its connection changed
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import socket as _socket
 import struct
@@ -152,7 +153,7 @@ class Socket(SocketBase):
         host, port = address[0], address[1]
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise OverflowError("port must be 0-65535.")
-        if host in ("", None):
+        if host == "":
             return "", port
         return resolve_host(host, port, self.family, SOCK_STREAM), port
 
@@ -264,9 +265,12 @@ class Socket(SocketBase):
             raise _err(errno.EINVAL, "a connected socket cannot listen")
         if self._listener is not None:
             return
+        backlog = operator.index(backlog)
+        if not -2**31 <= backlog < 2**31:      # a C int, as CPython's
+            raise OverflowError("backlog does not fit a C int")
         if self._binding is None:
             self.bind(("", 0))
-        backlog = max(0, min(int(backlog), 4096))
+        backlog = max(0, min(backlog, 4096))
         opts = self._tcb_options()
         self._listener = self._call(
             lambda now: self._stack.core.listen(self._binding, backlog, options=opts, now=now))
@@ -347,6 +351,8 @@ class Socket(SocketBase):
     def connect_ex(self, address) -> int:
         try:
             return self._connect(address)
+        except _socket.gaierror:
+            raise                     # a name that does not resolve: raised, as CPython's
         except BlockingIOError as e:
             return e.errno or errno.EAGAIN
         except OSError as e:
@@ -530,7 +536,7 @@ class Socket(SocketBase):
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Flags: MSG_PEEK (leave the data queued), MSG_DONTWAIT (do not block),
         MSG_WAITALL (wait for bufsize bytes unless EOF, an error or the timeout comes)."""
-        if bufsize < 0:
+        if operator.index(bufsize) < 0:          # an integer (TypeError else), as CPython
             raise ValueError("negative buffersize in recv")
         if flags & ~_RECV_FLAGS:
             raise _err(errno.EOPNOTSUPP, f"recv flags {flags:#x} are not supported by rawtcp "

@@ -356,3 +356,31 @@ def _errno(call) -> int | None:
     except OSError as e:
         return e.errno
     return None
+
+
+def test_argument_types_and_unresolvable_names_as_cpython(pair: Pair, monkeypatch) -> None:
+    """recv() of a float or str size, listen() beyond a C int, bind((None, 0)) are the
+    TypeError / OverflowError CPython's socket raises (a kernel socket beside it); a name
+    that does not resolve is the resolver's socket.gaierror from connect() and connect_ex()
+    alike, as CPython's (rawtcp answered EINVAL, and connect_ex returned it). The resolver
+    is replaced here: no query leaves the machine."""
+    def probe(s) -> list:
+        return [_outcome(lambda: s.recv(1.5)), _outcome(lambda: s.recv("a")),
+                _outcome(lambda: s.listen(2**31)), _outcome(lambda: s.bind((None, 0)))]
+
+    with socket.socket() as k:
+        want = probe(k)
+    s = pair.a.socket()
+    assert probe(s) == want == [TypeError, TypeError, OverflowError, TypeError]
+    s.close()
+
+    def no_name(host, *args, **kw):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_name)
+    s = pair.a.socket()
+    for call in (s.connect, s.connect_ex):
+        with pytest.raises(socket.gaierror) as e:
+            call(("no-such-host.invalid", 80))
+        assert e.value.errno == socket.EAI_NONAME
+    s.close()
