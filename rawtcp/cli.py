@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from rawtcp import commands
-from rawtcp.cli_support import CliError, Parser, add_config_args, one_line, port, seconds
+from rawtcp.cli_support import CliError, Parser, add_config_args, host, one_line, port, seconds
+from rawtcp.sweep_cli import add_sweep_parser, ranged
 
 
 def _add_link_args(p: argparse.ArgumentParser) -> None:
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     esub.add_parser("list", help="list the catalogue")
     r = esub.add_parser("run", help="run one experiment")
     r.add_argument("name")
-    r.add_argument("--seed", type=int, default=1, help="seed of the first run (default 1)")
+    r.add_argument("--seed", type=ranged("seed"), default=1,
+                   help="seed of the first run (0-2147483647, default 1)")
     r.add_argument("--runs", type=int, default=1,
                    help="repeat with seeds SEED, SEED+1, ... (default 1)")
     r.add_argument("--json", action="store_true",
@@ -88,12 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(r, extra=" (over the experiment's own; its checks still decide)")
     r.add_argument("--peer-swap", action="store_true", help="run it again with a Linux socket "
                    "in rawtcp's place and show both, the differences marked (close sequence)")
-    from rawtcp.sweep_cli import add_sweep_parser
-
     add_sweep_parser(esub)   # `rawtcp experiment sweep` (rawtcp/sweep_cli.py)
 
     c = sub.add_parser("connect", help="netcat-like client over rawtcp")
-    c.add_argument("host", help="IP address or name of the peer")
+    c.add_argument("host", type=host, help="IP address or name of the peer")
     c.add_argument("port", type=port, help="TCP port of the peer")
     c.add_argument("--timeout", type=seconds, default=10.0,
                    help="seconds to wait for the connection (default 10)")
@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pc = sub.add_parser("peer-check", help="against a remote kernel: handshake, echo, "
                                            "final-ACK drop (used by docker compose)")
-    pc.add_argument("--peer", required=True, help="host name or address of an echo server")
+    pc.add_argument("--peer", required=True, type=host,
+                    help="host name or address of an echo server")
     pc.add_argument("--port", type=port, default=7, help="the echo server's port (default 7)")
     pc.add_argument("--iface", help="interface (default: the one routing to the peer)")
     pc.add_argument("--pcap", metavar="FILE", help="write the first check's packets here")

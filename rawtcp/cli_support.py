@@ -7,7 +7,10 @@ import this module. Nothing here builds a stack or touches the network.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import os
+import re
 from typing import Any
 
 from rawtcp.core.config import SEC, Config, check_value
@@ -51,15 +54,68 @@ def seconds(text: str) -> float:
     return v
 
 
+_DIGITS = re.compile(r"[0-9]+")
+_SIGNED = re.compile(r"[-+]?[0-9]+")
+#: one label of a host name: letters, digits, '-' (not first or last) and '_' (found in real
+#: DNS names), 1-63 characters (RFC 1123 2.1, RFC 1035 2.3.4)
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def decimal(text: str, what: str, signed: bool = False) -> int:
+    """A whole number in plain ASCII decimal digits (a sign allowed when ``signed``, so that
+    a range can say what it takes); ArgumentTypeError naming ``what`` otherwise. int() also
+    takes '1_000', blanks and non-ASCII digits such as Arabic-Indic ones: not what a user
+    means by a number."""
+    if not (_SIGNED if signed else _DIGITS).fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{what} must be a number (digits 0-9), "
+                                         f"got {text!r}")
+    return int(text)
+
+
 def port(text: str) -> int:
-    """argparse type: a TCP port, 1-65535."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
+    """argparse type: a TCP port, 1-65535, in decimal digits."""
+    n = decimal(text, "port")
     if not 1 <= n <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {n}")
     return n
+
+
+def host(text: str) -> str:
+    """argparse type: an IPv4 or IPv6 address, or a name that could be resolved (labels of
+    letters, digits, '-' and '_', at most 253 characters; a non-ASCII name by its IDNA
+    form). Whether a name resolves is left to the connection; what could never be a host
+    (empty, blanks, 999.1.1.1, an over-long name) is a bad argument."""
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+    bad = f"not an IP address or a host name: {shown}"
+    if len(text) > 253:
+        raise argparse.ArgumentTypeError(f"a host name has at most 253 characters, got "
+                                         f"{shown}")
+    try:
+        name = text.encode("idna").decode("ascii")
+    except UnicodeError:           # an empty label, a label over 63 characters, ...
+        raise argparse.ArgumentTypeError(bad) from None
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(x) for x in labels):
+        raise argparse.ArgumentTypeError(bad)
+    if all(x.isdigit() for x in labels):    # dotted numbers are an address or nothing
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}")
+    return text
+
+
+def check_output_file(path: str, option: str) -> None:
+    """An output file (--pcap, --trace, --packetdrill) that cannot be written where it is
+    named is a bad argument (exit 2), found before anything runs: a directory, or a file
+    whose directory does not exist or is not writable."""
+    if os.path.isdir(path):
+        raise CliError(f"rawtcp: {option} {path}: is a directory; give a file name", 2)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise CliError(f"rawtcp: {option} {path}: cannot write there", 2)
 
 
 # --------------------------------------------------------------------------- Config options
@@ -132,5 +188,6 @@ def human_us(us: int | None) -> str:
     return f"{us} us"
 
 
-__all__ = ["CliError", "Parser", "add_config_args", "config_assignment", "config_overrides",
-           "human_us", "load_config_file", "one_line", "port", "print_json", "seconds"]
+__all__ = ["CliError", "Parser", "add_config_args", "check_output_file", "config_assignment",
+           "config_overrides", "decimal", "host", "human_us", "load_config_file", "one_line",
+           "port", "print_json", "seconds"]

@@ -10,7 +10,14 @@ import threading
 import time
 from typing import Any
 
-from rawtcp.cli_support import CliError, config_overrides, human_us, one_line, print_json
+from rawtcp.cli_support import (
+    CliError,
+    check_output_file,
+    config_overrides,
+    human_us,
+    one_line,
+    print_json,
+)
 
 DEMO_EXPERIMENTS = ("lifecycle", "final-ack-drop", "final-ack-drop-passive")
 
@@ -100,14 +107,15 @@ def _make_dir(path: str, option: str) -> None:
                        f"({e.strerror or e})", 2) from None
 
 
+def _check_output_files(args) -> None:
+    """--packetdrill, --pcap and --trace of connect, listen and run: one that cannot be
+    written is a bad argument (exit 2) before any link is opened."""
+    for opt in ("packetdrill", "pcap", "trace"):
+        if getattr(args, opt, None):
+            check_output_file(getattr(args, opt), f"--{opt}")
+
+
 # --------------------------------------------------------------------------- config
-def _check_output_file(path: str, option: str) -> None:
-    """An output file whose directory does not exist is a bad argument (exit 2), up front."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise CliError(f"rawtcp: {option} {path}: cannot write there", 2)
-
-
 def _write_packetdrill(path: str, events: list[dict], title: str) -> None:
     """The run's connection as a packetdrill script from the peer's point of view; a run
     without a connection to export gets a note on stderr, not a failure."""
@@ -245,6 +253,11 @@ def cmd_experiment_run(args) -> int:
                        f"(known: {', '.join(reg)})", 2)
     if args.runs < 1 or args.runs > 1000:
         raise CliError("rawtcp: --runs must be between 1 and 1000", 2)
+    from rawtcp.experiments.sweep import LIMITS
+
+    if args.seed + args.runs - 1 > LIMITS["seed"][1]:
+        raise CliError(f"rawtcp: --seed {args.seed} --runs {args.runs}: the last run's seed "
+                       f"would pass {LIMITS['seed'][1]}", 2)
     extra = fault_texts(args)
     for text in extra:       # a bad rule: one line, exit 2, before any lab is built
         from rawtcp.experiments.base import parse_action_rule
@@ -257,7 +270,7 @@ def cmd_experiment_run(args) -> int:
     if args.report:
         _make_dir(args.report, "--report")
     if args.packetdrill:
-        _check_output_file(args.packetdrill, "--packetdrill")
+        check_output_file(args.packetdrill, "--packetdrill")
     results = []
     show = not args.json and not args.quiet
     for i in range(args.runs):
@@ -489,6 +502,7 @@ def cmd_netcat(args) -> int:
 
     config = _config(args)
     _check_addresses(args)
+    _check_output_files(args)
     live = None
     if args.ladder:      # rows on stderr as they happen; stdout stays the data
         from rawtcp.report.ladder import LiveLadder
@@ -498,8 +512,6 @@ def cmd_netcat(args) -> int:
             sys.stderr.flush()
 
         live = LiveLadder(_write, width=100, right="peer")
-    if args.packetdrill:
-        _check_output_file(args.packetdrill, "--packetdrill")
     tracer = Tracer(args.trace, subscribers=[live] if live else ()) \
         if (args.trace or args.ladder or args.packetdrill) else None
     link = _open_link(args)
@@ -560,11 +572,7 @@ def cmd_run(args) -> int:
 
     config = _config(args)
     _check_addresses(args)
-    if args.packetdrill:
-        _check_output_file(args.packetdrill, "--packetdrill")
-    for opt in ("pcap", "trace"):
-        if getattr(args, opt):
-            _check_output_file(getattr(args, opt), f"--{opt}")
+    _check_output_files(args)
     live = None
     if args.ladder:
         from rawtcp.report.ladder import LiveLadder
@@ -705,6 +713,8 @@ def cmd_packetdrill(args) -> int:
 def cmd_peer_check(args) -> int:
     from rawtcp.experiments.remote import peer_check
 
+    if args.pcap:
+        check_output_file(args.pcap, "--pcap")
     ok, text = peer_check(args.peer, args.port, iface=args.iface, pcap=args.pcap,
                           progress=_out)
     _out(text)

@@ -12,20 +12,26 @@ import os
 import sys
 from typing import Any
 
-from rawtcp.cli_support import CliError, add_config_args, print_json
+from rawtcp.cli_support import CliError, add_config_args, decimal, print_json
 
-__all__ = ["add_sweep_parser", "cmd_sweep"]
+__all__ = ["add_sweep_parser", "cmd_sweep", "ranged"]
 
 
-def _ranged(key: str, kind: type = int) -> Any:
-    """argparse type: a number within rawtcp.experiments.sweep.LIMITS[key]."""
+def ranged(key: str, kind: type = int) -> Any:
+    """argparse type: a number within rawtcp.experiments.sweep.LIMITS[key] (an int in plain
+    decimal digits; a float as float() reads it, in ASCII)."""
     from rawtcp.experiments.sweep import check_limit
 
     def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if kind is int:
+            v = decimal(text, key.replace("_", "-"), signed=True)
+        else:
+            try:
+                if not text.isascii() or "_" in text:
+                    raise ValueError(text)
+                v = kind(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         try:
             check_limit(key, v)
         except ValueError as e:
@@ -50,18 +56,18 @@ def add_sweep_parser(esub: Any) -> argparse.ArgumentParser:
     s.add_argument("--direction", choices=["in", "out", "both"], default="both",
                    help="sweep the segments rawtcp received (in), sent (out) or both "
                         "(default both)")
-    s.add_argument("--jobs", "-j", type=_ranged("jobs"), default=1,
+    s.add_argument("--jobs", "-j", type=ranged("jobs"), default=1,
                    help="runs at once, each in its own process and lab (1-32, default 1)")
-    s.add_argument("--max-segments", type=_ranged("max_segments"), default=16,
+    s.add_argument("--max-segments", type=ranged("max_segments"), default=16,
                    help="sweep at most this many segments, the first ones (1-1000, default 16)")
     s.add_argument("--segments", metavar="LIST",
                    help="only these reference segments (numbers of the table), e.g. 1-3,8")
     s.add_argument("--also", metavar="duplicate|delay:MS",
                    help="a second run per segment that duplicates it or delays it by MS "
                         "(1-60000) ms")
-    s.add_argument("--seed", type=_ranged("seed"), default=1,
+    s.add_argument("--seed", type=ranged("seed"), default=1,
                    help="the experiment's seed, the same for every run (default 1)")
-    s.add_argument("--run-timeout", type=_ranged("run_timeout", float), default=120.0,
+    s.add_argument("--run-timeout", type=ranged("run_timeout", float), default=120.0,
                    metavar="SECONDS",
                    help="stop a run after this long (5-3600, default 120)")
     s.add_argument("--json", action="store_true",

@@ -95,8 +95,13 @@ def check_limit(key: str, value: float) -> None:
     """ValueError in one line when ``value`` is outside ``LIMITS[key]``."""
     lo, hi = LIMITS[key]
     if not lo <= value <= hi:
-        raise ValueError(f"{key.replace('_', '-')} must be within {lo:g}..{hi:g}, "
-                         f"got {value:g}")
+        raise ValueError(f"{key.replace('_', '-')} must be within {_num(lo)}..{_num(hi)}, "
+                         f"got {_num(value)}")
+
+
+def _num(v: float) -> str:
+    """A number for a message: an integer in full (2147483648, not 2.14748e+09)."""
+    return str(int(v)) if isinstance(v, int) or float(v).is_integer() else f"{v:g}"
 
 
 # ------------------------------------------------------------------------------ plan
@@ -249,6 +254,8 @@ def parse_indices(text: str) -> list[int]:
         part = part.strip()
         lo, sep, hi = part.partition("-")
         try:
+            if "_" in part or not part.isascii():    # int() takes 1_000 and other scripts' digits
+                raise ValueError(part)
             a = int(lo)
             b = int(hi) if sep else a
         except ValueError:
@@ -260,7 +267,7 @@ def parse_indices(text: str) -> list[int]:
             raise ValueError(f"--segments: empty range {part!r}")
         if b - a >= LIMITS["max_segments"][1]:
             raise ValueError(f"--segments: range {part!r} is longer than "
-                             f"{LIMITS['max_segments'][1]:g}")
+                             f"{_num(LIMITS['max_segments'][1])}")
         out.extend(range(a, b + 1))
     return sorted(set(out))
 

@@ -1,0 +1,107 @@
+"""Bad arguments found by a black-box review of the command: each is one line on stderr and
+exit 2, found before anything runs (no lab, no link, no script run); the good values next to
+them are still taken. In process through rawtcp.cli.main (root, as the other CLI tests)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from rawtcp.cli import build_parser, main
+from rawtcp.cli_support import host, port
+
+
+def bad(capsys, *argv: str) -> str:
+    """Run the command; it must end with exit 2, one line on stderr and nothing on stdout
+    (so nothing ran: no experiment banner, no PASS/FAIL); returns the line. (Also used by
+    test_cli_packetdrill_options.py.)"""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err, (out, err)
+    return err.strip()
+
+
+# ------------------------------------------------------------------------------ hosts, ports
+@pytest.mark.parametrize("name,says", [
+    ("", "not an IP address or a host name: ''"),
+    ("999.1.1.1", "not an IP address: '999.1.1.1'"),
+    ("1.2.3", "not an IP address: '1.2.3'"),
+    ("a b", "not an IP address or a host name: 'a b'"),
+    ("a" * 300, "at most 253 characters, got 'aaaa"),
+    ("a" * 64 + ".example", "not an IP address or a host name"),     # a label over 63
+    ("a..b", "not an IP address or a host name"),
+    ("a-.example", "not an IP address or a host name"),        # a label ends in -
+    ("[::1]", "not an IP address or a host name"),
+])
+def test_a_host_that_could_never_resolve_is_exit_2_before_any_link(capsys, name, says):
+    # --lab L does not exist: reaching the link would say so instead
+    line = bad(capsys, "connect", name, "9", "--lab", "L")
+    assert "argument host" in line and says in line and len(line) < 200
+    line = bad(capsys, "peer-check", "--peer", name)
+    assert "argument --peer" in line and says in line
+
+
+@pytest.mark.parametrize("name", ["10.0.0.1", "fd00::1", "fe80::1%eth0", "localhost",
+                                  "example.com.", "my-host_1.lab", "bücher.example",
+                                  "a" * 63 + ".example"])
+def test_addresses_and_names_are_still_hosts(name):
+    assert host(name) == name
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0661\u0662", "\uff18\uff10", " 80", "+80",
+                                  "0x50", "-1"])
+def test_a_port_is_plain_ascii_digits(capsys, text):
+    line = bad(capsys, "connect", "10.0.0.1", text, "--lab", "L")
+    assert "argument port" in line and repr(text) in line
+    with pytest.raises(argparse.ArgumentTypeError):
+        port(text)
+    assert port("1000") == 1000 and port("65535") == 65535
+
+
+# ------------------------------------------------------------------------------ output files
+@pytest.mark.parametrize("cmd", [("connect", "10.0.0.1", "9"), ("listen", "9")])
+@pytest.mark.parametrize("opt", ["--pcap", "--trace", "--packetdrill"])
+def test_connect_and_listen_check_their_output_files_up_front(capsys, tmp_path, cmd, opt):
+    """A missing directory or a directory given as the file: refused before the link (the
+    lab L does not exist, so reaching it would be another message)."""
+    line = bad(capsys, *cmd, "--lab", "L", opt, "/nonexistent/x.out")
+    assert line == f"rawtcp: {opt} /nonexistent/x.out: cannot write there"
+    line = bad(capsys, *cmd, "--lab", "L", opt, str(tmp_path))
+    assert line == f"rawtcp: {opt} {tmp_path}: is a directory; give a file name"
+
+
+def test_experiment_run_refuses_a_directory_as_its_packetdrill_file(capsys, tmp_path):
+    line = bad(capsys, "experiment", "run", "handshake", "--packetdrill", str(tmp_path))
+    assert line == f"rawtcp: --packetdrill {tmp_path}: is a directory; give a file name"
+
+
+# ------------------------------------------------------------------------------ seeds, sweep
+@pytest.mark.parametrize("seed", ["2147483648", "-1", "99999999999999999999"])
+def test_experiment_run_seed_has_the_sweeps_range(capsys, seed):
+    line = bad(capsys, "experiment", "run", "handshake", "--seed", seed)
+    assert f"seed must be within 0..2147483647, got {seed}" in line
+
+
+def test_experiment_run_seed_of_the_last_run_stays_in_range(capsys):
+    line = bad(capsys, "experiment", "run", "handshake", "--seed", "2147483647", "--runs",
+               "2")
+    assert "--seed 2147483647 --runs 2" in line and "2147483647" in line
+    args = build_parser().parse_args(["experiment", "run", "handshake", "--seed",
+                                      "2147483647"])
+    assert args.seed == 2147483647
+
+
+def test_sweep_messages_show_integers_as_integers(capsys):
+    line = bad(capsys, "experiment", "sweep", "handshake", "--seed", "2147483648")
+    assert line.endswith("got 2147483648 (see rawtcp experiment sweep --help)"), line
+    line = bad(capsys, "experiment", "sweep", "handshake", "--segments",
+               "99999999999999999999")
+    assert line == "rawtcp: segment must be within 1..100000, got 99999999999999999999"
+    line = bad(capsys, "experiment", "sweep", "handshake", "--run-timeout", "1e20")
+    assert "got 100000000000000000000 " in line
+    line = bad(capsys, "experiment", "sweep", "handshake", "--jobs", "1_0")
+    assert "jobs must be a number (digits 0-9), got '1_0'" in line
+    line = bad(capsys, "experiment", "sweep", "handshake", "--segments", "1_0")
+    assert "--segments takes numbers" in line
