@@ -12,6 +12,7 @@ sysctls.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import multiprocessing
 import signal
@@ -28,17 +29,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("packetdrill options (a script's header lines override them)")
     g.add_argument("--ip_version", choices=["ipv4", "ipv6", "ipv4-mapped-ipv6"],
                    default="ipv4", help="address family of the scripts (default ipv4)")
-    g.add_argument("--local_ip", help="rawtcp's address (default 192.168.0.1 / "
-                                      "fd3d:a0b:17d6::1)")
-    g.add_argument("--remote_ip", help="the script's address (default 192.0.2.1 / "
-                                       "fd3d:fa7b:d17d::1)")
-    g.add_argument("--tolerance_usecs", type=_nonneg, default=4000,
-                   help="allowed timing error in microseconds (default 4000)")
+    g.add_argument("--local_ip", type=_ip, help="rawtcp's address, of --ip_version's family "
+                                                "(default 192.168.0.1 / fd3d:a0b:17d6::1)")
+    g.add_argument("--remote_ip", type=_ip, help="the script's address, of --ip_version's "
+                                                 "family (default 192.0.2.1 / "
+                                                 "fd3d:fa7b:d17d::1)")
+    g.add_argument("--tolerance_usecs", type=_within(0, MAX_TOLERANCE_USECS), default=4000,
+                   help="allowed timing error in microseconds, 0-10000000 (10 s; default "
+                        "4000)")
     g.add_argument("--mtu", type=_mtu, default=1500,
                    help="link MTU: rawtcp's MSS is MTU-40 (IPv4) or MTU-60 (default 1500)")
-    g.add_argument("--tcp_ts_tick_usecs", type=_nonneg, default=0,
-                   help="check outbound TS val, one tick being this many microseconds "
-                        "(default 0: not checked)")
+    g.add_argument("--tcp_ts_tick_usecs", type=_within(0, MAX_TS_TICK_USECS), default=0,
+                   help="check outbound TS val, one tick being this many microseconds, "
+                        "0-1000000 (1 s; Linux ticks every 1000; default 0: not checked)")
     g.add_argument("--tcp_ts_ecr_scaled", action="store_true",
                    help="infer inbound TS ecr values that echo no outbound TS val")
     g.add_argument("--strict_segments", action="store_true",
@@ -52,32 +55,65 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="draw the ladder diagram of each failed run")
     o.add_argument("-v", "--verbose", action="store_true",
                    help="also list what backtick commands applied or ignored")
-    o.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
-                   help="run N scripts at a time in separate processes")
+    o.add_argument("-j", "--jobs", type=_within(1, MAX_JOBS), default=1, metavar="N",
+                   help=f"run N scripts at a time in separate processes, 1-{MAX_JOBS} "
+                        "(default 1)")
     p.add_argument("--realtime", action="store_true",
                    help="run over a real TUN link in a private namespace, in real time "
                         "(root; raise --tolerance_usecs)")
 
 
+#: the largest --tolerance_usecs: 10 s (packetdrill's own default is 4 ms; a real-time run
+#: on a loaded machine needs tens of ms)
+MAX_TOLERANCE_USECS = 10_000_000
+#: the largest --tcp_ts_tick_usecs: a timestamp clock of 1 Hz (RFC 7323 5.4's slowest);
+#: Linux ticks every 1000 us
+MAX_TS_TICK_USECS = 1_000_000
+#: the most scripts run at once (-j): each is a process
+MAX_JOBS = 64
+
+
 def _int(text: str) -> int:
+    """An integer as packetdrill takes it (decimal, or 0x hex), in ASCII without '_'."""
     try:
+        if not text.isascii() or "_" in text:
+            raise ValueError(text)
         return int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
-def _nonneg(text: str) -> int:
-    v = _int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+def _within(lo: int, hi: int) -> Any:
+    """argparse type: an integer lo..hi."""
+    def parse(text: str) -> int:
+        v = _int(text)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {v}")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
 
 
-def _positive(text: str) -> int:
-    v = _int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+def _ip(text: str) -> str:
+    """argparse type: an IPv4 or IPv6 address (its family is checked against --ip_version
+    by :func:`check_addresses`)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+    return text
+
+
+def check_addresses(args: argparse.Namespace) -> None:
+    """ValueError when --local_ip or --remote_ip is not of --ip_version's family (IPv4 for
+    ipv4 and ipv4-mapped-ipv6, IPv6 for ipv6)."""
+    want = 6 if args.ip_version == "ipv6" else 4
+    for opt in ("local_ip", "remote_ip"):
+        text = getattr(args, opt, None)
+        if text and ipaddress.ip_address(text).version != want:
+            raise ValueError(f"--{opt} {text} is not an IPv{want} address, as "
+                             f"--ip_version {args.ip_version} needs")
 
 
 def _port(text: str) -> int:
@@ -162,6 +198,7 @@ def _worker_init() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the scripts; ValueError for a bad argument (the CLI makes it exit 2)."""
+    check_addresses(args)
     paths = find_scripts(args.paths)
     if args.realtime:
         from rawtcp.host import privileges
