@@ -224,6 +224,25 @@ class SocketBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _repr_state(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        """As socket.socket's: fd (the readiness descriptor, -1 before fileno()), family,
+        type, proto, the addresses (and a stream socket's state)."""
+        name = f"rawtcp.{type(self).__name__}"
+        if self._closed:
+            return (f"<{name} [closed] fd=-1, family={self.family}, type={self.type}, "
+                    f"proto={self.proto}>")
+        fd = self._notifier.fileno() if self._notifier is not None else -1
+        text = (f"<{name} fd={fd}, family={self.family}, type={self.type}, "
+                f"proto={self.proto}{self._repr_state()}, laddr={self.getsockname()}")
+        try:
+            text += f", raddr={self.getpeername()}"
+        except OSError:
+            pass
+        return text + ">"
+
     def __getattr__(self, name: str):
         """A call of socket.socket that a rawtcp socket (stream or datagram) does not have
         is OSError(EOPNOTSUPP) when made, as Linux answers it (listen() or accept() on a UDP

@@ -77,6 +77,7 @@ _err = sock_err
 
 _FAMILIES = {AF_INET: _socket.AddressFamily.AF_INET, AF_INET6: _socket.AddressFamily.AF_INET6}
 _STREAM = _socket.SocketKind.SOCK_STREAM
+_SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
 _LEVELS = (SOL_SOCKET, IPPROTO_TCP, _socket.IPPROTO_IP, _socket.IPPROTO_IPV6)
 SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
 _BUFFER_FIELDS = {(SOL_SOCKET, SO_RCVBUF): "rcvbuf", (SOL_SOCKET, SO_SNDBUF): "sndbuf"}
@@ -91,8 +92,12 @@ class Socket(SocketBase):
         type = SOCK_STREAM if type is None else type
         if family not in (AF_INET, AF_INET6):
             raise _err(errno.EAFNOSUPPORT, "rawtcp sockets are AF_INET or AF_INET6")
-        if type != SOCK_STREAM or proto not in (0, _socket.IPPROTO_TCP):
-            raise _err(errno.EPROTONOSUPPORT, "rawtcp only does TCP (SOCK_STREAM)")
+        kind = type & 0xF                    # without SOCK_NONBLOCK / SOCK_CLOEXEC
+        if kind != SOCK_STREAM:              # Linux's inet_create: no such type of socket
+            raise _err(errno.EPROTONOSUPPORT if kind == _socket.SOCK_RAW
+                       else errno.ESOCKTNOSUPPORT, "rawtcp does TCP (SOCK_STREAM) and UDP")
+        if proto not in (0, _socket.IPPROTO_TCP):
+            raise _err(errno.EPROTONOSUPPORT, "a SOCK_STREAM socket is TCP")
         self._stack = stack
         self.family = _FAMILIES[family]      # the enum members (a lookup, not a call)
         self.type = _STREAM
@@ -101,7 +106,8 @@ class Socket(SocketBase):
         self._close_wanted = False   # close() came while streams were open
         self._listener4 = None       # the IPv4 half of a dual-stack AF_INET6 listener
         self._mapped = False         # an IPv4 connection seen through an AF_INET6 socket
-        self._timeout: float | None = _socket.getdefaulttimeout()
+        self._timeout: float | None = (0.0 if type & _SOCK_NONBLOCK
+                                       else _socket.getdefaulttimeout())
         self._binding = _binding
         self._tcb = _tcb
         self._listener = None
@@ -784,18 +790,8 @@ class Socket(SocketBase):
         """The RFC 9293 state name of the connection."""
         return self.tcp_info()["state"] if self._tcb is None else self._tcb.state.name
 
-    # ------------------------------------------------------------------ context manager
-    def __repr__(self) -> str:
-        if self._closed:
-            return (f"<rawtcp.Socket [closed] fd=-1, family={self.family}, type={self.type}, "
-                    f"proto={self.proto}>")
-        fd = self._notifier.fileno() if self._notifier is not None else -1
-        text = (f"<rawtcp.Socket fd={fd}, family={self.family}, type={self.type}, "
-                f"proto={self.proto}, state={self.state}, laddr={self.getsockname()}")
-        try:
-            text += f", raddr={self.getpeername()}"
-        except OSError:
-            pass
-        return text + ">"
+    def _repr_state(self) -> str:
+        return f", state={self.state}"
+
 
 Stack.socket_class = Socket   # Stack.socket() makes these (the runtime never imports this)

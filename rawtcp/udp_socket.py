@@ -397,9 +397,6 @@ class DatagramSocket(SocketBase):
                                           "rawtcp UDP sockets")
         return struct.pack("i", v) if buflen else v
 
-    def __repr__(self) -> str:
-        st = "closed" if self._closed else f"local={self.getsockname()}"
-        return f"<rawtcp.DatagramSocket {st}>"
 
 
 Stack.datagram_socket_class = DatagramSocket   # the runtime never imports this layer

@@ -384,3 +384,24 @@ def test_argument_types_and_unresolvable_names_as_cpython(pair: Pair, monkeypatc
             call(("no-such-host.invalid", 80))
         assert e.value.errno == socket.EAI_NONAME
     s.close()
+
+
+def test_socket_types_as_linux(pair: Pair) -> None:
+    """socket(): SOCK_NONBLOCK / SOCK_CLOEXEC in the type are flags (a non-blocking stream
+    socket of type SOCK_STREAM); a type rawtcp does not have is ESOCKTNOSUPPORT, SOCK_RAW
+    without a protocol and SOCK_STREAM with another protocol EPROTONOSUPPORT, as Linux's
+    inet_create (a kernel socket beside it). rawtcp refused the flags and said
+    EPROTONOSUPPORT for every type."""
+    flags = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+    with socket.socket(socket.AF_INET, flags) as k:
+        want = (k.type, k.gettimeout())
+    s = pair.a.socket(socket.AF_INET, flags)
+    assert (s.type, s.gettimeout()) == want == (socket.SOCK_STREAM, 0.0)
+    s.close()
+    for kind, proto in ((socket.SOCK_SEQPACKET, 0), (socket.SOCK_STREAM, socket.IPPROTO_UDP),
+                        (socket.SOCK_RAW, 0)):
+        with pytest.raises(OSError) as k_err:
+            socket.socket(socket.AF_INET, kind, proto)
+        with pytest.raises(OSError) as r_err:
+            pair.a.socket(socket.AF_INET, kind, proto)
+        assert r_err.value.errno == k_err.value.errno, (kind, proto)
