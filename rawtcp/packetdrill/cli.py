@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rawtcp.packetdrill.runner import RunOptions, run_script
+from rawtcp.packetdrill.runner import INT_OPTIONS, RunOptions, run_script
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -63,12 +63,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "(root; raise --tolerance_usecs)")
 
 
-#: the largest --tolerance_usecs: 10 s (packetdrill's own default is 4 ms; a real-time run
-#: on a loaded machine needs tens of ms)
-MAX_TOLERANCE_USECS = 10_000_000
-#: the largest --tcp_ts_tick_usecs: a timestamp clock of 1 Hz (RFC 7323 5.4's slowest);
-#: Linux ticks every 1000 us
-MAX_TS_TICK_USECS = 1_000_000
+#: the largest --tolerance_usecs and --tcp_ts_tick_usecs (runner.INT_OPTIONS: the same
+#: bounds as in a script's header)
+MAX_TOLERANCE_USECS = INT_OPTIONS["tolerance_usecs"][1]
+MAX_TS_TICK_USECS = INT_OPTIONS["tcp_ts_tick_usecs"][1]
 #: the most scripts run at once (-j): each is a process
 MAX_JOBS = 64
 

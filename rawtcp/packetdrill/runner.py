@@ -94,12 +94,15 @@ class RunOptions:
             key = name.replace("-", "_")
             if key in ("ip_version", "local_ip", "remote_ip"):
                 setattr(out, key, text or None)
-            elif key in ("tolerance_usecs", "mtu", "tcp_ts_tick_usecs", "bind_port",
-                         "connect_port"):
+            elif key in INT_OPTIONS:
                 try:
-                    setattr(out, key, int(text, 0))
+                    value = int(text, 0)
                 except ValueError:
                     raise ValueError(f"--{name}={text}: not an integer") from None
+                lo, hi = INT_OPTIONS[key]
+                if not lo <= value <= hi:
+                    raise ValueError(f"--{name}={text}: out of range {lo}..{hi}")
+                setattr(out, key, value)
             elif key in ("tcp_ts_ecr_scaled", "strict_segments"):
                 setattr(out, key, text in ("", "1", "true", "yes", "on"))
             elif key not in _IGNORED_OPTIONS:
@@ -107,6 +110,15 @@ class RunOptions:
         if out.ip_version not in ("ipv4", "ipv6", "ipv4-mapped-ipv6"):
             raise ValueError(f"--ip_version={out.ip_version}: ipv4, ipv6 or ipv4-mapped-ipv6")
         return out, unknown
+
+
+#: the integer options a script's header (or the command line) may set, with their ranges:
+#: a tolerance up to 10 s (packetdrill's default is 4 ms; a real-time run on a loaded
+#: machine needs tens of ms), a timestamp clock down to 1 Hz (RFC 7323 5.4's slowest;
+#: Linux ticks every 1000 us)
+INT_OPTIONS: dict[str, tuple[int, int]] = {
+    "tolerance_usecs": (0, 10_000_000), "tcp_ts_tick_usecs": (0, 1_000_000),
+    "mtu": (128, 65535), "bind_port": (1, 65535), "connect_port": (1, 65535)}
 
 
 @dataclass

@@ -470,3 +470,16 @@ def test_a_block_of_commands_is_taken_one_by_one(run) -> None:
     assert "applied Linux defaults" in note and "applied timestamps=False, sack=False" in note
     syn = [e for e in res.events if e["ev"] == "seg"][0]
     assert syn["flags"] == "S" and set(syn["opts"]) == {"mss", "wscale"}   # no TS, no SACK
+
+
+def test_header_options_out_of_range_fail_with_the_range(run) -> None:
+    """A script's header options have the command line's ranges (a tolerance up to 10 s, a
+    timestamp tick up to 1 s, ports 1..65535): outside, the script fails saying which option
+    and its range, before anything runs (they were taken unbounded)."""
+    for opt, rng in (("--tolerance_usecs=99999999999", "0..10000000"),
+                     ("--tcp_ts_tick_usecs=1000001", "0..1000000"),
+                     ("--bind_port=0", "1..65535")):
+        res = run(opt + "\n" + LIFECYCLE)
+        assert res.status == "FAIL", (opt, res)
+        assert opt in res.failure.message and rng in res.failure.message, res.failure
+    assert run("--tolerance_usecs=10000000\n" + LIFECYCLE).passed
