@@ -63,6 +63,18 @@ def no_route(host: str, own: Iterable[str]) -> str | None:
     return None
 
 
+def check_sendfile(file, count: int | None) -> None:
+    """socket.sendfile()'s arguments as CPython checks them: a binary file, a positive
+    integer count (or None)."""
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+
+
 def writable(buffer, call: str) -> memoryview:
     """``buffer`` as a writable byte view, checked before anything is read (as CPython's
     ``w*`` argument): a read-only buffer is a TypeError and the data stays queued."""

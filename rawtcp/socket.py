@@ -547,6 +547,9 @@ class Socket(SocketBase):
         if flags & ~_RECV_FLAGS:
             raise _err(errno.EOPNOTSUPP, f"recv flags {flags:#x} are not supported by rawtcp "
                                          "(MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_OOB are)")
+        if flags & MSG_OOB and self._tcb is None and self._listener is None:
+            self._check_open()            # Linux's tcp_recv_urg: no urgent data, EINVAL
+            raise _err(errno.EINVAL, "no urgent data: the socket is not connected")
         t = self._need_conn()
         if flags & MSG_OOB:               # never blocks, as Linux's tcp_recv_urg
             with self._stack.lock:
@@ -650,8 +653,7 @@ class Socket(SocketBase):
     def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
         """socket.sendfile: the file's bytes through send (no os.sendfile: the descriptor
         is not the connection)."""
-        if "b" not in getattr(file, "mode", "b"):
-            raise ValueError("file should be opened in binary mode")
+        sockbase.check_sendfile(file, count)
         if offset:
             file.seek(offset)
         total = 0

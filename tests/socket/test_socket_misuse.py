@@ -405,3 +405,32 @@ def test_socket_types_as_linux(pair: Pair) -> None:
         with pytest.raises(OSError) as r_err:
             pair.a.socket(socket.AF_INET, kind, proto)
         assert r_err.value.errno == k_err.value.errno, (kind, proto)
+
+
+def test_sendfile_arguments_and_urgent_recv_unconnected_as_linux(pair: Pair, tmp_path) -> None:
+    """sendfile() refuses a count that is not a positive integer (ValueError / TypeError,
+    as CPython's) before sending anything; recv(MSG_OOB) on a socket never connected is
+    EINVAL, as Linux's tcp_recv_urg (rawtcp said ENOTCONN), while a listener's stays
+    ENOTCONN (a kernel socket beside it)."""
+    f = tmp_path / "data"
+    f.write_bytes(b"x" * 100)
+
+    def probe(s, listener) -> list:
+        with f.open("rb") as fh:
+            out = [_outcome(lambda: s.sendfile(fh, 0, 0)), _outcome(lambda: s.sendfile(fh, 0, -1)),
+                   _outcome(lambda: s.sendfile(fh, 0, 1.5))]
+        out.append(_errno(lambda: s.recv(1, socket.MSG_OOB)))
+        out.append(_errno(lambda: listener.recv(1, socket.MSG_OOB)))
+        return out
+
+    with socket.socket() as k, socket.socket() as kl:
+        kl.bind(("127.0.0.1", 0))
+        kl.listen(1)
+        want = probe(k, kl)
+    s, ls = pair.a.socket(), pair.a.socket()
+    ls.bind(("", 0))
+    ls.listen(1)
+    assert probe(s, ls) == want == [ValueError, ValueError, TypeError, errno.EINVAL,
+                                    errno.ENOTCONN]
+    s.close()
+    ls.close()
