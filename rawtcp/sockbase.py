@@ -223,6 +223,25 @@ class SocketBase:
             raise sock_err(errno.EOPNOTSUPP, "a rawtcp socket cannot be inherited by a "
                                              "child process")
 
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        """socket.sendfile: the file's bytes through sendall (no os.sendfile: the
+        descriptor is not the connection); a stream socket's only, as CPython's."""
+        check_sendfile(file, count)
+        if self.type != _socket.SOCK_STREAM:
+            raise ValueError("only SOCK_STREAM type sockets are supported")
+        if offset:
+            file.seek(offset)
+        total = 0
+        while count is None or total < count:
+            data = file.read(1 << 16 if count is None else min(1 << 16, count - total))
+            if not data:
+                break
+            self.sendall(data)
+            total += len(data)
+        if hasattr(file, "seek"):
+            file.seek(offset + total)
+        return total
+
     def detach(self) -> int:
         raise sock_err(errno.EOPNOTSUPP, "rawtcp sockets have no kernel file descriptor to "
                                          "detach")

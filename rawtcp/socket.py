@@ -66,9 +66,14 @@ MSG_DONTWAIT = int(_socket.MSG_DONTWAIT)
 MSG_WAITALL = int(_socket.MSG_WAITALL)
 MSG_OOB = int(_socket.MSG_OOB)
 SO_OOBINLINE = _socket.SO_OOBINLINE
-_SEND_FLAGS = (MSG_DONTWAIT | MSG_OOB | int(_socket.MSG_NOSIGNAL)
-               | int(getattr(_socket, "MSG_MORE", 0)))
-_RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_OOB
+# flags Linux's TCP takes and ignores (send: all but these two mean nothing to it; recv)
+_IGNORED = sum(int(getattr(_socket, n, 0)) for n in ("MSG_NOSIGNAL", "MSG_DONTROUTE",
+                                                     "MSG_EOR", "MSG_CONFIRM"))
+_SEND_FLAGS = (MSG_DONTWAIT | MSG_OOB | _IGNORED | MSG_PEEK | MSG_WAITALL
+               | sum(int(getattr(_socket, n, 0)) for n in ("MSG_MORE", "MSG_TRUNC",
+                                                          "MSG_ERRQUEUE")))
+_RECV_FLAGS = (MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_OOB | _IGNORED
+               | int(getattr(_socket, "MSG_CMSG_CLOEXEC", 0)))
 _CLOSING = FIN_UNACKED   # close() with a positive SO_LINGER waits through these
 
 
@@ -649,24 +654,6 @@ class Socket(SocketBase):
             self._io_refs -= 1
         if self._close_wanted:
             self.close()
-
-    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
-        """socket.sendfile: the file's bytes through send (no os.sendfile: the descriptor
-        is not the connection)."""
-        sockbase.check_sendfile(file, count)
-        if offset:
-            file.seek(offset)
-        total = 0
-        while count is None or total < count:
-            want = 1 << 16 if count is None else min(1 << 16, count - total)
-            data = file.read(want)
-            if not data:
-                break
-            self.sendall(data)
-            total += len(data)
-        if hasattr(file, "seek"):
-            file.seek(offset + total)
-        return total
 
     # ------------------------------------------------------------------ closing
     def shutdown(self, how: int) -> None:

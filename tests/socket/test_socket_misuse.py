@@ -434,3 +434,27 @@ def test_sendfile_arguments_and_urgent_recv_unconnected_as_linux(pair: Pair, tmp
                                     errno.ENOTCONN]
     s.close()
     ls.close()
+
+
+def test_flags_linux_ignores_are_accepted(pair: Pair) -> None:
+    """send() with MSG_EOR, MSG_CONFIRM, MSG_DONTROUTE or MSG_WAITALL and recv() with
+    MSG_NOSIGNAL, MSG_DONTROUTE or MSG_CMSG_CLOEXEC work as without them (Linux's TCP takes
+    and ignores them; rawtcp said EOPNOTSUPP); a flag rawtcp has no meaning for
+    (MSG_ERRQUEUE on recv) stays EOPNOTSUPP."""
+    c, s, _ = connected(pair)
+    sent = b""
+    for name in ("MSG_EOR", "MSG_CONFIRM", "MSG_DONTROUTE", "MSG_WAITALL"):
+        piece = name.encode()
+        assert c.send(piece, getattr(socket, name)) == len(piece)
+        sent += piece
+    got = b""
+    for name in ("MSG_NOSIGNAL", "MSG_DONTROUTE", "MSG_CMSG_CLOEXEC"):
+        got += s.recv(8, getattr(socket, name))
+    while len(got) < len(sent):
+        got += s.recv(100)
+    assert got == sent
+    with pytest.raises(OSError) as e:
+        s.recv(1, socket.MSG_ERRQUEUE)
+    assert e.value.errno == errno.EOPNOTSUPP
+    c.close()
+    s.close()
