@@ -106,8 +106,8 @@ def kernel_time_wait(run: Run) -> None:
         a.settimeout(5.0)
         a.connect((lab.kernel_addr, PORT))
         got_a = _read_to_eof(a)
+        pa = a.getsockname()[1]      # (a closed socket has no name: EBADF, as CPython's)
         a.close()
-        pa = a.getsockname()[1]
         in_tw = wait_until(lambda: (_kernel_sock(ns, pa) or {}).get("state") == "TIME_WAIT", 3.0)
         t_tw = time.monotonic()
         k_a0, tw0 = _kernel_sock(ns, pa), _timer_s(ns, pa)

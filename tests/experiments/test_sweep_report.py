@@ -89,7 +89,7 @@ def test_plot_and_report_files(result, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--jobs", "0"], "jobs must be within 1..32, got 0"),
     (["--jobs", "33"], "jobs must be within 1..32, got 33"),
-    (["--jobs", "two"], "expected a number"),
+    (["--jobs", "two"], "must be a number"),
     (["--max-segments", "0"], "max-segments must be within 1..1000"),
     (["--run-timeout", "1"], "run-timeout must be within 5..3600"),
     (["--seed", "-1"], "seed must be within"),
