@@ -90,22 +90,12 @@ class TcbOptions:
 
     @classmethod
     def from_config(cls, cfg: Config) -> TcbOptions:
-        """The Config's defaults (what ``cls(cfg)`` gives, field by field: every socket's
-        connect builds one)."""
+        """The Config's defaults (what ``cls(cfg)`` gives, without its keyword handling:
+        every socket's connect builds one)."""
         new = object.__new__(cls)
         new.rcvbuf_locked = new.sndbuf_locked = False
-        new.nodelay = cfg.nodelay
-        new.keepalive = cfg.keepalive
-        new.keepalive_time = cfg.keepalive_time
-        new.keepalive_intvl = cfg.keepalive_intvl
-        new.keepalive_probes = cfg.keepalive_probes
-        new.rcvbuf = cfg.rcvbuf
-        new.sndbuf = cfg.sndbuf
-        new.mss = cfg.mss
-        new.window_scaling = cfg.window_scaling
-        new.sack = cfg.sack
-        new.timestamps = cfg.timestamps
-        new.congestion = cfg.congestion
+        for name in PER_CONNECTION:
+            setattr(new, name, getattr(cfg, name))
         return new
 
     def copy(self) -> TcbOptions:
