@@ -207,7 +207,11 @@ class Socket(SocketBase):
         lowat = self._opts[(SOL_SOCKET, SO_RCVLOWAT)]
         readable = (t.readable >= lowat or t.eof or self._shut_rd
                     or (t.readable > 0 and t.state in _PEER_FINISHED))
-        writable = (t.send_space >= self._opts[(SOL_SOCKET, SO_SNDLOWAT)]
+        # writable as Linux's sk_stream_is_writeable: the free room at least half of what
+        # is queued (a third of the buffer once it is full), so a selector's writer is not
+        # woken for every few bytes acknowledged; SO_SNDLOWAT can ask for more
+        writable = (t.send_space >= max(self._opts[(SOL_SOCKET, SO_SNDLOWAT)],
+                                        len(t.send_buffer) >> 1)
                     or t.state not in _SYNCHRONIZED_OPEN)
         return readable, writable
 
@@ -579,7 +583,9 @@ class Socket(SocketBase):
             data = self._call(lambda now: t.recv(bufsize, now))
         if data:
             return data
-        if t.error is not None and not self._reported_error:
+        # after the peer's FIN a read ends there, whatever came next (Linux: SOCK_DONE is
+        # tested before the error, which the next send reports)
+        if t.error is not None and not self._reported_error and not t.fin_rcvd:
             self._reported_error = True
             raise _err(t.error, "recv")
         return b""
@@ -673,7 +679,8 @@ class Socket(SocketBase):
                     self._update_ready()
             return
         t = self._tcb
-        if t is None or t.state in (State.CLOSED, State.SYN_SENT) and not self._was_connected():
+        if (t is None or t.state == State.TIME_WAIT    # over: Linux's socket is CLOSE
+                or t.state in (State.CLOSED, State.SYN_SENT) and not self._was_connected()):
             raise _err(errno.ENOTCONN, "the socket is not connected")
         if how in (SHUT_RD, SHUT_RDWR):
             self._shut_rd = True

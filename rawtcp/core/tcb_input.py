@@ -304,6 +304,10 @@ class TcbInput:
             # the user only shut the sending side: it still holds the socket and learns of
             # the reset (as Linux's tcp_reset: ECONNRESET)
             self._fail(errno.ECONNRESET, "RST received", now)
+        elif st is CLOSE_WAIT:
+            # the peer had finished sending: as Linux's tcp_reset, the user learns EPIPE
+            # (its reads already end at the peer's FIN; its next send fails)
+            self._fail(errno.EPIPE, "RST received in CLOSE_WAIT", now)
         else:
             self._fail(errno.ECONNRESET, "RST received", now)
         return False

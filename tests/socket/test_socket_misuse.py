@@ -458,3 +458,100 @@ def test_flags_linux_ignores_are_accepted(pair: Pair) -> None:
     assert e.value.errno == errno.EOPNOTSUPP
     c.close()
     s.close()
+
+
+def test_reset_after_the_peers_fin_is_epipe_and_reads_end_at_the_fin(pair: Pair) -> None:
+    """The peer closes (we are in CLOSE_WAIT), we send, its closed socket answers RST: as
+    Linux (tcp_reset: EPIPE in CLOSE-WAIT; a read ends at the FIN before any error), recv()
+    gives b"" and the next send() BrokenPipeError (EPIPE), as a kernel socket on loopback
+    does beside it. rawtcp raised ECONNRESET from both."""
+    import time
+
+    def probe(c, s) -> list:
+        s.close()
+        time.sleep(0.2)                        # the peer's FIN: CLOSE_WAIT
+        c.send(b"a")
+        time.sleep(0.3)                        # its RST
+        out = [c.recv(10)]
+        try:
+            c.send(b"a")
+            out.append(None)
+        except OSError as e:
+            out.append(e.errno)
+        c.close()
+        return out
+
+    with socket.socket() as kl, socket.socket() as kc:
+        kl.bind(("127.0.0.1", 0))
+        kl.listen(1)
+        kc.settimeout(2)
+        kc.connect(kl.getsockname())
+        ks, _ = kl.accept()
+        want = probe(kc, ks)
+    c, s, _ = connected(pair)
+    assert probe(c, s) == want == [b"", errno.EPIPE]
+
+
+def test_writable_once_a_third_of_the_send_buffer_is_free(pair: Pair) -> None:
+    """A non-blocking writer driven by a selector is woken as by Linux's
+    sk_stream_is_writeable: when the free room is at least half of what is queued, not for
+    every few bytes acknowledged (rawtcp said writable with one byte free, and the writer
+    made sends of a few hundred bytes). The reader holds a small buffer and does not read,
+    so what the writer queued stays queued."""
+    import selectors
+
+    ls = pair.b.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)    # before the handshake
+    ls.bind(("", PORT))
+    ls.listen(1)
+    c = pair.a.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)    # 64 KiB, not autotuned
+    c.settimeout(2)
+    c.connect((B4, PORT))
+    ls.settimeout(2)
+    s, _ = ls.accept()
+    ls.close()
+    c.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(c, selectors.EVENT_WRITE)
+    try:
+        assert c.send(b"z" * 60_000) == 60_000  # the reader takes a few KiB, the rest waits
+        t = c.tcb
+        assert pair.a.wait_for(lambda: t.snd_wnd == 0 and len(t.send_buffer) > 40_000, 2)
+        room, queued = t.send_space, len(t.send_buffer)
+        assert 0 < room < queued // 2           # some room, less than half the queue
+        assert sel.select(0.1) == []            # not writable (was: writable)
+        got = 0
+        while got < 60_000:
+            got += len(s.recv(65536))
+        assert pair.a.wait_for(lambda: len(t.send_buffer) == 0, 2)
+        assert sel.select(1)                    # all room: writable
+    finally:
+        sel.close()
+        c.close()
+        s.close()
+
+
+def test_shutdown_once_the_connection_is_over_is_enotconn(pair: Pair) -> None:
+    """Our SHUT_WR, then the peer's FIN: the connection is in TIME-WAIT, over for the socket
+    (Linux's socket is CLOSE there): shutdown() is ENOTCONN, as on a kernel socket beside
+    it (rawtcp returned None)."""
+    def probe(c, s) -> list:
+        c.shutdown(socket.SHUT_WR)
+        assert s.recv(10) == b""
+        s.close()
+        assert c.recv(10) == b""               # the peer's FIN: TIME-WAIT
+        return [_errno(lambda: c.shutdown(socket.SHUT_RD)),
+                _errno(lambda: c.shutdown(socket.SHUT_WR))]
+
+    with socket.socket() as kl, socket.socket() as kc:
+        kl.bind(("127.0.0.1", 0))
+        kl.listen(1)
+        kc.settimeout(2)
+        kc.connect(kl.getsockname())
+        ks, _ = kl.accept()
+        ks.settimeout(2)
+        want = probe(kc, ks)
+    c, s, _ = connected(pair)
+    assert probe(c, s) == want == [errno.ENOTCONN, errno.ENOTCONN]
+    c.close()
