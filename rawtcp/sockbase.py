@@ -15,6 +15,7 @@ import ipaddress
 import operator
 import os
 import socket as _socket
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -200,8 +201,10 @@ class SocketBase:
         return self._timeout
 
     def setblocking(self, flag: bool) -> None:
-        # an integer (bool included), as CPython: setblocking("no") is a TypeError
-        self._timeout = None if operator.index(flag) else 0.0
+        # as CPython's: an integer (bool included) before 3.12 (setblocking("no") is a
+        # TypeError there), any truth value since
+        block = flag if sys.version_info >= (3, 12) else operator.index(flag)
+        self._timeout = None if block else 0.0
 
     def getblocking(self) -> bool:
         return self._timeout != 0.0

@@ -154,14 +154,16 @@ def test_timeout_values_are_checked_as_cpython_checks_them(pair: Pair) -> None:
     """settimeout() and setblocking() take and refuse what CPython's socket does (a kernel
     socket beside the rawtcp ones, both kinds): NaN and negative timeouts are ValueError,
     beyond CPython's clock OverflowError, a str TypeError, and setblocking() wants an
-    integer. rawtcp used to take NaN, inf and "1", then fail in a later recv()."""
+    integer (before Python 3.12). rawtcp used to take NaN, inf and "1", then fail in a
+    later recv()."""
     timeouts = (float("nan"), float("inf"), 1e300, "1", -1, -0.5, 2**70, True, 1e9, 0, 2.5,
                 None)
     flags = ("no", None, 0.5, 2, 0, True)
     with socket.socket() as k:
         want_t = [_outcome(lambda v=v: k.settimeout(v)) for v in timeouts]
         want_b = [_outcome(lambda v=v: k.setblocking(v)) for v in flags]
-    assert want_t.count("ok") == 5 and want_b.count("ok") == 3      # both kinds happen
+    assert want_t.count("ok") == 5 and "ok" in want_b  # both kinds (setblocking takes any
+    #                                                    truth value since Python 3.12)
     for s in (pair.a.socket(), pair.a.socket(socket.AF_INET, socket.SOCK_DGRAM)):
         assert [_outcome(lambda v=v, s=s: s.settimeout(v)) for v in timeouts] == want_t
         assert [_outcome(lambda v=v, s=s: s.setblocking(v)) for v in flags] == want_b
