@@ -11,6 +11,7 @@ listener, UDP endpoint) whose ``watcher`` the stack calls when they change.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import operator
 import os
@@ -55,13 +56,23 @@ def no_route(host: str, own: Iterable[str]) -> str | None:
     broadcast or multicast route), a broadcast or multicast address is refused; the
     unspecified, loopback and own addresses would be this host, which Linux reaches over
     its loopback device and rawtcp does not have: refused as well, never put on the link."""
-    ip = ipaddress.ip_address(host)
-    if ip.is_multicast or host == "255.255.255.255":
+    kind = _address_kind(host)
+    if kind == "group":
         return f"{host} is a broadcast or multicast address: TCP cannot connect to it"
-    if ip.is_unspecified or ip.is_loopback or host in own:
+    if kind == "host" or host in own:
         return (f"{host} is this host: a rawtcp stack has no loopback, connect to a peer "
                 "on its link")
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_kind(host: str) -> str | None:
+    """"group" (broadcast, multicast), "host" (unspecified, loopback) or None; memoized:
+    parsing an address costs microseconds, and connect() asks for every connection."""
+    ip = ipaddress.ip_address(host)
+    if ip.is_multicast or host == "255.255.255.255":
+        return "group"
+    return "host" if ip.is_unspecified or ip.is_loopback else None
 
 
 def check_sendfile(file, count: int | None) -> None:
