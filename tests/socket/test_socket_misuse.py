@@ -3,6 +3,7 @@ fails, option values are read as the kernel reads them."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 
@@ -483,12 +484,7 @@ def test_reset_after_the_peers_fin_is_epipe_and_reads_end_at_the_fin(pair: Pair)
         c.close()
         return out
 
-    with socket.socket() as kl, socket.socket() as kc:
-        kl.bind(("127.0.0.1", 0))
-        kl.listen(1)
-        kc.settimeout(2)
-        kc.connect(kl.getsockname())
-        ks, _ = kl.accept()
+    with _kernel_connection() as (kc, ks):
         want = probe(kc, ks)
     c, s, _ = connected(pair)
     assert probe(c, s) == want == [b"", errno.EPIPE]
@@ -546,6 +542,16 @@ def test_shutdown_once_the_connection_is_over_is_enotconn(pair: Pair) -> None:
         return [_errno(lambda: c.shutdown(socket.SHUT_RD)),
                 _errno(lambda: c.shutdown(socket.SHUT_WR))]
 
+    with _kernel_connection() as (kc, ks):
+        want = probe(kc, ks)
+    c, s, _ = connected(pair)
+    assert probe(c, s) == want == [errno.ENOTCONN, errno.ENOTCONN]
+    c.close()
+
+
+@contextlib.contextmanager
+def _kernel_connection():
+    """A connected pair of kernel sockets on loopback: (client, accepted), 2 s timeouts."""
     with socket.socket() as kl, socket.socket() as kc:
         kl.bind(("127.0.0.1", 0))
         kl.listen(1)
@@ -553,7 +559,5 @@ def test_shutdown_once_the_connection_is_over_is_enotconn(pair: Pair) -> None:
         kc.connect(kl.getsockname())
         ks, _ = kl.accept()
         ks.settimeout(2)
-        want = probe(kc, ks)
-    c, s, _ = connected(pair)
-    assert probe(c, s) == want == [errno.ENOTCONN, errno.ENOTCONN]
-    c.close()
+        with ks:
+            yield kc, ks
