@@ -23,6 +23,13 @@ same loop (the profile's shares, scaled to the unprofiled CPU), with Python call
 connection: what a redesign of the per-connection path would have to halve.
 
     .venv/bin/python scripts/bench_connpath.py --virtual [--conns 3000] [--json]
+
+``--bytecodes`` (no root): the same virtual loop, counting the Python bytecodes rawtcp runs
+per connection on the calling thread (the peer's own work left out), by file and by
+function. Unlike a time, the count is the same from run to run: a change to the
+per-connection path shows as an exact difference, whatever the machine is doing.
+
+    .venv/bin/python scripts/bench_connpath.py --bytecodes [--conns 200] [--top 40]
 """
 
 from __future__ import annotations
@@ -47,10 +54,17 @@ def main() -> int:
     p.add_argument("--conns", type=int, default=2000, help="connections, 10..100000")
     p.add_argument("--virtual", action="store_true",
                    help="against an in-process echo peer (no kernel, no root)")
+    p.add_argument("--bytecodes", action="store_true",
+                   help="count rawtcp's bytecodes per connection (virtual peer, no root)")
+    p.add_argument("--top", type=int, default=30, help="functions listed by --bytecodes, 0..500")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if not 10 <= a.conns <= 100_000:
         p.error("--conns must be between 10 and 100000")
+    if not 0 <= a.top <= 500:
+        p.error("--top must be between 0 and 500")
+    if a.bytecodes:
+        return bytecodes(a)
     return virtual(a) if a.virtual else kernel(a)
 
 
@@ -177,6 +191,72 @@ def virtual(a) -> int:
     print("per call (with the peer's share): " + ", ".join(
         f"{k} {v} us" for k, v in out["per_call_us"].items()))
     print("by layer: " + ", ".join(f"{k} {v} us" for k, v in out["layers_us"].items()))
+    return 0
+
+
+def bytecodes(a) -> int:
+    """Bytecodes per connection of the virtual loop, by sys.settrace's opcode events."""
+    from rawtcp.bench.echopeer import EchoPeerLink
+
+    link = EchoPeerLink()
+    peer_code = type(link).send.__code__
+    ops: Counter[tuple[str, str, int]] = Counter()
+    in_peer = [False]
+
+    def peer_frame(frame, ev, arg):      # the peer's send: nothing under it is counted
+        if ev == "return":
+            in_peer[0] = False
+        return peer_frame
+
+    def local(frame, ev, arg):
+        if ev == "opcode":
+            co = frame.f_code
+            ops[(co.co_filename, co.co_name, co.co_firstlineno)] += 1
+        return local
+
+    def trace(frame, ev, arg):
+        if in_peer[0]:
+            return None
+        if frame.f_code is peer_code:
+            in_peer[0] = True
+            return peer_frame
+        frame.f_trace_opcodes = True
+        return local
+
+    n = a.conns
+    with runtime.Stack(link, name="bench-bytecodes") as st:
+        def connect():
+            s = st.socket()
+            s.settimeout(5)
+            s.connect((link.peer_addr, 7))
+            return s
+
+        deadline = time.monotonic() + 600
+        timed_loop(connect, 50, deadline, Counter())                 # warm-up
+        sys.settrace(trace)
+        try:
+            timed_loop(connect, n, deadline, Counter())
+        finally:
+            sys.settrace(None)
+    mine = {k: v for k, v in ops.items() if "/rawtcp/" in k[0]}
+    by_file: Counter[str] = Counter()
+    for k, v in mine.items():
+        by_file[k[0][k[0].rindex("/rawtcp/") + 1:]] += v
+    out = {"conns": n, "bytecodes": round(sum(mine.values()) / n),
+           "by_file": {f: round(v / n) for f, v in by_file.most_common()},
+           "top": [[f"{k[0][k[0].rindex('/rawtcp/') + 1:]}:{k[2]} {k[1]}", round(v / n)]
+                   for k, v in Counter(mine).most_common(a.top)]}
+    if a.json:
+        print(json.dumps(out))
+        return 0
+    print(f"rawtcp bytecodes per connection (virtual echo peer, calling thread): "
+          f"{out['bytecodes']:,}")
+    for f, v in out["by_file"].items():
+        print(f"  {v:7,} {f}")
+    if out["top"]:
+        print("by function:")
+        for name, v in out["top"]:
+            print(f"  {v:7,} {name}")
     return 0
 
 
