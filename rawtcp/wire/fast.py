@@ -50,6 +50,11 @@ _TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack offset flags window cs
 _IP6AB = struct.Struct("!IHBB32s")
 _IP4TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")   # IPv4 header (no options) + TCP header
 _IP4TCP_AB = struct.Struct("!BBHHHBBH8sHHIIBBHHH")   # the same, the two addresses as one
+# ... and the timestamps option alone (NOP, NOP, kind 8, length 10, TSval, TSecr): what every
+# segment of an established connection carries once timestamps are on (RFC 7323)
+_IP4TCP_AB_TS = struct.Struct("!BBHHHBBH8sHHIIBBHHHIII")
+_TS_WORD = 0x0101080A   # NOP NOP 8 10 as one 32-bit word
+_TS_ONLY = (None, None, False, ())   # Options' other fields when it holds timestamps alone
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
@@ -306,6 +311,26 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     sport, dport, seq, ack, flags, window, o, payload, urgent, ecn = seg
     if type(payload) is not bytes and not isinstance(payload, (bytearray, memoryview)):
         raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+    ts = o[4]
+    if ts is not None and o[:4] == _TS_ONLY and len(ts) == 2:
+        # timestamps alone: packed with the headers, summed from their values as below
+        tcp_len = 32 + len(payload)
+        try:
+            ecn &= 3
+            tsval, tsecr = ts
+            total = (addr + PROTO_TCP + tcp_len + sport + dport + seq + ack + (32 << 10 | flags)
+                     + window + urgent + _TS_WORD + tsval + tsecr)
+            if payload and payload_sum:
+                total += _payload_sum(payload)
+            itotal = 0x4500 + ecn + 20 + tcp_len + ident + _DF + (ttl << 8) + PROTO_TCP + addr
+            hdr = _IP4TCP_AB_TS.pack(0x45, ecn, 20 + tcp_len, ident, _DF, ttl, PROTO_TCP,
+                                     0xFFFF - (itotal % 0xFFFF or 0xFFFF), ab, sport, dport,
+                                     seq, ack, 32 << 2, flags, window,
+                                     0xFFFF - (total % 0xFFFF or 0xFFFF), urgent, _TS_WORD,
+                                     tsval, tsecr)
+        except (struct.error, TypeError, OverflowError) as e:   # out of range, not an integer
+            raise ValueError(f"field out of range: {e} (ttl={ttl}, ident={ident})") from None
+        return hdr + payload if payload else hdr
     opts = _options_bytes(o)
     hlen = 20 + len(opts)
     tcp_len = hlen + len(payload)
