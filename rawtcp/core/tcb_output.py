@@ -69,7 +69,9 @@ class TcbOutput:
         """Receive window to advertise, with receiver SWS avoidance (RFC 1122 4.2.3.3) and
         without ever shrinking the right edge (RFC 9293 3.8.6.2.2)."""
         rcvbuf = self.options.rcvbuf
-        free = max(0, rcvbuf - len(self.rbuf))
+        free = rcvbuf - self.rbuf.size
+        if free < 0:
+            free = 0
         if syn:
             w = min(free, 0xFFFF)  # RFC 7323 2.2: the SYN window is never scaled
             if self.irs is not None and self.rcv_nxt + w > self.rcv_adv:
@@ -83,7 +85,9 @@ class TcbOutput:
         elif right - max(cur, rcv_nxt) < min(rcvbuf // 2, self.smss):
             right = max(cur, rcv_nxt)  # do not open by a silly amount
         shift = self.rcv_wscale if self.ws_ok else 0
-        field = min((right - rcv_nxt) >> shift, 0xFFFF)
+        field = (right - rcv_nxt) >> shift
+        if field > 0xFFFF:
+            field = 0xFFFF
         adv = rcv_nxt + (field << shift)
         if adv > cur:
             self.rcv_adv = adv
@@ -91,20 +95,21 @@ class TcbOutput:
 
     def _sack_option_len(self: Tcb) -> int:
         """Bytes the SACK option takes in our next segment (NOP, NOP, kind, len, blocks)."""
-        if not (self.sack_ok and (self.out_of_order or self.dsack_block)):
+        # (.nbytes: held bytes, nonzero exactly when blocks are held; no __bool__ call)
+        if not (self.sack_ok and (self.out_of_order.nbytes or self.dsack_block)):
             return 0
         n = len(self.out_of_order.blocks) + (self.dsack_block is not None)
         k = min(n, 3 if self.ts_ok else 4)
         return 4 + 8 * k if k else 0
 
     def _make_segment(self: Tcb, seq: int, flags: int, payload: bytes, now: int) -> Segment:
-        syn = bool(flags & SYN)
+        syn = flags & SYN
         ooo = self.out_of_order
         if syn:
             opts = self._syn_options(now, reply=bool(flags & ACK))
-        elif self.ts_ok or (self.sack_ok and (ooo or self.dsack_block)):
+        elif self.ts_ok or (self.sack_ok and (ooo.nbytes or self.dsack_block)):
             blocks: tuple = ()
-            if self.sack_ok and (ooo or self.dsack_block):
+            if self.sack_ok and (ooo.nbytes or self.dsack_block):
                 lim = 3 if self.ts_ok else 4
                 ranges = ooo.sack_blocks(lim) if ooo else []
                 d = self.dsack_block
@@ -245,14 +250,24 @@ class TcbOutput:
             self._arm_timers(now)
             return
 
+        data_end = self.send_buffer.end
+        rec = self.recovery
+        nxt = self.snd_nxt
+        if ((nxt > data_end or (nxt == data_end and not self.fin_queued))
+                and not rec.resend_una and not rec.cc.in_recovery):
+            # Nothing to send or resend (what steps 2 and 3 below would find): at most the
+            # ACK owed (step 4)
+            if self.ack_now:
+                self._emit(self._make_segment(self.snd_max, ACK, b"", now), now)
+            self._arm_timers(now)
+            return
+
         sent = False
         # SACK blocks ride on data segments too, so the payload shrinks to leave them room
         # and the packet still fits the peer's MSS (RFC 9293 3.7.1: MSS counts no options;
         # Linux's tcp_current_mss() does the same).
         smss = self.smss - self._sack_option_len()
-        data_end = self.send_buffer.end
         fin_queued = self.fin_queued
-        rec = self.recovery
         sb = rec.scoreboard
         cc = rec.cc
         una = self.snd_una
