@@ -116,6 +116,11 @@ def normalize(key: Key, value: Any, known: dict[Key, Any], config: Any) -> Any:
         return (int(onoff), int(linger))
     if key == (IPPROTO_TCP, TCP_CONGESTION):   # a name; ENOENT if unknown (as Linux)
         return congestion_from_option(value)
+    if not isinstance(value, (bytes, bytearray, memoryview)) and (
+            not isinstance(value, int) or not -0x80000000 <= value <= 0x7FFFFFFF):
+        # CPython's setsockopt takes an int that fits a C int, else a buffer: a float or a
+        # larger int is a TypeError before the kernel is asked
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
     if key not in known:
         raise sock_err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -47,13 +47,13 @@ def test_read_only_buffers_are_refused_before_reading(pair: Pair) -> None:
 
 def test_buffer_sizes_are_clamped_not_refused(pair: Pair) -> None:
     """Linux reads SO_RCVBUF/SO_SNDBUF as unsigned, clamps them to net.core.rmem_max /
-    wmem_max, doubles them and applies a floor: 2^40, 0 and -1 are all accepted, and
-    getsockopt reports the doubled value (socket(7))."""
+    wmem_max, doubles them and applies a floor: 2^31 - 1 (the largest C int CPython passes
+    on), 0 and -1 are all accepted, and getsockopt reports the doubled value (socket(7))."""
     cfg = pair.a.config
     s = pair.a.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 40)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, (1 << 31) - 1)
     assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * cfg.rmem_max
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 40)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, (1 << 31) - 1)
     assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * cfg.wmem_max
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
     assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 2048
@@ -77,6 +77,32 @@ def test_short_or_wrongly_typed_option_values(pair: Pair) -> None:
     with pytest.raises(TypeError):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, "4096")
     s.close()
+
+
+def test_option_values_that_are_not_a_c_int_are_type_errors_as_cpython(pair: Pair) -> None:
+    """Beside a kernel socket: setsockopt takes an int that fits a C int or a buffer; a
+    float, None or an int past 2**31 - 1 is a TypeError (CPython refuses it before the
+    kernel sees it), also for an option rawtcp does not keep; -1 and True are ints. rawtcp
+    took 1.5 as 1 and 2**32 as a huge buffer."""
+    sol = socket.SOL_SOCKET
+
+    def probe(s) -> list:
+        out = []
+        for opt in (socket.SO_RCVBUF, socket.SO_KEEPALIVE, socket.SO_PRIORITY):
+            for value in (1.5, None, 2**31, 2**32, -2**31 - 1, -1, True, 2**31 - 1):
+                out.append(_outcome(lambda s=s, o=opt, v=value: s.setsockopt(sol, o, v)))
+        return out
+
+    with socket.socket() as k:
+        want = probe(k)
+    s = pair.a.socket()
+    got = probe(s)
+    s.close()
+    assert got[:8] == want[:8] == [TypeError] * 5 + ["ok"] * 3
+    assert got[8:16] == want[8:16]
+    # SO_PRIORITY: kept by Linux, not by rawtcp (ENOPROTOOPT, an OSError): only the type
+    # checks must agree
+    assert got[16:21] == want[16:21] == [TypeError] * 5
 
 
 def test_connect_on_a_listening_socket_is_eisconn(pair: Pair) -> None:
