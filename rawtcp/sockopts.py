@@ -44,6 +44,12 @@ def default_options(config: Any, family: int) -> Mapping[Key, Any]:
     """A new socket's options, as getsockopt reports them, from the stack's Config: a
     read-only table shared by every socket with the same defaults (a socket's own dict
     would be ~600 bytes each); a socket copies it when one of its options is set."""
+    # the table is a function of these: found without building it (every socket() asks)
+    key = (family, config.rcvbuf, config.sndbuf, config.keepalive, config.nodelay,
+           config.mss, config.congestion)
+    table = _SHARED.get(key)
+    if table is not None:
+        return table
     opts: dict[Key, Any] = {
         (SOL_SOCKET, SO_REUSEADDR): 0,
         # as Linux reports them: twice the bytes the buffer holds (see normalize)
@@ -60,12 +66,9 @@ def default_options(config: Any, family: int) -> Mapping[Key, Any]:
     }
     if family == _socket.AF_INET6:   # Linux's default (net.ipv6.bindv6only=0): dual stack
         opts[(IPPROTO_IPV6, IPV6_V6ONLY)] = 0
-    key = (family, *opts.values())
-    table = _SHARED.get(key)
-    if table is None:
-        table = MappingProxyType(opts)
-        if len(_SHARED) < 64:
-            _SHARED[key] = table
+    table = MappingProxyType(opts)
+    if len(_SHARED) < 64:
+        _SHARED[key] = table
     return table
 
 
