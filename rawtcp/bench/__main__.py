@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import NoReturn
 
@@ -15,10 +16,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`): unwind like Ctrl-C, so labs and peers are removed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001 - handler signature
+    raise _Terminated()
+
+
 def run(argv: list[str] | None = None) -> int:
     p = _Parser(prog="rawtcp bench")
     configure_parser(p)
     args = p.parse_args(argv)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return main(args)
     except ValueError as e:
@@ -27,6 +38,9 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"rawtcp bench: {e.strerror or e}", file=sys.stderr)
         return 1
+    except _Terminated:
+        print("rawtcp bench: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("rawtcp bench: interrupted", file=sys.stderr)
         return 130
