@@ -70,10 +70,30 @@ class Figure:
             sides += self.second_runs
         return not self.errors and all(m is not None and m.sha_ok is not False for m in sides)
 
+    def _side_runs(self) -> dict[str, list[Measure | None]]:
+        """Every run of each side: the rounds with --repeat, else the one value."""
+        if not self.runs:
+            return {s: [m] for s, m in self._sides()}
+        out = {"rawtcp": [a for a, _ in self.runs], "reference": [b for _, b in self.runs]}
+        return {**out, "second reference": list(self.second_runs)} if self.second_is else out
+
+    def check_ok(self, side: str) -> bool | None:
+        """The side's check over all its runs: False when one failed (even one that is not
+        the median run), None when no run of it was measured or checked."""
+        done = [m for m in self._side_runs().get(side, []) if m is not None]
+        if any(m.sha_ok is False for m in done):
+            return False
+        return True if any(m.sha_ok for m in done) else None
+
     def verdict(self) -> str:
         if self.errors:
             return "error"
-        bad = [s for s, m in self._sides() if m is not None and m.sha_ok is False]
+        bad = []
+        for side, ms in self._side_runs().items():
+            rounds = [str(i + 1) for i, m in enumerate(ms) if m is not None and m.sha_ok is False]
+            if rounds:
+                many = "s" if len(rounds) > 1 else ""
+                bad.append(side + (f" in round{many} {'/'.join(rounds)}" if len(ms) > 1 else ""))
         return f"{self.check} MISMATCH ({', '.join(bad)})" if bad else f"{self.check} ok"
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,10 +110,13 @@ class Figure:
             "ratio": None if self.ratio is None else round(self.ratio, 3),
             "runs": [{"rawtcp": side(a), "reference": side(b),
                       "ratio": None if a is None or b is None or b.value <= 0
-                      else round(a.value / b.value, 3)} for a, b in self.runs],
+                      else round(a.value / b.value, 3),
+                      "rawtcp_check_ok": None if a is None else a.sha_ok,
+                      "reference_check_ok": None if b is None else b.sha_ok}
+                     for a, b in self.runs],
             "check": self.check,
-            "rawtcp_check_ok": None if self.rawtcp is None else self.rawtcp.sha_ok,
-            "reference_check_ok": None if self.reference is None else self.reference.sha_ok,
+            "rawtcp_check_ok": self.check_ok("rawtcp"),
+            "reference_check_ok": self.check_ok("reference"),
             "ok": self.ok,
             "errors": list(self.errors),
             "details": {"rawtcp": self.rawtcp.details if self.rawtcp else None,
@@ -103,7 +126,7 @@ class Figure:
                 "second_ratio": None if self.second_ratio is None
                 else round(self.second_ratio, 3),
                 "second_runs": [side(m) for m in self.second_runs],
-                "second_check_ok": None if self.second is None else self.second.sha_ok}
+                "second_check_ok": self.check_ok("second reference")}
                if self.second_is else {}),
         }
 
