@@ -120,7 +120,9 @@ class Figure:
             "ok": self.ok,
             "errors": list(self.errors),
             "details": {"rawtcp": self.rawtcp.details if self.rawtcp else None,
-                        "reference": self.reference.details if self.reference else None},
+                        "reference": self.reference.details if self.reference else None,
+                        **({"second_reference": self.second.details if self.second else None}
+                           if self.second_is else {})},
             **({"second_reference": side(self.second),
                 "second_reference_is": self.second_is,
                 "second_ratio": None if self.second_ratio is None

@@ -51,3 +51,17 @@ def test_a_single_run_figure_reports_its_mismatching_side() -> None:
     assert f.verdict() == "sha256 MISMATCH (reference)"
     [d] = json.loads(to_json([f], SETTINGS))["figures"]
     assert d["rawtcp_check_ok"] is True and d["reference_check_ok"] is False
+
+
+def test_json_details_cover_every_side_including_the_second_reference() -> None:
+    """--json gives "per-side details": the 2nd reference (kernel <-> kernel bytes, the bare
+    client's segment counts) is a side too."""
+    f = Figure("conn_rate", "conn", "conn/s", "kernel", "echo", second_is="bare client")
+    f.runs = [(Measure(800.0, True, {"conns": 5}), Measure(4000.0, True, {"conns": 5}))]
+    f.second_runs = [Measure(2000.0, True, {"conns": 5, "segments_out": 30})]
+    f.settle()
+    [d] = json.loads(to_json([f], SETTINGS))["figures"]
+    assert d["details"]["second_reference"] == {"conns": 5, "segments_out": 30}
+    plain = Figure("x", "x", "MB/s", "bare", "sha256", Measure(1.0, True), Measure(2.0, True))
+    [d] = json.loads(to_json([plain], SETTINGS))["figures"]
+    assert set(d["details"]) == {"rawtcp", "reference"}
