@@ -208,7 +208,7 @@ def run_tests(args: argparse.Namespace, progress: Progress) -> list[Figure]:
         name = f"connect + {ECHO_BYTES} B echo + close, {args.conns:,} in a row"
         whole = Figure("conn_rate", name, "conn/s", REF_CONN, "echo", second_is=REF_BARE_CONN)
         _rounds(whole, lambda: run.conn_rawtcp(mtu, args.conns, t, progress),
-                lambda: run.conn_kernel(args.conns, t, progress), rep, progress,
+                lambda: run.conn_kernel(args.conns, t, progress, mtu), rep, progress,
                 lambda: run.conn_bare(mtu, args.conns, t, progress))
         figures.append(whole)
         for key, label in (("first", "first"), ("last", "last")):

@@ -300,12 +300,13 @@ def conn_rawtcp(mtu: int, conns: int, timeout: float, progress: Progress) -> Mea
     return Measure(stats.rate, True, stats.to_dict())
 
 
-def conn_kernel(conns: int, timeout: float, progress: Progress) -> Measure:
-    """Kernel client (one namespace) -> kernel echo server (another) over a veth, the same
-    common.conn_loop in a kpeer process. The client's namespace gets tcp_tw_reuse=1 so long
-    runs do not run out of ephemeral ports while its closed connections sit in TIME_WAIT."""
+def conn_kernel(conns: int, timeout: float, progress: Progress, mtu: int = 1500) -> Measure:
+    """Kernel client (one namespace) -> kernel echo server (another) over a veth of ``mtu``
+    (rawtcp's TUN device's), the same common.conn_loop in a kpeer process. The client's
+    namespace gets tcp_tw_reuse=1 so long runs do not run out of ephemeral ports while its
+    closed connections sit in TIME_WAIT."""
     progress.show("connection rate, kernel <-> kernel: running", force=True)
-    with VethLab(mode="rawip", family="ipv4") as lab, \
+    with VethLab(mode="rawip", family="ipv4", mtu=mtu) as lab, \
             BenchPeer(lab.kernel_netns, "echo", timeout, conns=conns) as srv:
         port = srv.port()
         _sysctl(lab.rawtcp_netns, "net.ipv4.tcp_tw_reuse=1")
