@@ -42,3 +42,16 @@ def test_kernel_pair_of_the_connection_rate_uses_the_first_mtu(monkeypatch) -> N
     assert seen["rawtcp"] == 9000
     assert [lab.get("mtu") for lab in _FakeLab.made] == [9000]
     assert figures[0].errors == ["reference: fake lab: not built"]
+
+
+def test_the_connection_rate_client_has_ports_for_its_time_wait_connections() -> None:
+    """Each of rawtcp's connections sits in TIME_WAIT for 2*MSL (the default, measured as
+    it is). With the default 28,232 ephemeral ports a run above 470 conn/s failed after
+    ~28,000 connections ("no free ephemeral port") though --conns goes to 1,000,000: the
+    client's ports must hold a run at rawtcp's rate (~1,000 conn/s) for a whole TIME_WAIT."""
+    cfg = run._conn_config(1500)
+    ports = cfg.ephemeral_high - cfg.ephemeral_low + 1
+    time_wait_s = cfg.time_wait_duration / 1e6
+    assert time_wait_s == run.Config().time_wait_duration / 1e6 == 60   # the default TIME_WAIT
+    assert ports / time_wait_s >= 1000, (ports, time_wait_s)
+    assert cfg.ephemeral_low >= 1024 and cfg.mss == 1460
