@@ -238,6 +238,13 @@ def main(args: argparse.Namespace) -> int:
                 "mtu": args.mtu, "offload": args.offload, "timeout": args.timeout,
                 "repeat": args.repeat, "load_before": load_before}
     out = to_json(figures, settings) if args.json else to_table(figures, settings)
-    sys.stdout.write(out + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:       # `rawtcp bench | head`: the reader left; as rawtcp's 141
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     return 0 if all(f.ok for f in figures) else 1

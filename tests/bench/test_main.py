@@ -36,3 +36,28 @@ def test_sigterm_unwinds_like_ctrl_c_and_removes_what_was_built() -> None:
     assert "lab removed" in p.stdout, (p.returncode, p.stderr)
     assert p.returncode == 143
     assert p.stderr.strip() == "rawtcp bench: terminated"
+
+
+# the measurements replaced by none; stdout a pipe whose reader has gone (`| head`, `| true`)
+PIPE_SCRIPT = """
+import os, sys
+import rawtcp.bench.cli as cli
+import rawtcp.bench.__main__ as m
+
+cli._check_privileges = lambda: None
+cli.run_tests = lambda args, progress: []
+r, w = os.pipe()
+os.close(r)
+os.dup2(w, 1)
+sys.exit(m.run(["--tests", "conn"]))
+"""
+
+
+def test_a_reader_that_left_is_not_a_failed_measurement() -> None:
+    """`rawtcp bench | head`: the output cannot be written; not "Broken pipe" and exit 1
+    (which the docs reserve for a failed measurement or check), but silence and 141, as the
+    rest of rawtcp does."""
+    p = subprocess.run([sys.executable, "-c", PIPE_SCRIPT], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert p.returncode == 141, p.stderr
+    assert p.stderr == ""
