@@ -76,24 +76,29 @@ class Lab:
                           "the lab is not set up; use it as `with Lab(...) as lab:`")
 
     def close(self) -> None:
-        """Stop peers, close links, delete namespaces (and all they contain). Idempotent."""
+        """Stop peers, close links, delete namespaces (and all they contain). Idempotent.
+
+        Every step runs even when one before it fails, also on Ctrl-C or SIGTERM landing in
+        the teardown itself (often right after a failure that started it, when a peer died
+        of the same signal): the first error, the interrupt included, is raised at the
+        end."""
         errors: list[BaseException] = []
         for p in self._peers:
             try:
                 p.stop()
-            except Exception as e:  # noqa: BLE001 - keep tearing down
+            except BaseException as e:  # noqa: BLE001 - keep tearing down, raise it after
                 errors.append(e)
         self._peers.clear()
         for link in self._links:
             try:
                 link.close()
-            except Exception as e:  # noqa: BLE001 - keep tearing down
+            except BaseException as e:  # noqa: BLE001 - keep tearing down, raise it after
                 errors.append(e)
         self._links.clear()
         for ns in reversed(self._netns):
             try:
                 delete_netns(ns)
-            except Exception as e:  # noqa: BLE001 - keep tearing down
+            except BaseException as e:  # noqa: BLE001 - keep tearing down, raise it after
                 errors.append(e)
         self._netns.clear()
         self._built = False

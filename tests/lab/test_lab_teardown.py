@@ -80,6 +80,29 @@ def test_teardown_when_build_fails(host_snapshot, monkeypatch) -> None:
     assert_gone(lab, host_snapshot)
 
 
+def test_an_interrupt_inside_the_teardown_does_not_stop_it(host_snapshot, monkeypatch) -> None:
+    """Ctrl-C often lands while a lab is being torn down (a peer died of the same signal and
+    its error started the teardown): the teardown goes on with the other namespace and
+    raises the interrupt after. Both namespaces were left behind."""
+    import rawtcp.lab.base as base
+
+    real = base.delete_netns
+    calls: list[str] = []
+
+    def interrupted_once(name: str) -> None:
+        calls.append(name)
+        real(name)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(base, "delete_netns", interrupted_once)
+    lab = VethLab("rawip")
+    with pytest.raises(KeyboardInterrupt), lab:
+        names = lab_names(lab)
+        assert len(names) == 2 and names <= snapshot()["netns"]
+    assert len(calls) == 2
+    assert_gone(lab, host_snapshot)
+
+
 def test_cleanup_removes_leftovers_of_a_killed_process(host_snapshot) -> None:
     code = ("import os, sys\nfrom rawtcp.lab import VethLab\n"
             "lab = VethLab('rawip').__enter__()\nlab.open_link()\n"
