@@ -48,8 +48,8 @@ __all__ = [
 
 _TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack offset flags window csum urgent
 _IP6AB = struct.Struct("!IHBB32s")
-_IP4TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")   # IPv4 header (no options) + TCP header
-_IP4TCP_AB = struct.Struct("!BBHHHBBH8sHHIIBBHHH")   # the same, the two addresses as one
+# IPv4 header (no options) + TCP header, the two addresses as one 8-byte field
+_IP4TCP_AB = struct.Struct("!BBHHHBBH8sHHIIBBHHH")
 # ... and the timestamps option alone (NOP, NOP, kind 8, length 10, TSval, TSecr): what every
 # segment of an established connection carries once timestamps are on (RFC 7323)
 _IP4TCP_AB_TS = struct.Struct("!BBHHHBBH8sHHIIBBHHHIII")
@@ -433,17 +433,22 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
         # The common case in one unpack: IPv4 without options, not a fragment, TCP, sane
         # lengths. Anything else (and every error) takes the general path below, which
         # gives the same result for what passes here and says what is wrong with the rest.
-        (_v, tos, total, _id, frag, _ttl, proto, _ipsum, a, b, sport, dport, seq, ack, off,
-         flags, window, _csum, urgent) = _IP4TCP.unpack_from(data)
+        (_v, tos, total, _id, frag, _ttl, proto, _ipsum, ab, sport, dport, seq, ack, off,
+         flags, window, _csum, urgent) = _IP4TCP_AB.unpack_from(data)
         hlen = (off >> 4) << 2
         if (proto == PROTO_TCP and not frag & 0x3FFF and 20 <= hlen <= total - 20
                 and total <= len(data)):
             if verify:
                 # both checksums: the IP header sums to 0 on its own, the whole packet
-                # (IP header included) plus the pseudo-header to 0 as well
-                x = _payload_sum(data if total == len(data) else data[:total])
+                # (IP header included) plus the pseudo-header to 0 as well (the packet's
+                # sum as _payload_sum takes it, without the call)
+                x = int.from_bytes(data if total == len(data) else data[:total], "big")
+                if total & 1:
+                    x <<= 8
+                if total > 512:
+                    x = fold(x)
                 ok = (not int.from_bytes(data[:20], "big") % 0xFFFF
-                      and not (int.from_bytes(a + b, "big") + PROTO_TCP + total - 20 + x)
+                      and not (int.from_bytes(ab, "big") + PROTO_TCP + total - 20 + x)
                       % 0xFFFF)
             else:
                 ok = True
@@ -455,9 +460,9 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
                     options = new_options((None, None, False, (), _II.unpack_from(data, 44)))
                 else:
                     options = _parse_options(data, 40, h)
-                pair = _ADDRS.get(data[12:20])
+                pair = _ADDRS.get(ab)
                 if pair is None:
-                    pair = _addr_strs(data[12:20])
+                    pair = _addr_strs(ab)
                 return new_packet((pair[0], pair[1], new_segment((
                     sport, dport, seq, ack, flags, window, options, data[h:total], urgent,
                     tos & 3))))
