@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 
 from rawtcp.host import registry
-from rawtcp.host.system import run
+from rawtcp.host.system import run, uninterrupted
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/var/run/netns"
@@ -97,7 +97,13 @@ def netns_pids(name: str) -> list[int]:
 
 
 def delete_netns(name: str) -> None:
-    """Kill what still runs inside (processes the lab started), then delete the namespace."""
+    """Kill what still runs inside (processes the lab started), then delete the namespace.
+    A Ctrl-C or SIGTERM landing in the middle does not leave it half done: the removal
+    finishes, then the interrupt is raised."""
+    uninterrupted(lambda: _delete_netns(name))
+
+
+def _delete_netns(name: str) -> None:
     for _ in range(2):
         pids = [p for p in netns_pids(name) if p != os.getpid()]
         if not pids:

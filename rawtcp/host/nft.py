@@ -12,7 +12,7 @@ import secrets
 
 from rawtcp.host import registry
 from rawtcp.host.netns import exec_prefix
-from rawtcp.host.system import run
+from rawtcp.host.system import run, uninterrupted
 
 
 def unique_table_name(kind: str) -> str:
@@ -36,8 +36,13 @@ def add_table(netns: str | None, family: str, name: str, body: str) -> None:
 
 
 def delete_table(netns: str | None, family: str, name: str) -> None:
-    nft(["delete", "table", family, name], netns, check=False)
-    registry.unregister("nft", name, netns)
+    """Delete the table and its registry entry; a Ctrl-C or SIGTERM landing in the middle
+    does not leave either behind: the removal finishes, then the interrupt is raised."""
+    def remove() -> None:
+        nft(["delete", "table", family, name], netns, check=False)
+        registry.unregister("nft", name, netns)
+
+    uninterrupted(remove)
 
 
 def table_exists(netns: str | None, family: str, name: str) -> bool:
