@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import secrets
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any, Self
 
 from rawtcp.host import privileges, registry
@@ -28,6 +32,90 @@ def tag_pid(name: str) -> int | None:
     return int(m.group(1), 16) if m else None
 
 
+class LabTerminated(SystemExit):
+    """SIGTERM while a lab was up in a process that had no SIGTERM handler of its own (a
+    `multiprocessing` worker, a script): unwind so that the lab is torn down, then exit 143."""
+
+
+# While a lab is up (on the main thread: Python runs signal handlers there) Ctrl-C and
+# SIGTERM go through _on_signal: the first one does what the process's own handler does
+# (KeyboardInterrupt, the CLI's SIGTERM exception; SIGTERM's default action becomes
+# LabTerminated, so the lab is torn down instead of left behind). Later ones, and any that
+# lands in a teardown, are held while the process unwinds, so that they cannot cut short the
+# cleanup code that leads to the teardown (a pool's terminate() right after the terminal's
+# Ctrl-C); the first of them is delivered to the process's own handler once the last lab
+# is gone.
+_GUARDED = (signal.SIGINT, signal.SIGTERM)
+_guard: dict[str, Any] = {"depth": 0, "saved": {}, "unwinding": False, "holding": 0,
+                          "held": []}
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _guard["holding"] or _guard["unwinding"]:
+        _guard["held"].append(signum)
+        return
+    previous = _guard["saved"].get(signum)
+    _guard["unwinding"] = True
+    if callable(previous):
+        previous(signum, frame)            # raises, as a rule: then the process unwinds
+        _guard["unwinding"] = False        # a handler that returned: nothing unwinds
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise LabTerminated(128 + signum)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _arm() -> bool:
+    """One more lab is up: route Ctrl-C and SIGTERM through _on_signal (main thread only)."""
+    if not _main_thread():
+        return False
+    if _guard["depth"] == 0:
+        saved = {}
+        for sig in _GUARDED:
+            handler = signal.getsignal(sig)
+            if handler is None or handler is signal.SIG_IGN or handler is _on_signal:
+                continue
+            saved[sig] = handler
+        _guard.update(saved=saved, unwinding=False, holding=0, held=[])
+        for sig in saved:
+            signal.signal(sig, _on_signal)
+    _guard["depth"] += 1
+    return True
+
+
+def _disarm() -> None:
+    """One lab fewer; the last one puts the process's own handlers back and delivers the
+    first signal that was held."""
+    _guard["depth"] -= 1
+    if _guard["depth"] > 0:
+        return
+    for sig, handler in _guard["saved"].items():
+        if signal.getsignal(sig) is _on_signal:
+            signal.signal(sig, handler)
+    held = _guard["held"]
+    _guard.update(saved={}, unwinding=False, held=[])
+    if held:
+        signal.raise_signal(held[0])
+
+
+@contextlib.contextmanager
+def _teardown_guard(armed: bool) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while a teardown runs (see _on_signal)."""
+    if not armed:
+        yield
+        return
+    _guard["holding"] += 1
+    try:
+        yield
+    finally:
+        _guard["holding"] -= 1
+        _disarm()
+
+
 class Lab:
     """Base for labs: a context manager that builds on enter and always tears down.
 
@@ -44,9 +132,12 @@ class Lab:
         self._links: list[Link] = []
         self._peers: list[Any] = []
         self._built = False
+        self._armed = False     # this lab is counted in _guard (see _arm)
 
     def __enter__(self) -> Self:
         privileges.check(need_tun=self._need_tun)
+        if not self._armed:
+            self._armed = _arm()
         try:
             self._build()
             self._built = True
@@ -81,7 +172,13 @@ class Lab:
         Every step runs even when one before it fails, also on Ctrl-C or SIGTERM landing in
         the teardown itself (often right after a failure that started it, when a peer died
         of the same signal): the first error, the interrupt included, is raised at the
-        end."""
+        end. On the main thread the teardown holds Ctrl-C and SIGTERM back and delivers them
+        when it is over; while the lab is up, only the first of them interrupts (see _on_signal)."""
+        armed, self._armed = self._armed, False
+        with _teardown_guard(armed):
+            self._teardown()
+
+    def _teardown(self) -> None:
         errors: list[BaseException] = []
         for p in self._peers:
             try:

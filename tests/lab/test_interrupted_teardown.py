@@ -60,3 +60,124 @@ def test_an_error_of_the_removal_itself_is_raised(reg_dir, monkeypatch):
     monkeypatch.setattr(nft, "nft", fake_nft)
     with pytest.raises(OSError, match="nft is broken"):
         nft.delete_table(None, "inet", "rt_x_1_abcdef")
+
+
+# ------------------------------------------------------------ a lab in a process without
+# a SIGTERM handler (a multiprocessing worker, a script): SIGTERM tears the lab down
+LAB_SCRIPT = r'''
+import sys
+from rawtcp.lab import base
+
+base.privileges.check = lambda need_tun=False: None
+marker, slow = sys.argv[1], sys.argv[2] == "slow"
+
+
+class Peer:
+    def stop(self):
+        if slow:
+            print("stopping", flush=True)
+            sys.stdin.readline()          # the test sends SIGTERM, then a line
+        with open(marker, "w") as f:
+            f.write("stopped")
+
+
+class FakeLab(base.Lab):
+    def _build(self):
+        self._peers.append(Peer())
+
+
+with FakeLab():
+    print("up", flush=True)
+    sys.stdin.readline()
+    if not slow:
+        sys.stdin.readline()              # never comes: SIGTERM arrives first
+'''
+
+
+def _start(tmp_path, mode):
+    import subprocess
+    import sys
+
+    script = tmp_path / "lab_script.py"
+    script.write_text(LAB_SCRIPT)
+    marker = tmp_path / "marker"
+    p = subprocess.Popen([sys.executable, str(script), str(marker), mode],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "up"
+    return p, marker
+
+
+def test_sigterm_while_a_lab_is_up_tears_it_down(tmp_path):
+    import signal
+
+    p, marker = _start(tmp_path, "fast")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 143              # LabTerminated: unwound, then exit 143
+    assert marker.read_text() == "stopped"
+
+
+def test_sigterm_inside_the_teardown_waits_for_its_end(tmp_path):
+    import signal
+
+    p, marker = _start(tmp_path, "slow")
+    p.stdin.write("\n")
+    p.stdin.flush()
+    assert p.stdout.readline().strip() == "stopping"
+    p.send_signal(signal.SIGTERM)
+    p.stdin.write("\n")
+    p.stdin.flush()
+    assert p.wait(30) == -signal.SIGTERM   # delivered after the teardown, default action
+    assert marker.read_text() == "stopped"
+
+
+TWO_SIGNALS_SCRIPT = r'''
+import sys
+from rawtcp.lab import base
+
+base.privileges.check = lambda need_tun=False: None
+marker = sys.argv[1]
+
+
+class Peer:
+    def stop(self):
+        with open(marker, "w") as f:
+            f.write("stopped")
+
+
+class FakeLab(base.Lab):
+    def _build(self):
+        self._peers.append(Peer())
+
+
+lab = FakeLab().__enter__()
+try:
+    print("up", flush=True)
+    sys.stdin.readline()                  # Ctrl-C arrives here
+finally:
+    print("cleaning", flush=True)         # cleanup of other things, before the lab's
+    sys.stdin.readline()                  # SIGTERM arrives here, then a line
+    lab.close()
+'''
+
+
+def test_a_second_signal_does_not_cut_short_the_way_to_the_teardown(tmp_path):
+    """Ctrl-C, then SIGTERM while the code on the way to lab.close() runs (a pool worker:
+    the terminal's Ctrl-C, then the pool's terminate()): the lab is still torn down."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "two_signals.py"
+    script.write_text(TWO_SIGNALS_SCRIPT)
+    marker = tmp_path / "marker"
+    p = subprocess.Popen([sys.executable, str(script), str(marker)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "up"
+    p.send_signal(signal.SIGINT)
+    assert p.stdout.readline().strip() == "cleaning"
+    p.send_signal(signal.SIGTERM)
+    p.stdin.write("\n")
+    p.stdin.flush()
+    assert p.wait(30) == -signal.SIGTERM   # held, delivered once the lab is gone
+    assert marker.read_text() == "stopped"
+    assert "LabTerminated" not in p.stderr.read()
