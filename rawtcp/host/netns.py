@@ -116,6 +116,13 @@ def _delete_netns(name: str) -> None:
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline and any(registry.pid_alive(p) for p in pids):
             time.sleep(0.01)
-    if netns_exists(name):
+    # `ip` may die of the terminal's Ctrl-C (it is in our process group) before it deletes:
+    # the registry entry stays until the namespace is really gone
+    for _ in range(3):
+        if not netns_exists(name):
+            break
         run(["ip", "netns", "del", name], check=False)
+    if netns_exists(name):
+        raise OSError(errno.EBUSY, f"network namespace {name} could not be deleted "
+                                   f"(`rawtcp lab clean` retries)")
     registry.unregister("netns", name)

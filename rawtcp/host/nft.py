@@ -6,6 +6,7 @@ Each table is recorded in the registry (rawtcp.host.registry) while it exists, s
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -39,7 +40,15 @@ def delete_table(netns: str | None, family: str, name: str) -> None:
     """Delete the table and its registry entry; a Ctrl-C or SIGTERM landing in the middle
     does not leave either behind: the removal finishes, then the interrupt is raised."""
     def remove() -> None:
-        nft(["delete", "table", family, name], netns, check=False)
+        # `nft` may die of the terminal's Ctrl-C (it is in our process group) before it
+        # deletes: then it runs again, and the registry entry stays if it never succeeds
+        for _ in range(3):
+            p = run(exec_prefix(netns) + ["nft", "delete", "table", family, name], check=False)
+            if p.returncode >= 0:
+                break
+        else:
+            raise OSError(errno.EINTR, f"nftables table {family} {name} could not be deleted "
+                                       f"(`rawtcp lab clean` retries)")
         registry.unregister("nft", name, netns)
 
     uninterrupted(remove)

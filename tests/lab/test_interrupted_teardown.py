@@ -2,6 +2,8 @@
 leave it half done: the removal finishes, its registry entry goes, then the interrupt is
 raised."""
 
+import subprocess
+
 import pytest
 
 from rawtcp.host import netns, nft, registry
@@ -18,18 +20,72 @@ def test_delete_table_finishes_when_interrupted(reg_dir, monkeypatch):
     registry.register("nft", name, "rtns", "inet")
     calls = []
 
-    def fake_nft(args, ns, input=None, check=True):
-        calls.append((args, ns))
+    def fake_run(cmd, input=None, check=True, timeout=10.0):
+        calls.append(cmd)
         if len(calls) == 1:
             raise KeyboardInterrupt    # Ctrl-C while `nft delete table` runs
-        return ""
+        return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(nft, "nft", fake_nft)
+    monkeypatch.setattr(nft, "run", fake_run)
     with pytest.raises(KeyboardInterrupt):
         nft.delete_table("rtns", "inet", name)
-    assert calls[-1] == (["delete", "table", "inet", name], "rtns")
+    assert calls[-1][-4:] == ["delete", "table", "inet", name]
     assert len(calls) == 2
     assert registry.entries() == []
+
+
+def test_delete_table_runs_again_when_nft_dies_of_the_signal(reg_dir, monkeypatch):
+    """`nft` is in rawtcp's process group: the terminal's Ctrl-C kills it too."""
+    name = "rt_rawip_1_abcdef"
+    registry.register("nft", name, None, "inet")
+    codes = [-2, 0]
+
+    def fake_run(cmd, input=None, check=True, timeout=10.0):
+        return subprocess.CompletedProcess(cmd, codes.pop(0), "", "")
+
+    monkeypatch.setattr(nft, "run", fake_run)
+    nft.delete_table(None, "inet", name)
+    assert codes == []
+    assert registry.entries() == []
+
+
+def test_delete_table_keeps_the_entry_when_nft_never_ran_to_its_end(reg_dir, monkeypatch):
+    name = "rt_rawip_1_abcdef"
+    registry.register("nft", name, None, "inet")
+    monkeypatch.setattr(nft, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, -2))
+    with pytest.raises(OSError, match="could not be deleted"):
+        nft.delete_table(None, "inet", name)
+    assert [e.name for e in registry.entries()] == [name]
+
+
+def test_delete_netns_runs_again_when_ip_dies_of_the_signal(reg_dir, monkeypatch):
+    name = "rt0000011234k"
+    registry.register("netns", name)
+    state = {"exists": True, "runs": 0}
+
+    def fake_run(cmd, input=None, check=True, timeout=10.0):
+        state["runs"] += 1
+        if state["runs"] == 2:         # the first `ip netns del` died of SIGINT
+            state["exists"] = False
+        return subprocess.CompletedProcess(cmd, -2 if state["runs"] == 1 else 0)
+
+    monkeypatch.setattr(netns, "run", fake_run)
+    monkeypatch.setattr(netns, "netns_pids", lambda n: [])
+    monkeypatch.setattr(netns, "netns_exists", lambda n: state["exists"])
+    netns.delete_netns(name)
+    assert state == {"exists": False, "runs": 2}
+    assert registry.entries() == []
+
+
+def test_delete_netns_keeps_the_entry_while_the_namespace_exists(reg_dir, monkeypatch):
+    name = "rt0000011234k"
+    registry.register("netns", name)
+    monkeypatch.setattr(netns, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, -2))
+    monkeypatch.setattr(netns, "netns_pids", lambda n: [])
+    monkeypatch.setattr(netns, "netns_exists", lambda n: True)
+    with pytest.raises(OSError, match="could not be deleted"):
+        netns.delete_netns(name)
+    assert [e.name for e in registry.entries()] == [name]
 
 
 def test_delete_netns_finishes_when_interrupted(reg_dir, monkeypatch):
@@ -43,6 +99,7 @@ def test_delete_netns_finishes_when_interrupted(reg_dir, monkeypatch):
             raise SystemExit(143)      # SIGTERM while `ip netns del` runs
         assert cmd == ["ip", "netns", "del", name]
         state["exists"] = False
+        return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(netns, "run", fake_run)
     monkeypatch.setattr(netns, "netns_pids", lambda n: [])
@@ -54,10 +111,10 @@ def test_delete_netns_finishes_when_interrupted(reg_dir, monkeypatch):
 
 
 def test_an_error_of_the_removal_itself_is_raised(reg_dir, monkeypatch):
-    def fake_nft(args, ns, input=None, check=True):
+    def fake_run(cmd, input=None, check=True, timeout=10.0):
         raise OSError(5, "nft is broken")
 
-    monkeypatch.setattr(nft, "nft", fake_nft)
+    monkeypatch.setattr(nft, "run", fake_run)
     with pytest.raises(OSError, match="nft is broken"):
         nft.delete_table(None, "inet", "rt_x_1_abcdef")
 
