@@ -65,6 +65,35 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise LabTerminated(128 + signum)
 
 
+# Labs that are up, closed at the latest when the process exits: code between an interrupt
+# and a lab's close() (a socket's close, a stack's) may be cut short and never reach it.
+# atexit in a normal process; a multiprocessing child ends with os._exit after running
+# multiprocessing's finalizers instead.
+_up: dict[int, tuple[int, Lab]] = {}     # id -> (pid of the process that made it, lab)
+_exit_hooks = {"pid": 0}
+
+
+def _close_labs_left_up() -> None:
+    for pid, lab in list(_up.values()):
+        if pid != os.getpid():                  # a forked child's copy of its parent's lab
+            continue
+        try:
+            lab.close()
+        except BaseException:  # noqa: BLE001 - the process is ending; close the others
+            pass
+
+
+def _watch(lab: Lab) -> None:
+    _up[id(lab)] = (os.getpid(), lab)
+    if _exit_hooks["pid"] != os.getpid():       # once per process (a fork has its own)
+        _exit_hooks["pid"] = os.getpid()
+        import atexit
+        from multiprocessing import util
+
+        atexit.register(_close_labs_left_up)
+        util.Finalize(None, _close_labs_left_up, exitpriority=100)
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -138,6 +167,7 @@ class Lab:
         privileges.check(need_tun=self._need_tun)
         if not self._armed:
             self._armed = _arm()
+        _watch(self)
         try:
             self._build()
             self._built = True
@@ -174,6 +204,7 @@ class Lab:
         of the same signal): the first error, the interrupt included, is raised at the
         end. On the main thread the teardown holds Ctrl-C and SIGTERM back and delivers them
         when it is over; while the lab is up, only the first of them interrupts (see _on_signal)."""
+        _up.pop(id(self), None)
         armed, self._armed = self._armed, False
         with _teardown_guard(armed):
             self._teardown()

@@ -238,3 +238,49 @@ def test_a_second_signal_does_not_cut_short_the_way_to_the_teardown(tmp_path):
     assert p.wait(30) == -signal.SIGTERM   # held, delivered once the lab is gone
     assert marker.read_text() == "stopped"
     assert "LabTerminated" not in p.stderr.read()
+
+
+LEFT_UP_SCRIPT = r'''
+import multiprocessing
+import sys
+from rawtcp.lab import base
+
+base.privileges.check = lambda need_tun=False: None
+marker, where = sys.argv[1], sys.argv[2]
+
+
+class Peer:
+    def stop(self):
+        with open(marker, "a") as f:
+            f.write("stopped ")
+
+
+class FakeLab(base.Lab):
+    def _build(self):
+        self._peers.append(Peer())
+
+
+def body():
+    FakeLab().__enter__()
+    raise KeyboardInterrupt       # cut short before the code that would close the lab
+
+
+if where == "child":              # a pool worker: multiprocessing ends it with os._exit
+    p = multiprocessing.get_context("fork").Process(target=body)
+    p.start()
+    p.join()
+else:
+    body()
+'''
+
+
+@pytest.mark.parametrize("where", ["process", "child"])
+def test_a_lab_left_up_is_closed_when_the_process_exits(tmp_path, where):
+    import sys
+
+    script = tmp_path / "left_up.py"
+    script.write_text(LEFT_UP_SCRIPT)
+    marker = tmp_path / "marker"
+    subprocess.run([sys.executable, str(script), str(marker), where], capture_output=True,
+                   timeout=60, check=False)
+    assert marker.read_text() == "stopped "      # once, by the process that made it
