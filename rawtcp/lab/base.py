@@ -196,6 +196,16 @@ class Lab:
             raise OSError(errno.ENOTCONN,
                           "the lab is not set up; use it as `with Lab(...) as lab:`")
 
+    def detach(self) -> None:
+        """The lab outlives this process (`rawtcp lab up`): forget its namespaces, so that
+        neither close() nor the process's exit removes them, and give the process its own
+        signal handlers back."""
+        _up.pop(id(self), None)
+        self._netns.clear()
+        if self._armed:
+            self._armed = False
+            _disarm()
+
     def close(self) -> None:
         """Stop peers, close links, delete namespaces (and all they contain). Idempotent.
 

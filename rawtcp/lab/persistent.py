@@ -64,6 +64,7 @@ def lab_up(ipv6: bool = False, labs_dir: str | None = None) -> LabRecord:
 
     lab = VethLab(mode="packet", family="dual" if ipv6 else "ipv4")
     lab.__enter__()
+    recorded = ""
     try:
         rec = LabRecord(lab.tag, lab.kernel_netns, lab.rawtcp_netns, lab.rawtcp_if,
                         list(lab.kernel_addrs), list(lab.rawtcp_addrs), time.time())
@@ -72,12 +73,17 @@ def lab_up(ipv6: bool = False, labs_dir: str | None = None) -> LabRecord:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(rec.to_dict(), f)
         os.replace(tmp, _path(rec.name, labs_dir))
+        recorded = _path(rec.name, labs_dir)
+        # recorded: from now on the record, not the crash registry or this process, owns
+        # the namespaces
+        for ns in (rec.kernel_netns, rec.rawtcp_netns):
+            registry.unregister("netns", ns)
+        lab.detach()
     except BaseException:
         lab.__exit__(None, None, None)
+        if recorded:
+            os.unlink(recorded)
         raise
-    # recorded: from now on the record, not the crash registry, owns the namespaces
-    for ns in (rec.kernel_netns, rec.rawtcp_netns):
-        registry.unregister("netns", ns)
     return rec
 
 

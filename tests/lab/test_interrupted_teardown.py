@@ -284,3 +284,58 @@ def test_a_lab_left_up_is_closed_when_the_process_exits(tmp_path, where):
     subprocess.run([sys.executable, str(script), str(marker), where], capture_output=True,
                    timeout=60, check=False)
     assert marker.read_text() == "stopped "      # once, by the process that made it
+
+
+DETACHED_SCRIPT = r'''
+import signal
+import sys
+from rawtcp.lab import base
+
+base.privileges.check = lambda need_tun=False: None
+
+
+class Peer:
+    def stop(self):
+        with open(sys.argv[1], "a") as f:
+            f.write("stopped ")
+
+
+class FakeLab(base.Lab):
+    def _build(self):
+        self._peers.append(Peer())
+
+
+FakeLab().__enter__().detach()       # `rawtcp lab up`: the lab outlives the process
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+'''
+
+
+def test_a_detached_lab_is_left_up_at_exit(tmp_path):
+    import sys
+
+    script = tmp_path / "detached.py"
+    script.write_text(DETACHED_SCRIPT)
+    marker = tmp_path / "marker"
+    p = subprocess.run([sys.executable, str(script), str(marker)], capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert p.stdout.strip() == "True"       # the process's own SIGTERM handling is back
+    assert not marker.exists()
+
+
+@pytest.mark.kernel
+def test_lab_up_outlives_its_process(tmp_path):
+    import sys
+
+    from rawtcp.host.netns import netns_exists
+    from rawtcp.lab import persistent
+
+    code = ("import sys; from rawtcp.lab.persistent import lab_up; "
+            "print(lab_up(labs_dir=sys.argv[1]).name)")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                       text=True, timeout=60, check=True)
+    name = p.stdout.strip()
+    try:
+        rec = persistent.lab_record(name, labs_dir=str(tmp_path))
+        assert netns_exists(rec.kernel_netns) and netns_exists(rec.rawtcp_netns)
+    finally:
+        persistent.lab_down(name, labs_dir=str(tmp_path))
