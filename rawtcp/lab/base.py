@@ -37,28 +37,24 @@ class LabTerminated(SystemExit):
     `multiprocessing` worker, a script): unwind so that the lab is torn down, then exit 143."""
 
 
-# While a lab is up (on the main thread: Python runs signal handlers there) Ctrl-C and
-# SIGTERM go through _on_signal: the first one does what the process's own handler does
-# (KeyboardInterrupt, the CLI's SIGTERM exception; SIGTERM's default action becomes
-# LabTerminated, so the lab is torn down instead of left behind). Later ones, and any that
-# lands in a teardown, are held while the process unwinds, so that they cannot cut short the
-# cleanup code that leads to the teardown (a pool's terminate() right after the terminal's
-# Ctrl-C); the first of them is delivered to the process's own handler once the last lab
-# is gone.
+# While a lab is up (on the main thread: Python runs signal handlers there), a SIGTERM that
+# would kill the process (no handler of its own: a `multiprocessing` worker, a script)
+# raises LabTerminated instead, so the process unwinds and the lab is torn down. Ctrl-C
+# keeps the process's own handler (KeyboardInterrupt; asyncio and IPython install theirs).
+# While a teardown runs, Ctrl-C and SIGTERM are held and delivered when it is over, so that
+# they cannot cut it short. Code cut short on the way to a lab's close() (a second signal
+# in a cleanup block) is covered by the exit-time close below.
 _GUARDED = (signal.SIGINT, signal.SIGTERM)
-_guard: dict[str, Any] = {"depth": 0, "saved": {}, "unwinding": False, "holding": 0,
-                          "held": []}
+_guard: dict[str, Any] = {"depth": 0, "saved": {}, "holding": 0, "held": []}
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    if _guard["holding"] or _guard["unwinding"]:
+    if _guard["holding"]:
         _guard["held"].append(signum)
         return
     previous = _guard["saved"].get(signum)
-    _guard["unwinding"] = True
     if callable(previous):
-        previous(signum, frame)            # raises, as a rule: then the process unwinds
-        _guard["unwinding"] = False        # a handler that returned: nothing unwinds
+        previous(signum, frame)
         return
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
@@ -99,50 +95,58 @@ def _main_thread() -> bool:
 
 
 def _arm() -> bool:
-    """One more lab is up: route Ctrl-C and SIGTERM through _on_signal (main thread only)."""
+    """One more lab is up (main thread only): SIGTERM's default action becomes LabTerminated
+    (see _on_signal)."""
     if not _main_thread():
         return False
     if _guard["depth"] == 0:
         saved = {}
-        for sig in _GUARDED:
-            handler = signal.getsignal(sig)
-            if handler is None or handler is signal.SIG_IGN or handler is _on_signal:
-                continue
-            saved[sig] = handler
-        _guard.update(saved=saved, unwinding=False, holding=0, held=[])
-        for sig in saved:
-            signal.signal(sig, _on_signal)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            saved[signal.SIGTERM] = signal.SIG_DFL
+            signal.signal(signal.SIGTERM, _on_signal)
+        _guard.update(saved=saved, holding=0, held=[])
     _guard["depth"] += 1
     return True
 
 
 def _disarm() -> None:
-    """One lab fewer; the last one puts the process's own handlers back and delivers the
-    first signal that was held."""
+    """One lab fewer; the last one puts SIGTERM's default action back."""
     _guard["depth"] -= 1
     if _guard["depth"] > 0:
         return
     for sig, handler in _guard["saved"].items():
         if signal.getsignal(sig) is _on_signal:
             signal.signal(sig, handler)
-    held = _guard["held"]
-    _guard.update(saved={}, unwinding=False, held=[])
-    if held:
-        signal.raise_signal(held[0])
+    _guard["saved"] = {}
 
 
 @contextlib.contextmanager
 def _teardown_guard(armed: bool) -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while a teardown runs (see _on_signal)."""
+    """Hold Ctrl-C and SIGTERM back while a teardown runs; deliver the first one held to
+    the process's own handler when it is over (see _on_signal)."""
     if not armed:
         yield
         return
+    during = {}
+    for sig in _GUARDED:
+        handler = signal.getsignal(sig)
+        if handler is None or handler is signal.SIG_IGN or handler is _on_signal:
+            continue
+        during[sig] = handler
+        signal.signal(sig, _on_signal)
     _guard["holding"] += 1
     try:
         yield
     finally:
         _guard["holding"] -= 1
+        for sig, handler in during.items():
+            if signal.getsignal(sig) is _on_signal:
+                signal.signal(sig, handler)
         _disarm()
+        held = _guard["held"]
+        if held and not _guard["holding"]:
+            _guard["held"] = []
+            signal.raise_signal(held[0])
 
 
 class Lab:
@@ -213,7 +217,7 @@ class Lab:
         the teardown itself (often right after a failure that started it, when a peer died
         of the same signal): the first error, the interrupt included, is raised at the
         end. On the main thread the teardown holds Ctrl-C and SIGTERM back and delivers them
-        when it is over; while the lab is up, only the first of them interrupts (see _on_signal)."""
+        when it is over (see _on_signal)."""
         _up.pop(id(self), None)
         armed, self._armed = self._armed, False
         with _teardown_guard(armed):

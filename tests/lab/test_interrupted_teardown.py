@@ -219,7 +219,9 @@ finally:
 
 def test_a_second_signal_does_not_cut_short_the_way_to_the_teardown(tmp_path):
     """Ctrl-C, then SIGTERM while the code on the way to lab.close() runs (a pool worker:
-    the terminal's Ctrl-C, then the pool's terminate()): the lab is still torn down."""
+    the terminal's Ctrl-C, then the pool's terminate()): SIGTERM unwinds (exit 143) and the
+    lab is still torn down, at the process's exit if the code that closes it was cut
+    short."""
     import signal
     import subprocess
     import sys
@@ -235,9 +237,59 @@ def test_a_second_signal_does_not_cut_short_the_way_to_the_teardown(tmp_path):
     p.send_signal(signal.SIGTERM)
     p.stdin.write("\n")
     p.stdin.flush()
-    assert p.wait(30) == -signal.SIGTERM   # held, delivered once the lab is gone
+    assert p.wait(30) == 143               # LabTerminated, no traceback
     assert marker.read_text() == "stopped"
     assert "LabTerminated" not in p.stderr.read()
+
+
+CAUGHT_SCRIPT = r'''
+import sys
+from rawtcp.lab import base
+
+base.privileges.check = lambda need_tun=False: None
+marker = sys.argv[1]
+
+
+class Peer:
+    def stop(self):
+        with open(marker, "w") as f:
+            f.write("stopped")
+
+
+class FakeLab(base.Lab):
+    def _build(self):
+        self._peers.append(Peer())
+
+
+lab = FakeLab().__enter__()
+try:
+    print("up", flush=True)
+    sys.stdin.readline()                  # Ctrl-C arrives here
+except KeyboardInterrupt:
+    print("caught", flush=True)           # an interactive session goes on with the lab up
+sys.stdin.readline()                      # a second Ctrl-C arrives here
+'''
+
+
+def test_ctrl_c_keeps_working_while_a_lab_is_up(tmp_path):
+    """A program (a REPL, a notebook) that catches a Ctrl-C and goes on with its lab up can
+    still be interrupted by the next one; the lab is torn down at exit."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "caught.py"
+    script.write_text(CAUGHT_SCRIPT)
+    marker = tmp_path / "marker"
+    p = subprocess.Popen([sys.executable, str(script), str(marker)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "up"
+    p.send_signal(signal.SIGINT)
+    assert p.stdout.readline().strip() == "caught"
+    p.send_signal(signal.SIGINT)
+    assert p.wait(30) == -signal.SIGINT    # KeyboardInterrupt ended it (as Python does)
+    assert "KeyboardInterrupt" in p.stderr.read()
+    assert marker.read_text() == "stopped"
 
 
 LEFT_UP_SCRIPT = r'''
