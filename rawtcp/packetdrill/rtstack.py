@@ -208,8 +208,10 @@ class RealStack:
             if self.stack is not None:
                 self.stack.close()
         finally:
-            if self._sock is not None:
-                self._sock.close()
-            self.lab.close()
+            try:
+                if self._sock is not None:
+                    self._sock.close()
+            finally:
+                self.lab.close()     # also when an interrupt lands in the socket's close
         for j in getattr(self, "jobs", []):
             j.thread.join(2.0)
