@@ -121,12 +121,15 @@ def test_an_error_of_the_removal_itself_is_raised(reg_dir, monkeypatch):
 
 # ------------------------------------------------------------ a lab in a process without
 # a SIGTERM handler (a multiprocessing worker, a script): SIGTERM tears the lab down
-LAB_SCRIPT = r'''
+# the fake lab every script below builds: its peer's stop() appends "stopped" to the marker
+# file (argv[1]); with argv[2] == "slow" it first waits for a line from the test
+FAKE_LAB = r'''
 import sys
 from rawtcp.lab import base
 
 base.privileges.check = lambda need_tun=False: None
-marker, slow = sys.argv[1], sys.argv[2] == "slow"
+marker = sys.argv[1]
+slow = sys.argv[2:3] == ["slow"]
 
 
 class Peer:
@@ -134,14 +137,17 @@ class Peer:
         if slow:
             print("stopping", flush=True)
             sys.stdin.readline()          # the test sends SIGTERM, then a line
-        with open(marker, "w") as f:
+        with open(marker, "a") as f:
             f.write("stopped")
 
 
 class FakeLab(base.Lab):
     def _build(self):
         self._peers.append(Peer())
+'''
 
+
+LAB_SCRIPT = FAKE_LAB + r'''
 
 with FakeLab():
     print("up", flush=True)
@@ -187,24 +193,7 @@ def test_sigterm_inside_the_teardown_waits_for_its_end(tmp_path):
     assert marker.read_text() == "stopped"
 
 
-TWO_SIGNALS_SCRIPT = r'''
-import sys
-from rawtcp.lab import base
-
-base.privileges.check = lambda need_tun=False: None
-marker = sys.argv[1]
-
-
-class Peer:
-    def stop(self):
-        with open(marker, "w") as f:
-            f.write("stopped")
-
-
-class FakeLab(base.Lab):
-    def _build(self):
-        self._peers.append(Peer())
-
+TWO_SIGNALS_SCRIPT = FAKE_LAB + r'''
 
 lab = FakeLab().__enter__()
 try:
@@ -242,24 +231,7 @@ def test_a_second_signal_does_not_cut_short_the_way_to_the_teardown(tmp_path):
     assert "LabTerminated" not in p.stderr.read()
 
 
-CAUGHT_SCRIPT = r'''
-import sys
-from rawtcp.lab import base
-
-base.privileges.check = lambda need_tun=False: None
-marker = sys.argv[1]
-
-
-class Peer:
-    def stop(self):
-        with open(marker, "w") as f:
-            f.write("stopped")
-
-
-class FakeLab(base.Lab):
-    def _build(self):
-        self._peers.append(Peer())
-
+CAUGHT_SCRIPT = FAKE_LAB + r'''
 
 lab = FakeLab().__enter__()
 try:
@@ -292,24 +264,10 @@ def test_ctrl_c_keeps_working_while_a_lab_is_up(tmp_path):
     assert marker.read_text() == "stopped"
 
 
-LEFT_UP_SCRIPT = r'''
+LEFT_UP_SCRIPT = FAKE_LAB + r'''
 import multiprocessing
-import sys
-from rawtcp.lab import base
 
-base.privileges.check = lambda need_tun=False: None
-marker, where = sys.argv[1], sys.argv[2]
-
-
-class Peer:
-    def stop(self):
-        with open(marker, "a") as f:
-            f.write("stopped ")
-
-
-class FakeLab(base.Lab):
-    def _build(self):
-        self._peers.append(Peer())
+where = sys.argv[2]
 
 
 def body():
@@ -335,27 +293,11 @@ def test_a_lab_left_up_is_closed_when_the_process_exits(tmp_path, where):
     marker = tmp_path / "marker"
     subprocess.run([sys.executable, str(script), str(marker), where], capture_output=True,
                    timeout=60, check=False)
-    assert marker.read_text() == "stopped "      # once, by the process that made it
+    assert marker.read_text() == "stopped"       # once, by the process that made it
 
 
-DETACHED_SCRIPT = r'''
+DETACHED_SCRIPT = FAKE_LAB + r'''
 import signal
-import sys
-from rawtcp.lab import base
-
-base.privileges.check = lambda need_tun=False: None
-
-
-class Peer:
-    def stop(self):
-        with open(sys.argv[1], "a") as f:
-            f.write("stopped ")
-
-
-class FakeLab(base.Lab):
-    def _build(self):
-        self._peers.append(Peer())
-
 
 FakeLab().__enter__().detach()       # `rawtcp lab up`: the lab outlives the process
 print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
