@@ -13,13 +13,14 @@ in order and nobody waits for the lock during a link write. A caller that writes
 the receive side until it has taken what its write caused (``_take_rx``: the link's fd leaves
 the loop's epoll): a kernel peer on a TUN device answers within the write, so a handshake or
 a window of data and its ACKs are handled by one thread without waking the loop to contend
-for the GIL. The fd stays out of the loop's epoll ("parked") for ``PARK_US`` after the caller
-gives the receive side back, so what arrives between one caller's calls waits for its next
-call instead of waking the loop; the loop takes the link back when no caller used it for
-that long. The loop is woken only when a call moved the next deadline earlier than the one
-it sleeps until. Waiters are
-woken through one condition variable. Readiness of the sockets' file descriptors is updated
-only for the connections whose state changed (``core.changed``), never by a scan.
+for the GIL. The fd stays out of the loop's epoll ("parked") for a while (``PARK_US``, up to
+``PARK_MAX_US`` while a caller makes call after call) after the caller gives the receive side
+back, so what arrives between one caller's calls waits for its next call instead of waking
+the loop; the loop takes the link back when no caller used it for that long. The loop is
+woken only when a call moved the next deadline earlier than the one it sleeps until.
+Waiters are woken through one condition variable. Readiness of the sockets' file
+descriptors is updated only for the connections whose state changed (``core.changed``),
+never by a scan.
 
 Pipeline per loop turn (rawtcp.pipeline; both directions go through the fault engine, when
 there is one)::
@@ -49,8 +50,12 @@ from rawtcp.core.segment import Packet
 from rawtcp.core.stack import Stack as CoreStack
 from rawtcp.pipeline import PacketPipeline
 
-# how long the link's fd stays parked after a caller last read it (see Stack.__init__)
+# how long the link's fd stays parked after a caller last read it (see Stack.__init__):
+# PARK_US at first, doubled up to PARK_MAX_US each time the loop finds that a caller used the
+# link again within the window (a caller making call after call), back to PARK_US once the
+# loop takes the link back
 PARK_US = 2_000
+PARK_MAX_US = 16_000
 # ... unless the caller read more than this in its turn: data is streaming in (_give_rx)
 PARK_BYTES = 2_000
 
@@ -179,13 +184,16 @@ class Stack(PacketPipeline):
         # by a caller (_input_inline): batches reach the core in arrival order.
         self._rx_lock = threading.Lock()
         # After a caller gives the receive side back, the link's fd stays out of the loop's
-        # epoll ("parked") for up to PARK_US: a caller that calls again within that time
-        # (a client making connection after connection) reads the link itself, and the
-        # packets that arrive between its calls do not wake the loop to contend for the
-        # GIL. The loop looks at a parked link at least every PARK_US and takes it back
-        # when no caller used it for that long.
+        # epoll ("parked") for the park window (_park_us): a caller that calls again within
+        # that time (a client making connection after connection) reads the link itself,
+        # and the packets that arrive between its calls do not wake the loop to contend for
+        # the GIL. The loop looks at a parked link once per window and takes it back when
+        # no caller used it for that long. The window starts at PARK_US and doubles, up to
+        # PARK_MAX_US, each time the loop finds the caller still at it (every look costs the
+        # caller the GIL: 4 % of a connection's time at 2 ms).
         self._parked = False
         self._given_at = 0               # core time the receive side was last given back
+        self._park_us = PARK_US          # the current park window (PARK_US..PARK_MAX_US)
         self._rx_taken = 0               # bytes a caller read since it took the receive side
         self._loop_until = 0             # core time the loop's current sleep ends at latest
         # a caller waiting on the link (_lead) sleeps in this poll: the link and _lead_fd
@@ -256,7 +264,7 @@ class Stack(PacketPipeline):
         """Run ``fn(now)`` against the core under the lock; the loop thread sends what it
         queued. Waiters are woken. ``answered``: what the call sends is answered by the peer
         soon (a SYN, a request, a FIN) and the caller will call again: the link then stays
-        parked for PARK_US after the call (see ``_give_rx``)."""
+        parked for a while after the call (see ``_give_rx``)."""
         inline = not self.lock._is_owned()   # type: ignore[attr-defined]  # not nested
         with self.lock:
             self.check_alive()
@@ -358,8 +366,8 @@ class Stack(PacketPipeline):
 
     def _give_rx(self, park: bool = False) -> None:
         """Give the receive side back. With ``park`` (a call whose segments the peer
-        answers) and at most PARK_BYTES read, the link stays parked for PARK_US (see
-        __init__); the loop is woken only if it sleeps longer than that (it found the
+        answers) and at most PARK_BYTES read, the link stays parked for the park window
+        (see __init__); the loop is woken only if it sleeps longer than that (it found the
         receive side taken when it went to sleep). Otherwise (data streaming in, or a
         reader that will work on what it got) the loop takes the link back at once and goes
         on receiving meanwhile."""
@@ -369,16 +377,18 @@ class Stack(PacketPipeline):
             return
         self._given_at = given = self.now()
         self._rx_lock.release()
-        if self._loop_until - given > PARK_US:
+        if self._loop_until - given > self._park_us:
             self._wake()
 
     def _unpark(self) -> None:
-        """Receive side owned: the link's fd back in the loop's epoll."""
+        """Receive side owned: the link's fd back in the loop's epoll; the next park window
+        starts at PARK_US."""
         try:
             self._ep.modify(self._link_fd, select.EPOLLIN)
         except (OSError, ValueError):
             return
         self._parked = False
+        self._park_us = PARK_US
 
     def _input_inline(self, rounds: int = 64) -> bool:
         """With the receive side owned and the lock not held: a loop turn's input work done
@@ -477,9 +487,9 @@ class Stack(PacketPipeline):
                 # after the look sees a long sleep here and wakes us (_give_rx)
                 self._loop_until = until
                 if self._parked and (not rx_lock.locked()
-                                     or self.now() - self._given_at < PARK_US):
+                                     or self.now() - self._given_at < self._park_us):
                     # a caller used the link lately: look again when the park is over
-                    wake_at = min(until, self._given_at + PARK_US)
+                    wake_at = min(until, self._given_at + self._park_us)
                     self._loop_until = wake_at
                 ready = poll(max(0.0, (wake_at - self.now()) / 1e6))
                 # A wake-up from here on writes the eventfd again (the next select returns at
@@ -502,13 +512,19 @@ class Stack(PacketPipeline):
                             pass
                 if self._parked and not rx and not self._stopping:
                     now = self.now()
-                    if now - self._given_at >= PARK_US and rx_lock.acquire(blocking=False):
-                        # no caller read the link for PARK_US: the loop takes it back
+                    if (now - self._given_at >= self._park_us
+                            and rx_lock.acquire(blocking=False)):
+                        # no caller read the link for the park window: the loop takes it
+                        # back (and the next window starts short again: _unpark)
                         rx = True
                         self._unpark()
                         frames = self._recv_link()
                     elif not woken and now < until:
-                        continue   # a caller reads the link: sleep on, nothing is due
+                        # a caller reads the link, call after call: sleep on (nothing is
+                        # due), and look less often while that goes on (each look costs
+                        # the caller the GIL)
+                        self._park_us = min(2 * self._park_us, PARK_MAX_US)
+                        continue
                 elif ready and not rx and not woken and self.now() < until:
                     # the link woke us but a caller took the receive side meanwhile (and
                     # reads it): nothing is due, nobody asked; sleep on until the same time

@@ -310,3 +310,51 @@ def test_only_a_blocking_socket_parks_the_link_after_a_request(pair: Pair,
     finally:
         for x in (c, s, ls):
             x.close()
+
+
+def test_the_park_window_grows_while_a_caller_calls_and_resets_after(pair: Pair) -> None:
+    """The loop looks at a parked link once per park window; each look costs the caller
+    the GIL, so while a blocking caller makes call after call that write (here: sends,
+    each answered by an ACK) the window doubles up to PARK_MAX_US, and once the caller
+    stops the loop takes the link back and the window starts at PARK_US again. What
+    arrives after the caller's last call is still taken in by the loop (here: data nobody
+    asks for)."""
+    from rawtcp.runtime import PARK_MAX_US, PARK_US
+
+    c, s, _ls = connected(pair, port=PORT, timeout=5)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # every send writes a segment
+    a = pair.a
+    got = bytearray()
+
+    def drain() -> None:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return
+            got.extend(d)
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    seen = {a._park_us}
+    deadline = time.monotonic() + 10
+    sent = 0
+    while max(seen) < 4 * PARK_US and time.monotonic() < deadline:
+        c.sendall(b"p")
+        sent += 1
+        seen.add(a._park_us)
+        time.sleep(0.0002)
+    assert PARK_US < max(seen) <= PARK_MAX_US
+    deadline = time.monotonic() + 5
+    while a._parked and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert not a._parked and a._park_us == PARK_US
+    before = a.counters["frames_in"]
+    s.sendall(b"unasked")                     # c makes no call: the loop must take it in
+    deadline = time.monotonic() + 5
+    while a.counters["frames_in"] == before and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert a.counters["frames_in"] > before
+    assert c.recv(100) == b"unasked"
+    c.close()
+    t.join(5)
+    assert bytes(got) == b"p" * sent
