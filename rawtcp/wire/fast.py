@@ -61,6 +61,10 @@ _MSS = struct.Struct("!BBH")
 _TS = struct.Struct("!4sII")
 _WS = struct.Struct("!BBBB")
 _TS_SP_PREFIX = b"\x04\x02\x08\x0a"
+# the options of a SYN or SYN-ACK from Linux (and from rawtcp): MSS, SACK permitted with
+# timestamps, NOP and window scale, 20 bytes (tcp_options_write's order)
+_SYN_OPTS = struct.Struct("!BBH4sIIBBBB")
+_SYN_WS = b"\x01\x03\x03"
 _TS_PREFIX = b"\x01\x01\x08\x0a"
 _SP_ALONE = b"\x01\x01\x04\x02"
 
@@ -87,10 +91,14 @@ def _addr_sum(src: str, dst: str) -> tuple[int, int]:
 
 
 def _encode_options(o: Options) -> bytes:
+    ts = o.timestamps
+    if (o.sack_permitted and o.mss is not None and o.wscale is not None and ts is not None
+            and not o.sack_blocks and len(ts) == 2):
+        # a SYN's layout in one pack (the same bytes and errors as the parts below)
+        return _SYN_OPTS.pack(2, 4, o.mss, _TS_SP_PREFIX, ts[0], ts[1], 1, 3, 3, o.wscale)
     parts = []
     if o.mss is not None:
         parts.append(_MSS.pack(2, 4, o.mss))
-    ts = o.timestamps
     if ts is not None:
         if len(ts) != 2:
             raise ValueError(f"timestamps must be (TSval, TSecr), got {ts!r}")
@@ -193,9 +201,15 @@ def encode_tcp(seg: Segment, src: str, dst: str) -> bytes:
 
 
 def _parse_options(data: bytes, i: int, end: int) -> Options:
-    # Fast paths for the layouts Linux sends on established connections.
-    if end - i == 12 and data[i : i + 4] == _TS_PREFIX:
+    # Fast paths for the layouts Linux sends: timestamps alone (an established connection),
+    # and a SYN's or SYN-ACK's MSS, SACK permitted, timestamps and window scale
+    n = end - i
+    if n == 12 and data[i : i + 4] == _TS_PREFIX:
         return Options(timestamps=_TS.unpack_from(data, i)[1:])
+    if (n == 20 and data[i] == 2 and data[i + 1] == 4 and data[i + 4 : i + 8] == _TS_SP_PREFIX
+            and data[i + 16 : i + 19] == _SYN_WS):
+        _k, _l, mss, _p, tsval, tsecr, _n, _k3, _l3, ws = _SYN_OPTS.unpack_from(data, i)
+        return Options(mss, ws, True, (), (tsval, tsecr))
     mss = wscale = ts = None
     sack_perm = False
     sack: tuple[tuple[int, int], ...] = ()
