@@ -82,6 +82,9 @@ _err = sock_err
 
 _FAMILIES = {AF_INET: _socket.AddressFamily.AF_INET, AF_INET6: _socket.AddressFamily.AF_INET6}
 _STREAM = _socket.SocketKind.SOCK_STREAM
+# the connection options of sockets with the shared default option table, by the table's id:
+# (table, Config, TcbOptions), bounded (see Socket._tcb_options)
+_TEMPLATES: dict[int, tuple[Any, Any, TcbOptions]] = {}
 _SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
 _LEVELS = (SOL_SOCKET, IPPROTO_TCP, _socket.IPPROTO_IP, _socket.IPPROTO_IPV6)
 SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
@@ -182,11 +185,23 @@ class Socket(SocketBase):
         tcb.options_changed(now)
 
     def _tcb_options(self) -> TcbOptions:
-        """Options for a connection about to be created (connect, listen)."""
-        o = TcbOptions.from_config(self._stack.config)
-        for k, v in option_values(self._opts, self._rcvbuf_locked,
-                                  self._sndbuf_locked).items():
+        """Options for a connection about to be created (connect, listen), not to be
+        changed: the connection copies them (Tcb.__init__). A socket whose options are the
+        shared defaults (none set: sockopts.default_options) gets the template made once
+        for that table and Config."""
+        opts, config = self._opts, self._stack.config
+        shared = type(opts) is not dict and not (self._rcvbuf_locked or self._sndbuf_locked)
+        if shared:
+            t = _TEMPLATES.get(id(opts))
+            if t is not None and t[0] is opts and t[1] is config:
+                return t[2]
+        o = TcbOptions.from_config(config)
+        for k, v in option_values(opts, self._rcvbuf_locked, self._sndbuf_locked).items():
             setattr(o, k, v)
+        if shared:
+            if len(_TEMPLATES) >= 64:
+                _TEMPLATES.clear()
+            _TEMPLATES[id(opts)] = (opts, config, o)   # both held: their ids stay theirs
         return o
 
     def _readiness(self) -> tuple[bool, bool]:
@@ -286,7 +301,7 @@ class Socket(SocketBase):
         if self._binding is None:
             self.bind(("", 0))
         backlog = max(0, min(backlog, 4096))
-        opts = self._tcb_options()
+        opts = self._tcb_options().copy()       # the listener's own (children copy it)
         self._listener = self._call(
             lambda now: self._stack.core.listen(self._binding, backlog, options=opts, now=now))
         if self._dual_stack():

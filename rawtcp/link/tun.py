@@ -178,15 +178,15 @@ class TunLink(Link):
         if self.offload:
             return self._recv_offload()
         # A read of an empty device raises BlockingIOError, which costs about three times
-        # a poll(0) (the exception and its message): a batch of one or two packets (a
-        # handshake, a request and its answer) asks poll whether there is more; once a
-        # second packet is there, the rest is read until the device is empty.
+        # a poll(0) (the exception and its message): the first three reads of a batch (a
+        # handshake, a request and its answer) ask poll whether there is more; in a longer
+        # batch the rest is read until the device is empty.
         out: list[bytes] = []
         fd, ready = self._fd, self._ready
         if not ready(0):
             return out
         for i in range(MAX_BATCH):
-            if i == 1 and not ready(0):
+            if 0 < i < 3 and not ready(0):
                 break
             try:
                 pkt = os.read(fd, 65536)

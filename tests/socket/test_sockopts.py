@@ -106,3 +106,37 @@ def test_an_accepted_socket_keeps_its_listeners_buffer_locks(pair: Pair) -> None
         s.setsockopt(TCP, socket.TCP_NODELAY, 1)
         assert t.options.rcvbuf_locked and t.options.sndbuf_locked
         assert (t.options.rcvbuf, t.options.sndbuf) == (40_000, 30_000)
+
+
+def test_connections_of_default_sockets_share_a_template_but_not_their_options(
+        pair: Pair) -> None:
+    """Sockets with the default option table get their connection's options from one
+    template (Socket._tcb_options); each connection still owns a copy: an option set on a
+    live connection, or on a socket before it connects, reaches that connection only."""
+    ls = pair.b.socket()
+    ls.bind(("", 5300))
+    ls.listen(8)
+    ls.settimeout(2)
+    c1, c2, c3 = pair.a.socket(), pair.a.socket(), pair.a.socket()
+    assert c1._tcb_options() is c2._tcb_options()           # the shared template
+    c3.setsockopt(TCP, socket.TCP_NODELAY, 1)               # its own table from here
+    assert c3._tcb_options() is not c1._tcb_options()
+    accepted = []
+    try:
+        for c in (c1, c2, c3):
+            c.settimeout(2)
+            c.connect(("10.1.0.2", 5300))
+            accepted.append(ls.accept()[0])
+        o1, o2, o3 = (c.tcb.options for c in (c1, c2, c3))
+        assert o1 is not o2 and o1 == o2 and not o1.nodelay
+        assert o3.nodelay
+        c1.setsockopt(TCP, socket.TCP_NODELAY, 1)           # on a live connection
+        c1.setsockopt(SOL, socket.SO_KEEPALIVE, 1)
+        assert o1.nodelay and o1.keepalive
+        assert not o2.nodelay and not o2.keepalive
+        c4 = pair.a.socket()
+        accepted.append(c4)
+        assert not c4._tcb_options().nodelay                # the template is unchanged
+    finally:
+        for x in (c1, c2, c3, ls, *accepted):
+            x.close()
