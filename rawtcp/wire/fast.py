@@ -295,12 +295,22 @@ def decode_tcp(data: bytes, src: str, dst: str, verify: bool = True) -> Segment:
 # ---------------------------------------------------------------------------------------- IP
 
 
+# The constant parts of the two checksums of an IPv4 segment with the timestamps option
+# alone, TTL 64 and IP ID 0 (what rawtcp sends), added once per address pair (_pair): the
+# IP header's (version/IHL 0x45, header length, DF, TTL, protocol) and the TCP header's
+# (pseudo-header protocol, data offset 8 words, the option's NOP NOP 8 10 word).
+_IP4_TS_BASE = 0x4500 + 20 + _DF + (64 << 8) + PROTO_TCP
+_TCP_TS_BASE = PROTO_TCP + (32 << 10) + _TS_WORD
+
+
 @lru_cache(maxsize=4096)
-def _pair(src: str, dst: str) -> tuple[int, bytes, int]:
-    """(IP version, packed src + dst, the two as one integer: their checksum part)."""
+def _pair(src: str, dst: str) -> tuple[int, bytes, int, int, int]:
+    """(IP version, packed src + dst, the two as one integer: their checksum part, and
+    that plus _IP4_TS_BASE and plus _TCP_TS_BASE)."""
     version, a, b = address_pair(src, dst)
     ab = a + b
-    return version, ab, int.from_bytes(ab, "big")
+    addr = int.from_bytes(ab, "big")
+    return version, ab, addr, addr + _IP4_TS_BASE, addr + _TCP_TS_BASE
 
 
 def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = True) -> bytes:
@@ -310,7 +320,7 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     a link with segmentation offload, which rewrites that field anyway (a large segment's
     payload sum costs ~0.1 ms in Python); the checksum is then wrong, as tcpdump shows on a
     TSO host."""
-    version, ab, addr = _pair(pkt.src, pkt.dst)
+    version, ab, addr, ip_base, tcp_base = _pair(pkt.src, pkt.dst)
     seg = pkt.segment
     if version == 6:
         hdr, opts, payload = _tcp_parts(seg, addr, payload_sum)
@@ -328,19 +338,22 @@ def encode_ip(pkt: Packet, ttl: int = 64, ident: int = 0, payload_sum: bool = Tr
     ts = o[4]
     if ts is not None and o[:4] == _TS_ONLY and len(ts) == 2:
         # timestamps alone: packed with the headers, summed from their values as below
+        # (the constant parts come with the addresses: _pair)
         tcp_len = 32 + len(payload)
         try:
             ecn &= 3
             tsval, tsecr = ts
-            total = (addr + PROTO_TCP + tcp_len + sport + dport + seq + ack + (32 << 10 | flags)
-                     + window + urgent + _TS_WORD + tsval + tsecr)
+            total = (tcp_base + tcp_len + sport + dport + seq + ack + flags + window + urgent
+                     + tsval + tsecr)
             if payload and payload_sum:
                 total += _payload_sum(payload)
-            itotal = 0x4500 + ecn + 20 + tcp_len + ident + _DF + (ttl << 8) + PROTO_TCP + addr
-            hdr = _IP4TCP_AB_TS.pack(0x45, ecn, 20 + tcp_len, ident, _DF, ttl, PROTO_TCP,
+            itotal = ip_base + ecn + tcp_len
+            if ttl != 64 or ident:
+                itotal += ident + ((ttl - 64) << 8)
+            hdr = _IP4TCP_AB_TS.pack(0x45, ecn, 20 + tcp_len, ident, 0x4000, ttl, 6,
                                      0xFFFF - (itotal % 0xFFFF or 0xFFFF), ab, sport, dport,
-                                     seq, ack, 32 << 2, flags, window,
-                                     0xFFFF - (total % 0xFFFF or 0xFFFF), urgent, _TS_WORD,
+                                     seq, ack, 128, flags, window,
+                                     0xFFFF - (total % 0xFFFF or 0xFFFF), urgent, 0x0101080A,
                                      tsval, tsecr)
         except (struct.error, TypeError, OverflowError) as e:   # out of range, not an integer
             raise ValueError(f"field out of range: {e} (ttl={ttl}, ident={ident})") from None
