@@ -364,6 +364,12 @@ class TcbInput:
             # RFC 5961 5.2: too old -> challenge ACK.
             self._challenge_ack(seg, "ack-too-old", now)
             return False
+        elif self.state is TIME_WAIT:
+            # RFC 9293 3.10.7.4 fifth, TIME-WAIT: "The only thing that can arrive in this
+            # state is a retransmission of the remote FIN" (handled with the text and FIN
+            # below): everything of ours is acknowledged, there is no window or congestion
+            # state left to update (Linux's tcp_timewait_state_process does no ACK work)
+            return True
         elif not self._process_ack(seg, sseq, ack, now):
             return False
         if self.options.keepalive:
