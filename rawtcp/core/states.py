@@ -24,6 +24,11 @@ import enum
 class State(enum.Enum):
     """RFC 9293 3.3.2 connection states."""
 
+    # by identity, in C: Enum's own __hash__ is a Python call, and ``state in DATA_STATES``
+    # and the like run several times per segment (members are singletons, equal only to
+    # themselves, so identity hashing agrees with ==)
+    __hash__ = object.__hash__
+
     LISTEN = "LISTEN"
     SYN_SENT = "SYN_SENT"
     SYN_RECEIVED = "SYN_RECEIVED"

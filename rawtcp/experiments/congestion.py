@@ -94,7 +94,7 @@ def congestion(run: Run) -> None:
         srv = lab.server("sink", port=PORT, max_conns=len(algos) + 1,
                          timeout=TRANSFER_TIMEOUT * (len(algos) + 2))
         srv.wait_ready()
-        kernel_algo = _set_kernel_cc(lab.rawtcp_netns, "cubic")
+        ns_algo = kernel_algo = _set_kernel_cc(lab.rawtcp_netns, "cubic")
         loss = Loss(lab.kernel_netns,
                     [RandomDrop(LOSS_PCT, match=f"tcp dport {PORT} {DATA}")], direction="in")
         with loss:
@@ -128,12 +128,15 @@ def congestion(run: Run) -> None:
             with poller:
                 t0 = time.monotonic()
                 cl = Client(lab.rawtcp_netns, lab.kernel_addr, PORT, count=size,
-                            pattern="rawtcp congestion ", timeout=TRANSFER_TIMEOUT)
+                            pattern="rawtcp congestion ", timeout=TRANSFER_TIMEOUT,
+                            congestion="cubic")
                 with cl:
                     cl.result(TRANSFER_TIMEOUT)
                 seconds = time.monotonic() - t0
             ksamples = [e for e in run.events("kernel") if e.get("cwnd") is not None]
             local = next((e["local"] for e in ksamples), "?")
+            used = sorted({str(e.get("algo")) for e in ksamples if e.get("algo")})
+            kernel_algo = "/".join(used) or kernel_algo   # the socket's own (TCP_CONGESTION)
             labels[f"{local}>{lab.kernel_addr}:{PORT}"] = f"kernel {kernel_algo}"
             flows.append({
                 "sender": "kernel", "asked": "cubic", "conn": local, "bytes": size,
@@ -172,8 +175,9 @@ def congestion(run: Run) -> None:
     kf = flows[-1]
     run.check("the kernel's sender was sampled (TCP_INFO over sock_diag) running cubic",
               kf["cc_events"] > 0 and "cubic" in kf["algo"],
-              f"{kf['cc_events']} samples with a cwnd change, algo {kf['algo']}, namespace "
-              f"sysctl says {kernel_algo}, {kf['poller_samples']} polls")
+              f"{kf['cc_events']} samples with a cwnd change, algo {kf['algo']} (the socket "
+              f"asks for cubic; the namespace's default: {ns_algo}), "
+              f"{kf['poller_samples']} polls")
     run.check("the network dropped data of every transfer (nft counter)",
               all(f["nft_drops"] > 0 for f in flows),
               [(f["sender"], f["asked"], f["nft_drops"]) for f in flows])

@@ -61,6 +61,11 @@ def setup(s: socket.socket, a: argparse.Namespace) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, a.sndbuf)
     if a.nodelay:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if a.congestion:
+        # per socket: root may pick any available algorithm here, also one the namespace
+        # may not make its default (not in net.ipv4.tcp_allowed_congestion_control, as
+        # cubic is on a host whose default is bbr)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, a.congestion.encode())
 
 
 def finish(s: socket.socket, a: argparse.Namespace) -> None:
@@ -200,6 +205,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         q.add_argument("--rcvbuf", type=int, default=0)
         q.add_argument("--sndbuf", type=int, default=0)
         q.add_argument("--nodelay", action="store_true")
+        q.add_argument("--congestion", default="",
+                       help="TCP_CONGESTION of the socket (e.g. cubic)")
         q.add_argument("--timeout", type=float, default=30.0, help="exit after this long")
         if name == "server":
             q.add_argument("--kind", choices=["echo", "sink", "source", "hold"],

@@ -166,7 +166,7 @@ class Server(KernelPeer):
 class Client(KernelPeer):
     """Kernel client connecting to host:port. Options (keyword): count, pattern, source,
     source_port, connect_timeout, no_shutdown, no_read, close_delay, never_close, linger0,
-    rcvbuf, sndbuf, nodelay, timeout. Ready event: "connected"."""
+    rcvbuf, sndbuf, nodelay, congestion, timeout. Ready event: "connected"."""
 
     ready_event = "connected"
 
