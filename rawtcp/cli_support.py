@@ -13,6 +13,7 @@ import os
 import re
 from typing import Any
 
+from rawtcp.argtypes import decimal  # here for the parsers above; bench/ imports argtypes
 from rawtcp.core.config import SEC, Config, check_value
 
 
@@ -54,22 +55,9 @@ def seconds(text: str) -> float:
     return v
 
 
-_DIGITS = re.compile(r"[0-9]+")
-_SIGNED = re.compile(r"[-+]?[0-9]+")
 #: one label of a host name: letters, digits, '-' (not first or last) and '_' (found in real
 #: DNS names), 1-63 characters (RFC 1123 2.1, RFC 1035 2.3.4)
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
-
-
-def decimal(text: str, what: str, signed: bool = False) -> int:
-    """A whole number in plain ASCII decimal digits (a sign allowed when ``signed``, so that
-    a range can say what it takes); ArgumentTypeError naming ``what`` otherwise. int() also
-    takes '1_000', blanks and non-ASCII digits such as Arabic-Indic ones: not what a user
-    means by a number."""
-    if not (_SIGNED if signed else _DIGITS).fullmatch(text):
-        raise argparse.ArgumentTypeError(f"{what} must be a number (digits 0-9), "
-                                         f"got {text!r}")
-    return int(text)
 
 
 def port(text: str) -> int:

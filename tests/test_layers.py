@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     # host plumbing: `ip`/`nft` commands, namespaces, the object registry, privileges
     "host": 0,
     "privileges": 0,        # shim for rawtcp.host.privileges
+    "argtypes": 0,          # numbers on a command line (standard library only)
     # sans-IO protocol core; raw packet links; labs (labs use links, links never use labs)
     "core": 1,
     "link": 1,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from rawtcp.argtypes import decimal, decimal_fraction
 from rawtcp.bench import run
 from rawtcp.bench.common import ECHO_BYTES, MB, Progress, stream_sha256
 from rawtcp.bench.report import Figure, to_json, to_table
@@ -27,15 +27,14 @@ REF_BARE_CONN = ("bare Python client over TUN (struct, same loop, a new source p
 
 
 def _number(name: str, kind: type) -> Callable[[str], Any]:
+    """argparse type of --NAME: plain decimal digits (a fraction too when ``kind`` is
+    float; rawtcp.argtypes: not int()'s '1_000' or ' 5', nor float()'s '1e3'), within
+    RANGES[name]."""
     lo, hi = RANGES[name]
 
     def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"takes {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not (isinstance(v, int) or math.isfinite(v)) or not lo <= v <= hi:
+        v = decimal(text, name) if kind is int else decimal_fraction(text, name)
+        if not lo <= v <= hi:
             raise argparse.ArgumentTypeError(f"must be between {lo:g} and {hi:g}, got {text}")
         return v
     return parse

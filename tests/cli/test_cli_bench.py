@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from rawtcp import bench, commands
-from rawtcp.cli import build_parser
+from rawtcp.cli import build_parser, main
 from rawtcp.cli_support import CliError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,3 +62,31 @@ def test_bench_exit_status_is_what_main_returns(monkeypatch):
     args = build_parser().parse_args(["bench", "--json"])
     assert commands.dispatch(args) == 3
     assert seen[0].json is True
+
+
+@pytest.mark.parametrize("option, text", [
+    ("--conns", "1_000"), ("--size", " 5"), ("--size", "5 "), ("--size", "\u0665"),
+    ("--repeat", "+2"), ("--conns", "0x10"), ("--mtu", "1_500"), ("--mtu", "9000,1_500"),
+    ("--timeout", "1_0"), ("--timeout", " 60"), ("--timeout", "1e2"), ("--timeout", "inf"),
+    ("--timeout", "nan"), ("--timeout", "+60"),
+])
+def test_bench_numbers_are_plain_decimal_digits(monkeypatch, capsys, option, text):
+    """int() and float() take '1_000', blanks, other scripts' digits, '1e2' and 'inf':
+    `rawtcp bench` takes plain digits (a '.' fraction for --timeout), as `rawtcp connect`'s
+    ports; anything else is one line naming the option and the text, exit 2, and nothing
+    runs."""
+    ran = []
+    monkeypatch.setattr(bench, "main", lambda args: ran.append(args) or 0)
+    code = main(["bench", option, text])
+    out, err = capsys.readouterr()
+    assert (code, ran, out) == (2, [], ""), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"argument {option}: " in err and repr(text.split(",")[-1]) in err, err
+
+
+def test_bench_numbers_in_plain_digits_are_still_taken():
+    args = build_parser().parse_args(["bench", "--conns", "1000", "--size", "5", "--mtu",
+                                      "9000, 1500", "--timeout", "2.5", "--repeat", "3"])
+    assert (args.conns, args.size, args.mtu, args.timeout, args.repeat) == \
+        (1000, 5, [9000, 1500], 2.5, 3)
+    assert build_parser().parse_args(["bench", "--timeout", "60"]).timeout == 60.0
