@@ -212,7 +212,8 @@ def run_tests(args: argparse.Namespace, progress: Progress) -> list[Figure]:
         figures.append(whole)
         for key, label in (("first", "first"), ("last", "last")):
             part = Figure(f"conn_rate_{key}", f"  the {label} 10 %", "conn/s", REF_CONN, "echo",
-                          errors=list(whole.errors), second_is=REF_BARE_CONN)
+                          errors=list(whole.errors), second_is=REF_BARE_CONN,
+                          part_of=whole.key)
 
             def piece(m: run.Measure | None, key: str = key) -> run.Measure | None:
                 return None if m is None else run.Measure(float(m.details[f"{key}_rate"]),

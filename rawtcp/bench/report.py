@@ -32,6 +32,9 @@ class Figure:
     second_is: str = ""
     second: Measure | None = None
     second_runs: list[Measure | None] = field(default_factory=list)
+    # the key of the figure this row is a part of (the first and last 10 % of the connection
+    # rate): its errors are that figure's, which the table prints once, under the figure
+    part_of: str = ""
 
     def settle(self) -> None:
         """After the rounds: each side's run with the median value stands for the side."""
@@ -179,14 +182,7 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
         rows.append(row + (f.verdict(), f.reference_is))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     right = {1, 2, 3, 4, 5} if seconds else {1, 2, 3}
-    m = machine()
-    mtus = settings["mtu"] if isinstance(settings["mtu"], list) else [settings["mtu"]]
-    lines = [f"rawtcp bench: TUN MTU {', '.join(str(m) for m in mtus)}"
-             + {"on": " with offload", "both": " (with and without offload)"}.get(
-                 str(settings.get("offload")), "")
-             + f", {settings['size_mb']:,} MB per transfer, {settings['conns']:,} connections"
-             + f" (MB = 10^6 bytes; {m['cpus']} CPUs, Linux {m['kernel']}, 1-min load "
-             + f"average before the run {settings.get('load_before', '?')})", ""]
+    lines = [_header(settings), ""]
     for r in rows:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                  for i, c in enumerate(r)]
@@ -211,5 +207,27 @@ def to_table(figures: list[Figure], settings: dict[str, Any]) -> str:
                      + ")" if f.second_is else "")
                   for f in figures if f.ratios]
     for f in figures:
-        lines += [f"error: {f.name}: {e}" for e in f.errors]
+        if not f.part_of:                # a part's errors are its figure's, printed there
+            lines += [f"error: {f.name}: {e}" for e in f.errors]
     return "\n".join(lines)
+
+
+def _header(settings: dict[str, Any]) -> str:
+    """The table's first line: what was run. The bulk figures' MTUs, offload and size only
+    when a bulk test ran; the connection rate's count and MTU (the first) when it ran."""
+    m = machine()
+    mtus = settings["mtu"] if isinstance(settings["mtu"], list) else [settings["mtu"]]
+    tests = settings.get("tests") or ["recv", "send", "conn"]
+    bulk = "recv" in tests or "send" in tests
+    parts = []
+    if bulk:
+        parts.append(f"TUN MTU {', '.join(str(mtu) for mtu in mtus)}"
+                     + {"on": " with offload", "both": " (with and without offload)"}.get(
+                         str(settings.get("offload")), "")
+                     + f", {settings['size_mb']:,} MB per transfer")
+    if "conn" in tests:
+        conn_mtu = "" if bulk and len(mtus) == 1 else f" at TUN MTU {mtus[0]}"
+        parts.append(f"{settings['conns']:,} connections{conn_mtu}")
+    return (f"rawtcp bench: {', '.join(parts)} (" + ("MB = 10^6 bytes; " if bulk else "")
+            + f"{m['cpus']} CPUs, Linux {m['kernel']}, 1-min load average before the run "
+            + f"{settings.get('load_before', '?')})")
