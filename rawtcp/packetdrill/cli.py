@@ -190,8 +190,15 @@ def _worker(item: tuple[str, RunOptions, bool]) -> dict[str, Any]:
 
 def _worker_init() -> None:
     """A forked worker inherits the command's SIGTERM handler (which unwinds labs); a worker
-    has none to unwind, so the default action is right."""
+    has none to unwind, so the default action is right (with --realtime, the worker's lab
+    turns it into an unwind that tears the lab down while the lab is up: rawtcp.lab.base).
+
+    Ctrl-C is the command's to handle: the terminal sends it to the whole process group, and
+    a worker that raised KeyboardInterrupt printed a traceback of its own next to the
+    command's one line. The command ends the pool (terminate(): SIGTERM to each worker,
+    then waits for it), so a worker ignores SIGINT."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def main(args: argparse.Namespace) -> int:
