@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .buffers import Reassembly, ReceiveBuffer, SendBuffer
 from .buftune import TcbBufTune
 from .config import Config
-from .congestion import INFINITE_SSTHRESH, Scoreboard
-from .rack import Rack
+from .congestion import INFINITE_SSTHRESH
 from .recovery import CA_STATES, Recovery
 from .rtt import RttEstimator
 from .segment import Flags, Segment
@@ -126,21 +125,30 @@ _copy_fields = _fields_copier(PER_CONNECTION)
 
 class _TimeWaitEmpty:
     """The empty structures TIME-WAIT connections share instead of their own (see
-    Tcb._enter_time_wait). Nothing writes to them: TIME-WAIT accepts no data and processes
-    no ACK; tests/core/test_time_wait_memory.py checks that they stay empty."""
+    Tcb._enter_time_wait). Nothing writes to them: TIME-WAIT accepts no data, processes no
+    ACK and runs no timer but its own; tests/core/test_time_wait_memory.py checks that they
+    stay as they were made."""
 
     def __init__(self) -> None:
+        cfg = Config()
         self.out_of_order = Reassembly()
         self.rbuf = ReceiveBuffer()
-        self.scoreboard = Scoreboard()
-        self.rack = Rack()
+        self.recovery = Recovery(cfg.mss, cfg.initial_cwnd_segments, cfg.congestion)
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self.urgent = Urgent()
+        self._fresh = self._values()
+
+    def _values(self) -> tuple:
+        rec, rtt, u = self.recovery, self.rtt, self.urgent
+        return (rec.ca, rec.dupacks, rec.loss, rec.rack, rec.reordering, rec.undos,
+                rec.dsack_dups, rec.cc.cwnd, rec.cc.ssthresh, rec.cc.in_recovery,
+                len(rec.scoreboard), rtt.srtt, rtt.rttvar, rtt.backoff, rtt.base_rto,
+                u.snd_up, u.rcv_seq, u.byte, u.inline)
 
     def empty(self) -> bool:
-        rack = self.rack
-        return (not self.out_of_order and not self.out_of_order.nbytes
-                and not self.rbuf and not self.scoreboard
-                and not len(rack) and not rack.lost_q and not rack.lost_out
-                and not rack.retrans_out and rack.tlp_end is None)
+        """Nothing was written to any of them (tests)."""
+        return (not self.out_of_order and not self.out_of_order.nbytes and not self.rbuf
+                and self._values() == self._fresh)
 
 
 TIME_WAIT_EMPTY = _TimeWaitEmpty()
@@ -166,7 +174,7 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
                  "send_buffer", "smss", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
                  "snd_wnd", "snd_wscale", "stack", "state", "timers", "total_retrans", "_tracer",
                  "ts_ok", "ts_recent", "ts_recent_set", "urgent", "was_established", "watcher",
-                 "ws_ok")
+                 "ws_ok", "final_cc")
 
     def __init__(
         self,
@@ -260,6 +268,7 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         self.persist_backoff = 0
         self.persist_probes = 0          # probes since the window was last open (tcpi_probes)
         self.keepalive_out = 0
+        self.final_cc: tuple | None = None   # an orphan's congestion and RTT values in TIME-WAIT
         self.timers = Timers(self._trace_timer if self._tracer is not None else None,
                              stack.timer_queue, self)
 
@@ -362,10 +371,11 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         TIME-WAIT takes no data and processes no ACK (_check_ack), so what held data or
         loss-recovery state is given back: the send buffer and the out-of-order queue, and
         once no socket holds the connection (orphan: its reads are over, its receive buffer
-        empty) the receive buffer, RACK's records and the SACK scoreboard too. They are
+        empty) the receive buffer and the loss recovery, congestion, RTT and urgent-data
+        state too (TCP_INFO's values of those kept as one tuple, ``final_cc``). They are
         replaced by shared empty ones that TIME-WAIT only reads (the window it advertises,
-        TCP_INFO), so thousands of TIME-WAIT connections cost about half as much memory and
-        the garbage collector has far fewer objects to walk."""
+        the urgent pointer it does not send), so thousands of TIME-WAIT connections cost
+        less memory and the garbage collector has far fewer objects to walk."""
         timers = self.timers
         running = timers.deadlines
         for name in ("rtx", "persist", "delack", "keepalive", "fin_wait_2", "rack", "tlp"):
@@ -374,11 +384,19 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         self.send_buffer = SendBuffer(self.send_buffer.end, 0)
         self.out_of_order = TIME_WAIT_EMPTY.out_of_order
         if self.orphan and not self.rbuf.size:
-            self.rbuf = TIME_WAIT_EMPTY.rbuf
-            rec = self.recovery
-            if rec.rack is not None:
-                rec.rack = TIME_WAIT_EMPTY.rack
-            rec.scoreboard = TIME_WAIT_EMPTY.scoreboard
+            # what TCP_INFO reports of the congestion and RTT state is kept as one tuple
+            # (info() reads it); the objects go
+            rec, rtt = self.recovery, self.rtt
+            cc = rec.cc
+            self.final_cc = (cc.cwnd, cc.ssthresh, cc.name, rec.ca, rec.reordering,
+                             rec.dsack_dups, rec.undos, rtt.rto, rtt.backoff, rtt.srtt,
+                             rtt.rttvar, rtt.min_rtt, rec.rack is not None)
+            shared = TIME_WAIT_EMPTY
+            self.rbuf = shared.rbuf
+            self.recovery = shared.recovery
+            self.cc = shared.recovery.cc
+            self.rtt = shared.rtt
+            self.urgent = shared.urgent
         d = self.cfg.time_wait_duration
         if d <= 0:
             # Ablation: no TIME_WAIT at all (still ACK the FIN that brought us here).
@@ -441,11 +459,21 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         ``snd_cwnd``/``snd_ssthresh`` in segments as Linux; times in us."""
         rec = self.recovery
         cc = rec.cc
+        rtt = self.rtt
+        fin = self.final_cc
+        if fin is None:
+            cwnd, ssthresh, algo, ca, reordering, dsack_dups, undos = (
+                cc.cwnd, cc.ssthresh, cc.name, rec.ca, rec.reordering, rec.dsack_dups,
+                rec.undos)
+            rto, backoff, srtt, rttvar, min_rtt = (rtt.rto, rtt.backoff, rtt.srtt, rtt.rttvar,
+                                                   rtt.min_rtt)
+        else:       # an orphan in TIME-WAIT (_enter_time_wait): nothing is outstanding
+            (cwnd, ssthresh, algo, ca, reordering, dsack_dups, undos, rto, backoff, srtt,
+             rttvar, min_rtt, _rack) = fin
         mss = self.smss or 1
         una = self.snd_una
         sb = rec.scoreboard
         sacked = sb.sacked_bytes()
-        ca = rec.ca
         lost = 0
         rack = rec.rack
         if rack is not None:
@@ -458,21 +486,20 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         options = ((1 if self.ts_ok else 0) | (2 if self.sack_ok else 0)
                    | (4 if self.ws_ok else 0) | (8 if self.ecn_ok else 0)
                    | (16 if self.ecn_seen else 0))
-        ssthresh = cc.ssthresh
         return {
             "state": self.state.name,
             "ca_state": CA_STATES[ca],
             "ca": ca,
-            "congestion": cc.name,
-            "rto": self.rtt.rto,
-            "backoff": self.rtt.backoff,
-            "srtt": self.rtt.srtt,
-            "rttvar": self.rtt.rttvar,
-            "rtt": self.rtt.srtt or 0,
-            "min_rtt": self.rtt.min_rtt,
-            "cwnd": cc.cwnd,
+            "congestion": algo,
+            "rto": rto,
+            "backoff": backoff,
+            "srtt": srtt,
+            "rttvar": rttvar,
+            "rtt": srtt or 0,
+            "min_rtt": min_rtt,
+            "cwnd": cwnd,
             "ssthresh": ssthresh,
-            "snd_cwnd": -(-cc.cwnd // mss),
+            "snd_cwnd": -(-cwnd // mss),
             "snd_ssthresh": ssthresh // mss if ssthresh < INFINITE_SSTHRESH else 0x7FFFFFFF,
             "pipe": rec.pipe(una, self.snd_nxt, self.snd_max),
             "retransmits": self.retransmits,
@@ -481,9 +508,9 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
             "bytes_retrans": self.bytes_retrans,
             "lost": -(-lost // mss),
             "sacked": -(-sacked // mss),
-            "reordering": rec.reordering,
-            "dsack_dups": rec.dsack_dups,
-            "undo_count": rec.undos,
+            "reordering": reordering,
+            "dsack_dups": dsack_dups,
+            "undo_count": undos,
             "delivered": self.bytes_acked // mss,
             "bytes_acked": self.bytes_acked,
             "delivered_ce": self.delivered_ce,
