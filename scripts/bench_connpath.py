@@ -24,6 +24,14 @@ connection: what a redesign of the per-connection path would have to halve.
 
     .venv/bin/python scripts/bench_connpath.py --virtual [--conns 3000] [--json]
 
+``--plain`` (no root): that loop and nothing else (50 warm-up connections, then
+``--conns``), for a counter outside Python; instructions per connection, the same on every
+run of the same tree (PYTHONHASHSEED fixed; the peer's own work included):
+
+    for n in 50 450; do PYTHONHASHSEED=0 valgrind --tool=callgrind \
+        --callgrind-out-file=/dev/null .venv/bin/python scripts/bench_connpath.py \
+        --plain --conns $n 2>&1 | grep Collected; done    # (I450 - I50) / 400
+
 ``--bytecodes`` (no root): the same virtual loop, counting the Python bytecodes rawtcp runs
 per connection on the calling thread (the peer's own work left out), by file and by
 function. Unlike a time, the count is the same from run to run: a change to the
@@ -54,6 +62,9 @@ def main() -> int:
     p.add_argument("--conns", type=int, default=2000, help="connections, 10..100000")
     p.add_argument("--virtual", action="store_true",
                    help="against an in-process echo peer (no kernel, no root)")
+    p.add_argument("--plain", action="store_true",
+                   help="only run the virtual loop (no loop thread, nothing measured): for "
+                        "an outside counter such as callgrind")
     p.add_argument("--bytecodes", action="store_true",
                    help="count rawtcp's bytecodes per connection (virtual peer, no root)")
     p.add_argument("--top", type=int, default=30, help="functions listed by --bytecodes, 0..500")
@@ -63,7 +74,7 @@ def main() -> int:
         p.error("--conns must be between 10 and 100000")
     if not 0 <= a.top <= 500:
         p.error("--top must be between 0 and 500")
-    if a.bytecodes:
+    if a.bytecodes or a.plain:
         return bytecodes(a)
     return virtual(a) if a.virtual else kernel(a)
 
@@ -246,6 +257,9 @@ def bytecodes(a) -> int:
                 s.close()
 
         loop(50)                                                    # warm-up
+        if a.plain:
+            loop(a.conns)
+            return 0
         sys.settrace(trace)
         try:
             loop(n)
