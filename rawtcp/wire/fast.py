@@ -50,6 +50,9 @@ _TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack offset flags window cs
 _IP6AB = struct.Struct("!IHBB32s")
 # IPv4 header (no options) + TCP header, the two addresses as one 8-byte field
 _IP4TCP_AB = struct.Struct("!BBHHHBBH8sHHIIBBHHH")
+# ... as the decoder reads it: the fields it does not use (version/IHL, ID, TTL, both
+# checksums) skipped
+_IP4TCP_IN = struct.Struct("!xBH2xHxB2x8sHHIIBBH2xH")
 # ... and the timestamps option alone (NOP, NOP, kind 8, length 10, TSval, TSecr): what every
 # segment of an established connection carries once timestamps are on (RFC 7323)
 _IP4TCP_AB_TS = struct.Struct("!BBHHHBBH8sHHIIBBHHHIII")
@@ -437,14 +440,17 @@ def _locate(data: bytes, verify: bool) -> tuple[int, int, bytes, bytes]:
     return start, end, a, b
 
 
-# source and destination strings by the 8 packed bytes of an IPv4 header (bounded)
-_ADDRS: dict[bytes, tuple[str, str]] = {}
+# source and destination strings, and the pseudo-header's address part plus the protocol
+# minus the IP header's length (what the TCP checksum adds to the packet's sum), by the 8
+# packed bytes of an IPv4 header (bounded)
+_ADDRS: dict[bytes, tuple[str, str, int]] = {}
 
 
-def _addr_strs(ab: bytes) -> tuple[str, str]:
+def _addr_strs(ab: bytes) -> tuple[str, str, int]:
     if len(_ADDRS) >= 4096:
         _ADDRS.clear()
-    pair = _ADDRS[ab] = (address_str(ab[:4]), address_str(ab[4:]))
+    pair = _ADDRS[ab] = (address_str(ab[:4]), address_str(ab[4:]),
+                         int.from_bytes(ab, "big") + PROTO_TCP - 20)
     return pair
 
 
@@ -460,11 +466,14 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
         # The common case in one unpack: IPv4 without options, not a fragment, TCP, sane
         # lengths. Anything else (and every error) takes the general path below, which
         # gives the same result for what passes here and says what is wrong with the rest.
-        (_v, tos, total, _id, frag, _ttl, proto, _ipsum, ab, sport, dport, seq, ack, off,
-         flags, window, _csum, urgent) = _IP4TCP_AB.unpack_from(data)
+        (tos, total, frag, proto, ab, sport, dport, seq, ack, off, flags, window,
+         urgent) = _IP4TCP_IN.unpack_from(data)
         hlen = (off >> 4) << 2
-        if (proto == PROTO_TCP and not frag & 0x3FFF and 20 <= hlen <= total - 20
+        if (proto == 6 and not frag & 0x3FFF and 20 <= hlen <= total - 20
                 and total <= len(data)):
+            pair = _ADDRS.get(ab)
+            if pair is None:
+                pair = _addr_strs(ab)
             if verify:
                 # both checksums: the IP header sums to 0 on its own, the whole packet
                 # (IP header included) plus the pseudo-header to 0 as well (the packet's
@@ -475,8 +484,7 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
                 if total > 512:
                     x = fold(x)
                 ok = (not int.from_bytes(data[:20], "big") % 0xFFFF
-                      and not (int.from_bytes(ab, "big") + PROTO_TCP + total - 20 + x)
-                      % 0xFFFF)
+                      and not (pair[2] + total + x) % 0xFFFF)
             else:
                 ok = True
             if ok:
@@ -487,9 +495,6 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
                     options = new_options((None, None, False, (), _II.unpack_from(data, 44)))
                 else:
                     options = _parse_options(data, 40, h)
-                pair = _ADDRS.get(ab)
-                if pair is None:
-                    pair = _addr_strs(ab)
                 return new_packet((pair[0], pair[1], new_segment((
                     sport, dport, seq, ack, flags, window, options, data[h:total], urgent,
                     tos & 3))))
