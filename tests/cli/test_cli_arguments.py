@@ -9,7 +9,7 @@ import argparse
 import pytest
 
 from rawtcp.cli import build_parser, main
-from rawtcp.cli_support import host, port
+from rawtcp.cli_support import host, port, seconds
 
 
 def bad(capsys, *argv: str) -> str:
@@ -58,6 +58,37 @@ def test_a_port_is_plain_ascii_digits(capsys, text):
     with pytest.raises(argparse.ArgumentTypeError):
         port(text)
     assert port("1000") == 1000 and port("65535") == 65535
+
+
+# ------------------------------------------------------------------------------ timeouts
+@pytest.mark.parametrize("cmd", [("connect", "10.0.0.1", "9"), ("listen", "9")])
+@pytest.mark.parametrize("text", ["1_0", " 5", "5 ", "1e1", "inf", "nan", "+5", "-1", "0x10",
+                                  "\u0665", "", "."])
+def test_a_timeout_is_plain_decimal_seconds(capsys, cmd, text):
+    """float() took '1_0', blanks, '1e1', 'inf' and 'nan' (and other scripts' digits): a
+    timeout is digits with an optional '.' fraction, anything else one line naming the
+    option and the text, before the link (the lab L does not exist)."""
+    line = bad(capsys, *cmd, "--lab", "L", "--timeout", text)
+    assert "argument --timeout: seconds must be a number (digits 0-9 and an optional '.' " \
+           f"fraction), got {text!r}" in line, line
+    with pytest.raises(argparse.ArgumentTypeError):
+        seconds(text)
+
+
+@pytest.mark.parametrize("cmd", [("connect", "10.0.0.1", "9"), ("listen", "9")])
+@pytest.mark.parametrize("text", ["0", "0.0", "86400.5", "99999999999999999999"])
+def test_a_timeout_keeps_its_range(capsys, cmd, text):
+    line = bad(capsys, *cmd, "--lab", "L", "--timeout", text)
+    assert f"argument --timeout: must be more than 0 and at most 86400 seconds, got {text} " \
+           in line, line
+
+
+def test_plain_timeouts_are_still_taken():
+    assert (seconds("10"), seconds("2.5"), seconds("0.001"), seconds(".5"), seconds("5."),
+            seconds("86400")) == (10.0, 2.5, 0.001, 0.5, 5.0, 86400.0)
+    args = build_parser().parse_args(["connect", "10.0.0.1", "9", "--timeout", "2.5"])
+    assert args.timeout == 2.5
+    assert build_parser().parse_args(["listen", "9", "--timeout", "60"]).timeout == 60.0
 
 
 # ------------------------------------------------------------------------------ output files
