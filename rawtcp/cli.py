@@ -12,8 +12,20 @@ import sys
 from collections.abc import Sequence
 
 from rawtcp import commands
-from rawtcp.cli_support import CliError, Parser, add_config_args, host, one_line, port, seconds
+from rawtcp.cli_support import (
+    CliError,
+    Parser,
+    add_config_args,
+    count,
+    host,
+    one_line,
+    port,
+    seconds,
+)
 from rawtcp.sweep_cli import add_sweep_parser, ranged
+
+#: the most runs `rawtcp experiment run --runs` repeats
+MAX_RUNS = 1000
 
 
 def _add_link_args(p: argparse.ArgumentParser) -> None:
@@ -74,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name")
     r.add_argument("--seed", type=ranged("seed"), default=1,
                    help="seed of the first run (0-2147483647, default 1)")
-    r.add_argument("--runs", type=int, default=1,
-                   help="repeat with seeds SEED, SEED+1, ... (default 1)")
+    r.add_argument("--runs", type=count("runs", 1, MAX_RUNS), default=1,
+                   help=f"repeat with seeds SEED, SEED+1, ... (1-{MAX_RUNS}, default 1)")
     r.add_argument("--json", action="store_true",
                    help="machine-readable result on stdout (progress still on stderr)")
     r.add_argument("--report", metavar="DIR", help="write trace, pcap, ladder and plots here")

@@ -54,6 +54,19 @@ def seconds(text: str) -> float:
     return v
 
 
+def count(what: str, lo: int, hi: int) -> Any:
+    """argparse type: a whole number lo..hi in plain decimal digits (not int()'s '1_0', ' 5'
+    or '+5'); one line naming ``what`` otherwise."""
+    def parse(text: str) -> int:
+        n = decimal(text, what)
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be within {lo}..{hi}, got {n}")
+        return n
+
+    parse.__name__ = what
+    return parse
+
+
 #: one label of a host name: letters, digits, '-' (not first or last) and '_' (found in real
 #: DNS names), 1-63 characters (RFC 1123 2.1, RFC 1035 2.3.4)
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
@@ -176,5 +189,5 @@ def human_us(us: int | None) -> str:
 
 
 __all__ = ["CliError", "Parser", "add_config_args", "check_output_file", "config_assignment",
-           "config_overrides", "decimal", "host", "human_us", "load_config_file", "one_line",
-           "port", "print_json", "seconds"]
+           "config_overrides", "count", "decimal", "host", "human_us", "load_config_file",
+           "one_line", "port", "print_json", "seconds"]

@@ -124,6 +124,30 @@ def test_experiment_run_seed_of_the_last_run_stays_in_range(capsys):
     assert args.seed == 2147483647
 
 
+@pytest.mark.parametrize("text", ["1_0", " 5", "5 ", "+5", "-1", "0x10", "1e1", "\u0665",
+                                  ""])
+def test_experiment_run_runs_is_plain_decimal_digits(capsys, text):
+    """int() took '1_0', blanks, '+5' and other scripts' digits for --runs; refused when the
+    arguments are parsed (before the experiment's name is looked up: 'nope' is none)."""
+    line = bad(capsys, "experiment", "run", "nope", "--runs", text)
+    assert f"argument --runs: runs must be a number (digits 0-9), got {text!r}" in line, line
+
+
+@pytest.mark.parametrize("text", ["0", "1001", "99999999999999999999"])
+def test_experiment_run_runs_has_a_range(capsys, text):
+    line = bad(capsys, "experiment", "run", "nope", "--runs", text)
+    assert f"argument --runs: runs must be within 1..1000, got {text} " in line, line
+
+
+def test_experiment_run_runs_in_range_is_taken(capsys):
+    for text, n in (("1", 1), ("1000", 1000), ("007", 7)):
+        args = build_parser().parse_args(["experiment", "run", "handshake", "--runs", text])
+        assert args.runs == n
+    with pytest.raises(SystemExit):
+        main(["experiment", "run", "--help"])
+    assert "(1-1000, default 1)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_sweep_messages_show_integers_as_integers(capsys):
     line = bad(capsys, "experiment", "sweep", "handshake", "--seed", "2147483648")
     assert line.endswith("got 2147483648 (see rawtcp experiment sweep --help)"), line
