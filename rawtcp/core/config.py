@@ -17,6 +17,7 @@ Constructing a `Config` does not validate it (tests build ablations on purpose);
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, NamedTuple
@@ -24,6 +25,9 @@ from typing import Any, NamedTuple
 MS = 1_000
 SEC = 1_000_000
 
+#: an integer's text (int() also takes '1_000', ' 5', '+5' and other scripts' digits)
+_DIGITS = re.compile(r"[0-9]+")
+_SIGNED = re.compile(r"-?[0-9]+")
 _TRUE = ("1", "true", "on", "yes")
 _FALSE = ("0", "false", "off", "no")
 
@@ -224,14 +228,16 @@ class Config:
             if not sep or not key:
                 raise ValueError(f"config {text!r}: expected KEY=VALUE "
                                  f"(keys: {', '.join(cls.keys())})")
-            out[key] = parse_value(key, value.strip())
+            out[key] = parse_value(key, value)
         return out
 
 
 def parse_value(key: str, text: str) -> int | bool | str | None:
-    """The text of one value, as on a command line: an integer in the field's unit (no
-    suffixes), a boolean as 0/1/true/false/on/off/yes/no, "none" where None is allowed, one
-    of the choices of a text field."""
+    """The text of one value, as on a command line: an integer in the field's unit in plain
+    ASCII decimal digits (no suffixes, blanks, '_' or '+'; a leading '-' only where the
+    field's range goes below 0), a boolean as 0/1/true/false/on/off/yes/no, "none" where
+    None is allowed, one of the choices of a text field (these three in any case, blanks
+    around them ignored)."""
     info = _info(key)
     t = text.strip().lower()
     if info.type == "str":
@@ -245,12 +251,13 @@ def parse_value(key: str, text: str) -> int | bool | str | None:
                          "(0/1, true/false, on/off, yes/no)")
     if t == "none" and info.type == "int | None":
         return None
-    try:
-        return int(t, 10)
-    except ValueError:
+    signed = info.range is not None and info.range[0] < 0
+    if not (_SIGNED if signed else _DIGITS).fullmatch(text):
+        digits = "digits 0-9, a leading '-' for a negative" if signed else "digits 0-9"
         none = ' or "none"' if info.type == "int | None" else ""
-        raise ValueError(f"config {key}={text!r}: expected an integer in {info.unit}"
-                         f"{none}") from None
+        raise ValueError(f"config {key}={text!r}: expected an integer in {info.unit} "
+                         f"({digits}){none}")
+    return int(text, 10)
 
 
 def check_value(key: str, value: Any) -> int | bool | str | None:

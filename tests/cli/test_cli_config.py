@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from test_cli_arguments import bad
 
+from rawtcp.cli import build_parser
 from rawtcp.core.config import Config
 
 RAWTCP = [sys.executable, "-m", "rawtcp"]
@@ -92,6 +94,29 @@ def test_a_config_table_is_read_and_other_tables_ignored(tmp_path):
     v = {row["name"]: row["value"] for row in json.loads(r.stdout)}
     assert v["nodelay"] is True
 
+
+@pytest.mark.parametrize("cmd", [["config"], ["connect", "10.1.2.3", "7", "--lab", "L"]])
+@pytest.mark.parametrize("value", ["1_000", " 5", "5 ", "+5", "-5", "0x10", "1e3", "\u0665",
+                                   ""])
+def test_an_integer_config_value_is_plain_decimal_digits(capsys, cmd, value):
+    """int() took 'msl=1_000', 'msl= 5', '+5' and other scripts' digits: an integer field
+    takes plain digits (no field's range goes below 0, so no '-' either), anything else is
+    one line naming the field and the text, exit 2, before anything runs (the lab L does not
+    exist). In process."""
+    line = bad(capsys, *cmd, "--config", f"msl={value}")
+    assert f"argument --config: config msl={value!r}: expected an integer in us " \
+           "(digits 0-9)" in line, line
+    line = bad(capsys, *cmd, "--config", f"time_wait={value}")
+    assert f"config time_wait={value!r}: expected an integer in us (digits 0-9) or " \
+           '"none"' in line, line
+
+
+def test_plain_config_values_are_still_taken():
+    args = build_parser().parse_args(["config", "--config", "msl=1000000", "--config",
+                                      "sack= on ", "--config", "time_wait=NONE", "--config",
+                                      " mss =1000"])
+    assert args.config_items == [("msl", 1_000_000), ("sack", True), ("time_wait", None),
+                                 ("mss", 1000)]
 
 @pytest.mark.parametrize("text, words", [
     ("msl = 1.5\n", ["msl=1.5", "integer"]),

@@ -107,6 +107,46 @@ def test_parse_value_booleans_and_none():
         parse_value("msl", "none")                # msl cannot be None
 
 
+@pytest.mark.parametrize("text", ["1_000", " 5", "5 ", "+5", "-5", "0x10", "1e3", "5.0",
+                                  "\u0665", "\uff15", ""])
+def test_an_integer_field_takes_plain_decimal_digits(text):
+    """int() took '1_000', blanks, '+5' and other scripts' digits as a field's text (--config,
+    a TOML string, an experiment's overrides); a '-' only where the range goes below 0."""
+    for call in (lambda: parse_value("msl", text), lambda: check_value("msl", text),
+                 lambda: Config.parse_assignments([f"msl={text}"]),
+                 lambda: Config().with_overrides({"msl": text})):
+        with pytest.raises(ValueError) as e:
+            call()
+        assert f"config msl={text!r}: expected an integer in us (digits 0-9)" in str(e.value)
+    with pytest.raises(ValueError, match=r"time_wait=' 5'.*\(digits 0-9\) or \"none\""):
+        parse_value("time_wait", " 5")
+
+
+def test_integer_text_in_plain_digits_and_python_values_are_still_taken():
+    assert parse_value("msl", "1000000") == SEC and parse_value("msl", "0") == 0
+    assert parse_value("mss", "01460") == 1460
+    assert Config.parse_assignments([" msl =1000", "sack = on "]) == {"msl": 1000,
+                                                                     "sack": True}
+    assert parse_value("time_wait", " None ") is None          # a word, not a number
+    assert Config(msl=1_000).msl == 1000                        # Python code: a value
+    assert Config().with_overrides({"msl": 1_000}).msl == 1000
+
+
+def test_a_leading_minus_only_where_the_range_goes_below_zero(monkeypatch):
+    """No field takes a negative yet: a made-up one from -10 to 10 shows the rule."""
+    from rawtcp.core import config
+
+    info = FieldInfo("offset", "int", 0, "us", (-10, 10), "a made-up field")
+    monkeypatch.setattr(config, "_info", lambda key: info)
+    assert parse_value("offset", "-5") == -5 and parse_value("offset", "5") == 5
+    for text in ("- 5", "+5", "--5", " -5"):
+        with pytest.raises(ValueError, match="digits 0-9, a leading '-' for a negative"):
+            parse_value("offset", text)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"msl='-5': expected an integer in us \(digits 0-9\)"):
+        parse_value("msl", "-5")
+
+
 def test_check_value_checks_one_field_alone():
     assert check_value("rto_max", "100000") == 100 * MS     # below rto_min's default: fine alone
     with pytest.raises(ValueError, match="above rto_max"):
