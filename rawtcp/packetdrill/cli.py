@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rawtcp.packetdrill.runner import INT_OPTIONS, RunOptions, run_script
+from rawtcp.packetdrill.runner import INT_OPTIONS, RunOptions, parse_int, run_script
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -72,13 +72,13 @@ MAX_JOBS = 64
 
 
 def _int(text: str) -> int:
-    """An integer as packetdrill takes it (decimal, or 0x hex), in ASCII without '_'."""
+    """An integer as packetdrill takes it: decimal digits or 0x hex (runner.parse_int, as in
+    a script's header)."""
     try:
-        if not text.isascii() or "_" in text:
-            raise ValueError(text)
-        return int(text, 0)
+        return parse_int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r} (decimal digits or "
+                                         "0x hex)") from None
 
 
 def _within(lo: int, hi: int) -> Any:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import re
 import socket as _socket
 import time as _time
 from dataclasses import dataclass, field
@@ -96,9 +97,10 @@ class RunOptions:
                 setattr(out, key, text or None)
             elif key in INT_OPTIONS:
                 try:
-                    value = int(text, 0)
+                    value = parse_int(text)
                 except ValueError:
-                    raise ValueError(f"--{name}={text}: not an integer") from None
+                    raise ValueError(f"--{name}={text!r}: not an integer (decimal digits or "
+                                     "0x hex)") from None
                 lo, hi = INT_OPTIONS[key]
                 if not lo <= value <= hi:
                     raise ValueError(f"--{name}={text}: out of range {lo}..{hi}")
@@ -119,6 +121,17 @@ class RunOptions:
 INT_OPTIONS: dict[str, tuple[int, int]] = {
     "tolerance_usecs": (0, 10_000_000), "tcp_ts_tick_usecs": (0, 1_000_000),
     "mtu": (128, 65535), "bind_port": (1, 65535), "connect_port": (1, 65535)}
+#: an integer option's text: decimal digits or 0x hex, ASCII (int(text, 0) also took ' 5',
+#: '1_500', '+5', '0o17' and other scripts' digits)
+_INTEGER = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]+")
+
+
+def parse_int(text: str) -> int:
+    """An integer option as packetdrill takes it (the command line's and a script header's):
+    decimal digits or 0x hex, nothing else; ValueError otherwise."""
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"not an integer: {text!r}")
+    return int(text, 16) if text[:2] in ("0x", "0X") else int(text, 10)
 
 
 @dataclass

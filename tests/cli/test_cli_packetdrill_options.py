@@ -28,6 +28,12 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "..", "packetdrill", "scripts",
     (("-j", "1000000"), "must be 1-64, got 1000000"),
     (("--jobs", "65"), "must be 1-64"),
     (("--mtu", "1_500"), "not an integer: '1_500'"),
+    (("--mtu", " 1500"), "not an integer: ' 1500' (decimal digits or 0x hex)"),
+    (("--mtu", "1500 "), "not an integer: '1500 '"),
+    (("--bind_port", "+80"), "not an integer: '+80'"),
+    (("--connect_port", "0o17"), "not an integer: '0o17'"),
+    (("--tolerance_usecs", "\u0665"), "not an integer: '\u0665'"),
+    (("--tolerance_usecs", " 0x10"), "not an integer: ' 0x10'"),
 ])
 def test_packetdrill_bad_options_are_usage_errors_not_script_failures(capsys, argv, says):
     line = bad(capsys, "packetdrill", SCRIPT, *argv)
@@ -43,3 +49,11 @@ def test_packetdrill_ranges_take_their_ends_and_say_them_in_help(capsys):
         main(["packetdrill", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "0-10000000 (10 s" in text and "0-1000000 (1 s" in text and "1-64" in text
+
+
+def test_packetdrill_integers_in_decimal_or_hex_are_still_taken():
+    args = build_parser().parse_args(["packetdrill", SCRIPT, "--mtu", "0x5dc",
+                                      "--tolerance_usecs", "0X10", "--bind_port", "8080",
+                                      "--connect_port", "0050"])
+    assert (args.mtu, args.tolerance_usecs, args.bind_port, args.connect_port) == \
+        (1500, 16, 8080, 50)

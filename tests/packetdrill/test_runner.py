@@ -12,7 +12,7 @@ import json
 import pytest
 
 from rawtcp import cli
-from rawtcp.packetdrill.runner import run_script
+from rawtcp.packetdrill.runner import RunOptions, run_script
 
 SERVER = """
 0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -483,3 +483,22 @@ def test_header_options_out_of_range_fail_with_the_range(run) -> None:
         assert res.status == "FAIL", (opt, res)
         assert opt in res.failure.message and rng in res.failure.message, res.failure
     assert run("--tolerance_usecs=10000000\n" + LIFECYCLE).passed
+
+
+def test_header_integer_options_are_decimal_digits_or_hex(run) -> None:
+    """A header option's integer was read with int(text, 0), which took ' 5', '1_500', '+5',
+    '0o17' and other scripts' digits: now decimal digits or 0x hex, else the script fails
+    naming the option and the text (the command line's options say the same)."""
+    for opt in ("--mtu=1_500", "--tolerance_usecs=+4000", "--bind_port=0o17",
+                "--connect_port=\u0668\u0660"):
+        res = run(opt + "\n" + LIFECYCLE)
+        assert res.status == "FAIL", (opt, res)
+        name, text = opt.split("=")
+        assert f"{name}={text!r}: not an integer (decimal digits or 0x hex)" in \
+            res.failure.message, res.failure
+    with pytest.raises(ValueError, match=r"--mtu=' 1500': not an integer"):
+        RunOptions().with_script_options({"mtu": " 1500"})   # a blank (not from a header)
+    o, unknown = RunOptions().with_script_options({"mtu": "0x5dc", "tolerance_usecs": "0X10",
+                                                   "bind_port": "08080"})
+    assert (o.mtu, o.tolerance_usecs, o.bind_port, unknown) == (1500, 16, 8080, [])
+    assert run("--tolerance_usecs=0x2710\n" + LIFECYCLE).passed
