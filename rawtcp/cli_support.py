@@ -13,7 +13,7 @@ import os
 import re
 from typing import Any
 
-from rawtcp.argtypes import decimal, decimal_fraction  # re-exported for sweep_cli.py
+from rawtcp.argtypes import decimal, decimal_fraction  # re-exported for sweep_cli
 from rawtcp.core.config import SEC, Config, check_value
 
 
@@ -189,5 +189,5 @@ def human_us(us: int | None) -> str:
 
 
 __all__ = ["CliError", "Parser", "add_config_args", "check_output_file", "config_assignment",
-           "config_overrides", "count", "decimal", "host", "human_us", "load_config_file",
-           "one_line", "port", "print_json", "seconds"]
+           "config_overrides", "count", "decimal", "decimal_fraction", "host", "human_us",
+           "load_config_file", "one_line", "port", "print_json", "seconds"]

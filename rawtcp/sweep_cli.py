@@ -12,26 +12,19 @@ import os
 import sys
 from typing import Any
 
-from rawtcp.cli_support import CliError, add_config_args, decimal, print_json
+from rawtcp.cli_support import CliError, add_config_args, decimal, decimal_fraction, print_json
 
 __all__ = ["add_sweep_parser", "cmd_sweep", "ranged"]
 
 
 def ranged(key: str, kind: type = int) -> Any:
-    """argparse type: a number within rawtcp.experiments.sweep.LIMITS[key] (an int in plain
-    decimal digits; a float as float() reads it, in ASCII)."""
+    """argparse type: a number within rawtcp.experiments.sweep.LIMITS[key] in plain decimal
+    digits (a float with an optional '.' fraction: not float()'s '1e2', ' 5' or '1_0')."""
     from rawtcp.experiments.sweep import check_limit
 
     def parse(text: str) -> Any:
-        if kind is int:
-            v = decimal(text, key.replace("_", "-"), signed=True)
-        else:
-            try:
-                if not text.isascii() or "_" in text:
-                    raise ValueError(text)
-                v = kind(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        what = key.replace("_", "-")
+        v = decimal(text, what, signed=True) if kind is int else decimal_fraction(text, what)
         try:
             check_limit(key, v)
         except ValueError as e:

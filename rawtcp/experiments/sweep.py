@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -73,6 +74,10 @@ DIRECTIONS = ("in", "out", "both")
 ALSO = ("duplicate", "delay")
 #: outcome kinds, from worst to best as the table sorts them
 KINDS = ("error", "not-reached", "etimedout", "rst", "stuck", "data-mismatch", "recovered")
+#: the text of --also delay:MS and of a --segments item: plain ASCII decimal digits (float()
+#: and int() also take '1_0', blanks, '+5' and other scripts' digits; float() '1e2')
+_FRACTION = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_INDEX = re.compile(r"([0-9]+)(?:-([0-9]+))?")
 #: inclusive ranges of every number the sweep takes
 LIMITS: dict[str, tuple[float, float]] = {
     "jobs": (1, 32),
@@ -124,10 +129,11 @@ class Fault:
         if t in ("drop", "duplicate"):
             return cls(t)
         if t.startswith("delay:"):
-            try:
-                ms = float(t[6:])
-            except ValueError:
-                raise ValueError(f"--also delay:MS needs a number of ms, got {text!r}") from None
+            number = text.partition(":")[2]     # as given: blanks in it are refused
+            if not _FRACTION.fullmatch(number):
+                raise ValueError(f"--also delay:MS needs a number of ms (digits 0-9 and an "
+                                 f"optional '.' fraction), got {text!r}")
+            ms = float(number)
             check_limit("delay_ms", ms)
             return cls("delay", ms)
         raise ValueError(f"--also takes duplicate or delay:MS, not {text!r}")
@@ -251,16 +257,12 @@ def parse_indices(text: str) -> list[int]:
     """``"1-3,8"`` -> [1, 2, 3, 8]; ValueError in one line for anything else."""
     out: list[int] = []
     for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            if "_" in part or not part.isascii():    # int() takes 1_000 and other scripts' digits
-                raise ValueError(part)
-            a = int(lo)
-            b = int(hi) if sep else a
-        except ValueError:
+        m = _INDEX.fullmatch(part.strip())    # blanks around an item, not inside it
+        if not m:
             raise ValueError(f"--segments takes numbers and ranges like 1-3,8, "
-                             f"not {text!r}") from None
+                             f"not {text!r}")
+        a = int(m[1])
+        b = int(m[2]) if m[2] is not None else a
         for v in (a, b):
             check_limit("segment", v)
         if b < a:

@@ -154,9 +154,52 @@ def test_sweep_messages_show_integers_as_integers(capsys):
     line = bad(capsys, "experiment", "sweep", "handshake", "--segments",
                "99999999999999999999")
     assert line == "rawtcp: segment must be within 1..100000, got 99999999999999999999"
-    line = bad(capsys, "experiment", "sweep", "handshake", "--run-timeout", "1e20")
+    line = bad(capsys, "experiment", "sweep", "handshake", "--run-timeout",
+               "100000000000000000000")
     assert "got 100000000000000000000 " in line
     line = bad(capsys, "experiment", "sweep", "handshake", "--jobs", "1_0")
     assert "jobs must be a number (digits 0-9), got '1_0'" in line
     line = bad(capsys, "experiment", "sweep", "handshake", "--segments", "1_0")
     assert "--segments takes numbers" in line
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("--run-timeout", "1e2"), "argument --run-timeout: run-timeout must be a number (digits "
+                               "0-9 and an optional '.' fraction), got '1e2'"),
+    (("--run-timeout", " 60"), "got ' 60'"),
+    (("--run-timeout", "6_0"), "got '6_0'"),
+    (("--run-timeout", "+60"), "got '+60'"),
+    (("--run-timeout", "inf"), "got 'inf'"),
+    (("--also", "delay:1e2"), "rawtcp: --also delay:MS needs a number of ms (digits 0-9 and "
+                              "an optional '.' fraction), got 'delay:1e2'"),
+    (("--also", "delay: 5"), "got 'delay: 5'"),
+    (("--also", "delay:1_0"), "got 'delay:1_0'"),
+    (("--also", "delay:+5"), "got 'delay:+5'"),
+    (("--segments", "1- 3"), "--segments takes numbers and ranges like 1-3,8, not '1- 3'"),
+    (("--segments", "+5"), "not '+5'"),
+    (("--segments", "1-+3"), "not '1-+3'"),
+])
+def test_sweep_numbers_are_plain_decimal(monkeypatch, capsys, argv, says):
+    """float() took --run-timeout '1e2', ' 60' and '+60' and --also delay:'1e2' / ' 5' /
+    '1_0'; int() took --segments '1- 3' and '+5': refused with one line, exit 2, and no
+    sweep runs (it is replaced: reaching it would be exit 1 or a traceback)."""
+    from rawtcp.experiments import sweep
+    from rawtcp.host import privileges
+
+    def no_sweep(*a, **kw):
+        raise AssertionError("the sweep ran")
+
+    monkeypatch.setattr(sweep, "sweep", no_sweep)
+    monkeypatch.setattr(privileges, "check", lambda **kw: None)
+    line = bad(capsys, "experiment", "sweep", "handshake", *argv)
+    assert says in line, line
+
+
+def test_sweep_numbers_in_plain_decimal_are_still_taken():
+    from rawtcp.experiments.sweep import Fault, parse_indices
+
+    args = build_parser().parse_args(["experiment", "sweep", "handshake", "--run-timeout",
+                                      "7.5", "--also", "delay:2.5"])
+    assert args.run_timeout == 7.5 and Fault.parse(args.also) == Fault("delay", 2.5)
+    assert Fault.parse(" Delay:250") == Fault("delay", 250.0)     # the word: any case, blanks
+    assert parse_indices("1-3, 8 ,2") == [1, 2, 3, 8]              # blanks around list items

@@ -107,14 +107,18 @@ def test_plan_filters(segments):
 def test_argument_parsing():
     assert sw.parse_indices("1-3,8,2") == [1, 2, 3, 8]
     for bad, msg in (("0", "segment must be within"), ("3-1", "empty range"),
-                     ("x", "numbers and ranges"), ("1-2000", "longer than 1000")):
+                     ("x", "numbers and ranges"), ("1-2000", "longer than 1000"),
+                     ("1- 3", "numbers and ranges"), ("+5", "numbers and ranges"),
+                     ("\u0665", "numbers and ranges")):
         with pytest.raises(ValueError, match=msg):
             sw.parse_indices(bad)
     assert sw.Fault.parse("duplicate") == sw.Fault("duplicate")
     assert sw.Fault.parse("delay:250") == sw.Fault("delay", 250.0)
     assert sw.Fault.parse("delay:250").name == "delay 250ms"
     for bad, msg in (("delay:0", "delay-ms must be within 1..60000"), ("delay:x", "number"),
-                     ("corrupt", "duplicate or delay:MS"), ("delay:1e9", "within")):
+                     ("corrupt", "duplicate or delay:MS"), ("delay:1000000000", "within"),
+                     ("delay:1e2", "digits 0-9"), ("delay: 5", "digits 0-9"),
+                     ("delay:inf", "digits 0-9")):
         with pytest.raises(ValueError, match=msg):
             sw.Fault.parse(bad)
     with pytest.raises(ValueError, match="jobs must be within 1..32, got 33"):
