@@ -48,7 +48,8 @@ from rawtcp.packetdrill.script import (
 
 __all__ = ["parse_script", "parse_file"]
 
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|\d+\.\d+|\d+\.(?!\.)|\.\d+|\d+")
+#: ASCII digits only (\d also matches other scripts' digits, which int() and float() read)
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+\.[0-9]+|[0-9]+\.(?!\.)|\.[0-9]+|[0-9]+")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PUNCT = "+-*~=()[]{}<>,:|.&;!"
 _SEQ_MAX = 0xFFFFFFFF
