@@ -413,8 +413,8 @@ class Socket(SocketBase):
             return errno.EISCONN
         if self._tcb is None:
             host, port = self._resolve(address)
-            if host == "" or port == 0:
-                return errno.EINVAL if port == 0 else errno.EADDRNOTAVAIL
+            if host == "":
+                return errno.EADDRNOTAVAIL
             why = sockbase.no_route(host, self._stack.addresses)
             if why:
                 raise _err(errno.ENETUNREACH, why)

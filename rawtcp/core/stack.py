@@ -521,8 +521,10 @@ class Stack:
         raddr = _canon(remote_addr)
         if laddr in WILDCARDS:
             raise OSError(errno.EINVAL, "connect: give a concrete local address (not a wildcard)")
-        if not 0 < remote_port <= 65535:
-            raise OSError(errno.EINVAL, f"connect: remote port {remote_port} out of range 1..65535")
+        if not 0 <= remote_port <= 65535:
+            # (port 0 is a port like another here: Linux sends the SYN, and the peer's RST
+            # makes it ECONNREFUSED)
+            raise OSError(errno.EINVAL, f"connect: remote port {remote_port} out of range 0..65535")
         if b is None:
             b = self.bind(laddr, 0)
         elif b.released:

@@ -587,3 +587,33 @@ def _kernel_connection():
         ks.settimeout(2)
         with ks:
             yield kc, ks
+
+
+def test_connect_to_port_0_is_refused_by_the_peer_as_linux(pair: Pair) -> None:
+    """Linux sends the SYN to port 0 like to any port, and the peer's RST makes it
+    ECONNREFUSED (a kernel socket on loopback, in every timeout mode); rawtcp said EINVAL
+    without sending anything. The SYN and the RST are on the wire."""
+    import select
+    import time
+
+    for mode in (None, 2.0, 0.0):
+        with socket.socket() as k:
+            k.settimeout(mode)
+            got_k = k.connect_ex(("127.0.0.1", 0))
+            if got_k == errno.EINPROGRESS:
+                select.select([], [k], [], 2)
+                got_k = k.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        s = pair.a.socket()
+        s.settimeout(mode)
+        got = s.connect_ex(("10.1.0.2", 0))
+        if got == errno.EINPROGRESS:
+            deadline = time.monotonic() + 2
+            while s.tcb.state.name != "CLOSED" and time.monotonic() < deadline:
+                time.sleep(0.005)
+            got = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        assert got == got_k == errno.ECONNREFUSED, (mode, got, got_k)
+        s.close()
+    outs = [e for e in pair.ta.events("seg") if e["dir"] == "out" and e["dport"] == 0]
+    ins = [e for e in pair.ta.events("seg") if e["dir"] == "in" and e["sport"] == 0]
+    assert outs and all(e["flags"] == "S" for e in outs)
+    assert ins and all("R" in e["flags"] for e in ins)
