@@ -390,7 +390,7 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
             cc = rec.cc
             self.final_cc = (cc.cwnd, cc.ssthresh, cc.name, rec.ca, rec.reordering,
                              rec.dsack_dups, rec.undos, rtt.rto, rtt.backoff, rtt.srtt,
-                             rtt.rttvar, rtt.min_rtt, rec.rack is not None)
+                             rtt.rttvar, rtt.min_rtt)
             shared = TIME_WAIT_EMPTY
             self.rbuf = shared.rbuf
             self.recovery = shared.recovery
@@ -469,7 +469,7 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
                                                    rtt.min_rtt)
         else:       # an orphan in TIME-WAIT (_enter_time_wait): nothing is outstanding
             (cwnd, ssthresh, algo, ca, reordering, dsack_dups, undos, rto, backoff, srtt,
-             rttvar, min_rtt, _rack) = fin
+             rttvar, min_rtt) = fin
         mss = self.smss or 1
         una = self.snd_una
         sb = rec.scoreboard
