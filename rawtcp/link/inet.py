@@ -54,6 +54,9 @@ def l4(pkt: bytes) -> tuple[int, int] | None:
 
 def well_formed(pkt: bytes) -> bool:
     """Version, header length and total length agree with the bytes we hold."""
+    n = len(pkt)
+    if n >= 20 and pkt[0] == 0x45:        # IPv4 without options: every packet of a link
+        return 20 <= (pkt[2] << 8 | pkt[3]) <= n
     v = ip_version(pkt)
     if v == 4:
         if len(pkt) < 20:

@@ -192,9 +192,7 @@ class TunLink(Link):
                 pkt = os.read(fd, 65536)
             except BlockingIOError:
                 break
-            # what well_formed() checks, without the call for IPv4 with no IP options
-            if (pkt[0] == 0x45 and 20 <= (pkt[2] << 8 | pkt[3]) <= len(pkt)
-                    if len(pkt) >= 20 else False) or well_formed(pkt):
+            if well_formed(pkt):
                 out.append(pkt)
             else:
                 self.counters["dropped_malformed"] += 1
