@@ -39,7 +39,6 @@ import errno
 import logging
 import os
 import select
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -271,17 +270,14 @@ class Stack(PacketPipeline):
             now = self.now()
             try:
                 result = fn(now)
-            finally:
-                self._flush(now)  # fault rules, encoding, pcap: in order, under the lock
-                self._after_change()
-                if self._deadline_moved():
-                    self._wake()  # the loop re-reads poll_at()
-                tx = self._take_tx()
-                if tx and sys.exc_info()[0] is not None:
+            except BaseException:
+                tx = self._end_turn(now)
+                if tx:
                     self._tx[:0] = tx   # fn raised: hand the packets to the loop instead
                     self._writing = False
                     self._wake()
-                    tx = []
+                raise
+            tx = self._end_turn(now)
         if tx:
             if inline and self._take_rx():
                 # what the peer answers within our write (a kernel peer on TUN does) is read
@@ -407,11 +403,7 @@ class Stack(PacketPipeline):
                 self.counters["frames_in_caller"] += len(frames)
                 self._rx_taken += sum(map(len, frames))
                 self._input(frames, now)
-                self._flush(now)
-                self._after_change()
-                if self._deadline_moved():
-                    self._wake()
-                tx = self._take_tx()
+                tx = self._end_turn(now)
             if tx:
                 self._write_tx(tx, now)
         return got
@@ -583,11 +575,27 @@ class Stack(PacketPipeline):
             time.sleep(0.05)
             return []
 
-    def _deadline_moved(self) -> bool:
-        """Under the lock: is there a deadline earlier than the one the loop sleeps until?"""
-        if self.faults is not None:
-            return True               # held packets: let the loop look again
-        return self.core.deadline_before(self._sleep_until)
+    def _end_turn(self, now: int) -> list[bytes]:
+        """Under the lock, after a caller's turn at the core (a call, or input it read
+        itself): the core's output onto the transmit queue (_flush), waiters and readiness
+        told (_after_change), the loop woken when a deadline is now earlier than the one it
+        sleeps until (or packets are held by fault rules: it looks again), and the packets
+        this thread is to write (_take_tx). One method: it runs on every turn."""
+        self._flush(now)
+        if self.cond._waiters:    # type: ignore[attr-defined]
+            self.cond.notify_all()
+        if self._leading:
+            self._wake_leader()
+        core = self.core
+        if core.changed:
+            core.notify_changed()
+        if self.faults is not None or core.deadline_before(self._sleep_until):
+            self._wake()              # the loop re-reads poll_at()
+        if self._writing or not self._tx:
+            return []
+        self._writing = True
+        tx, self._tx = self._tx, []
+        return tx
 
     def _take_tx(self) -> list[bytes]:
         """Under the lock: the queued packets if no other thread is writing (then this one

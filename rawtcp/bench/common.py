@@ -65,6 +65,11 @@ class Progress:
         self._last = 0.0
         self._width = 0
 
+    def due(self) -> bool:
+        """Would a show() now print? (a caller asks before it formats the line: a loop that
+        reports every step must not pay for lines nobody sees)"""
+        return self.enabled and time.monotonic() - self._last >= 0.1
+
     def show(self, text: str, force: bool = False) -> None:
         if not self.enabled:
             return
@@ -87,7 +92,8 @@ class Progress:
 def bytes_progress(progress: Progress, label: str, total: int) -> Callable[[int], None]:
     """A callback(bytes so far) that shows `label: x / y MB (p %)`."""
     def cb(done: int) -> None:
-        progress.show(f"{label}: {done / MB:,.1f} / {total / MB:,.1f} MB "
+        if progress.due():
+            progress.show(f"{label}: {done / MB:,.1f} / {total / MB:,.1f} MB "
                       f"({100 * done / max(total, 1):.0f} %)")
     return cb
 

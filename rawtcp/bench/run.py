@@ -285,7 +285,8 @@ def _client_event(cl: BenchPeer, timeout: float) -> dict[str, Any]:
 
 def _conn_progress(progress: Progress, label: str, n: int) -> Callable[[int], None]:
     def cb(i: int) -> None:
-        progress.show(f"{label}: {i:,} / {n:,} connections")
+        if progress.due():
+            progress.show(f"{label}: {i:,} / {n:,} connections")
     return cb
 
 

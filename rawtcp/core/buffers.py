@@ -26,17 +26,16 @@ class SendBuffer:
     every ACK made CPython copy the whole buffer at the next append that had to grow it: with
     a 4 MiB buffer that copy was most of the cost of sending.)"""
 
-    __slots__ = ("buf", "head", "start", "limit")
+    __slots__ = ("buf", "head", "start", "end", "limit")
 
     def __init__(self, start: int, limit: int) -> None:
         self.buf = bytearray()
         self.head = 0
         self.start = start
+        # start + held bytes, kept as a field (read several times per segment): moved by
+        # write() and rebase(), never by an ACK
+        self.end = start
         self.limit = limit
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.buf) - self.head
 
     @property
     def free(self) -> int:
@@ -49,6 +48,7 @@ class SendBuffer:
         n = min(len(data), self.limit - len(self.buf) + self.head)
         if n > 0:
             self.buf += memoryview(data)[:n]
+            self.end += n
             return n
         return 0
 
@@ -77,7 +77,7 @@ class SendBuffer:
     def rebase(self, start: int) -> None:
         """Set where the (empty) buffer starts, once the ISN is known."""
         assert len(self.buf) == self.head
-        self.start = start
+        self.start = self.end = start
 
 
 class ReceiveBuffer:

@@ -13,6 +13,9 @@ shows on one screen what it does in every state:
     _process_fin       eighth: FIN
 
 Each ``_check_*`` returns False when the segment has been dealt with (dropped, answered).
+``_input_sync`` calls a step's method only when the step has something to do for the
+segment (a segment at RCV.NXT inside the window is acceptable; no RST bit, no RST step...):
+the common segment passes the cheap tests inline, which is what the steps would conclude.
 Nothing here raises on a bad segment: it is dropped, counted and traced.
 """
 
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 from .config import MS
 from .rtt import ts_rtt
 from .segment import ACK, CE, CWR, ECE, FIN, PSH, RST, SYN, URG, Options, Segment
-from .seq import MASK, lt, unwrap
+from .seq import HALF, MASK, MOD, lt, unwrap
 from .states import (
     CLOSE_WAIT,
     CLOSED,
@@ -181,37 +184,48 @@ class TcbInput:
         """RFC 9293 3.10.7.4, step by step (see the module docstring)."""
         if self.state is SYN_RECEIVED and self.listener is None:
             seg = self._simultaneous_open_syn_ack(seg)
-        sseq = unwrap(self.rcv_nxt, seg.seq)
-        if not self._check_paws(seg, now):
+        rcv_nxt = self.rcv_nxt
+        d = (seg.seq - rcv_nxt) & MASK                  # unwrap(rcv_nxt, seg.seq)
+        sseq = rcv_nxt + d - MOD if d >= HALF else rcv_nxt + d
+        ts = seg.options.timestamps
+        if (ts is not None and self.ts_ok and self.ts_recent_set
+                and (ts[0] - self.ts_recent) & MASK >= HALF     # lt(TSval, TS.Recent)
+                and not self._check_paws(seg, now)):
             return
-        edge = self._check_sequence(seg, sseq, now)
-        if edge is None:
+        if sseq == rcv_nxt and self.rcv_adv > rcv_nxt:
+            edge: bool | None = False    # at RCV.NXT, window open: acceptable (all 4 cases)
+        else:
+            edge = self._check_sequence(seg, sseq, now)
+            if edge is None:
+                return
+        f = seg.flags
+        if f & RST and not self._check_rst(seg, sseq, now):
             return
-        if not self._check_rst(seg, sseq, now):
-            return
-        if self.ecn_ok and (seg.ecn or seg.flags & CWR):
+        if self.ecn_ok and (seg.ecn or f & CWR):
             self._ecn_in(seg)
         if edge:
             # RFC 9293 3.10.7.4: with a zero window still process ACK (and RST above), but
             # not the text or FIN.
-            if seg.payload or seg.flags & FIN:
+            if seg.payload or f & FIN:
                 self.ack_now = True
-            seg = seg._replace(flags=seg.flags & ~(FIN | PSH), payload=b"")
-        self._update_ts_recent(seg, sseq)
-        if not self._check_syn(seg, now):
+            f &= ~(FIN | PSH)
+            seg = seg._replace(flags=f, payload=b"")
+        if ts is not None and self.ts_ok and sseq <= self.last_ack_sent:
+            self._update_ts_recent(ts[0])
+        if f & SYN and not self._check_syn(seg, now):
             return
-        if self.state is TIME_WAIT and sseq != self.rcv_nxt and not seg.flags & (FIN | RST):
+        if self.state is TIME_WAIT and sseq != rcv_nxt and not f & (FIN | RST):
             self._time_wait_stray(seg, now)
         if not self._check_ack(seg, sseq, now):
             return
-        if seg.flags & URG and self.state in DATA_STATES:
+        if f & URG and self.state in DATA_STATES:
             # sixth: the URG bit (RFC 9293 3.10.7.4; the pointer as RFC 6093 / Linux)
             self.urgent.on_pointer(sseq, seg.urgent, self.rcv_nxt)
             self._changed()
-        if seg.payload or seg.flags & FIN:
-            if not self._process_text(seg, sseq, now):
-                return
-        self._process_fin(now)
+        if (seg.payload or f & FIN) and not self._process_text(seg, sseq, now):
+            return
+        if self.peer_fin is not None:
+            self._process_fin(now)
         self.stack._output_soon(self, now)
 
     def _simultaneous_open_syn_ack(self: Tcb, seg: Segment) -> Segment:
@@ -312,13 +326,12 @@ class TcbInput:
             self._fail(errno.ECONNRESET, "RST received", now)
         return False
 
-    def _update_ts_recent(self: Tcb, seg: Segment, sseq: int) -> None:
-        """RFC 7323 4.3 (2): remember the timestamp to echo."""
-        ts = seg.options.timestamps
-        if self.ts_ok and ts is not None and sseq <= self.last_ack_sent:
-            if not self.ts_recent_set or not lt(ts[0], self.ts_recent):
-                self.ts_recent = ts[0]
-                self.ts_recent_set = True
+    def _update_ts_recent(self: Tcb, tsval: int) -> None:
+        """RFC 7323 4.3 (2): remember the timestamp to echo (the caller checked that the
+        segment covers Last.ACK.sent: SEG.SEQ <= Last.ACK.sent)."""
+        if not self.ts_recent_set or not lt(tsval, self.ts_recent):
+            self.ts_recent = tsval
+            self.ts_recent_set = True
 
     def _check_syn(self: Tcb, seg: Segment, now: int) -> bool:
         """Fourth: SYN. In SYN-RECEIVED from a passive OPEN: back to LISTEN (RFC 9293

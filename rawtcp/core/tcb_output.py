@@ -82,8 +82,15 @@ class TcbOutput:
         cur = self.rcv_adv
         if right <= cur:
             right = cur  # never shrink
-        elif right - max(cur, rcv_nxt) < min(rcvbuf // 2, self.smss):
-            right = max(cur, rcv_nxt)  # do not open by a silly amount
+        else:
+            # do not open by a silly amount: less than min(rcvbuf / 2, SMSS) past the
+            # current edge (or RCV.NXT, if that is further)
+            base = cur if cur > rcv_nxt else rcv_nxt
+            step = rcvbuf // 2
+            if self.smss < step:
+                step = self.smss
+            if right - base < step:
+                right = base
         shift = self.rcv_wscale if self.ws_ok else 0
         field = (right - rcv_nxt) >> shift
         if field > 0xFFFF:

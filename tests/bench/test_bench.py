@@ -222,6 +222,31 @@ def test_progress_is_shown_only_on_a_terminal() -> None:
     assert "\rbulk receive: 1 MB" in buf.getvalue()
 
 
+def test_progress_callbacks_format_a_line_only_when_one_is_shown() -> None:
+    """A per-connection callback must not build a status line that nobody sees: off a
+    terminal never, on one at most every 0.1 s (the loop it reports on is being timed)."""
+    from rawtcp.bench.run import _conn_progress
+
+    class Counting(Progress):
+        def __init__(self, enabled: bool) -> None:
+            super().__init__(enabled=enabled, stream=io.StringIO())
+            self.shown = 0
+
+        def show(self, text: str, force: bool = False) -> None:
+            self.shown += 1
+            super().show(text, force)
+
+    quiet, tty = Counting(False), Counting(True)
+    assert not quiet.due() and tty.due()
+    for p in (quiet, tty):
+        cb = _conn_progress(p, "connection rate", 1000)
+        for i in range(1000):
+            cb(i + 1)
+    assert quiet.shown == 0
+    assert tty.shown == 1 and not tty.due()          # 1,000 steps well inside 0.1 s
+    assert "connection rate: 1 / 1,000 connections" in tty.stream.getvalue()
+
+
 def test_bulk_configurations_cover_both_mtus_with_and_without_offload() -> None:
     """The issue's matrix by default: MTU 1500 and 65000, offload where it adds something
     (TUN MTUs up to OFFLOAD_MTU_MAX); --offload on/off select one side."""
