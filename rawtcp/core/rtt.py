@@ -40,20 +40,27 @@ class RttEstimator:
 
     def sample(self, r: int) -> None:
         """Feed one RTT measurement R (us)."""
-        r = max(r, 1)
+        if r < 1:
+            r = 1
         self.latest = r
         if not self.min_rtt or r < self.min_rtt:
             self.min_rtt = r
-        if self.srtt is None or self.rttvar is None:
+        srtt, rttvar = self.srtt, self.rttvar
+        if srtt is None or rttvar is None:
             # RFC 6298 2.2: first measurement.
-            self.srtt = r
-            self.rttvar = r // 2
+            srtt = r
+            rttvar = r // 2
         else:
             # RFC 6298 2.3: alpha = 1/8, beta = 1/4.
-            self.rttvar = (3 * self.rttvar + abs(self.srtt - r)) // 4
-            self.srtt = (7 * self.srtt + r) // 8
-        rto = self.srtt + max(G, K * self.rttvar)
-        self.base_rto = max(self.rto_min, min(rto, self.rto_max))  # RFC 6298 2.4, 2.5
+            rttvar = (3 * rttvar + (srtt - r if srtt > r else r - srtt)) // 4
+            srtt = (7 * srtt + r) // 8
+        self.srtt, self.rttvar = srtt, rttvar
+        var = K * rttvar
+        rto = srtt + (var if var > G else G)
+        # RFC 6298 2.4, 2.5: within [rto_min, rto_max]
+        if rto > self.rto_max:
+            rto = self.rto_max
+        self.base_rto = rto if rto > self.rto_min else self.rto_min
         self.backoff = 0
 
     @property

@@ -304,9 +304,12 @@ class Stack:
     # ------------------------------------------------------------------ I/O
     def _transmit(self, tcb: Tcb | None, seg: Segment, now: int,
                   local: str | None = None, remote: str | None = None) -> None:
-        src = tcb.local[0] if tcb is not None else local
-        dst = tcb.remote[0] if tcb is not None else remote
-        assert src is not None and dst is not None
+        if tcb is not None:
+            src, dst = tcb.local[0], tcb.remote[0]
+        else:
+            src, dst = local, remote
+            if src is None or dst is None:
+                raise ValueError("_transmit without a connection needs both addresses")
         self._out.append(new_packet((src, dst, seg)))
         counters = self.counters
         counters["segments_out"] += 1
