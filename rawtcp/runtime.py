@@ -58,6 +58,7 @@ PARK_MAX_US = 16_000
 # ... unless the caller read more than this in its turn: data is streaming in (_give_rx)
 PARK_BYTES = 2_000
 
+_monotonic_ns = time.monotonic_ns
 log = logging.getLogger("rawtcp")
 
 Event = dict[str, Any]
@@ -208,7 +209,7 @@ class Stack(PacketPipeline):
     # ------------------------------------------------------------------ clock and tracing
     def now(self) -> int:
         """Microseconds since the stack started (the core's clock)."""
-        return (time.monotonic_ns() - self._t0) // 1000
+        return (_monotonic_ns() - self._t0) // 1000
 
     def _trace(self, ev: Event) -> None:
         if self._tracer is not None:
@@ -266,8 +267,9 @@ class Stack(PacketPipeline):
         parked for a while after the call (see ``_give_rx``)."""
         inline = not self.lock._is_owned()   # type: ignore[attr-defined]  # not nested
         with self.lock:
-            self.check_alive()
-            now = self.now()
+            if self.error is not None or self._closed:
+                self.check_alive()
+            now = (_monotonic_ns() - self._t0) // 1000       # self.now()
             try:
                 result = fn(now)
             except BaseException:
@@ -399,7 +401,7 @@ class Stack(PacketPipeline):
                 break
             got = True
             with self.lock:
-                now = self.now()
+                now = (_monotonic_ns() - self._t0) // 1000   # self.now()
                 self.counters["frames_in_caller"] += len(frames)
                 self._rx_taken += sum(map(len, frames))
                 self._input(frames, now)
@@ -589,7 +591,7 @@ class Stack(PacketPipeline):
         core = self.core
         if core.changed:
             core.notify_changed()
-        if self.faults is not None or core.deadline_before(self._sleep_until):
+        if self.faults is not None or core.timer_queue.earlier_than(self._sleep_until):
             self._wake()              # the loop re-reads poll_at()
         if self._writing or not self._tx:
             return []

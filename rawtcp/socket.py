@@ -150,9 +150,18 @@ class Socket(SocketBase):
             raise _err(errno.EBADF, "the socket is closed")
         self._stack.check_alive()    # EBADF once the stack is closed, EIO if its loop failed
 
-    def _wait(self, predicate, what: str, nonblock: bool = False) -> None:
+    def _wait(self, predicate, what: str, nonblock: bool = False, locked: bool = False) -> None:
         """Block per the socket's timeout mode (or not at all: nonblock, MSG_DONTWAIT) until
-        predicate() holds."""
+        predicate() holds.
+
+        The predicates here only become false again by this socket's own calls (a state
+        reached, data or space that only its reads and writes take), so one that holds
+        without the lock holds: the common case (the answer arrived during the call that
+        sent the request) returns without taking the lock. What follows takes the lock for
+        its work, as it would after a wait. ``locked``: a predicate that changes something
+        (accept's takes a connection from the queue) is only ever run under the lock."""
+        if not locked and predicate():
+            return
         if self._timeout == 0.0 or nonblock:
             with self._stack.lock:
                 if predicate():
@@ -355,7 +364,7 @@ class Socket(SocketBase):
                     got.append(t)
             return bool(got) or lst.closed      # closed: shutdown() or close() meanwhile
 
-        self._wait(ready, "accept")
+        self._wait(ready, "accept", locked=True)
         if not got:
             if self._closed:
                 raise _err(errno.EBADF, "accept: the socket was closed")

@@ -455,11 +455,7 @@ class Stack:
 
     def deadline_before(self, at: int) -> bool:
         """Is any connection's deadline earlier than ``at``? (exact, cheap when not)"""
-        q = self.timer_queue
-        if not q.may_precede(at):
-            return False
-        d = q.next_at()
-        return d is not None and d < at
+        return self.timer_queue.earlier_than(at)
 
     def take_packets(self) -> list[Packet]:
         out, self._out = self._out, []

@@ -118,12 +118,13 @@ class TransitionError(AssertionError):
     """A state change the table does not allow: a bug in rawtcp's core."""
 
 
-# by identity: Enum's __hash__ is a Python call, and this runs on every state change
-_ALLOWED_IDS = frozenset((id(old), id(new)) for old, new in TRANSITIONS)
+# the (old, new) pairs of TRANSITIONS, for a membership test on every state change (State
+# hashes by identity: no Python call)
+ALLOWED = frozenset(TRANSITIONS)
 
 
 def allowed(old: State, new: State) -> bool:
-    return (id(old), id(new)) in _ALLOWED_IDS
+    return (old, new) in ALLOWED
 
 
 def diagram() -> str:

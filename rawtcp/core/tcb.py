@@ -30,6 +30,7 @@ from .rtt import RttEstimator
 from .segment import Flags, Segment
 from .seq import MASK, unwrap
 from .states import (
+    ALLOWED,
     CLOSE_WAIT,
     CLOSED,
     ESTABLISHED,
@@ -45,7 +46,6 @@ from .states import (
     TIME_WAIT,
     State,
     TransitionError,
-    allowed,
 )
 from .tcb_input import TcbInput
 from .tcb_output import TcbOutput
@@ -326,7 +326,7 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         old = self.state
         if old is new:
             return
-        if not allowed(old, new):
+        if (old, new) not in ALLOWED:
             self.stack.counters["bad_transitions"] += 1
             self._trace(now, "bug", message=f"refused transition {old.name} -> {new.name}",
                         reason=reason)
@@ -335,7 +335,8 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
                                       "is not in states.TRANSITIONS")
             return
         self.state = new
-        self._changed()
+        if self.watcher is not None:     # _changed()
+            self.stack.changed.add(self)
         if new is ESTABLISHED:
             self.was_established = True
         if self._tracer is not None:

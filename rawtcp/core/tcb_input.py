@@ -553,7 +553,9 @@ class TcbInput:
                             rttvar=self.rtt.rttvar)
         self.send_buffer.ack_to(ack)
         self.snd_una = ack
-        self.urgent.acked(ack)
+        urg = self.urgent
+        if urg.snd_up is not None:
+            urg.acked(ack)
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.retransmits = 0
@@ -565,7 +567,8 @@ class TcbInput:
         rack = self.recovery.rack
         if rack is not None:
             rack.last_ack = now             # RFC 8985 7.2: the PTO counts from this ACK
-        self._changed()
+        if self.watcher is not None:       # _changed()
+            self.stack.changed.add(self)
         return acked
 
     def _process_ack(self: Tcb, seg: Segment, sseq: int, ack: int, now: int) -> bool:

@@ -41,11 +41,15 @@ class TimerQueue:
             self._count += 1
             heapq.heappush(self._heap, (at, self._count, owner))
 
-    def may_precede(self, at: int) -> bool:
-        """Could a deadline be earlier than ``at``? No heap work: an entry is never later
-        than its owner's real deadline, so a top entry at or after ``at`` means no."""
+    def earlier_than(self, at: int) -> bool:
+        """Is any real deadline earlier than ``at``? Exact, and no heap work when not: an
+        entry is never later than its owner's real deadline, so a top entry at or after
+        ``at`` means no."""
         h = self._heap
-        return bool(h) and h[0][0] < at
+        if not h or h[0][0] >= at:
+            return False
+        d = self.next_at()
+        return d is not None and d < at
 
     def next_at(self) -> int | None:
         """The earliest real deadline. Superseded or moved entries at the top are dropped
@@ -102,8 +106,11 @@ class Timers:
 
     def set(self, name: str, at: int, now: int) -> None:
         self.deadlines[name] = at
-        if self._queue is not None:
-            self._queue.schedule(self._owner, at)
+        q = self._queue
+        if q is not None:
+            qa = self._owner.queued_at
+            if qa is None or at < qa:     # else the queued entry comes first (schedule)
+                q.schedule(self._owner, at)
         if self._trace is not None:
             self._trace(name, "set", at, now)
 
