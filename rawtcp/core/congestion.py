@@ -156,14 +156,16 @@ class Scoreboard:
     keeps the sums valid: only differences to ``_cum[0]`` are ever read.
     """
 
-    __slots__ = ("_s", "_e", "_cum", "_valid", "_total")
+    __slots__ = ("_s", "_e", "_cum", "_valid", "sacked")
 
     def __init__(self) -> None:
         self._s: list[int] = []
         self._e: list[int] = []
         self._cum: list[int] = []
         self._valid = 0
-        self._total = 0
+        # bytes SACKed (read it, never set it): nonzero exactly when a range is held, so
+        # ``sb.sacked`` is the cheap form of ``bool(sb)`` (a Python __bool__ call)
+        self.sacked = 0
 
     def __bool__(self) -> bool:
         return bool(self._s)
@@ -182,7 +184,7 @@ class Scoreboard:
         self._e = []
         self._cum = []
         self._valid = 0
-        self._total = 0
+        self.sacked = 0
 
     def add(self, start: int, end: int) -> None:
         """Mark ``[start, end)`` SACKed, merging with overlapping or adjacent ranges."""
@@ -196,7 +198,7 @@ class Scoreboard:
             e.insert(i, end)
             cum = self._cum
             cum.insert(i, cum[i] if i < len(cum) and i <= self._valid else 0)
-            self._total += end - start
+            self.sacked += end - start
         else:
             ns = min(start, s[i])
             ne = max(end, e[j - 1])
@@ -204,7 +206,7 @@ class Scoreboard:
             s[i:j] = (ns,)
             e[i:j] = (ne,)
             del self._cum[i + 1 : j]
-            self._total += (ne - ns) - old
+            self.sacked += (ne - ns) - old
         if self._valid > i:
             self._valid = i
 
@@ -215,21 +217,21 @@ class Scoreboard:
             return
         k = bisect_right(e, una)        # ranges [0, k) end at or below una
         if k:
-            self._total -= sum(map(sub, e[:k], s[:k]))
+            self.sacked -= sum(map(sub, e[:k], s[:k]))
             del s[:k], e[:k], self._cum[:k]
             self._valid = max(0, self._valid - k)
         if s and s[0] < una:
             d = una - s[0]
             s[0] = una
             self._cum[0] += d          # ranges [0, i) for i >= 1 lose d bytes
-            self._total -= d
+            self.sacked -= d
 
     @property
     def highest(self) -> int | None:
         return self._e[-1] if self._e else None
 
     def sacked_bytes(self) -> int:
-        return self._total
+        return self.sacked
 
     def skip(self, seq: int) -> int:
         """The first sequence number >= seq that is not SACKed."""
@@ -258,7 +260,7 @@ class Scoreboard:
         s = self._s
         j = bisect_right(self._e, x)    # ranges [0, j) end at or below x
         if j >= len(s):
-            return self._total
+            return self.sacked
         n = self._prefix(j)
         if s[j] < x:
             n += x - s[j]

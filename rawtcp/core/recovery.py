@@ -102,7 +102,9 @@ class Recovery:
     def on_new_ack(self, ack: int, acked: int, snd_max: int, now: int = 0) -> None:
         """The cumulative ACK advanced to ``ack`` by ``acked`` bytes (RFC 5681 3.1,
         RFC 6582 3.2 steps 3 and 5)."""
-        self.scoreboard.ack_to(ack)
+        sb = self.scoreboard
+        if sb.sacked:
+            sb.ack_to(ack)
         self.dupacks = 0
         self.limited = 0
         cc = self.cc

@@ -576,7 +576,7 @@ class TcbInput:
         una = self.snd_una
         rec = self.recovery
         if (ack == una == self.snd_max and not seg.options.sack_blocks
-                and not seg.flags & ECE and self._tracer is None and not rec.scoreboard):
+                and not seg.flags & ECE and self._tracer is None and not rec.scoreboard.sacked):
             # Nothing of ours is outstanding (a receiver's segments): no congestion control,
             # RACK or recovery work, only the window and our FIN, as below.
             rec.newly_lost = rec.lost_retrans = False
@@ -591,7 +591,7 @@ class TcbInput:
         # SACK blocks (RFC 2018) into the scoreboard.
         new_sack = False
         dsack = False
-        sacked_before = sb.sacked_bytes() if sb else 0
+        sacked_before = sb.sacked       # (bytes; nonzero exactly when ranges are held)
         if blocks and self.sack_ok:
             snd_max = self.snd_max
             for i, (s32, e32) in enumerate(blocks):
@@ -607,7 +607,7 @@ class TcbInput:
                     if rack is not None:
                         _rack_sacked(rack, sb, s, e, now)
                     sb.add(s, e)
-            new_sack = sb.sacked_bytes() > sacked_before
+            new_sack = sb.sacked > sacked_before
             if dsack and self.cfg.undo and rec.can_undo_dsack():
                 rec.undo()
         win = seg.window << self.snd_wscale
@@ -631,7 +631,7 @@ class TcbInput:
             if rack is not None:
                 rack.acked(ack, now)
             rec.on_new_ack(ack, acked, self.snd_max, now)
-            delivered = acked + sb.sacked_bytes() - sacked_before
+            delivered = acked + sb.sacked - sacked_before
             if self.snd_nospace:
                 self._snd_buf_expand(now)     # Linux tcp_check_space -> tcp_new_space
         elif (ack == una and not seg.payload and not seg.flags & FIN and not dsack
@@ -644,12 +644,12 @@ class TcbInput:
             if rec.on_dupack(una, self.snd_max, self.smss, now):
                 self.rtt_seq = None
                 self.stack.counters["fast_retransmits"] += 1
-            delivered = sb.sacked_bytes() - sacked_before
+            delivered = sb.sacked - sacked_before
         elif new_sack:
             # an old (reordered) ACK still brings SACK news (RFC 6675 2, RFC 6937 DeliveredData)
-            delivered = sb.sacked_bytes() - sacked_before
+            delivered = sb.sacked - sacked_before
         if rack is not None:
-            if sb or rack.retrans_out or rack.lost_out:
+            if sb.sacked or rack.retrans_out or rack.lost_out:
                 self._rack_detect(now)
             tlp = rack.tlp_end
             if tlp is not None and (self.snd_una > tlp or (dsack and self.snd_una >= tlp)):

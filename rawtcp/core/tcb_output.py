@@ -358,7 +358,7 @@ class TcbOutput:
         like = None
         while True:
             seq = self.snd_nxt
-            if seq < self.snd_max and sb:
+            if seq < self.snd_max and sb.sacked:
                 s2 = sb.skip(seq)
                 if s2 != seq:
                     self.snd_nxt = seq = min(s2, self.snd_max)
