@@ -611,9 +611,14 @@ class Stack(PacketPipeline):
     def _write_tx(self, tx: list[bytes], now: int) -> None:
         """Write with the lock released; then drain what others queued meanwhile. One
         writer at a time, so packets leave in the order they were queued."""
+        send_many = self.link.send_many
+        counters = self.counters
         try:
             while True:
-                self._send_all(tx, now)
+                errors = send_many(tx)       # _send_all's work, without its call
+                if errors:
+                    self._send_errors(errors, now)
+                counters["frames_out"] += len(tx) - len(errors)
                 with self.lock:
                     tx, self._tx = self._tx, []
                     if not tx:
@@ -631,14 +636,18 @@ class Stack(PacketPipeline):
         if not raws:
             return
         errors = self.link.send_many(raws)
-        n = len(raws) - len(errors)
+        if errors:
+            self._send_errors(errors, now)
+        self.counters["frames_out"] += len(raws) - len(errors)
+
+    def _send_errors(self, errors: list[OSError], now: int) -> None:
+        """Packets the link could not send (lock not held): a full device queue or a
+        vanished route is packet loss, not a crash; counted and traced."""
         for e in errors:
-            # A full device queue or a vanished route is packet loss, not a crash.
             self.counters["send_errors"] += 1
             with self.lock:
                 self._trace({"t": now, "ev": "error", "errno": e.errno,
                              "message": f"send: {e}"})
-        self.counters["frames_out"] += n
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

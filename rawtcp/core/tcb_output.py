@@ -273,7 +273,9 @@ class TcbOutput:
         # SACK blocks ride on data segments too, so the payload shrinks to leave them room
         # and the packet still fits the peer's MSS (RFC 9293 3.7.1: MSS counts no options;
         # Linux's tcp_current_mss() does the same).
-        smss = self.smss - self._sack_option_len()
+        smss = self.smss
+        if self.sack_ok and (self.out_of_order.nbytes or self.dsack_block):
+            smss -= self._sack_option_len()
         fin_queued = self.fin_queued
         sb = rec.scoreboard
         cc = rec.cc
@@ -341,8 +343,11 @@ class TcbOutput:
         else:
             cwnd_edge = una + cc.cwnd
             # only new data (RFC 3042 2), never a go-back-N resend after a timeout
-            extra = rec.limited_transmit(smss) if self.snd_nxt >= self.snd_max else 0
-            edge = min(wnd_edge, cwnd_edge + extra)
+            extra = (rec.limited_transmit(smss) if rec.dupacks and self.snd_nxt >= self.snd_max
+                     else 0)
+            edge = cwnd_edge + extra
+            if wnd_edge < edge:
+                edge = wnd_edge
 
         # 3. New data, or go-back-N after a timeout, from SND.NXT. With segmentation offload
         #    (Config.offload on a link that splits), new data leaves in chunks of whole

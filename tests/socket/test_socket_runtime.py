@@ -232,6 +232,40 @@ def test_link_error_is_counted_and_traced_and_the_connection_survives() -> None:
         assert sum(1 for e in ta.events("error") if "Network is down" in e["message"]) == 3
 
 
+class RefusingLink(MemoryLink):
+    """A link that refuses to send a few packets (send_many reports them, as a vanished
+    route does) and sends the rest."""
+
+    refusals = 0
+
+    def send_many(self, packets: list[bytes]) -> list[OSError]:
+        errors: list[OSError] = []
+        for p in packets:
+            if self.refusals > 0:
+                self.refusals -= 1
+                errors.append(OSError(errno.EHOSTUNREACH, "No route to host"))
+            else:
+                self.send(p)
+        return errors
+
+
+def test_a_packet_the_link_refuses_is_counted_traced_and_repaired_as_a_loss() -> None:
+    la = RefusingLink(["10.1.0.1"], name="mem-a")
+    ta = Tracer()
+    with connected_over(la, ta, 5) as (a, c, s):
+        out0 = a.counters["frames_out"]
+        la.refusals = 2
+        c.sendall(b"y" * 3000)            # its first segments never leave: retransmitted
+        got = bytearray()
+        while len(got) < 3000:
+            got.extend(s.recv(65536))
+        assert bytes(got) == b"y" * 3000
+        assert a.error is None and a.counters["send_errors"] == 2
+        assert a.counters["frames_out"] >= out0 + 1      # the rest was counted as sent
+        refused = [e for e in ta.events("error") if "No route to host" in e["message"]]
+        assert len(refused) == 2 and all(e["errno"] == errno.EHOSTUNREACH for e in refused)
+
+
 def test_a_blocked_caller_takes_its_own_packets(pair: Pair) -> None:
     """A caller blocked in recv() waits on the link itself and handles what arrives (the
     loop thread is not woken to hand it over): frames_in_caller counts those frames. The
