@@ -393,10 +393,14 @@ class Stack(PacketPipeline):
         by the calling thread, round after round while the link has packets (what the
         packets make us send is written, and may be answered at once). True if any."""
         got = False
+        recv = self.link.recv_batch
         for _ in range(rounds):
             if self._stopping:
                 break
-            frames = self._recv_link()
+            try:
+                frames = recv()               # _recv_link without its call
+            except OSError as e:
+                frames = self._link_error(e)
             if not frames:
                 break
             got = True
@@ -568,14 +572,18 @@ class Stack(PacketPipeline):
         try:
             return self.link.recv_batch()
         except OSError as e:
-            if getattr(self.link, "closed", False):
-                raise
-            self.counters["link_errors"] = self.counters.get("link_errors", 0) + 1
-            with self.lock:
-                self._trace({"t": self.now(), "ev": "error", "errno": e.errno,
-                             "message": f"link {getattr(self.link, 'name', '?')}: {e}"})
-            time.sleep(0.05)
-            return []
+            return self._link_error(e)
+
+    def _link_error(self, e: OSError) -> list[bytes]:
+        """_recv_link's error path (see there): re-raised once the link is closed."""
+        if getattr(self.link, "closed", False):
+            raise e
+        self.counters["link_errors"] = self.counters.get("link_errors", 0) + 1
+        with self.lock:
+            self._trace({"t": self.now(), "ev": "error", "errno": e.errno,
+                         "message": f"link {getattr(self.link, 'name', '?')}: {e}"})
+        time.sleep(0.05)
+        return []
 
     def _end_turn(self, now: int) -> list[bytes]:
         """Under the lock, after a caller's turn at the core (a call, or input it read
