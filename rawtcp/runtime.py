@@ -350,7 +350,8 @@ class Stack(PacketPipeline):
     def _take_rx(self) -> bool:
         """Own the receive side (lock not held): False if the loop or another caller has
         it. The link's fd leaves the loop's epoll (is parked) if it was not already."""
-        if self._stopping or not self._rx_lock.acquire(blocking=False):
+        # (acquire(False), not blocking=False: a keyword argument costs a parse per call)
+        if self._stopping or not self._rx_lock.acquire(False):
             return False
         if not self._parked:
             try:
@@ -499,7 +500,7 @@ class Stack(PacketPipeline):
                     if fd == link_fd:
                         # a caller that owns the receive side reads the link itself (it may
                         # sleep on it for a while): never wait for it, timers are due too
-                        rx = rx_lock.acquire(blocking=False)
+                        rx = rx_lock.acquire(False)
                         if rx:
                             frames = self._recv_link()
                     else:
@@ -511,7 +512,7 @@ class Stack(PacketPipeline):
                 if self._parked and not rx and not self._stopping:
                     now = self.now()
                     if (now - self._given_at >= self._park_us
-                            and rx_lock.acquire(blocking=False)):
+                            and rx_lock.acquire(False)):
                         # no caller read the link for the park window: the loop takes it
                         # back (and the next window starts short again: _unpark)
                         rx = True
@@ -531,7 +532,7 @@ class Stack(PacketPipeline):
                 if not ready and not rx:
                     # woken for a deadline: what arrived meanwhile goes first, so an ACK
                     # already waiting is seen before a timer (a loss probe, an RTO) fires
-                    rx = rx_lock.acquire(blocking=False)
+                    rx = rx_lock.acquire(False)
                     if rx:
                         frames = self._recv_link()
                 try:

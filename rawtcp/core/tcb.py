@@ -379,8 +379,8 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
         less memory and the garbage collector has far fewer objects to walk."""
         timers = self.timers
         running = timers.deadlines
-        for name in ("rtx", "persist", "delack", "keepalive", "fin_wait_2", "rack", "tlp"):
-            if name in running:
+        if running:
+            for name in [n for n in running if n != "time_wait"]:   # (all the others)
                 timers.cancel(name, now)
         self.send_buffer = SendBuffer(self.send_buffer.end, 0)
         self.out_of_order = TIME_WAIT_EMPTY.out_of_order

@@ -72,6 +72,7 @@ _TS_PREFIX = b"\x01\x01\x08\x0a"
 _SP_ALONE = b"\x01\x01\x04\x02"
 
 _DF = 0x4000
+_tnew = tuple.__new__
 
 
 def internet_checksum(data: bytes) -> int:
@@ -462,7 +463,7 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
     """
     if type(data) is not bytes:
         data = bytes(data)
-    if data[:1] == b"\x45" and len(data) >= 40:
+    if len(data) >= 40 and data[0] == 0x45:
         # The common case in one unpack: IPv4 without options, not a fragment, TCP, sane
         # lengths. Anything else (and every error) takes the general path below, which
         # gives the same result for what passes here and says what is wrong with the rest.
@@ -492,10 +493,12 @@ def decode_ip(data: bytes, verify: bool = True) -> Packet:
                 if hlen == 20:
                     options = NO_OPTIONS
                 elif hlen == 32 and data[40:44] == _TS_PREFIX:
-                    options = new_options((None, None, False, (), _II.unpack_from(data, 44)))
+                    options = _tnew(Options, (None, None, False, (),
+                                              _II.unpack_from(data, 44)))
                 else:
                     options = _parse_options(data, 40, h)
-                return new_packet((pair[0], pair[1], new_segment((
+                # (new_packet / new_segment without their partial's call)
+                return _tnew(Packet, (pair[0], pair[1], _tnew(Segment, (
                     sport, dport, seq, ack, flags, window, options, data[h:total], urgent,
                     tos & 3))))
     start, end, a, b = _locate(data, verify)
