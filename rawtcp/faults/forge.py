@@ -12,6 +12,7 @@ Everything is documented in docs/faults.md.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -74,9 +75,23 @@ class Change:
         return f"{self.key}{self.op}{v:g}" if isinstance(v, float) else f"{self.key}{self.op}{v}"
 
 
+# Numbers in rule text are plain decimals in ASCII digits ("40", "0.5", "-3"): int() and
+# float() alone would also take "1e3", "1_000" and other scripts' digits
+_WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def decimal(text: str) -> float | None:
+    """The value of a plain decimal number (ASCII digits, a sign, a point), else None."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    f = float(text)
+    return f if math.isfinite(f) else None     # (400 digits: inf)
+
+
 def _uint(key: str, text: str, lo: float, hi: float) -> int:
     rng = f"{int(lo)}..{int(hi)}"
-    if not re.fullmatch(r"\d+", text):
+    if not _WHOLE.fullmatch(text):
         raise ValueError(f"{key} needs a whole number within {rng}, got {text!r}")
     v = int(text)
     if not lo <= v <= hi:
@@ -123,10 +138,9 @@ def parse_changes(words: list[str]) -> tuple[Change, ...]:
                     int(parse_flags(value))         # ValueError names the bad letter
                 c = Change(key, op, value.upper() if value != "none" else "none")
             elif op == "*=":
-                try:
-                    f = float(value)
-                except ValueError:
-                    raise ValueError(f"{w!r}: expected a number, got {value!r}") from None
+                f = decimal(value)
+                if f is None:
+                    raise ValueError(f"{w!r}: expected a number such as 0.5, got {value!r}")
                 if not WIN_FACTOR[0] <= f <= WIN_FACTOR[1]:
                     raise ValueError(f"win*= factor must be within 0..1000, got {value}")
                 c = Change(key, op, f)
@@ -242,7 +256,7 @@ class Expr:
         return out
 
 
-_TERM = re.compile(r"([+-]?)([a-z_]+|\d+)")
+_TERM = re.compile(r"([+-]?)([a-z_]+|[0-9]+)")
 
 
 def parse_expr(key: str, text: str) -> Expr:
@@ -366,10 +380,10 @@ def parse_send(words: list[str]) -> SendSpec:
             lo, hi = SEND_RANGES["sport"]
             kw["sport_step"] = _uint("sport+", value, lo, hi)
         elif key == "every":
-            try:
-                f = float(value)
-            except ValueError:
-                raise ValueError(f"every needs milliseconds, got {value!r}") from None
+            f = decimal(value)
+            if f is None:
+                raise ValueError(f"every needs milliseconds (a number such as 20 or 0.5), "
+                                 f"got {value!r}")
             lo, hi = SEND_RANGES["every"]
             if not lo <= f <= hi:
                 raise ValueError(f"every must be within 0..60000 ms, got {value}")

@@ -12,7 +12,6 @@ This module only reads and checks rules; :mod:`rawtcp.faults.engine` applies the
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 
 from rawtcp.core.segment import Flags, flags_str
 from rawtcp.core.states import State
-from rawtcp.faults.forge import Change, SendSpec, parse_changes, parse_send
+from rawtcp.faults.forge import Change, SendSpec, decimal, parse_changes, parse_send
 
 __all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "RANGES", "STATES", "FlagMatch",
            "NumMatch", "Rule",
@@ -163,7 +162,7 @@ class NumMatch:
             if key != "seq":
                 raise ValueError("'abs:' applies to seq only")
             absolute, value = True, value[4:]
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", value)
+        m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", value)
         if not m:
             raise ValueError(f"{key} needs a number or a range A-B, got {value!r}")
         lo = int(m.group(1))
@@ -445,18 +444,15 @@ def parse_rule(action: str, text: str) -> Rule:
 
 
 def _int(v: str) -> int:
-    if not re.fullmatch(r"-?\d+", v):
-        raise ValueError(f"expected an integer, got {v!r}")
+    if not re.fullmatch(r"-?[0-9]+", v):
+        raise ValueError(f"expected an integer (digits 0-9), got {v!r}")
     return int(v)
 
 
 def _float(v: str) -> float:
-    try:
-        f = float(v)
-    except ValueError:
-        raise ValueError(f"expected a number, got {v!r}") from None
-    if not math.isfinite(f):
-        raise ValueError(f"expected a finite number, got {v!r}")
+    f = decimal(v)
+    if f is None:
+        raise ValueError(f"expected a number such as 40 or 0.5, got {v!r}")
     return f
 
 

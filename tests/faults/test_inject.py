@@ -211,6 +211,9 @@ def test_no_rules_no_work() -> None:
     ("inject in send RST count=0", "count must be within 1..10000"),
     ("inject in send RST count=10001", "count must be within 1..10000"),
     ("inject in send RST every=60001", "every must be within 0..60000"),
+    ("inject in send RST every=1e3", "every needs milliseconds (a number such as 20 or 0.5), "
+                                     "got '1e3'"),
+    ("inject in send RST seq=snd_nxt+\u0661", "write a connection value or a number"),
     ("inject in send RST win=65536", "win must be within 0..65535"),
     ("inject in send RST sport+=0", "sport+ must be within 1..1000"),
     ("inject in send in RST sport+=1", "applies to 'send out' only"),

@@ -97,7 +97,7 @@ def test_text_form_is_canonical() -> None:
         # every number has a range (issue 9): no unbounded copies or delays, no seq that can
         # never match
         ("duplicate", "copies=1000000000", "copies must be within 1..100, got 1000000000"),
-        ("delay", "ms=1e12", "ms must be within 0..3600000, got 1000000000000"),
+        ("delay", "ms=1000000000000", "ms must be within 0..3600000, got 1000000000000"),
         ("drop", "seq=abs:99999999999", "seq must be within 0..4294967295, got 99999999999"),
         ("drop", "seq=5-4294967296", "seq must be within 0..4294967295"),
         ("drop", "len>70000", "len must be within 0..65535, got 70000"),
@@ -114,7 +114,17 @@ def test_text_form_is_canonical() -> None:
         ("drop", "wat", "cannot read 'wat'"),
         ("drop", "flags=", "missing value"),
         ("explode", "in", "unknown action 'explode'"),
-        ("delay", "ms=nan", "finite"),
+        # numbers are plain decimals in ASCII digits: what int()/float() would also take
+        # (exponents, underscores, other scripts' digits, nan) is refused, naming the word
+        ("delay", "ms=nan", "expected a number such as 40 or 0.5, got 'nan'"),
+        ("delay", "ms=1e3", "expected a number such as 40 or 0.5, got '1e3'"),
+        ("delay", "ms=1_000", "expected a number such as 40 or 0.5, got '1_000'"),
+        ("delay", "ms=" + "9" * 400, "expected a number such as 40 or 0.5"),
+        ("drop", "nth=\u0663", "expected an integer (digits 0-9), got '\u0663'"),
+        ("drop", "nth=1_0", "expected an integer (digits 0-9), got '1_0'"),
+        ("drop", "seq=\u0663", "seq needs a number or a range A-B"),
+        ("mangle", "out set win*=1e1", "expected a number such as 0.5, got '1e1'"),
+        ("mangle", "out set seq+=\u0661", "seq needs a whole number within 0..4294967295"),
     ],
 )
 def test_bad_rules_name_the_bad_part(action: str, text: str, message: str) -> None:
