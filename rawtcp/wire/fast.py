@@ -22,9 +22,6 @@ from rawtcp.core.segment import (
     Options,
     Packet,
     Segment,
-    new_options,
-    new_packet,
-    new_segment,
 )
 from rawtcp.wire.errors import ParseError
 from rawtcp.wire.layout import (
