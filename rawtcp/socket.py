@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rawtcp import sockbase
+from rawtcp import sockbase, tcpinfo
 from rawtcp.core.cc_option import congestion_option_value
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
@@ -761,7 +761,15 @@ class Socket(SocketBase):
             self._call(lambda now: self._apply_options(t, now))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None):
+        """As socket.socket's: an int without ``buflen`` (or with 0), else the option's bytes
+        cut to ``buflen`` (1..1024) as Linux cuts them (SO_LINGER: ``struct linger``, so
+        without a buflen only its l_onoff). One rawtcp addition: TCP_INFO without a buflen is
+        the connection's info() dict; with one, Linux's struct tcp_info (rawtcp.tcpinfo)."""
         self._check_open()
+        if buflen is not None:
+            buflen = operator.index(buflen)
+            if not 0 <= buflen <= 1024:       # CPython's own check (no errno)
+                raise OSError("getsockopt buflen out of range")
         key = (level, optname)
         if key == (SOL_SOCKET, SO_ERROR):
             if self._pending_error is not None:
@@ -779,10 +787,12 @@ class Socket(SocketBase):
         if level not in _LEVELS:              # as Linux's ip_getsockopt
             raise _err(errno.EOPNOTSUPP, f"option level {level} is not supported")
         if key == (IPPROTO_TCP, TCP_INFO):
-            return self.tcp_info()
+            if not buflen:
+                return self.tcp_info()
+            return tcpinfo.pack(self._tcp_info_fields(), buflen)
         if key == (SOL_SOCKET, SO_LINGER):
             onoff, linger = self._opts[key]
-            return struct.pack("ii", onoff, linger) if buflen else (onoff, linger)
+            return struct.pack("ii", onoff, linger)[:buflen] if buflen else onoff
         if key not in self._opts:
             raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
         v = self._opts[key]
@@ -793,7 +803,16 @@ class Socket(SocketBase):
         elif key in _BUFFER_FIELDS and self._tcb is not None:
             # the connection's buffer, doubled as Linux reports it (autotuning grows it)
             v = 2 * getattr(self._tcb.options, _BUFFER_FIELDS[key])
-        return struct.pack("i", v) if buflen else v
+        return struct.pack("i", v)[:buflen] if buflen else v
+
+    def _tcp_info_fields(self) -> dict:
+        """What struct tcp_info is packed from: the connection's info(), or a socket with
+        none (Linux: CLOSE, or LISTEN for a listener)."""
+        t = self._tcb
+        if t is None:
+            return {"state": "LISTEN" if self._listener is not None else "CLOSED"}
+        with self._stack.lock:
+            return t.info()
 
     def tcp_info(self) -> dict:
         """The connection's TCP state and counters (like Linux TCP_INFO)."""

@@ -531,6 +531,15 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune):
             "sndbuf": self.options.sndbuf,
             "mss": self.smss,
             "snd_mss": self.smss,
+            "rcv_mss": self.smss,         # what the peer sends in full-sized segments
+            "advmss": self.options.mss,   # the MSS we announced
+            "pmtu": self.options.mss + (60 if ":" in self.local[0] else 40),
+            "ato": self.cfg.delayed_ack,  # the delayed-ACK timeout (us)
+            "bytes_received": (self.rcv_nxt - self.irs - 1 - (1 if self.fin_rcvd else 0)
+                               if self.irs is not None else 0),
+            "bytes_sent": (max(0, min(self.snd_max, self.send_buffer.end) - self.iss - 1)
+                           + self.bytes_retrans if self.iss_chosen else 0),
+            "notsent_bytes": max(0, self.send_buffer.end - self.snd_nxt),
             "peer_mss": self.peer_mss,
             "iss": self.iss,
             "irs": self.irs,

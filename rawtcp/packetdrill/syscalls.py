@@ -13,6 +13,7 @@ import errno
 import os
 import select
 import socket as _socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -388,17 +389,22 @@ class Calls:
         level, opt = args[1], args[2]
         if opt == _EXTRA_SYMBOLS["TCP_INFO"] and level in (6, _socket.IPPROTO_TCP):
             raise Unsupported("getsockopt(TCP_INFO) with a struct (use %{ }% blocks)")
+        expect = args[3] if len(args) > 3 else ...
+        if isinstance(expect, list) and len(expect) == 1:
+            expect = expect[0]
+        # a struct expected ({l_onoff=1, l_linger=0}): read the option's bytes (a struct
+        # linger is two ints) and compare field by field
+        as_struct = isinstance(expect, dict) and (level, opt) == (_socket.SOL_SOCKET,
+                                                                   _socket.SO_LINGER)
         try:
-            got = s.getsockopt(level, opt)
+            got = (struct.unpack("ii", s.getsockopt(level, opt, 8)) if as_struct
+                   else s.getsockopt(level, opt))
         except OSError as e:
             if e.errno == errno.ENOPROTOOPT and want == 0:
                 raise Unsupported(f"getsockopt option ({level}, {opt}) is not supported by "
                                   "rawtcp") from None
             raise
-        expect = args[3] if len(args) > 3 else ...
-        if isinstance(expect, list) and len(expect) == 1:
-            expect = expect[0]
-        if isinstance(got, tuple) and isinstance(expect, dict):
+        if as_struct:
             expect = tuple(int(v) for v in expect.values())
         if expect is not ... and expect != got:
             raise OptvalMismatch(f"Bad getsockopt optval: expected: {expect} actual: {got}")

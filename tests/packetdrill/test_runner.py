@@ -161,6 +161,22 @@ def test_errno_results(run) -> None:
     assert res.status == "PASS", res.diagnostics()
 
 
+def test_getsockopt_reads_a_struct_linger(run) -> None:
+    """getsockopt(SO_LINGER) with a struct expected reads the option's 8 bytes (the socket
+    returns only l_onoff without a buflen, as Linux); a different struct fails."""
+    script = """
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0
++0    getsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=SECONDS}, [8]) = 0
++0    close(3) = 0
+"""
+    res = run(script.replace("SECONDS", "0"))
+    assert res.status == "PASS", res.diagnostics()
+    res = run(script.replace("SECONDS", "5"))
+    assert res.status == "FAIL" and res.failure.line == 3     # (the script's third line)
+    assert "expected: (1, 5) actual: (1, 0)" in res.failure.message
+
+
 def test_wrong_errno_fails(run) -> None:
     res = run(CLIENT.replace("-1 EINPROGRESS", "-1 EALREADY"))
     assert res.status == "FAIL" and res.failure.line == 4
