@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "socket": 5,
     "sockbase": 5,          # what the stream and datagram sockets share
     "sockopts": 5,          # the stream socket's options: defaults and setsockopt values
+    "tcpinfo": 5,           # Linux's struct tcp_info, for getsockopt(TCP_INFO, buflen)
     "patch": 5,             # rawtcp.patch: the socket module hands out rawtcp sockets
     "run": 6,               # `rawtcp run`: a program under patch (commands.py wires it)
     "udp_socket": 5,        # UDP (SOCK_DGRAM) sockets beside socket.py
