@@ -19,35 +19,27 @@ import errno
 import operator
 import os
 import socket as _socket
-import struct
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rawtcp import sockbase, tcpinfo
-from rawtcp.core.cc_option import congestion_option_value
+from rawtcp import sockbase
 from rawtcp.core.states import FIN_UNACKED, OPENING, PEER_FINISHED, SEND_OPEN, State
 from rawtcp.core.tcb import TcbOptions
 from rawtcp.notify import Notifier
 from rawtcp.runtime import Stack
 from rawtcp.sockbase import SocketBase, resolve_host, scatter, sock_err
+from rawtcp.sockopt_calls import OptionCalls
 from rawtcp.sockopts import (  # the option names, as socket.socket's module has them
     IPPROTO_IPV6,
-    IPPROTO_TCP,
     IPV6_V6ONLY,
     SO_LINGER,
-    SO_RCVBUF,
     SO_RCVLOWAT,
     SO_REUSEADDR,
-    SO_SNDBUF,
     SO_SNDLOWAT,
     SOL_SOCKET,
-    TCP_CONGESTION,
-    TCP_MAXSEG,
     default_options,
-    normalize,
     option_values,
-    own,
     shared,
 )
 
@@ -55,9 +47,6 @@ AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 SOCK_STREAM = _socket.SOCK_STREAM
 SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
-SO_ERROR = _socket.SO_ERROR
-SO_TYPE = _socket.SO_TYPE
-TCP_INFO = getattr(_socket, "TCP_INFO", 11)
 
 _SYNCHRONIZED_OPEN = SEND_OPEN
 _PEER_FINISHED = PEER_FINISHED
@@ -86,11 +75,8 @@ _STREAM = _socket.SocketKind.SOCK_STREAM
 # (table, Config, TcbOptions), bounded (see Socket._tcb_options)
 _TEMPLATES: dict[int, tuple[Any, Any, TcbOptions]] = {}
 _SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
-_LEVELS = (SOL_SOCKET, IPPROTO_TCP, _socket.IPPROTO_IP, _socket.IPPROTO_IPV6)
-SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
-_BUFFER_FIELDS = {(SOL_SOCKET, SO_RCVBUF): "rcvbuf", (SOL_SOCKET, SO_SNDBUF): "sndbuf"}
 
-class Socket(SocketBase):
+class Socket(OptionCalls, SocketBase):
     """A TCP socket of a rawtcp stack. Create it with ``stack.socket(AF_INET, SOCK_STREAM)``."""
 
 
@@ -745,84 +731,6 @@ class Socket(SocketBase):
             self._closed = True
             with stack.lock:
                 self._release_notifier()
-
-    # ------------------------------------------------------------------ options
-    def setsockopt(self, level: int, optname: int, value) -> None:
-        self._check_open()
-        key = (level, optname)
-        opts = self._opts = own(self._opts)
-        opts[key] = normalize(key, value, opts, self._stack.config)
-        if key == (SOL_SOCKET, SO_RCVBUF):
-            self._rcvbuf_locked = True
-        elif key == (SOL_SOCKET, SO_SNDBUF):
-            self._sndbuf_locked = True
-        if self._tcb is not None and key != (SOL_SOCKET, SO_LINGER):
-            t = self._tcb
-            self._call(lambda now: self._apply_options(t, now))
-
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None):
-        """As socket.socket's: an int without ``buflen`` (or with 0), else the option's bytes
-        cut to ``buflen`` (1..1024) as Linux cuts them (SO_LINGER: ``struct linger``, so
-        without a buflen only its l_onoff). One rawtcp addition: TCP_INFO without a buflen is
-        the connection's info() dict; with one, Linux's struct tcp_info (rawtcp.tcpinfo)."""
-        self._check_open()
-        if buflen is not None:
-            buflen = operator.index(buflen)
-            if not 0 <= buflen <= 1024:       # CPython's own check (no errno)
-                raise OSError("getsockopt buflen out of range")
-        key = (level, optname)
-        if key == (SOL_SOCKET, SO_ERROR):
-            if self._pending_error is not None:
-                code, self._pending_error = self._pending_error, None
-                return code
-            t = self._tcb
-            if t is not None and t.error is not None and not self._reported_error:
-                self._reported_error = True
-                return t.error
-            return 0
-        if key == (SOL_SOCKET, SO_TYPE):
-            return SOCK_STREAM
-        if key == (SOL_SOCKET, SO_ACCEPTCONN):
-            return int(self._listener is not None)
-        if level not in _LEVELS:              # as Linux's ip_getsockopt
-            raise _err(errno.EOPNOTSUPP, f"option level {level} is not supported")
-        if key == (IPPROTO_TCP, TCP_INFO):
-            if not buflen:
-                return self.tcp_info()
-            return tcpinfo.pack(self._tcp_info_fields(), buflen)
-        if key == (SOL_SOCKET, SO_LINGER):
-            onoff, linger = self._opts[key]
-            return struct.pack("ii", onoff, linger)[:buflen] if buflen else onoff
-        if key not in self._opts:
-            raise _err(errno.ENOPROTOOPT, f"option ({level}, {optname}) is not supported by rawtcp")
-        v = self._opts[key]
-        if key == (IPPROTO_TCP, TCP_CONGESTION):
-            return congestion_option_value(v, buflen)
-        if key == (IPPROTO_TCP, TCP_MAXSEG) and self._tcb is not None:
-            v = self._tcb.info().get("mss", v)
-        elif key in _BUFFER_FIELDS and self._tcb is not None:
-            # the connection's buffer, doubled as Linux reports it (autotuning grows it)
-            v = 2 * getattr(self._tcb.options, _BUFFER_FIELDS[key])
-        return struct.pack("i", v)[:buflen] if buflen else v
-
-    def _tcp_info_fields(self) -> dict:
-        """What struct tcp_info is packed from: the connection's info(), or a socket with
-        none (Linux: CLOSE, or LISTEN for a listener)."""
-        t = self._tcb
-        if t is None:
-            return {"state": "LISTEN" if self._listener is not None else "CLOSED"}
-        with self._stack.lock:
-            return t.info()
-
-    def tcp_info(self) -> dict:
-        """The connection's TCP state and counters (like Linux TCP_INFO)."""
-        t = self._tcb
-        if t is None:
-            return {"state": "LISTEN" if self._listener is not None else "CLOSED"}
-        with self._stack.lock:
-            info = dict(t.info())
-        info.setdefault("retransmissions", info.get("total_retrans", 0))
-        return info
 
     @property
     def state(self) -> str:

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "sockbase": 5,          # what the stream and datagram sockets share
     "sockopts": 5,          # the stream socket's options: defaults and setsockopt values
     "tcpinfo": 5,           # Linux's struct tcp_info, for getsockopt(TCP_INFO, buflen)
+    "sockopt_calls": 5,     # the stream socket's setsockopt / getsockopt / tcp_info
     "patch": 5,             # rawtcp.patch: the socket module hands out rawtcp sockets
     "run": 6,               # `rawtcp run`: a program under patch (commands.py wires it)
     "udp_socket": 5,        # UDP (SOCK_DGRAM) sockets beside socket.py

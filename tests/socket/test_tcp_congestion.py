@@ -11,7 +11,7 @@ import pytest
 from socket_helpers import Pair
 from test_socket_api import connected
 
-from rawtcp.socket import TCP_CONGESTION
+from rawtcp.sockopts import TCP_CONGESTION
 
 
 def test_default_is_cubic_and_reno_can_be_chosen(pair: Pair) -> None:
