@@ -73,19 +73,10 @@ class OptionCalls:
             if not 0 <= buflen <= 1024:       # CPython's own check (no errno)
                 raise OSError("getsockopt buflen out of range")
         key = (level, optname)
-        if key == (SOL_SOCKET, SO_ERROR):
-            if self._pending_error is not None:
-                code, self._pending_error = self._pending_error, None
-                return code
-            t = self._tcb
-            if t is not None and t.error is not None and not self._reported_error:
-                self._reported_error = True
-                return t.error
-            return 0
-        if key == (SOL_SOCKET, SO_TYPE):
-            return SOCK_STREAM
-        if key == (SOL_SOCKET, SO_ACCEPTCONN):
-            return int(self._listener is not None)
+        if key == (SOL_SOCKET, SO_ERROR) or key == (SOL_SOCKET, SO_TYPE) \
+                or key == (SOL_SOCKET, SO_ACCEPTCONN):
+            v = self._read_only_option(key)
+            return struct.pack("i", v)[:buflen] if buflen else v
         if level not in _LEVELS:              # as Linux's ip_getsockopt
             raise _err(errno.EOPNOTSUPP, f"option level {level} is not supported")
         if key == (IPPROTO_TCP, TCP_INFO):
@@ -106,6 +97,21 @@ class OptionCalls:
             # the connection's buffer, doubled as Linux reports it (autotuning grows it)
             v = 2 * getattr(self._tcb.options, _BUFFER_FIELDS[key])
         return struct.pack("i", v)[:buflen] if buflen else v
+
+    def _read_only_option(self, key: tuple[int, int]) -> int:
+        """SO_ERROR (the pending error, taken: reported once), SO_TYPE, SO_ACCEPTCONN."""
+        if key == (SOL_SOCKET, SO_TYPE):
+            return SOCK_STREAM
+        if key == (SOL_SOCKET, SO_ACCEPTCONN):
+            return int(self._listener is not None)
+        if self._pending_error is not None:
+            code, self._pending_error = self._pending_error, None
+            return code
+        t = self._tcb
+        if t is not None and t.error is not None and not self._reported_error:
+            self._reported_error = True
+            return t.error
+        return 0
 
     def _tcp_info_fields(self) -> dict:
         """What struct tcp_info is packed from: the connection's info(), or a socket with

@@ -1,7 +1,10 @@
 """Linux's ``struct tcp_info`` in bytes: what ``getsockopt(IPPROTO_TCP, TCP_INFO, buflen)``
-returns on a rawtcp socket, laid out as include/uapi/linux/tcp.h lays it out on this machine
-(native byte order and alignment), so a program that unpacks a kernel socket's TCP_INFO
-reads a rawtcp socket's the same way.
+returns on a rawtcp socket, laid out as Linux's include/uapi/linux/tcp.h lays it out
+(native byte order and alignment) up to ``tcpi_total_rto_time``: 248 bytes. Older headers
+stop earlier (the one on the machine this was written on at ``tcpi_snd_wnd``, 232 bytes)
+and newer kernels add fields after it (its 6.18 kernel returns 280 bytes). A program that
+unpacks a kernel socket's TCP_INFO reads a rawtcp socket's the same way, up to the fields
+both have.
 
 Without a buflen rawtcp's getsockopt returns the connection's ``info()`` as a dict (its own
 names, documented in docs/contracts.md); with one, these bytes, cut to ``buflen`` as Linux

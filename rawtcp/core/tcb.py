@@ -335,11 +335,11 @@ class Tcb(TcbInput, TcbOutput, TcbBufTune, TcbInfo):
                 raise TransitionError(f"{self.conn}: {old.name} -> {new.name} ({reason}) "
                                       "is not in states.TRANSITIONS")
             return
-        self.state = new
+        if new is ESTABLISHED:
+            self.was_established = True  # first: a reader without the lock sees the state
+        self.state = new                 # only with what goes with it (socket.py _wait)
         if self.watcher is not None:     # _changed()
             self.stack.changed.add(self)
-        if new is ESTABLISHED:
-            self.was_established = True
         if self._tracer is not None:
             self._trace(now, "state", old=old.name, new=new.name, reason=reason)
         if new is CLOSED:

@@ -84,7 +84,12 @@ def test_getsockopt_forms_match_socket_socket(pair: Pair) -> None:
                                    (socket.SOL_SOCKET, socket.SO_LINGER, 64),
                                    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, None),
                                    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 2),
-                                   (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 16)):
+                                   (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 16),
+                                   (socket.SOL_SOCKET, socket.SO_ERROR, 4),
+                                   (socket.SOL_SOCKET, socket.SO_ERROR, None),
+                                   (socket.SOL_SOCKET, socket.SO_TYPE, 4),
+                                   (socket.SOL_SOCKET, socket.SO_TYPE, None),
+                                   (socket.SOL_SOCKET, socket.SO_ACCEPTCONN, 4)):
             args = (level, opt) if buflen is None else (level, opt, buflen)
             assert c.getsockopt(*args) == k.getsockopt(*args), args
         for bad in (-1, 1025):
