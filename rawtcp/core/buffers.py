@@ -69,9 +69,12 @@ class SendBuffer:
         head = self.head + n
         self.start += n
         if head >= len(buf) - head:
+            # head first: a reader without the lock (socket.py _wait) meanwhile sees the
+            # buffer no emptier than it is, never a negative length
+            self.head = 0
             del buf[:head]             # at most as many bytes as were acknowledged move
-            head = 0
-        self.head = head
+        else:
+            self.head = head
         return n
 
     def rebase(self, start: int) -> None:
