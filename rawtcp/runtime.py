@@ -430,7 +430,8 @@ class Stack(PacketPipeline):
             self.cond.notify_all()
         if self._leading:
             self._wake_leader()
-        self.core.notify_changed()
+        if self.core.changed:
+            self.core.notify_changed()
 
     def _wake_leader(self) -> None:
         try:
@@ -591,22 +592,12 @@ class Stack(PacketPipeline):
         itself): the core's output onto the transmit queue (_flush), waiters and readiness
         told (_after_change), the loop woken when a deadline is now earlier than the one it
         sleeps until (or packets are held by fault rules: it looks again), and the packets
-        this thread is to write (_take_tx). One method: it runs on every turn."""
+        this thread is to write (_take_tx)."""
         self._flush(now)
-        if self.cond._waiters:    # type: ignore[attr-defined]
-            self.cond.notify_all()
-        if self._leading:
-            self._wake_leader()
-        core = self.core
-        if core.changed:
-            core.notify_changed()
-        if self.faults is not None or core.timer_queue.earlier_than(self._sleep_until):
+        self._after_change()
+        if self.faults is not None or self.core.timer_queue.earlier_than(self._sleep_until):
             self._wake()              # the loop re-reads poll_at()
-        if self._writing or not self._tx:
-            return []
-        self._writing = True
-        tx, self._tx = self._tx, []
-        return tx
+        return self._take_tx()
 
     def _take_tx(self) -> list[bytes]:
         """Under the lock: the queued packets if no other thread is writing (then this one

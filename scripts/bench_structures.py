@@ -5,7 +5,7 @@
 (a) a 1-byte segment that fills one hole of a receive queue holding 20,000 holes
     (Reassembly.add, then pop_ready as tcb_input calls it: nothing is ready);
 (b) an ACK carrying 3 SACK blocks against a scoreboard of 6,000 ranges, as _process_ack uses
-    it (sacked_bytes, 3 x add, sacked_bytes, ack_to), then what one output in recovery asks
+    it (sacked, 3 x add, sacked, ack_to), then what one output in recovery asks
     (_pipe's unsacked_between, skip, next_sacked_start).
 
 "after" is the code in this tree; "before" loads rawtcp/core/buffers.py and congestion.py
@@ -84,11 +84,11 @@ def bench_scoreboard(congestion: ModuleType, budget: float) -> tuple[float, floa
         hole = rng.randrange(2, 2 * RANGES - 1, 2) * MSS  # a retransmitted hole SACKed
         rtx_next = rng.randrange(2, 2 * RANGES - 1) * MSS
         t0 = time.perf_counter()
-        before = sb.sacked_bytes()
+        before = sb.sacked
         sb.add(top, top + MSS)          # the latest arrival: new data at the top
         sb.add(hole, hole + MSS)
         sb.add(top - MSS, top)          # an older block repeated
-        _new = sb.sacked_bytes() > before
+        _new = sb.sacked > before
         sb.ack_to(una)
         t1 = time.perf_counter()
         hs = sb.highest

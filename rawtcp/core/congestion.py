@@ -230,9 +230,6 @@ class Scoreboard:
     def highest(self) -> int | None:
         return self._e[-1] if self._e else None
 
-    def sacked_bytes(self) -> int:
-        return self.sacked
-
     def skip(self, seq: int) -> int:
         """The first sequence number >= seq that is not SACKed."""
         i = bisect_right(self._s, seq) - 1

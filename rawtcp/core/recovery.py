@@ -146,7 +146,7 @@ class Recovery:
         if self.rack is not None:
             return False           # RACK decides what is lost (rack_detect)
         sb = self.scoreboard
-        lost = self.dupacks >= 3 or (self.sack and (len(sb) >= 3 or sb.sacked_bytes() > 2 * smss))
+        lost = self.dupacks >= 3 or (self.sack and (len(sb) >= 3 or sb.sacked > 2 * smss))
         if not (lost and cc.can_enter_recovery(una)):
             return False
         self.enter_recovery(una, snd_max, now)
@@ -247,7 +247,7 @@ class Recovery:
         rack = self.rack
         if rack is not None:
             out = max(snd_max, snd_nxt) - una
-            return max(0, out - sb.sacked_bytes() - rack.lost_out + rack.retrans_out)
+            return max(0, out - sb.sacked - rack.lost_out + rack.retrans_out)
         hs = sb.highest
         if hs is None or hs <= una:
             return max(0, snd_nxt - una)

@@ -453,10 +453,6 @@ class Stack:
         """The earliest deadline of any connection, or None."""
         return self.timer_queue.next_at()
 
-    def deadline_before(self, at: int) -> bool:
-        """Is any connection's deadline earlier than ``at``? (exact, cheap when not)"""
-        return self.timer_queue.earlier_than(at)
-
     def take_packets(self) -> list[Packet]:
         out, self._out = self._out, []
         return out

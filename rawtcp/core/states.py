@@ -123,10 +123,6 @@ class TransitionError(AssertionError):
 ALLOWED = frozenset(TRANSITIONS)
 
 
-def allowed(old: State, new: State) -> bool:
-    return (old, new) in ALLOWED
-
-
 def diagram() -> str:
     """The state diagram as a Markdown page with a Mermaid graph and the table."""
     lines = [
@@ -148,7 +144,7 @@ def diagram() -> str:
 
 
 __all__ = [
-    "State", "TRANSITIONS", "TransitionError", "allowed", "diagram", "SYNCHRONIZED",
+    "State", "TRANSITIONS", "TransitionError", "ALLOWED", "diagram", "SYNCHRONIZED",
     "FIN_STATES", "DATA_STATES", "OPENING", "SEND_OPEN", "PEER_FINISHED", "FIN_UNACKED",
     "KEEPALIVE_STATES",
 ]

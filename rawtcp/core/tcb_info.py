@@ -36,7 +36,7 @@ class TcbInfo:
         mss = self.smss or 1
         una = self.snd_una
         sb = rec.scoreboard
-        sacked = sb.sacked_bytes()
+        sacked = sb.sacked
         lost = 0
         rack = rec.rack
         if rack is not None:

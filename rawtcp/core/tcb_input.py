@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from .config import MS
 from .rtt import ts_rtt
 from .segment import ACK, CE, CWR, ECE, FIN, PSH, RST, SYN, URG, Options, Segment
-from .seq import HALF, MASK, MOD, lt, unwrap
+from .seq import MASK, lt, unwrap
 from .states import (
     CLOSE_WAIT,
     CLOSED,
@@ -185,12 +185,10 @@ class TcbInput:
         if self.state is SYN_RECEIVED and self.listener is None:
             seg = self._simultaneous_open_syn_ack(seg)
         rcv_nxt = self.rcv_nxt
-        d = (seg.seq - rcv_nxt) & MASK                  # unwrap(rcv_nxt, seg.seq)
-        sseq = rcv_nxt + d - MOD if d >= HALF else rcv_nxt + d
+        sseq = unwrap(rcv_nxt, seg.seq)
         ts = seg.options.timestamps
         if (ts is not None and self.ts_ok and self.ts_recent_set
-                and (ts[0] - self.ts_recent) & MASK >= HALF     # lt(TSval, TS.Recent)
-                and not self._check_paws(seg, now)):
+                and lt(ts[0], self.ts_recent) and not self._check_paws(seg, now)):
             return
         if sseq == rcv_nxt and self.rcv_adv > rcv_nxt:
             edge: bool | None = False    # at RCV.NXT, window open: acceptable (all 4 cases)

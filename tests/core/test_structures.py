@@ -214,7 +214,7 @@ def test_scoreboard_matches_reference(ops: list[tuple[str, int, int]],
         ref = _ref_ranges(sacked)
         assert sb.ranges == [(BASE + s, BASE + e) for s, e in ref]
         assert len(sb) == len(ref) and bool(sb) == bool(ref)
-        assert sb.sacked_bytes() == len(sacked)
+        assert sb.sacked == len(sacked)
         assert sb.highest == (BASE + ref[-1][1] if ref else None)
         for x, y in probes:
             lo, hi = min(x, y), max(x, y)
@@ -241,7 +241,7 @@ def test_scoreboard_six_thousand_ranges() -> None:
     sacked = set(range(1, 12000, 2))  # segment 2k lost, 2k+1 SACKed
     for k in sacked:
         sb.add(k * mss, (k + 1) * mss)
-    assert len(sb) == 6000 and sb.sacked_bytes() == 6000 * mss
+    assert len(sb) == 6000 and sb.sacked == 6000 * mss
     una, top = 0, 12000
     rng = random.Random(2)
     for step in range(300):
@@ -259,5 +259,5 @@ def test_scoreboard_six_thousand_ranges() -> None:
         assert sb.unsacked_between(una, rtx_next) == (rtx_next - una) - mss * sum(
             1 for k in range(una // mss, rtx_next // mss) if k in sacked)
     assert sb.ranges == [(s * mss, e * mss) for s, e in _ref_ranges(sacked)]
-    assert sb.sacked_bytes() == len(sacked) * mss
+    assert sb.sacked == len(sacked) * mss
     assert len(sb) == len([k for k in sacked if k - 1 not in sacked])

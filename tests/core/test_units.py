@@ -90,7 +90,7 @@ def test_scoreboard() -> None:
     assert sb.skip(120) == 250 and sb.skip(260) == 260
     assert sb.next_sacked_start(250) == 300
     assert sb.unsacked_between(0, 400) == 100 + 50
-    assert sb.sacked_bytes() == 250 and sb.highest == 400
+    assert sb.sacked == 250 and sb.highest == 400
     sb.ack_to(200)
     assert sb.ranges == [(200, 250), (300, 400)]
 
