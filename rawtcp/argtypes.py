@@ -1,4 +1,5 @@
-"""Numbers on a command line as a user writes them: plain ASCII decimal.
+"""Numbers as a user writes them (a command line, a fault rule, a --config value): plain
+ASCII decimal.
 
 int() and float() take more than a user means by a number: '1_000', blanks (' 5'),
 non-ASCII digits such as Arabic-Indic ones, and float() also '1e3', 'inf' and 'nan'. A
@@ -11,11 +12,29 @@ cli_support).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 _DIGITS = re.compile(r"[0-9]+")
 _SIGNED = re.compile(r"[-+]?[0-9]+")
 _FRACTION = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_MINUS = re.compile(r"-?[0-9]+")
+_MINUS_FRACTION = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def plain_int(text: str, negative: bool = False) -> int | None:
+    """``text`` as a whole number in plain ASCII decimal digits (a leading '-' when
+    ``negative``), or None: for parsers with their own error messages."""
+    return int(text) if (_MINUS if negative else _DIGITS).fullmatch(text) else None
+
+
+def plain_float(text: str, negative: bool = False) -> float | None:
+    """``text`` as a finite number in plain ASCII decimal digits with an optional fraction
+    (a leading '-' when ``negative``), or None (400 digits overflow to inf: None too)."""
+    if not (_MINUS_FRACTION if negative else _FRACTION).fullmatch(text):
+        return None
+    f = float(text)
+    return f if math.isfinite(f) else None
 
 
 def decimal(text: str, what: str, signed: bool = False) -> int:
@@ -37,4 +56,4 @@ def decimal_fraction(text: str, what: str) -> float:
     return float(text)
 
 
-__all__ = ["decimal", "decimal_fraction"]
+__all__ = ["decimal", "decimal_fraction", "plain_float", "plain_int"]

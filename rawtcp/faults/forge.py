@@ -12,10 +12,10 @@ Everything is documented in docs/faults.md.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
+from rawtcp.argtypes import plain_float, plain_int
 from rawtcp.core.segment import ACK, FIN, PSH, RST, SYN, Options, Packet, Segment, flags_str
 
 __all__ = ["CHANGE_KEYS", "Change", "Expr", "SEND_KINDS", "SEND_VARS", "SendSpec",
@@ -75,25 +75,17 @@ class Change:
         return f"{self.key}{self.op}{v:g}" if isinstance(v, float) else f"{self.key}{self.op}{v}"
 
 
-# Numbers in rule text are plain decimals in ASCII digits ("40", "0.5", "-3"): int() and
-# float() alone would also take "1e3", "1_000" and other scripts' digits
-_WHOLE = re.compile(r"[0-9]+")
-_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
-
-
 def decimal(text: str) -> float | None:
-    """The value of a plain decimal number (ASCII digits, a sign, a point), else None."""
-    if not _DECIMAL.fullmatch(text):
-        return None
-    f = float(text)
-    return f if math.isfinite(f) else None     # (400 digits: inf)
+    """A number in rule text: plain ASCII decimal ("40", "0.5", "-3"), else None (int() and
+    float() alone would also take "1e3", "1_000" and other scripts' digits)."""
+    return plain_float(text, negative=True)
 
 
 def _uint(key: str, text: str, lo: float, hi: float) -> int:
     rng = f"{int(lo)}..{int(hi)}"
-    if not _WHOLE.fullmatch(text):
+    v = plain_int(text)
+    if v is None:
         raise ValueError(f"{key} needs a whole number within {rng}, got {text!r}")
-    v = int(text)
     if not lo <= v <= hi:
         raise ValueError(f"{key} must be within {rng}, got {v}")
     return v

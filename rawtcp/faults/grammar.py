@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawtcp.argtypes import plain_int
 from rawtcp.core.segment import Flags, flags_str
 from rawtcp.core.states import State
 from rawtcp.faults.forge import Change, SendSpec, decimal, parse_changes, parse_send
@@ -444,9 +445,10 @@ def parse_rule(action: str, text: str) -> Rule:
 
 
 def _int(v: str) -> int:
-    if not re.fullmatch(r"-?[0-9]+", v):
+    n = plain_int(v, negative=True)
+    if n is None:
         raise ValueError(f"expected an integer (digits 0-9), got {v!r}")
-    return int(v)
+    return n
 
 
 def _float(v: str) -> float:
