@@ -75,12 +75,6 @@ class Change:
         return f"{self.key}{self.op}{v:g}" if isinstance(v, float) else f"{self.key}{self.op}{v}"
 
 
-def decimal(text: str) -> float | None:
-    """A number in rule text: plain ASCII decimal ("40", "0.5", "-3"), else None (int() and
-    float() alone would also take "1e3", "1_000" and other scripts' digits)."""
-    return plain_float(text, negative=True)
-
-
 def _uint(key: str, text: str, lo: float, hi: float) -> int:
     rng = f"{int(lo)}..{int(hi)}"
     v = plain_int(text)
@@ -130,7 +124,7 @@ def parse_changes(words: list[str]) -> tuple[Change, ...]:
                     int(parse_flags(value))         # ValueError names the bad letter
                 c = Change(key, op, value.upper() if value != "none" else "none")
             elif op == "*=":
-                f = decimal(value)
+                f = plain_float(value, negative=True)
                 if f is None:
                     raise ValueError(f"{w!r}: expected a number such as 0.5, got {value!r}")
                 if not WIN_FACTOR[0] <= f <= WIN_FACTOR[1]:
@@ -372,7 +366,7 @@ def parse_send(words: list[str]) -> SendSpec:
             lo, hi = SEND_RANGES["sport"]
             kw["sport_step"] = _uint("sport+", value, lo, hi)
         elif key == "every":
-            f = decimal(value)
+            f = plain_float(value, negative=True)
             if f is None:
                 raise ValueError(f"every needs milliseconds (a number such as 20 or 0.5), "
                                  f"got {value!r}")

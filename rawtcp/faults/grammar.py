@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawtcp.argtypes import plain_int
+from rawtcp.argtypes import plain_float, plain_int
 from rawtcp.core.segment import Flags, flags_str
 from rawtcp.core.states import State
-from rawtcp.faults.forge import Change, SendSpec, decimal, parse_changes, parse_send
+from rawtcp.faults.forge import Change, SendSpec, parse_changes, parse_send
 
 __all__ = ["ACTIONS", "DEFAULT_REORDER_MS", "KEYS", "RANGES", "STATES", "FlagMatch",
            "NumMatch", "Rule",
@@ -452,7 +452,7 @@ def _int(v: str) -> int:
 
 
 def _float(v: str) -> float:
-    f = decimal(v)
+    f = plain_float(v, negative=True)   # (not 1e3, 1_000, nan, other scripts' digits)
     if f is None:
         raise ValueError(f"expected a number such as 40 or 0.5, got {v!r}")
     return f
